@@ -1,0 +1,37 @@
+// Lint is part of `npm test`. The rules that matter here: no floating
+// promises (a forgotten await loses a journal write), and the one-way
+// dependency rule between folders (the agent never imports the hub).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'dist/**', '.cache/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+    },
+  },
+  {
+    files: ['src/agent/**', 'src/hub-link/**', 'src/store/**', 'src/protocol/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/hub/**', '../hub', '../../hub'], message: 'The agent side never imports the hub (ARCHITECTURE.md invariant 7).' }] }],
+    },
+  },
+  {
+    files: ['src/protocol/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/store/**', '**/agent/**', '**/hub-link/**', '**/hub/**'], message: 'protocol depends on nothing else in fleetlet.' }] }],
+    },
+  },
+  {
+    files: ['src/store/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/agent/**', '**/hub-link/**', '**/hub/**'], message: 'store depends only on protocol.' }] }],
+    },
+  },
+);

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Builds the real Kubernetes control plane used by fleetlet's tests (etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, kwok) and the
+# Toxiproxy fault-injecting proxy, from Go modules, with the machine's Go.
+#
+# Binaries are cached outside the repository, keyed by version, so a machine
+# builds them once: $FLEETLET_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/fleetlet).
+# A cold build takes many minutes on 2 cores; a warm run returns at once.
+set -euo pipefail
+
+KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
+TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.5.0}"
+
+CACHE="${FLEETLET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetlet}"
+export GOTOOLCHAIN=local
+export GOFLAGS="${GOFLAGS:-} -trimpath"
+
+log() { printf '[control-plane] %s\n' "$*" >&2; }
+
+# A build lands in a temporary directory and is renamed into place only when
+# complete, so an interrupted build never leaves a half-written cached binary.
+install_into() { # <dir> <fn building into $tmp>
+  local dir="$1"; shift
+  if [[ -d "$dir" ]]; then return 0; fi
+  local tmp; tmp="$(mktemp -d "$CACHE/.tmp.XXXXXX")"
+  if "$@" "$tmp"; then mv "$tmp" "$dir"; else rm -rf "$tmp"; return 1; fi
+}
+
+build_kube() {
+  local out="$1" work; work="$(mktemp -d)"
+  log "building kubernetes $KUBE_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler)"
+  # k8s.io/kubernetes replaces its staging modules with local paths, so it
+  # cannot be `go install`ed: a wrapper module pins each staging module to
+  # the matching published v0.Y.Z instead.
+  local staging_version="v0.${KUBE_VERSION#v1.}"
+  local gomod; gomod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+  (
+    cd "$work"
+    go mod init fleetlet.local/kube-wrapper >/dev/null 2>&1
+    go mod edit -require="k8s.io/kubernetes@$KUBE_VERSION"
+    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
+      go mod edit -replace="$m=$m@$staging_version"
+    done
+    cat > tools.go <<'GO'
+//go:build tools
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+    go mod tidy >/dev/null 2>&1 || go get "k8s.io/kubernetes@$KUBE_VERSION"
+    local pkg=k8s.io/component-base/version
+    local ld="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+      log "  go build $cmd"
+      go build -ldflags "$ld" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    done
+  )
+  rm -rf "$work"
+}
+
+build_etcd() {
+  local out="$1" work; work="$(mktemp -d)"
+  log "building etcd $ETCD_VERSION"
+  (
+    cd "$work"
+    go mod init fleetlet.local/etcd-wrapper >/dev/null 2>&1
+    cat > main.go <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1
+    go mod tidy >/dev/null 2>&1
+    go build -ldflags "-s -w" -o "$out/etcd" .
+  )
+  rm -rf "$work"
+}
+
+build_go_install() { # <module/cmd@version> <binary name> <out>
+  local out="$3"
+  log "go install $1"
+  GOBIN="$out" go install -ldflags "-s -w" "$1"
+  if [[ "$2" != "$(basename "${1%@*}")" ]]; then mv "$out/$(basename "${1%@*}")" "$out/$2"; fi
+}
+
+mkdir -p "$CACHE"
+install_into "$CACHE/etcd-$ETCD_VERSION" build_etcd
+install_into "$CACHE/kwok-$KWOK_VERSION" build_go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" kwok
+install_into "$CACHE/toxiproxy-$TOXIPROXY_VERSION" build_go_install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" toxiproxy-server
+install_into "$CACHE/kubernetes-$KUBE_VERSION" build_kube
+
+# The manifest tells the test harness where each binary is, so versions live
+# in one place (this script).
+cat > "$CACHE/control-plane.json" <<JSON
+{
+  "kubeVersion": "$KUBE_VERSION",
+  "etcdVersion": "$ETCD_VERSION",
+  "kwokVersion": "$KWOK_VERSION",
+  "toxiproxyVersion": "$TOXIPROXY_VERSION",
+  "etcd": "$CACHE/etcd-$ETCD_VERSION/etcd",
+  "kubeApiserver": "$CACHE/kubernetes-$KUBE_VERSION/kube-apiserver",
+  "kubeControllerManager": "$CACHE/kubernetes-$KUBE_VERSION/kube-controller-manager",
+  "kubeScheduler": "$CACHE/kubernetes-$KUBE_VERSION/kube-scheduler",
+  "kwok": "$CACHE/kwok-$KWOK_VERSION/kwok",
+  "toxiproxy": "$CACHE/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server"
+}
+JSON
+log "ready: $CACHE/control-plane.json"
