@@ -1,0 +1,105 @@
+// The agent's journal: one SQLite file holding everything the agent decided
+// and did. Opened once per process and passed to whoever needs it; each
+// table's access lives in a small repository class next to this file.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { AttemptRepo } from './attempt-repo.ts';
+import { compact, type CompactionPolicy, type CompactionResult } from './compaction.ts';
+import { JournalError } from './errors.ts';
+import { InstalledRepo } from './installed-repo.ts';
+import { migrate } from './migrations.ts';
+import { OutboxRepo } from './outbox-repo.ts';
+import { ReleaseRepo } from './release-repo.ts';
+
+/**
+ * How hard SQLite works to keep a commit across a power cut.
+ * - `full` (default): fsync on every commit. The journal's promise is that a
+ *   state is on disk before the action it names starts; edge clusters lose
+ *   power, and in WAL mode `normal` may lose the last commits on power loss
+ *   (they survive a process crash, not an OS crash). An upgrade step takes
+ *   seconds, so the fsync cost (bench/journal.ts) is noise beside it.
+ * - `normal`: for tests and benchmarks on throw-away files only.
+ */
+export type Durability = 'full' | 'normal';
+
+export interface JournalOptions {
+  durability?: Durability;
+  now?: () => Date;
+}
+
+export class Journal {
+  readonly db: Database.Database;
+  readonly path: string;
+  readonly releases: ReleaseRepo;
+  readonly attempts: AttemptRepo;
+  readonly installed: InstalledRepo;
+  readonly outbox: OutboxRepo;
+  readonly now: () => Date;
+
+  private constructor(db: Database.Database, path: string, now: () => Date) {
+    this.db = db;
+    this.path = path;
+    this.now = now;
+    const iso = () => now().toISOString();
+    this.releases = new ReleaseRepo(db, iso);
+    this.attempts = new AttemptRepo(db, iso);
+    this.installed = new InstalledRepo(db, iso);
+    this.outbox = new OutboxRepo(db, iso);
+  }
+
+  static open(path: string, opts: JournalOptions = {}): Journal {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    let db: Database.Database;
+    try {
+      db = new Database(path);
+    } catch (err) {
+      throw new JournalError('JournalUnreadable', `cannot open journal ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      // auto_vacuum must be chosen before the first table exists; INCREMENTAL
+      // lets compaction give pages back to the filesystem a few at a time.
+      db.pragma('auto_vacuum = INCREMENTAL');
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      const check = db.pragma('quick_check', { simple: true });
+      if (check !== 'ok') throw new JournalError('JournalCorrupt', `journal ${path} failed its integrity check: ${String(check)}`);
+      migrate(db);
+    } catch (err) {
+      db.close();
+      if (err instanceof JournalError) throw err;
+      throw new JournalError('JournalUnusable', `journal ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    return new Journal(db, path, opts.now ?? (() => new Date()));
+  }
+
+  /** Runs fn atomically: a transition and the report about it commit together or not at all. */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  sizeBytes(): number {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const size = this.db.pragma('page_size', { simple: true }) as number;
+    return pages * size;
+  }
+
+  compact(policy: CompactionPolicy): CompactionResult {
+    return compact(this, policy);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
