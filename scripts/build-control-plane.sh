@@ -25,7 +25,7 @@ install_into() { # <dir> <fn building into $tmp>
   local dir="$1"; shift
   if [[ -d "$dir" ]]; then return 0; fi
   local tmp; tmp="$(mktemp -d "$CACHE/.tmp.XXXXXX")"
-  if "$@" "$tmp"; then mv "$tmp" "$dir"; else rm -rf "$tmp"; return 1; fi
+  if "$@" "$tmp"; then chmod 755 "$tmp"; mv "$tmp" "$dir"; else rm -rf "$tmp"; return 1; fi
 }
 
 build_kube() {

@@ -59,6 +59,8 @@ export interface Snapshot {
   stage: number;
   /** Version before the attempt, null when the component was not installed. */
   version: string | null;
+  /** Manifest digest installed before the attempt, restored with the version. */
+  digest: string | null;
   /** Live objects before the attempt changed them (last known good). */
   objects: KubeObject[];
   /** Objects the new version creates that did not exist: pruned on rollback. */
@@ -216,10 +218,10 @@ export class AttemptRepo {
   saveSnapshotOnce(s: Omit<Snapshot, 'takenAt'>): Snapshot {
     this.db
       .prepare(
-        `INSERT INTO snapshots (attempt_id, component, stage, version, objects_json, created_json, owned_json, taken_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (attempt_id, component) DO NOTHING`,
+        `INSERT INTO snapshots (attempt_id, component, stage, version, digest, objects_json, created_json, owned_json, taken_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (attempt_id, component) DO NOTHING`,
       )
-      .run(s.attemptId, s.component, s.stage, s.version, JSON.stringify(s.objects), JSON.stringify(s.created), JSON.stringify(s.owned), this.now());
+      .run(s.attemptId, s.component, s.stage, s.version, s.digest, JSON.stringify(s.objects), JSON.stringify(s.created), JSON.stringify(s.owned), this.now());
     return this.snapshots(s.attemptId).find((x) => x.component === s.component)!;
   }
 
@@ -229,6 +231,7 @@ export class AttemptRepo {
       component: string;
       stage: number;
       version: string | null;
+      digest: string | null;
       objects_json: string;
       created_json: string;
       owned_json: string;
@@ -239,6 +242,7 @@ export class AttemptRepo {
       component: r.component,
       stage: r.stage,
       version: r.version,
+      digest: r.digest,
       objects: JSON.parse(r.objects_json) as KubeObject[],
       created: JSON.parse(r.created_json) as ObjectRef[],
       owned: JSON.parse(r.owned_json) as ObjectRef[],

@@ -59,6 +59,7 @@ export const migrations: readonly string[] = [
     component    TEXT NOT NULL,
     stage        INTEGER NOT NULL,
     version      TEXT,
+    digest       TEXT,
     objects_json TEXT NOT NULL,
     created_json TEXT NOT NULL,
     owned_json   TEXT NOT NULL,

@@ -1,0 +1,133 @@
+// The agent: takes signed releases in, decides whether to accept them, and
+// keeps the cluster moving towards the newest accepted one, one attempt at a
+// time. Level-triggered: every turn of the loop compares what the journal
+// says is desired with what the last attempt reached, so a restart, a missed
+// wake-up or a duplicate release all converge the same way.
+import { randomUUID, type KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { ReleaseRefusedReport } from '../protocol/reports.ts';
+import type { Release, SignedEnvelope } from '../protocol/release.ts';
+import { ReleaseRefused, verifyRelease } from '../protocol/signing.ts';
+import type { AttemptRecord } from '../store/attempt-repo.ts';
+import type { Journal } from '../store/journal.ts';
+import { admitRelease, ReleaseRejected, type AdmissionPolicy } from './admission.ts';
+import { Engine, type EngineDeps } from './engine.ts';
+import type { ClusterClient } from './kube/cluster-client.ts';
+import { planRelease } from './planner.ts';
+import { Wake } from './wake.ts';
+
+export interface AgentDeps extends Omit<EngineDeps, 'sleep'> {
+  journal: Journal;
+  cluster: ClusterClient;
+  logger: Logger;
+  now: () => Date;
+  releaseKeys: readonly KeyObject[];
+  admission: AdmissionPolicy;
+  /** How long the loop idles when there is nothing to do (a wake cuts it short). */
+  idleMs?: number;
+}
+
+export type OfferResult = { accepted: true; revision: number } | { accepted: false; reason: string; message: string };
+
+export class Agent {
+  readonly engine: Engine;
+  private readonly d: AgentDeps;
+  private readonly wake = new Wake();
+
+  constructor(deps: AgentDeps) {
+    this.d = deps;
+    this.engine = new Engine({ ...deps, sleep: (ms, signal) => this.wake.wait(ms, signal) });
+  }
+
+  /** A release from anywhere (hub, file): verified here, because nothing runs unless signed. */
+  async offer(envelope: unknown): Promise<OfferResult> {
+    let release: Release;
+    try {
+      release = verifyRelease(envelope, this.d.releaseKeys, { now: this.d.now, lastRevision: this.d.journal.releases.lastAcceptedRevision() });
+    } catch (err) {
+      if (err instanceof ReleaseRefused) return this.refuse(err.reason, err.message, err.revision ?? null, envelope);
+      throw err;
+    }
+    return this.admit(release, envelope as SignedEnvelope);
+  }
+
+  /** A release the hub link already verified; admission still applies. */
+  async admit(release: Release, envelope: SignedEnvelope): Promise<OfferResult> {
+    const { journal } = this.d;
+    if (release.revision <= journal.releases.lastAcceptedRevision()) {
+      return this.refuse('Replayed', `revision ${release.revision} is not newer than the accepted revision ${journal.releases.lastAcceptedRevision()}`, release.revision, envelope);
+    }
+    try {
+      await admitRelease(release, { cluster: this.d.cluster, installed: journal.installed.all(), policy: this.d.admission });
+    } catch (err) {
+      if (err instanceof ReleaseRejected) return this.refuse(err.reason, err.message, release.revision, envelope);
+      throw err;
+    }
+    journal.releases.accept(release, envelope);
+    this.d.logger.info({ revision: release.revision, release: release.name, version: release.version }, 'release accepted');
+    this.wake.notify();
+    return { accepted: true, revision: release.revision };
+  }
+
+  private refuse(reason: string, message: string, revision: number | null, envelope: unknown): OfferResult {
+    const { journal } = this.d;
+    const body: ReleaseRefusedReport = { reason: reason as ReleaseRefusedReport['reason'], message, at: this.d.now().toISOString(), ...(revision ? { revision } : {}) };
+    journal.transaction(() => {
+      journal.releases.refuse({ revision, reason, message, envelope: isEnvelope(envelope) ? envelope : undefined });
+      journal.outbox.enqueue('release-refused', body);
+    });
+    this.d.logger.warn({ reason, revision }, `release refused: ${message}`);
+    return { accepted: false, reason, message };
+  }
+
+  /** Runs until the signal aborts: resumes an unfinished attempt, then follows the desired release. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { journal } = this.d;
+    const unfinished = journal.attempts.current();
+    if (unfinished) {
+      this.d.logger.info({ attemptId: unfinished.id, phase: unfinished.phase, stage: unfinished.stage }, 'resuming unfinished attempt');
+      this.engine.resume(unfinished.id);
+    }
+    while (!signal.aborted) {
+      const attempt = journal.attempts.current() ?? this.nextAttempt();
+      if (!attempt) {
+        await this.wake.wait(this.d.idleMs ?? 30_000, signal);
+        continue;
+      }
+      try {
+        await this.engine.drive(attempt.id, signal);
+      } catch (err) {
+        if (signal.aborted) break;
+        this.d.logger.error({ err, attemptId: attempt.id }, 'attempt loop failed; retrying');
+        await this.wake.wait(5_000, signal);
+      }
+    }
+  }
+
+  /** Starts an attempt when the desired release is newer than what the last attempt tried. */
+  private nextAttempt(): AttemptRecord | undefined {
+    const { journal } = this.d;
+    const desired = journal.releases.latestAccepted();
+    if (!desired) return undefined;
+    const last = journal.attempts.latest();
+    if (last && last.revision >= desired.revision) return undefined;
+    const plan = planRelease(desired.release, journal.installed.all());
+    return journal.attempts.create({
+      id: randomUUID(),
+      releaseId: desired.id,
+      revision: desired.revision,
+      releaseName: desired.release.name,
+      releaseVersion: desired.release.version,
+      plan,
+    });
+  }
+
+  /** Component versions as installed, for the hello inventory and `fleetlet status`. */
+  inventory(): { name: string; version: string }[] {
+    return this.d.journal.installed.all().map((c) => ({ name: c.component, version: c.version }));
+  }
+}
+
+function isEnvelope(e: unknown): e is SignedEnvelope {
+  return typeof e === 'object' && e !== null && typeof (e as SignedEnvelope).payload === 'string' && typeof (e as SignedEnvelope).signature === 'string';
+}

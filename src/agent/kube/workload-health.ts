@@ -1,0 +1,96 @@
+// Whether a workload has rolled out, read from the status its controller
+// wrote: the same rules `kubectl rollout status` uses, plus the failure
+// conditions Kubernetes reports, so a failure names the workload and why.
+import type { KubeObject, WorkloadRef } from '../../protocol/release.ts';
+
+export type HealthState = 'Healthy' | 'Progressing' | 'Failed';
+
+export interface WorkloadHealth {
+  ref: WorkloadRef;
+  state: HealthState;
+  /** CamelCase, e.g. ProgressDeadlineExceeded, NotFound, Rolling. */
+  reason: string;
+  message: string;
+}
+
+interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+
+type Obj = KubeObject & {
+  metadata: KubeObject['metadata'] & { generation?: number };
+  spec?: { replicas?: number; updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } } };
+  status?: Record<string, unknown> & { conditions?: Condition[]; observedGeneration?: number };
+};
+
+const n = (v: unknown): number => (typeof v === 'number' ? v : 0);
+const name = (ref: WorkloadRef) => `${ref.kind} ${ref.namespace}/${ref.name}`;
+
+export function evaluateWorkload(ref: WorkloadRef, live: KubeObject | undefined): WorkloadHealth {
+  const h = (state: HealthState, reason: string, message: string): WorkloadHealth => ({ ref, state, reason, message: `${name(ref)}: ${message}` });
+  if (!live) return h('Progressing', 'NotFound', 'does not exist yet');
+  const obj = live as Obj;
+  const status = obj.status ?? {};
+  const generation = obj.metadata.generation ?? 0;
+  if (n(status.observedGeneration) < generation) return h('Progressing', 'GenerationNotObserved', `controller has not observed generation ${generation} yet`);
+
+  switch (ref.kind) {
+    case 'Deployment': {
+      const progressing = status.conditions?.find((c) => c.type === 'Progressing');
+      if (progressing?.reason === 'ProgressDeadlineExceeded') {
+        return h('Failed', 'ProgressDeadlineExceeded', `Progressing=${progressing.status} ProgressDeadlineExceeded: ${progressing.message ?? ''}`.trim());
+      }
+      const desired = obj.spec?.replicas ?? 1;
+      const updated = n(status.updatedReplicas);
+      const total = n(status.replicas);
+      const available = n(status.availableReplicas);
+      if (updated < desired) return h('Progressing', 'Rolling', `${updated} of ${desired} replicas updated`);
+      if (total > updated) return h('Progressing', 'Rolling', `${total - updated} old replicas pending termination`);
+      if (available < updated) return h('Progressing', 'Rolling', `${available} of ${updated} updated replicas available`);
+      return h('Healthy', 'RolledOut', `${available}/${desired} replicas updated and available`);
+    }
+    case 'DaemonSet': {
+      const desired = n(status.desiredNumberScheduled);
+      const updated = n(status.updatedNumberScheduled);
+      const available = n(status.numberAvailable);
+      if (updated < desired) return h('Progressing', 'Rolling', `${updated} of ${desired} scheduled pods updated`);
+      if (available < desired) return h('Progressing', 'Rolling', `${available} of ${desired} pods available`);
+      return h('Healthy', 'RolledOut', `${available}/${desired} pods updated and available`);
+    }
+    case 'StatefulSet': {
+      const desired = obj.spec?.replicas ?? 1;
+      const ready = n(status.readyReplicas);
+      const partition = obj.spec?.updateStrategy?.rollingUpdate?.partition ?? 0;
+      if (obj.spec?.updateStrategy?.type !== 'OnDelete') {
+        const updated = n(status.updatedReplicas);
+        if (updated < desired - partition) return h('Progressing', 'Rolling', `${updated} of ${desired - partition} replicas updated`);
+        if (partition === 0 && status.updateRevision !== status.currentRevision) return h('Progressing', 'Rolling', `revision ${String(status.updateRevision)} not reached by all replicas`);
+      }
+      if (ready < desired) return h('Progressing', 'Rolling', `${ready} of ${desired} replicas ready`);
+      return h('Healthy', 'RolledOut', `${ready}/${desired} replicas on revision ${String(status.updateRevision)}`);
+    }
+  }
+}
+
+/** Workloads whose health a component's stage depends on: declared, or every workload in its manifests. */
+export function workloadsOf(manifests: KubeObject[], declared: WorkloadRef[] | undefined): WorkloadRef[] {
+  if (declared && declared.length > 0) return declared;
+  return manifests
+    .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet' || m.kind === 'StatefulSet')
+    .map((m) => ({ kind: m.kind as WorkloadRef['kind'], name: m.metadata.name, namespace: m.metadata.namespace ?? 'default' }));
+}
+
+/** A short reason for why pods are not ready, to make a failure message actionable. */
+export function podProblems(pods: KubeObject[]): string[] {
+  const out = new Set<string>();
+  for (const p of pods as (KubeObject & { status?: { containerStatuses?: { name: string; state?: { waiting?: { reason?: string } }; ready?: boolean }[] } })[]) {
+    for (const cs of p.status?.containerStatuses ?? []) {
+      if (cs.state?.waiting?.reason) out.add(`container ${cs.name} ${cs.state.waiting.reason}`);
+      else if (cs.ready === false) out.add(`container ${cs.name} not ready`);
+    }
+  }
+  return [...out];
+}
