@@ -1,0 +1,126 @@
+// The agent process is SIGKILLed right after each journal transition of an
+// upgrade and of a rollback (a failpoint in the CLI, like etcd's gofail), and
+// at arbitrary instants; restarted each time, every run must end Succeeded or
+// RolledBack with the cluster consistent and the journal complete.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { assertTransition } from '../../src/agent/lifecycle.ts';
+import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
+import type { SignedEnvelope } from '../../src/protocol/release.ts';
+import { Journal } from '../../src/store/journal.ts';
+import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
+import { kubeConfig, testNamespace } from '../support/cluster.ts';
+import { addonsRelease, testSigner, type TestSigner } from '../support/releases.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+function runAgent(dir: string, releaseFile: string, env: Record<string, string> = {}, killAfterMs?: number): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(
+      process.execPath,
+      [
+        join(root, 'bin/fleetlet.ts'),
+        'agent',
+        '--cluster-id=crash-test',
+        `--journal=${join(dir, 'journal.db')}`,
+        `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
+        `--release-key=${join(dir, 'release.pub.pem')}`,
+        `--release-file=${releaseFile}`,
+        '--poll-ms=200',
+        '--exit-when-done',
+      ],
+      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr });
+    });
+  });
+}
+
+async function scenario(signer: TestSigner, failing: boolean, kill: { afterTransition?: number; afterMs?: number }) {
+  const ns = await testNamespace(failing ? 'crb' : 'cru');
+  const dir = mkdtempSync(join(tmpdir(), 'fleetlet-crash-'));
+  writeFileSync(join(dir, 'release.pub.pem'), exportPublicKeyPem(signer.publicKey));
+  const write = (name: string, env: SignedEnvelope) => {
+    writeFileSync(join(dir, name), JSON.stringify(env));
+    return join(dir, name);
+  };
+  try {
+    const v1 = write('v1.json', signer.sign(addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0', dnsLegacyConfig: true })));
+    const install = await runAgent(dir, v1);
+    assert.equal(install.code, 0, `install failed: ${install.stderr}`);
+
+    const v2 = write('v2.json', signer.sign(addonsRelease(ns.name, 2, { dns: '2.0.0', proxy: '2.0.0', metrics: '2.0.0', ...(failing ? { metricsApiSuffix: '-unready' } : {}) })));
+    const crashed = await runAgent(dir, v2, kill.afterTransition ? { FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION: String(kill.afterTransition) } : {}, kill.afterMs);
+    const wasKilled = crashed.signal === 'SIGKILL';
+    if (!wasKilled) assert.equal(crashed.code, 0, crashed.stderr);
+    const resumed = await runAgent(dir, v2);
+    assert.equal(resumed.code, 0, `resumed agent failed: ${resumed.stderr}`);
+
+    const journal = Journal.open(join(dir, 'journal.db'));
+    try {
+      const attempt = journal.attempts.latest()!;
+      assert.equal(attempt.revision, 2);
+      assert.equal(attempt.phase, failing ? 'RolledBack' : 'Succeeded', `${attempt.reason}: ${attempt.message}`);
+      // Journal complete: a legal path from Pending to the end, reported once per transition.
+      const transitions = journal.attempts.transitions(attempt.id);
+      assert.equal(transitions[0]!.phase, 'Pending');
+      for (let i = 1; i < transitions.length; i++) assertTransition(transitions[i - 1]!.phase, transitions[i]!.phase);
+      const reported = journal.outbox.pending(0, 10_000).filter((r) => r.kind === 'attempt-transition' && (r.body as { attemptId: string }).attemptId === attempt.id);
+      assert.equal(reported.length, transitions.length - 1, 'every transition after Pending has exactly one report');
+      // Cluster consistent with the outcome.
+      const cluster = new KubeClusterClient(kubeConfig());
+      const want = failing ? '1.0.0' : '2.0.0';
+      for (const [kind, name, img] of [
+        ['Deployment', 'dns', `registry.example/dns:${want}`],
+        ['DaemonSet', 'proxy', `registry.example/proxy:${want}`],
+        ['StatefulSet', 'metrics-store', `registry.example/metrics-store:${want}`],
+        ['Deployment', 'metrics-api', `registry.example/metrics-api:${want}`],
+      ] as const) {
+        const o = (await cluster.read({ apiVersion: 'apps/v1', kind, name, namespace: ns.name })) as unknown as { spec: { template: { spec: { containers: { image: string }[] } } } };
+        assert.equal(o.spec.template.spec.containers[0]!.image, img, `${kind} ${name}`);
+      }
+      const legacy = await cluster.read({ apiVersion: 'v1', kind: 'ConfigMap', name: 'dns-legacy', namespace: ns.name });
+      assert.equal(Boolean(legacy), failing, failing ? 'pruned object restored by rollback' : 'dropped object pruned');
+      for (const c of journal.installed.all()) assert.equal(c.version, want, `journal records ${c.component} on ${want}`);
+      return { wasKilled, transitions: transitions.length };
+    } finally {
+      journal.close();
+    }
+  } finally {
+    await ns.dispose();
+  }
+}
+
+const signer = testSigner();
+
+for (const failing of [false, true]) {
+  const kind = failing ? 'rollback' : 'upgrade';
+  test(`${kind}: killed after every journal transition, the restarted agent finishes consistently`, async () => {
+    let killedRuns = 0;
+    // Transitions of a two-stage attempt: 6 for an upgrade, 7 with a rollback; one more proves the count.
+    const n = failing ? 8 : 7;
+    const results = await Promise.all(Array.from({ length: n }, (_, i) => scenario(signer, failing, { afterTransition: i + 1 })));
+    for (const r of results) if (r.wasKilled) killedRuns++;
+    assert.equal(killedRuns, n - 1, 'the agent died at every transition but the one after the last');
+  });
+}
+
+test('upgrade: killed at arbitrary instants, the restarted agent finishes consistently', async () => {
+  const results = await Promise.all([400, 900, 1500, 2200].map((ms) => scenario(signer, false, { afterMs: ms })));
+  assert.ok(results.some((r) => r.wasKilled), 'at least one run was killed mid-way');
+});
