@@ -91,7 +91,7 @@ test('a snapshot is saved once: a resumed attempt cannot overwrite the last know
   const j = Journal.open(tmp());
   const r = j.releases.accept(release(1), envelope);
   j.attempts.create({ id: 'a1', releaseId: r.id, revision: 1, releaseName: 'addons', releaseVersion: '1.1.0', plan });
-  const first = { attemptId: 'a1', component: 'dns', stage: 0, version: '1.0', objects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'old' } }], created: [], owned: [] };
+  const first = { attemptId: 'a1', component: 'dns', stage: 0, version: '1.0', digest: 'd0', objects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'old' } }], created: [], owned: [] };
   j.attempts.saveSnapshotOnce(first);
   const again = j.attempts.saveSnapshotOnce({ ...first, version: '1.1', objects: [] });
   assert.equal(again.version, '1.0');

@@ -1,0 +1,279 @@
+// The wire protocol between an agent and a hub: one WebSocket per agent,
+// one JSON message per frame.
+//
+// Versioning. Every message carries `protocolVersion`, the sender's
+// PROTOCOL_VERSION. A receiver accepts any version from
+// MIN_PEER_PROTOCOL_VERSION to MAX_PEER_PROTOCOL_VERSION (its own ±1), so an
+// agent and a hub one version apart keep talking during a rolling upgrade of
+// either side. That works because of three rules for changing this file:
+//   1. Objects are parsed non-strictly: fields a receiver does not know are
+//      dropped, so version N+1 may add optional fields freely.
+//   2. Version N+1 keeps every field version N requires, with the same
+//      meaning; removing or redefining one takes two version bumps.
+//   3. A new message type is optional to understand: an older receiver
+//      answers `error {code: UnknownType}` and carries on, so a sender must
+//      not depend on a new type being understood by a peer one version back.
+import { z } from 'zod';
+import { inventory } from './inventory.ts';
+
+export const PROTOCOL_VERSION = 1;
+export const MIN_PEER_PROTOCOL_VERSION = Math.max(1, PROTOCOL_VERSION - 1);
+export const MAX_PEER_PROTOCOL_VERSION = PROTOCOL_VERSION + 1;
+
+/** Largest frame either side accepts (after permessage-deflate inflation): a release envelope may be 8 MiB of payload, escaped. */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** Largest number of reports in one `reports` message. */
+export const MAX_REPORTS_PER_BATCH = 1000;
+
+/** The path on the hub where agents open their WebSocket. */
+export const AGENT_PATH = '/api/v1/agent';
+/** Header naming the cluster an agent's credential is presented for. */
+export const CLUSTER_ID_HEADER = 'x-fleetlet-cluster-id';
+
+/** A DNS subdomain (RFC 1123), as a Kubernetes cluster UID or name fits it. */
+export const clusterId = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lowercase DNS subdomain (a-z, 0-9, "-", ".")');
+
+const version = z.number().int();
+const seq = z.number().int().positive();
+const datetime = z.iso.datetime();
+
+// ---- agent → hub ----
+
+export const helloMessage = z.object({
+  type: z.literal('hello'),
+  protocolVersion: version,
+  clusterId,
+  agentVersion: z.string().min(1).max(128),
+  inventory,
+  /** Revision of the newest release the agent accepted; 0 when none. */
+  lastRevision: z.number().int().nonnegative(),
+  outbox: z.object({ firstSeq: seq.nullable(), lastSeq: z.number().int().nonnegative() }),
+});
+
+export const reportEntry = z.object({
+  seq,
+  kind: z.string().min(1).max(64),
+  body: z.unknown(),
+  /** Not checked as a datetime: one odd timestamp must not block the outbox behind it. */
+  createdAt: z.string().max(64),
+});
+export type ReportEntry = z.infer<typeof reportEntry>;
+
+export const reportsMessage = z
+  .object({
+    type: z.literal('reports'),
+    protocolVersion: version,
+    /**
+     * The seq of the report that precedes the first one in this batch in the
+     * agent's outbox (the hub's acknowledged seq for the first batch after a
+     * welcome). The hub chains reports through it, so it acknowledges only
+     * what it holds without a hole, whatever numbers the journal skipped.
+     */
+    afterSeq: z.number().int().nonnegative(),
+    reports: z.array(reportEntry).min(1).max(MAX_REPORTS_PER_BATCH),
+  })
+  .superRefine((m, ctx) => {
+    let prev = m.afterSeq;
+    m.reports.forEach((r, i) => {
+      if (r.seq <= prev) ctx.addIssue({ code: 'custom', path: ['reports', i, 'seq'], message: `must be greater than ${prev} (reports ascend after afterSeq)` });
+      prev = r.seq;
+    });
+  });
+
+export const heartbeatMessage = z.object({
+  type: z.literal('heartbeat'),
+  protocolVersion: version,
+  sentAt: datetime.optional(),
+});
+
+export const registerMessage = z.object({
+  type: z.literal('register'),
+  protocolVersion: version,
+  bootstrapToken: z.string().min(1).max(512),
+  clusterId,
+  agentVersion: z.string().min(1).max(128),
+  inventory: inventory.optional(),
+  labels: z.record(z.string().max(317), z.string().max(63)).optional(),
+});
+
+// ---- hub → agent ----
+
+export const welcomeMessage = z.object({
+  type: z.literal('welcome'),
+  protocolVersion: version,
+  /** Every report up to this seq is stored on the hub: the agent drops them and sends what follows. */
+  ackedSeq: z.number().int().nonnegative(),
+  /** How often the hub expects a heartbeat. */
+  heartbeatMs: z.number().int().positive(),
+  /** How long after the last heartbeat the hub marks the cluster Unknown. */
+  leaseDurationMs: z.number().int().positive(),
+});
+
+export const releaseMessage = z.object({
+  type: z.literal('release'),
+  protocolVersion: version,
+  /**
+   * A SignedEnvelope, checked by verifyRelease rather than here: a release
+   * with a missing or broken signature must reach the verifier, so the agent
+   * refuses it by name and reports the refusal instead of dropping a frame.
+   */
+  envelope: z.unknown(),
+});
+
+export const ackMessage = z.object({
+  type: z.literal('ack'),
+  protocolVersion: version,
+  uptoSeq: z.number().int().nonnegative(),
+});
+
+export const registrationStatus = z.enum(['pending', 'accepted', 'rejected']);
+export type RegistrationStatus = z.infer<typeof registrationStatus>;
+
+export const registrationMessage = z
+  .object({
+    type: z.literal('registration'),
+    protocolVersion: version,
+    status: registrationStatus,
+    /** Present only with status accepted: the per-cluster bearer credential. */
+    credential: z.string().min(32).max(512).optional(),
+    reason: z.string().max(1024).optional(),
+  })
+  .refine((m) => (m.status === 'accepted') === (m.credential !== undefined), { message: 'credential is present exactly when status is accepted', path: ['credential'] });
+
+export const deregisterMessage = z.object({
+  type: z.literal('deregister'),
+  protocolVersion: version,
+  reason: z.string().max(1024).optional(),
+});
+
+export const errorMessage = z.object({
+  type: z.literal('error'),
+  protocolVersion: version,
+  code: z.string().min(1).max(64),
+  message: z.string().max(4096),
+});
+
+export const agentMessageSchemas = {
+  hello: helloMessage,
+  reports: reportsMessage,
+  heartbeat: heartbeatMessage,
+  register: registerMessage,
+} as const;
+
+export const hubMessageSchemas = {
+  welcome: welcomeMessage,
+  release: releaseMessage,
+  ack: ackMessage,
+  registration: registrationMessage,
+  deregister: deregisterMessage,
+  error: errorMessage,
+} as const;
+
+const messageSchemas = { ...agentMessageSchemas, ...hubMessageSchemas } as const;
+
+type Schemas = typeof messageSchemas;
+export type MessageType = keyof Schemas;
+export type Message = { [K in MessageType]: z.infer<Schemas[K]> }[MessageType];
+export type AgentMessage = { [K in keyof typeof agentMessageSchemas]: z.infer<Schemas[K]> }[keyof typeof agentMessageSchemas];
+export type HubMessage = { [K in keyof typeof hubMessageSchemas]: z.infer<Schemas[K]> }[keyof typeof hubMessageSchemas];
+export type MessageOf<K extends MessageType> = z.infer<Schemas[K]>;
+export type HelloMessage = MessageOf<'hello'>;
+export type ReportsMessage = MessageOf<'reports'>;
+export type WelcomeMessage = MessageOf<'welcome'>;
+
+/** A message to send: the sender stamps protocolVersion (see encodeMessage). */
+export type Outgoing<M> = M extends unknown ? Omit<M, 'protocolVersion'> : never;
+
+export const protocolErrorReason = z.enum(['FrameTooLarge', 'NotJson', 'UnknownType', 'UnsupportedVersion', 'InvalidMessage', 'UnexpectedMessage']);
+export type ProtocolErrorReason = z.infer<typeof protocolErrorReason>;
+
+/** What is wrong with a frame; the receiver answers it as an `error` message with code = reason. */
+export class ProtocolError extends Error {
+  override readonly name = 'ProtocolError';
+  readonly reason: ProtocolErrorReason;
+  /** Dotted path of the offending field, when one field is to blame. */
+  readonly path: string | undefined;
+  constructor(reason: ProtocolErrorReason, message: string, path?: string) {
+    super(message);
+    this.reason = reason;
+    this.path = path;
+  }
+}
+
+export type ParseResult<M> = { ok: true; message: M } | { ok: false; error: ProtocolError };
+
+export type Direction = 'from-agent' | 'from-hub';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses one frame. Never throws: every way a frame can be wrong comes back
+ * as a ProtocolError, so a hostile peer cannot crash the receiver.
+ * `direction` restricts the accepted types to what that side may send.
+ */
+export function parseMessage(raw: Buffer | string, direction: 'from-agent'): ParseResult<AgentMessage>;
+export function parseMessage(raw: Buffer | string, direction: 'from-hub'): ParseResult<HubMessage>;
+export function parseMessage(raw: Buffer | string, direction?: Direction): ParseResult<Message>;
+export function parseMessage(raw: Buffer | string, direction?: Direction): ParseResult<Message> {
+  const fail = (reason: ProtocolErrorReason, message: string, path?: string): ParseResult<Message> => ({ ok: false, error: new ProtocolError(reason, message, path) });
+
+  const size = typeof raw === 'string' ? Buffer.byteLength(raw, 'utf8') : raw.length;
+  if (size > MAX_FRAME_BYTES) return fail('FrameTooLarge', `frame is ${size} bytes; the limit is ${MAX_FRAME_BYTES}`);
+
+  let text: string;
+  try {
+    text = typeof raw === 'string' ? raw : utf8.decode(raw);
+  } catch {
+    return fail('NotJson', 'frame is not valid UTF-8 text');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return fail('NotJson', `frame is not JSON: ${(err as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('InvalidMessage', 'a message must be a JSON object', '');
+
+  const { type, protocolVersion } = json as { type?: unknown; protocolVersion?: unknown };
+  if (typeof type !== 'string') return fail('InvalidMessage', 'missing "type" (a string naming the message)', 'type');
+  if (typeof protocolVersion !== 'number' || !Number.isInteger(protocolVersion)) {
+    return fail('InvalidMessage', 'missing "protocolVersion" (an integer)', 'protocolVersion');
+  }
+  if (protocolVersion < MIN_PEER_PROTOCOL_VERSION || protocolVersion > MAX_PEER_PROTOCOL_VERSION) {
+    return fail(
+      'UnsupportedVersion',
+      `protocol version ${protocolVersion} is not supported; this side speaks ${PROTOCOL_VERSION} and accepts ${MIN_PEER_PROTOCOL_VERSION}..${MAX_PEER_PROTOCOL_VERSION}: upgrade the older side`,
+      'protocolVersion',
+    );
+  }
+  if (!Object.hasOwn(messageSchemas, type)) return fail('UnknownType', `unknown message type "${type.slice(0, 64)}"`, 'type');
+  const allowed = direction === 'from-agent' ? agentMessageSchemas : direction === 'from-hub' ? hubMessageSchemas : messageSchemas;
+  if (!Object.hasOwn(allowed, type)) {
+    return fail('UnexpectedMessage', `"${type}" is not a message the ${direction === 'from-agent' ? 'agent' : 'hub'} sends`, 'type');
+  }
+
+  const schema = messageSchemas[type as MessageType];
+  const result = schema.safeParse(json);
+  if (!result.success) {
+    const issues = result.error.issues;
+    const first = issues[0];
+    const path = first ? first.path.join('.') : '';
+    const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : '';
+    return fail('InvalidMessage', `${type}: ${path || '(root)'}: ${first?.message ?? 'invalid'}${more}`, path);
+  }
+  return { ok: true, message: result.data as Message };
+}
+
+/** Serialises a message, stamped with this side's protocol version. */
+export function encodeMessage(message: Outgoing<Message>): string {
+  return JSON.stringify({ ...message, protocolVersion: PROTOCOL_VERSION });
+}
+
+/** An `error` reply for a ProtocolError. */
+export function errorReply(error: ProtocolError): Outgoing<MessageOf<'error'>> {
+  return { type: 'error', code: error.reason, message: error.message };
+}

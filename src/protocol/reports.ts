@@ -1,0 +1,70 @@
+// The reports an agent writes to its outbox and the hub aggregates. The kind
+// travels next to the body so a hub can store (and acknowledge) a kind it
+// does not know yet, from a newer agent, instead of blocking the outbox.
+import { z } from 'zod';
+import { attemptPhase } from './attempt.ts';
+import { inventory } from './inventory.ts';
+import { refusalReason } from './signing.ts';
+
+const nullableText = z.string().max(4096).nullable();
+
+export const attemptTransitionReport = z.object({
+  attemptId: z.string().min(1).max(128),
+  release: z.object({ name: z.string().min(1), version: z.string().min(1), revision: z.number().int().positive() }),
+  phase: attemptPhase,
+  stage: z.number().int().nonnegative().nullable(),
+  reason: nullableText,
+  message: nullableText,
+  at: z.iso.datetime(),
+});
+export type AttemptTransitionReport = z.infer<typeof attemptTransitionReport>;
+
+/** The telemetry event of seed 001: one per finished upgrade attempt. */
+export const upgradeCompletedReport = z.object({
+  cluster_id: z.string().min(1).max(253),
+  target_infrastructure: z.string().max(128),
+  release: z.object({ name: z.string().min(1), version: z.string().min(1) }),
+  result: z.enum(['Succeeded', 'Failed', 'RolledBack']),
+  durationMs: z.number().int().nonnegative(),
+  attemptId: z.string().min(1).max(128),
+  completedAt: z.iso.datetime(),
+});
+export type UpgradeCompletedReport = z.infer<typeof upgradeCompletedReport>;
+
+export const releaseRefusedReport = z.object({
+  revision: z.number().int().positive().optional(),
+  reason: refusalReason,
+  message: z.string().max(4096),
+  at: z.iso.datetime().optional(),
+});
+export type ReleaseRefusedReport = z.infer<typeof releaseRefusedReport>;
+
+export const reportBodies = {
+  'attempt-transition': attemptTransitionReport,
+  'upgrade-completed': upgradeCompletedReport,
+  'release-refused': releaseRefusedReport,
+  inventory,
+} as const;
+export type ReportKind = keyof typeof reportBodies;
+export const reportKinds = Object.keys(reportBodies) as ReportKind[];
+
+export type ReportBody<K extends ReportKind> = z.infer<(typeof reportBodies)[K]>;
+
+export type ParsedReport =
+  | { [K in ReportKind]: { known: true; ok: true; kind: K; body: ReportBody<K> } }[ReportKind]
+  | { known: true; ok: false; kind: ReportKind; issue: string }
+  | { known: false; kind: string };
+
+export function isReportKind(kind: string): kind is ReportKind {
+  return Object.hasOwn(reportBodies, kind);
+}
+
+export function parseReport(kind: string, body: unknown): ParsedReport {
+  if (!isReportKind(kind)) return { known: false, kind };
+  const result = reportBodies[kind].safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    return { known: true, ok: false, kind, issue: `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}` };
+  }
+  return { known: true, ok: true, kind, body: result.data } as ParsedReport;
+}
