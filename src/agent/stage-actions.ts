@@ -71,3 +71,11 @@ export async function restoreSnapshot(cluster: ClusterClient, s: Snapshot): Prom
     if (live && isOwnedBy(live, s.component)) await cluster.remove(ref);
   }
 }
+
+/** Removes everything fleetlet installed (deregistration with uninstall configured). */
+export async function uninstallAll(cluster: ClusterClient, journal: { installed: { all(): InstalledComponent[]; remove(c: string): void } }): Promise<void> {
+  for (const c of journal.installed.all().reverse()) {
+    await pruneComponent(cluster, { name: c.component, manifests: [] }, c.objects);
+    journal.installed.remove(c.component);
+  }
+}

@@ -70,7 +70,7 @@ describe('staged upgrade', () => {
   test('a config-only change is an upgrade like any other; unchanged components are skipped', async () => {
     const r = addonsRelease(ns.name, 3, { dns: '1.1.0', proxy: '1.1.0', metrics: '1.1.0' });
     const dns = r.components[0]!;
-    (dns.manifests[0] as { data: Record<string, string> }).data.extra = 'tuned';
+    (dns.manifests[0] as unknown as { data: Record<string, string> }).data.extra = 'tuned';
     const offer = await h().agent.offer(signer.sign(r));
     assert.equal(offer.accepted, true);
     const a = await h().runUntilFinished(3);
@@ -144,7 +144,7 @@ describe('bad releases are refused with nothing changed', () => {
       reason: 'DryRunRejected',
       build: () => {
         const r = addonsRelease(ns.name, 2, { dns: '2.1.0', proxy: '2.1.0', metrics: '2.1.0' });
-        ((r.components[0]!.manifests[1] as { spec: { replicas: number } }).spec).replicas = -3;
+        ((r.components[0]!.manifests[1] as unknown as { spec: { replicas: number } }).spec).replicas = -3;
         return signer.sign(r);
       },
     },

@@ -1,6 +1,3 @@
-// node:test's describe/it return promises the runner itself awaits; tell the
-// floating-promise rule so (belongs in eslint.config.js once the lead moves it).
-/* eslint @typescript-eslint/no-floating-promises: ["error", { "allowForKnownSafeCalls": [{ "from": "package", "package": "node:test", "name": ["describe", "it", "before", "after", "beforeEach", "afterEach"] }] }] */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';

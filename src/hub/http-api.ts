@@ -1,0 +1,139 @@
+// The operator's HTTP JSON API (documented in docs/hub-api.md). Every
+// /api/v1 route needs the admin token; agents never use this API, they
+// talk over the WebSocket.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { ApiError } from './api-error.ts';
+import { acceptCluster, deregisterCluster, setDesiredRelease } from './cluster-operations.ts';
+import { clusterView, fleetSummary } from './cluster-view.ts';
+import { bearerToken, secretMatches } from './credentials.ts';
+import type { HubContext } from './hub-context.ts';
+
+/** A release with manifests can be large; anything past this is refused unread. */
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+type Handler = (ctx: HubContext, params: string[], url: URL, req: IncomingMessage) => Promise<unknown> | unknown;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  status?: number;
+  handler: Handler;
+}
+
+const id = '([a-z0-9][-a-z0-9.]{0,251}[a-z0-9]|[a-z0-9])';
+
+const routes: Route[] = [
+  { method: 'GET', pattern: /^\/api\/v1\/clusters$/, handler: (ctx) => ({ clusters: ctx.clusters.list().map((c) => clusterView(ctx, c)) }) },
+  { method: 'GET', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => clusterView(ctx, requireCluster(ctx, cid)) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => (deregisterCluster(ctx, cid ?? ''), { deregistered: cid }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/accept$`), handler: (ctx, [cid]) => ({ accepted: cid, ...acceptCluster(ctx, cid ?? '') }) },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),
+    handler: async (ctx, [cid], _url, req) => {
+      const { record, delivered } = setDesiredRelease(ctx, cid ?? '', await readJson(req));
+      return { clusterId: record.clusterId, revision: record.revision, name: record.name, version: record.version, issuedAt: record.issuedAt, expiresAt: record.expiresAt, keyId: record.envelope.keyId, delivered };
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),
+    handler: (ctx, [cid]) => {
+      requireCluster(ctx, cid);
+      const r = ctx.releases.latest(cid ?? '');
+      if (!r) throw new ApiError(404, 'NoRelease', `no desired release set for cluster "${cid}"`);
+      return r;
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/api/v1/clusters/${id}/reports$`),
+    handler: (ctx, [cid], url) => {
+      const c = requireCluster(ctx, cid);
+      return { clusterId: c.id, ackedSeq: c.ackedSeq, reports: ctx.reports.list(c.id, { afterSeq: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) }) };
+    },
+  },
+  { method: 'GET', pattern: /^\/api\/v1\/fleet\/summary$/, handler: (ctx) => fleetSummary(ctx) },
+  {
+    method: 'GET',
+    pattern: /^\/api\/v1\/telemetry$/,
+    handler: (ctx, _p, url) => {
+      const cluster = url.searchParams.get('cluster') ?? undefined;
+      const events = ctx.aggregate.telemetry({ clusterId: cluster, afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
+      return { events, next: events.at(-1)?.id ?? null };
+    },
+  },
+];
+
+function requireCluster(ctx: HubContext, cid: string | undefined) {
+  const c = ctx.clusters.get(cid ?? '');
+  if (!c) throw new ApiError(404, 'NotFound', `no cluster "${cid}"`);
+  return c;
+}
+
+function intParam(url: URL, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ApiError(400, 'InvalidQuery', `"${name}" must be a non-negative integer`);
+  return Math.min(n, max);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new ApiError(413, 'TooLarge', `body is larger than ${MAX_BODY_BYTES} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'TooLarge', `body is larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new ApiError(400, 'NotJson', 'the body must be JSON');
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+export function createApiHandler(ctx: HubContext, adminToken: string, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://hub');
+    if (url.pathname === '/healthz') {
+      send(res, 200, { status: 'ok' });
+      return;
+    }
+    void (async () => {
+      try {
+        const token = bearerToken(req.headers.authorization);
+        if (url.pathname.startsWith('/api/') && (token === undefined || !secretMatches(token, adminToken))) {
+          log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress }, 'API request without a valid admin token');
+          throw new ApiError(401, 'Unauthorized', 'send the hub admin token as "Authorization: Bearer <token>"');
+        }
+        const matching = routes.filter((r) => r.pattern.test(url.pathname));
+        if (matching.length === 0) throw new ApiError(404, 'NotFound', `no route ${url.pathname}`);
+        const route = matching.find((r) => r.method === req.method);
+        if (!route) throw new ApiError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed here; use ${matching.map((r) => r.method).join(', ')}`);
+        const params = (route.pattern.exec(url.pathname) ?? []).slice(1);
+        const body = await route.handler(ctx, params, url, req);
+        send(res, route.status ?? 200, body);
+      } catch (err) {
+        if (err instanceof ApiError) {
+          if (err.status >= 400 && err.status !== 404) log.info({ method: req.method, path: url.pathname, status: err.status, reason: err.reason }, 'API request refused');
+          send(res, err.status, { error: { reason: err.reason, message: err.message, details: err.details } }, err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+          return;
+        }
+        log.error({ err, method: req.method, path: url.pathname }, 'API request failed');
+        if (!res.headersSent) send(res, 500, { error: { reason: 'Internal', message: 'the hub failed; see its log' } });
+        else res.destroy();
+      }
+    })();
+  };
+}

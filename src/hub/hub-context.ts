@@ -1,0 +1,59 @@
+// What every part of the hub shares: stores, live sessions, clock, logger,
+// configuration. Built once by startHub and passed down, never global.
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import { keyIdOf } from '../protocol/signing.ts';
+import { SessionRegistry } from './session-registry.ts';
+import { AggregateStore } from './store/aggregate.ts';
+import { ClusterStore } from './store/clusters.ts';
+import type { HubDatabase } from './store/database.ts';
+import { ReleaseStore } from './store/releases.ts';
+import { ReportStore } from './store/reports.ts';
+
+export interface HubContext {
+  clusters: ClusterStore;
+  releases: ReleaseStore;
+  reports: ReportStore;
+  aggregate: AggregateStore;
+  sessions: SessionRegistry;
+  now: () => Date;
+  log: Logger;
+  heartbeatMs: number;
+  /** graceMultiplier × heartbeatMs: after this much silence a cluster is Unknown. */
+  leaseMs: number;
+  bootstrapTokens: readonly string[];
+  releaseKey: KeyObject;
+  releaseKeyId: string;
+  /** Lifetime of a release the hub signs. */
+  releaseTtlMs: number;
+}
+
+export interface HubContextOptions {
+  db: HubDatabase;
+  now: () => Date;
+  log: Logger;
+  heartbeatMs: number;
+  graceMultiplier: number;
+  bootstrapTokens: readonly string[];
+  releaseKey: KeyObject;
+  releaseKeyId?: string;
+  releaseTtlMs?: number;
+}
+
+export function createHubContext(o: HubContextOptions): HubContext {
+  return {
+    clusters: new ClusterStore(o.db, o.now),
+    releases: new ReleaseStore(o.db),
+    reports: new ReportStore(o.db, o.now, o.log),
+    aggregate: new AggregateStore(o.db),
+    sessions: new SessionRegistry(),
+    now: o.now,
+    log: o.log,
+    heartbeatMs: o.heartbeatMs,
+    leaseMs: o.graceMultiplier * o.heartbeatMs,
+    bootstrapTokens: o.bootstrapTokens,
+    releaseKey: o.releaseKey,
+    releaseKeyId: o.releaseKeyId ?? keyIdOf(o.releaseKey),
+    releaseTtlMs: o.releaseTtlMs ?? 7 * 86_400_000,
+  };
+}

@@ -1,0 +1,171 @@
+// The reference hub: WebSocket for agents and HTTP JSON for operators on one
+// port, state in one SQLite file. `fleetlet hub` calls startHub.
+import type { KeyObject } from 'node:crypto';
+import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_FRAME_BYTES } from '../protocol/messages.ts';
+import { AgentSession, type SessionIdentity } from './agent-session.ts';
+import { createApiHandler } from './http-api.ts';
+import { createHubContext } from './hub-context.ts';
+import { openHubDatabase } from './store/database.ts';
+import { authenticateUpgrade } from './upgrade-auth.ts';
+
+export interface HubOptions {
+  port: number;
+  /** Default 127.0.0.1; bind 0.0.0.0 (with tls) to serve a fleet. */
+  host?: string;
+  dbPath: string;
+  /** The hub's Ed25519 private release key. */
+  releaseKey: KeyObject;
+  /** Default: derived from the key (keyIdOf). */
+  releaseKeyId?: string;
+  /** Operators present it as "Authorization: Bearer <adminToken>". */
+  adminToken: string;
+  /** Tokens an agent may register with. */
+  bootstrapTokens: readonly string[];
+  /** Heartbeat period agents are told to keep. Default 10 s. */
+  heartbeatMs?: number;
+  /** Lease = graceMultiplier × heartbeatMs. Default 5. */
+  graceMultiplier?: number;
+  /** Lifetime of a signed release. Default 7 days. */
+  releaseTtlMs?: number;
+  /** PEM key and certificate: serve https/wss. */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  now: () => Date;
+  logger: Logger;
+}
+
+export interface RunningHub {
+  /** Where agents connect (ws:// or wss://…/api/v1/agent). */
+  url: string;
+  /** Base URL of the HTTP API. */
+  httpUrl: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startHub(options: HubOptions): Promise<RunningHub> {
+  const log = options.logger.child({ component: 'hub' });
+  if (options.adminToken.length < 16) throw new TypeError('adminToken must be at least 16 characters');
+  const heartbeatMs = options.heartbeatMs ?? 10_000;
+  const graceMultiplier = options.graceMultiplier ?? 5;
+  const db = openHubDatabase(options.dbPath);
+  const ctx = createHubContext({
+    db,
+    now: options.now,
+    log,
+    heartbeatMs,
+    graceMultiplier,
+    bootstrapTokens: options.bootstrapTokens,
+    releaseKey: options.releaseKey,
+    releaseKeyId: options.releaseKeyId,
+    releaseTtlMs: options.releaseTtlMs,
+  });
+
+  const api = createApiHandler(ctx, options.adminToken, log);
+  const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, api) : createHttpServer(api);
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: true });
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
+    let decision;
+    try {
+      decision = authenticateUpgrade(ctx, req);
+    } catch (err) {
+      log.error({ err }, 'authenticating an agent failed');
+      refuseUpgrade(socket, 500, { reason: 'Internal', message: 'the hub failed; see its log' });
+      return;
+    }
+    if (!decision.ok) {
+      log.warn(
+        { status: decision.status, reason: decision.reason, claimedClusterId: req.headers[CLUSTER_ID_HEADER], remote: req.socket.remoteAddress },
+        'agent connection refused',
+      );
+      refuseUpgrade(socket, decision.status, { reason: decision.reason, message: decision.message });
+      return;
+    }
+    const identity = decision.identity;
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, identity));
+  });
+
+  function attach(ws: WebSocket, identity: SessionIdentity): void {
+    const session = new AgentSession(ctx, identity, {
+      send: (text) => ws.send(text),
+      close: (code, reason) => ws.close(code, reason),
+    });
+    ws.on('message', (data: RawData) => session.handleFrame(toBuffer(data)));
+    ws.on('ping', () => (session.sawTraffic = true));
+    ws.on('pong', () => (session.sawTraffic = true));
+    // Oversized frames end here: ws closes with 1009 and nothing was parsed.
+    ws.on('error', (err) => log.warn({ err: err.message, clusterId: session.clusterId }, 'agent connection error'));
+    // A connection silent for the whole lease is dead (half-open); dropping it frees the session slot.
+    let silentTicks = 0;
+    const timer = setInterval(() => {
+      if (session.sawTraffic) silentTicks = 0;
+      else if (++silentTicks >= graceMultiplier) {
+        log.warn({ clusterId: session.clusterId }, 'agent silent for a whole lease: dropping the connection');
+        ws.terminate();
+      }
+      session.sawTraffic = false;
+    }, heartbeatMs);
+    timer.unref();
+    ws.on('close', (code, reason) => {
+      clearInterval(timer);
+      session.closed();
+      log.info({ clusterId: session.clusterId, code, reason: reason.toString() }, 'agent disconnected');
+    });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = options.host && options.host !== '0.0.0.0' && options.host !== '::' ? options.host : '127.0.0.1';
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  const secure = options.tls !== undefined;
+  const httpUrl = `${secure ? 'https' : 'http'}://${hostPart}:${port}`;
+  const url = `${secure ? 'wss' : 'ws'}://${hostPart}:${port}${AGENT_PATH}`;
+  log.info({ url, httpUrl }, 'hub listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    httpUrl,
+    port,
+    close: () => (closing ??= (async () => {
+      const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => {
+        if (ws.readyState === ws.CLOSED) return resolve();
+        ws.once('close', () => resolve());
+        ws.close(1001, 'hub shutting down');
+        setTimeout(() => ws.terminate(), 1_000).unref();
+      }));
+      await Promise.all(closed);
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      wss.close();
+      db.close();
+      log.info('hub stopped');
+    })()),
+  };
+}
+
+function refuseUpgrade(socket: Duplex, status: number, body: { reason: string; message: string }): void {
+  const text = JSON.stringify({ error: body });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+  );
+}
+
+function toBuffer(data: RawData): Buffer {
+  return Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}

@@ -1,0 +1,85 @@
+// Schema history of the hub's database. Append only: a migration that
+// shipped is never edited, because a hub that already ran it would not run it
+// again. PRAGMA user_version records how many have run.
+
+export const migrations: readonly string[] = [
+  `
+  CREATE TABLE clusters (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('Pending', 'Accepted')),
+    labels TEXT NOT NULL DEFAULT '{}',
+    -- sha256 of the bearer credential: the credential is 32 random bytes, so a
+    -- slow hash buys nothing and a fast one can be looked up by index.
+    credential_hash TEXT UNIQUE,
+    -- The issued credential until the agent first uses it, so an acceptance
+    -- the agent missed (it was offline) reaches it on its next register.
+    undelivered_credential TEXT,
+    requested_at TEXT NOT NULL,
+    accepted_at TEXT,
+    last_seen TEXT,
+    connected_at TEXT,
+    agent_version TEXT,
+    inventory TEXT,
+    kubernetes_version TEXT,
+    target_infrastructure TEXT,
+    -- newest release revision the agent said it holds
+    agent_revision INTEGER NOT NULL DEFAULT 0,
+    -- every report up to here is stored and applied, without a hole
+    acked_seq INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+
+  CREATE TABLE desired_releases (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    revision INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    envelope TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, revision)
+  ) STRICT;
+
+  CREATE TABLE reports (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    -- the seq before this one in the agent's outbox: reports chain through it
+    prev_seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    -- why the body was stored but not aggregated (invalid for its kind, unknown kind)
+    problem TEXT,
+    PRIMARY KEY (cluster_id, seq)
+  ) STRICT;
+  CREATE INDEX reports_chain ON reports (cluster_id, prev_seq);
+
+  CREATE TABLE cluster_upgrade (
+    cluster_id TEXT PRIMARY KEY REFERENCES clusters (id) ON DELETE CASCADE,
+    attempt_id TEXT,
+    release_name TEXT,
+    release_version TEXT,
+    revision INTEGER,
+    phase TEXT,
+    status TEXT,
+    stage INTEGER,
+    reason TEXT,
+    message TEXT,
+    at TEXT,
+    -- the release the cluster runs: from its last Succeeded attempt
+    running_name TEXT,
+    running_version TEXT,
+    last_refusal TEXT
+  ) STRICT;
+
+  -- Not tied to clusters: telemetry outlives a deregistered cluster.
+  CREATE TABLE telemetry (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    cluster_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX telemetry_cluster ON telemetry (cluster_id, id);
+  `,
+];

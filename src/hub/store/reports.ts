@@ -1,0 +1,101 @@
+// Received reports. Storage de-duplicates by (cluster, seq); the
+// acknowledged mark advances only along the chain of prev_seq links, so it
+// never passes a report the hub does not hold, whatever order batches
+// arrived in or how often they were re-sent.
+import type { ReportEntry } from '../../protocol/messages.ts';
+import type { Logger } from 'pino';
+import { applyReport } from './aggregate.ts';
+import type { HubDatabase } from './database.ts';
+
+export interface IngestResult {
+  ackedSeq: number;
+  stored: number;
+  duplicates: number;
+  applied: number;
+}
+
+export interface StoredReport {
+  seq: number;
+  prevSeq: number;
+  kind: string;
+  body: unknown;
+  createdAt: string;
+  receivedAt: string;
+  acknowledged: boolean;
+  problem: string | null;
+}
+
+export class ReportStore {
+  readonly #db: HubDatabase;
+  readonly #now: () => Date;
+  readonly #log: Logger;
+
+  constructor(db: HubDatabase, now: () => Date, logger: Logger) {
+    this.#db = db;
+    this.#now = now;
+    this.#log = logger;
+  }
+
+  ackedSeq(clusterId: string): number {
+    const row = this.#db.prepare('SELECT acked_seq FROM clusters WHERE id = ?').get(clusterId) as { acked_seq: number } | undefined;
+    return row?.acked_seq ?? 0;
+  }
+
+  /** Stores a batch and applies whatever now extends the chain; one transaction, so an ack always names committed work. */
+  ingest(clusterId: string, afterSeq: number, reports: readonly ReportEntry[]): IngestResult {
+    return this.#db.transaction((): IngestResult => {
+      const receivedAt = this.#now().toISOString();
+      let acked = this.ackedSeq(clusterId);
+      const insert = this.#db.prepare(
+        'INSERT OR IGNORE INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      );
+      let stored = 0;
+      let duplicates = 0;
+      let prev = afterSeq;
+      for (const r of reports) {
+        if (r.seq <= acked) {
+          duplicates++;
+        } else {
+          const changes = insert.run(clusterId, r.seq, prev, r.kind, JSON.stringify(r.body ?? null), r.createdAt, receivedAt).changes;
+          if (changes === 1) stored++;
+          else duplicates++;
+        }
+        prev = r.seq;
+      }
+
+      const next = this.#db.prepare('SELECT seq, kind, body FROM reports WHERE cluster_id = ? AND prev_seq = ? AND seq > ? ORDER BY seq LIMIT 1');
+      const markProblem = this.#db.prepare('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?');
+      let applied = 0;
+      for (;;) {
+        const row = next.get(clusterId, acked, acked) as { seq: number; kind: string; body: string } | undefined;
+        if (!row) break;
+        const problem = applyReport(this.#db, clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
+        if (problem !== null) {
+          markProblem.run(problem, clusterId, row.seq);
+          this.#log.warn({ clusterId, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
+        }
+        acked = row.seq;
+        applied++;
+      }
+      if (applied > 0) this.#db.prepare('UPDATE clusters SET acked_seq = ? WHERE id = ?').run(acked, clusterId);
+      return { ackedSeq: acked, stored, duplicates, applied };
+    })();
+  }
+
+  list(clusterId: string, opts: { afterSeq: number; limit: number }): StoredReport[] {
+    const acked = this.ackedSeq(clusterId);
+    const rows = this.#db
+      .prepare('SELECT seq, prev_seq, kind, body, created_at, received_at, problem FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .all(clusterId, opts.afterSeq, opts.limit) as { seq: number; prev_seq: number; kind: string; body: string; created_at: string; received_at: string; problem: string | null }[];
+    return rows.map((r) => ({
+      seq: r.seq,
+      prevSeq: r.prev_seq,
+      kind: r.kind,
+      body: JSON.parse(r.body) as unknown,
+      createdAt: r.created_at,
+      receivedAt: r.received_at,
+      acknowledged: r.seq <= acked,
+      problem: r.problem,
+    }));
+  }
+}

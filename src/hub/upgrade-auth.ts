@@ -1,0 +1,35 @@
+// Decides, before the WebSocket upgrade, who is connecting. A bad or foreign
+// credential is refused with an HTTP status and never reaches the protocol,
+// so it cannot change anything.
+import type { IncomingMessage } from 'node:http';
+import { AGENT_PATH, CLUSTER_ID_HEADER, clusterId as clusterIdSchema } from '../protocol/messages.ts';
+import type { SessionIdentity } from './agent-session.ts';
+import { bearerToken, hashSecret } from './credentials.ts';
+import type { HubContext } from './hub-context.ts';
+
+export type UpgradeDecision =
+  | { ok: true; identity: SessionIdentity }
+  | { ok: false; status: 400 | 401 | 403 | 404; reason: string; message: string };
+
+export function authenticateUpgrade(ctx: HubContext, req: IncomingMessage): UpgradeDecision {
+  const path = new URL(req.url ?? '/', 'http://hub').pathname;
+  if (path !== AGENT_PATH) return { ok: false, status: 404, reason: 'NotFound', message: `agents connect to ${AGENT_PATH}` };
+
+  const authorization = req.headers.authorization;
+  // No credential at all: the agent may only register (bootstrap token inside the protocol).
+  if (authorization === undefined) return { ok: true, identity: { kind: 'registrant' } };
+
+  const token = bearerToken(authorization);
+  if (token === undefined) return { ok: false, status: 401, reason: 'MalformedAuthorization', message: 'expected "Authorization: Bearer <credential>"' };
+  const claimedHeader = req.headers[CLUSTER_ID_HEADER];
+  const claimed = clusterIdSchema.safeParse(Array.isArray(claimedHeader) ? undefined : claimedHeader);
+  if (!claimed.success) return { ok: false, status: 400, reason: 'MissingClusterId', message: `header ${CLUSTER_ID_HEADER} must name the cluster the credential is for` };
+
+  const owner = ctx.clusters.ownerOfCredential(hashSecret(token));
+  if (!owner) return { ok: false, status: 401, reason: 'UnknownCredential', message: 'credential not recognised (revoked by deregistration?): register again with a bootstrap token' };
+  if (owner.id !== claimed.data) {
+    return { ok: false, status: 403, reason: 'ClusterMismatch', message: `this credential does not belong to cluster "${claimed.data}"` };
+  }
+  if (owner.status !== 'Accepted') return { ok: false, status: 403, reason: 'NotAccepted', message: `cluster "${owner.id}" is not accepted` };
+  return { ok: true, identity: { kind: 'cluster', clusterId: owner.id } };
+}

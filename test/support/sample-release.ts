@@ -1,0 +1,28 @@
+// A small valid release for protocol and hub tests.
+import type { ReleaseInput } from '../../src/protocol/release.ts';
+
+export function sampleRelease(overrides: Partial<ReleaseInput> = {}): ReleaseInput {
+  return {
+    apiVersion: 'fleetlet.io/v1',
+    kind: 'Release',
+    name: 'edge-addons',
+    version: '1.4.2',
+    revision: 1,
+    issuedAt: '2030-01-01T00:00:00.000Z',
+    expiresAt: '2030-01-08T00:00:00.000Z',
+    components: [
+      {
+        name: 'metrics',
+        version: '0.9.1',
+        manifests: [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'metrics', namespace: 'kube-system' } }],
+      },
+    ],
+    ...overrides,
+  };
+}
+
+/** What an operator PUTs to /api/v1/clusters/:id/release. */
+export function sampleReleaseRequest(version = '1.4.2'): Record<string, unknown> {
+  const { name, components } = sampleRelease();
+  return { name, version, components };
+}

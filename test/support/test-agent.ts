@@ -1,0 +1,92 @@
+// An agent's hub link wired to in-memory parts, as the agent will wire it
+// to its journal.
+import type { KeyObject } from 'node:crypto';
+import { HubLink, type HubLinkOptions } from '../../src/hub-link/hub-link.ts';
+import type { Inventory } from '../../src/protocol/inventory.ts';
+import type { Release } from '../../src/protocol/release.ts';
+import type { ReleaseRefused } from '../../src/protocol/signing.ts';
+import { BOOTSTRAP_TOKEN, testLogger, type HubFixture } from './hub-fixture.ts';
+import { MemoryOutbox } from './memory-outbox.ts';
+import { nextEvent, waitFor } from './events.ts';
+
+export interface TestAgent {
+  link: HubLink;
+  outbox: MemoryOutbox;
+  releases: Release[];
+  refusals: ReleaseRefused[];
+  deregistrations: string[];
+  state: { credential: string | undefined; lastRevision: number; inventory: Inventory };
+}
+
+export interface TestAgentOptions {
+  url: string;
+  clusterId: string;
+  releaseKey: KeyObject;
+  now: () => Date;
+  credential?: string;
+  bootstrapToken?: string;
+  outbox?: MemoryOutbox;
+  inventory?: Inventory;
+  lastRevision?: number;
+  link?: Partial<HubLinkOptions>;
+}
+
+export function createTestAgent(o: TestAgentOptions): TestAgent {
+  const state = {
+    credential: o.credential,
+    lastRevision: o.lastRevision ?? 0,
+    inventory: o.inventory ?? { components: [{ name: 'metrics', version: '0.9.0' }], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] },
+  };
+  const outbox = o.outbox ?? new MemoryOutbox(o.now);
+  const agent: TestAgent = { link: undefined as unknown as HubLink, outbox, releases: [], refusals: [], deregistrations: [], state };
+  agent.link = new HubLink({
+    url: o.url,
+    clusterId: o.clusterId,
+    agentVersion: '0.1.0-test',
+    credential: () => state.credential,
+    bootstrapToken: () => o.bootstrapToken ?? BOOTSTRAP_TOKEN,
+    onCredential: async (c) => {
+      state.credential = c;
+    },
+    outbox,
+    releaseKey: o.releaseKey,
+    lastRevision: () => state.lastRevision,
+    inventory: async () => state.inventory,
+    onRelease: async (r) => {
+      state.lastRevision = r.revision;
+      agent.releases.push(r);
+    },
+    onRefused: (r) => agent.refusals.push(r),
+    onDeregister: async (reason) => {
+      agent.deregistrations.push(reason);
+      state.credential = undefined;
+    },
+    now: o.now,
+    random: () => 0.5,
+    logger: testLogger(),
+    heartbeatMs: 200,
+    backoff: { baseMs: 20, capMs: 200 },
+    window: 20,
+    batchSize: 5,
+    ...o.link,
+  });
+  return agent;
+}
+
+/** Registers a cluster through the double opt-in and returns its agent, connected and welcomed. */
+export async function enrolAgent(f: HubFixture, clusterId: string, o: Partial<TestAgentOptions> = {}): Promise<TestAgent> {
+  const agent = createTestAgent({ url: f.hub.url, clusterId, releaseKey: f.key.publicKey, now: f.clock.now, ...o });
+  const pending = nextEvent(agent.link, 'registration', (r: { status: string }) => r.status === 'pending');
+  agent.link.start();
+  await pending;
+  const welcomed = nextEvent(agent.link, 'welcome');
+  const accepted = await f.api('POST', `/api/v1/clusters/${clusterId}/accept`);
+  if (accepted.status !== 200) throw new Error(`accept failed: ${JSON.stringify(accepted.body)}`);
+  await welcomed;
+  return agent;
+}
+
+/** Resolves once every row the outbox holds now and later is acknowledged. */
+export function drained(agent: TestAgent, what = 'the outbox to drain'): Promise<void> {
+  return waitFor(agent.link, ['acked', 'welcome'], () => agent.outbox.stats().depth === 0, what);
+}

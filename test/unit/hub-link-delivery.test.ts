@@ -1,0 +1,156 @@
+// Reports reach the hub in order, exactly once, across connection loss and
+// hub restarts; acknowledged rows leave the outbox.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { AGENT_PATH } from '../../src/protocol/messages.ts';
+import { nextEvent } from '../support/events.ts';
+import { startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
+import { completed, transition } from '../support/sample-reports.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
+import { createTestAgent, drained, enrolAgent, type TestAgent } from '../support/test-agent.ts';
+
+async function storedReports(f: HubFixture, clusterId: string): Promise<{ seq: number; kind: string; acknowledged: boolean }[]> {
+  const all: { seq: number; kind: string; acknowledged: boolean }[] = [];
+  for (;;) {
+    const res = await f.api('GET', `/api/v1/clusters/${clusterId}/reports?after=${all.at(-1)?.seq ?? 0}&limit=1000`);
+    assert.equal(res.status, 200);
+    if (res.body.reports.length === 0) return all;
+    all.push(...res.body.reports);
+  }
+}
+
+function enqueueMany(agent: TestAgent, clusterId: string, from: number, to: number): void {
+  for (let n = from; n <= to; n++) {
+    if (n % 10 === 0) agent.outbox.enqueue('upgrade-completed', completed(clusterId, n));
+    else agent.outbox.enqueue('attempt-transition', transition(n));
+  }
+}
+
+describe('report delivery', () => {
+  let f: HubFixture;
+  let agents: TestAgent[] = [];
+  let proxy: TcpProxy | undefined;
+
+  beforeEach(async () => {
+    f = await startHubFixture();
+    agents = [];
+    proxy = undefined;
+  });
+  afterEach(async () => {
+    await Promise.all(agents.map((a) => a.link.stop()));
+    await proxy?.close();
+    await f.close();
+  });
+
+  it('says hello, gets a welcome, and delivers queued reports in order; acked rows leave the outbox', async () => {
+    const a = await enrolAgent(f, 'edge-1');
+    agents.push(a);
+    enqueueMany(a, 'edge-1', 1, 47);
+    a.link.flush();
+    await drained(a);
+    const stored = await storedReports(f, 'edge-1');
+    assert.deepEqual(stored.map((r) => r.seq), Array.from({ length: 47 }, (_, i) => i + 1));
+    assert.ok(stored.every((r) => r.acknowledged));
+    assert.equal(a.outbox.stats().depth, 0);
+    const c = (await f.api('GET', '/api/v1/clusters/edge-1')).body;
+    assert.equal(c.reports.ackedSeq, 47);
+    assert.equal(c.upgrade.attemptId, 'attempt-47', 'the aggregate shows the last report');
+    assert.equal(c.agentVersion, '0.1.0-test');
+    assert.equal(c.targetInfrastructure, 'aws');
+    assert.equal(a.link.counters.acked, 47);
+    const telemetry = (await f.api('GET', '/api/v1/telemetry?cluster=edge-1')).body.events;
+    assert.equal(telemetry.length, 4);
+  });
+
+  it('delivers every report exactly once, in order, when the connection is cut mid-batch', async () => {
+    const enrolled = await enrolAgent(f, 'edge-2');
+    await enrolled.link.stop();
+    proxy = await startTcpProxy(f.hub.port);
+    // The same cluster, now through a relay the test can cut.
+    const a = createTestAgent({ url: proxy.url(AGENT_PATH), clusterId: 'edge-2', releaseKey: f.key.publicKey, now: f.clock.now, credential: enrolled.state.credential, outbox: enrolled.outbox });
+    agents.push(a);
+    enqueueMany(a, 'edge-2', 1, 300);
+    const cutOnce = nextEvent(a.link, 'acked', (upto: number) => upto >= 60).then(() => proxy?.cut());
+    const reconnected = nextEvent(a.link, 'welcome', () => a.link.counters.reconnects > 0);
+    a.link.start();
+    await cutOnce;
+    await reconnected;
+    await drained(a);
+    const stored = await storedReports(f, 'edge-2');
+    assert.deepEqual(stored.map((r) => r.seq), Array.from({ length: 300 }, (_, i) => i + 1), 'no gap, no duplicate, in order');
+    assert.equal(a.link.counters.acked, 300);
+    assert.ok(a.link.counters.reconnects >= 1);
+    const telemetry = (await f.api('GET', '/api/v1/telemetry?cluster=edge-2&limit=1000')).body.events;
+    assert.equal(telemetry.length, 30, 'each upgrade-completed counted once');
+  });
+
+  it('survives a hub restart on the same database, with reports written while the hub was down', async () => {
+    const a = await enrolAgent(f, 'edge-3');
+    agents.push(a);
+    enqueueMany(a, 'edge-3', 1, 40);
+    a.link.flush();
+    await drained(a);
+    const disconnected = nextEvent(a.link, 'disconnected');
+    const port = f.hub.port;
+    await f.hub.close();
+    await disconnected;
+    enqueueMany(a, 'edge-3', 41, 90); // offline: the agent keeps writing its outbox
+    assert.equal(a.outbox.stats().depth, 50);
+    const welcomed = nextEvent(a.link, 'welcome');
+    await f.restart();
+    assert.equal(f.hub.port, port);
+    const [welcome] = await welcomed;
+    assert.deepEqual(welcome, { ackedSeq: 40 }, 'the restarted hub remembers what it acknowledged');
+    await drained(a);
+    const stored = await storedReports(f, 'edge-3');
+    assert.deepEqual(stored.map((r) => r.seq), Array.from({ length: 90 }, (_, i) => i + 1));
+    assert.equal((await f.api('GET', '/api/v1/telemetry?cluster=edge-3')).body.events.length, 9);
+  });
+
+  it('detects a half-open connection, reconnects, and delivers what was written meanwhile', async () => {
+    const enrolled = await enrolAgent(f, 'edge-4');
+    await enrolled.link.stop();
+    proxy = await startTcpProxy(f.hub.port);
+    const a = createTestAgent({
+      url: proxy.url(AGENT_PATH),
+      clusterId: 'edge-4',
+      releaseKey: f.key.publicKey,
+      now: f.clock.now,
+      credential: enrolled.state.credential,
+      link: { heartbeatMs: 50 },
+    });
+    agents.push(a);
+    const welcomed = nextEvent(a.link, 'welcome');
+    a.link.start();
+    await welcomed;
+    const p = proxy;
+    p.blackhole(true);
+    enqueueMany(a, 'edge-4', 1, 12);
+    a.link.flush();
+    const dropped = nextEvent(a.link, 'disconnected');
+    await dropped;
+    assert.equal(a.link.counters.halfOpen, 1);
+    assert.equal(a.outbox.stats().depth, 12, 'nothing was acknowledged through the black hole');
+    p.blackhole(false);
+    await drained(a);
+    assert.deepEqual((await storedReports(f, 'edge-4')).map((r) => r.seq), Array.from({ length: 12 }, (_, i) => i + 1));
+  });
+
+  it('keeps at most `window` reports unacknowledged in flight', async () => {
+    const a = await enrolAgent(f, 'edge-5', { link: { window: 7, batchSize: 3 } });
+    agents.push(a);
+    enqueueMany(a, 'edge-5', 1, 50);
+    // Just before each ack lands, everything sent beyond the previous ack is in flight.
+    let maxInFlight = 0;
+    let previous = 0;
+    a.link.on('acked', (upto: number) => {
+      maxInFlight = Math.max(maxInFlight, a.link.counters.sent - previous);
+      previous = upto;
+    });
+    a.link.flush();
+    await drained(a);
+    assert.equal(a.link.counters.sent, 50);
+    assert.ok(maxInFlight <= 7, `in flight peaked at ${maxInFlight}`);
+    assert.ok(maxInFlight > 3, `the window was used beyond one batch (peak ${maxInFlight})`);
+  });
+});
