@@ -9,6 +9,8 @@ import { Agent, type AgentDeps } from '../agent/agent.ts';
 import { defaultAdmission, type AdmissionPolicy } from '../agent/admission.ts';
 import { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import { secretCredentialStore, type CredentialStore } from '../agent/kube/credential-secret.ts';
+import { StatusPublisher } from '../agent/kube/status-publisher.ts';
+import { attemptStatus } from '../agent/attempt-status.ts';
 import { uninstallAll } from '../agent/stage-actions.ts';
 import { HubLink } from '../hub-link/hub-link.ts';
 import type { Inventory } from '../protocol/inventory.ts';
@@ -38,6 +40,7 @@ export interface AgentRuntime {
   cluster: KubeClusterClient;
   hubLink: HubLink | undefined;
   credentials: CredentialStore;
+  publisher: StatusPublisher;
   /** Runs until the signal aborts; closes the hub link and the journal on the way out. */
   run(signal: AbortSignal): Promise<void>;
 }
@@ -49,6 +52,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   const credentials = secretCredentialStore(cluster, cfg.namespace);
   let targetInfrastructure = 'unknown';
   let hubLink: HubLink | undefined;
+  const publisher = new StatusPublisher(cluster, cfg.namespace, cfg.logger);
 
   const agent = new Agent({
     journal,
@@ -64,6 +68,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     onTransition: (a, t) => {
       // Outbox first (the engine already wrote the report), then a nudge to send it.
       hubLink?.flush();
+      publisher.publish(attemptStatus(journal, a), t);
       cfg.agent?.onTransition?.(a, t);
     },
   });
@@ -118,6 +123,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     cluster,
     hubLink,
     credentials,
+    publisher,
     async run(signal) {
       targetInfrastructure = await detectInfrastructure(cluster).catch(() => 'unknown');
       hubLink?.start(signal);
@@ -125,6 +131,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
         await agent.run(signal);
       } finally {
         await hubLink?.stop();
+        await publisher.idle();
         journal.close();
       }
     },
