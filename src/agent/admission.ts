@@ -5,11 +5,12 @@
 // state stay in force.
 import semver from 'semver';
 import type { Release } from '../protocol/release.ts';
+import type { AdmissionRejection } from '../protocol/reports.ts';
 import type { InstalledComponent } from '../store/installed-repo.ts';
 import { KubeApiError, type ClusterClient } from './kube/cluster-client.ts';
 import { describeRef, refOf } from './kube/object-ref.ts';
 
-export type RejectionReason = 'ForbiddenNamespace' | 'ForbiddenKind' | 'Downgrade' | 'DryRunRejected' | 'UnsupportedKubernetesVersion';
+export type RejectionReason = AdmissionRejection;
 
 export class ReleaseRejected extends Error {
   readonly reason: RejectionReason;

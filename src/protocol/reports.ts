@@ -31,9 +31,13 @@ export const upgradeCompletedReport = z.object({
 });
 export type UpgradeCompletedReport = z.infer<typeof upgradeCompletedReport>;
 
+/** Why the agent's admission refused a correctly signed release (src/agent/admission.ts). */
+export const admissionRejection = z.enum(['ForbiddenNamespace', 'ForbiddenKind', 'Downgrade', 'DryRunRejected', 'UnsupportedKubernetesVersion']);
+export type AdmissionRejection = z.infer<typeof admissionRejection>;
+
 export const releaseRefusedReport = z.object({
   revision: z.number().int().positive().optional(),
-  reason: refusalReason,
+  reason: z.union([refusalReason, admissionRejection]),
   message: z.string().max(4096),
   at: z.iso.datetime().optional(),
 });
