@@ -11,7 +11,7 @@ import { ReleaseRefused, verifyRelease } from '../protocol/signing.ts';
 import type { AttemptRecord } from '../store/attempt-repo.ts';
 import type { Journal } from '../store/journal.ts';
 import { admitRelease, ReleaseRejected, type AdmissionPolicy } from './admission.ts';
-import { Engine, type EngineDeps } from './engine.ts';
+import { Engine, HandedOver, type EngineDeps } from './engine.ts';
 import type { ClusterClient } from './kube/cluster-client.ts';
 import { planRelease } from './planner.ts';
 import { Wake } from './wake.ts';
@@ -80,13 +80,22 @@ export class Agent {
     return { accepted: false, reason, message };
   }
 
+  /**
+   * Re-evaluates at once instead of at the end of the current wait: call it
+   * when something the gate reads changed (the policy file was reloaded, the
+   * hub's windows arrived).
+   */
+  wakeUp(): void {
+    this.wake.notify();
+  }
+
   /** Runs until the signal aborts: resumes an unfinished attempt, then follows the desired release. */
   async run(signal: AbortSignal): Promise<void> {
     const { journal } = this.d;
     const unfinished = journal.attempts.current();
     if (unfinished) {
       this.d.logger.info({ attemptId: unfinished.id, phase: unfinished.phase, stage: unfinished.stage }, 'resuming unfinished attempt');
-      this.engine.resume(unfinished.id);
+      await this.engine.resume(unfinished.id);
     }
     while (!signal.aborted) {
       const attempt = journal.attempts.current() ?? this.nextAttempt();
@@ -98,6 +107,7 @@ export class Agent {
         await this.engine.drive(attempt.id, signal);
       } catch (err) {
         if (signal.aborted) break;
+        if (err instanceof HandedOver) throw err;
         this.d.logger.error({ err, attemptId: attempt.id }, 'attempt loop failed; retrying');
         await this.wake.wait(5_000, signal);
       }

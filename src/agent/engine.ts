@@ -36,24 +36,60 @@ export interface EngineDeps {
   pollMs?: number;
   /** Process starts inside one attempt before it is declared a crash loop. */
   maxStarts?: number;
+  /** Writes the journal's state to the in-cluster hand-over record; must succeed before an action starts. */
+  mirror?: (attemptId: string) => Promise<void>;
+  /** Supervises the agent's own upgrade (the `self` component). */
+  selfUpgrade?: SelfUpgradeSupervisor;
 }
 
+/** What the engine needs to upgrade the agent itself (src/agent/self-upgrade.ts). */
+export interface SelfUpgradeSupervisor {
+  /** Is this process the version being installed (the candidate that took over)? */
+  isRunningVersion(version: string): boolean;
+  /** Has the candidate of `version` reported ready (journal, Kubernetes API, hub checks passed)? */
+  candidateReady(version: string, since: Date): Promise<{ ready: boolean; message: string }>;
+  /** Checks the new version runs after it took over (e.g. reaches the hub); a failure reverts it. */
+  postTakeover(signal: AbortSignal): Promise<{ ok: true } | { ok: false; reason: string; message: string }>;
+}
+
+/** Thrown out of `drive` when the old version has handed the attempt over to its successor. */
+export class HandedOver extends Error {
+  readonly reason = 'HandedOver';
+  constructor(version: string) {
+    super(`the agent's own upgrade reached its candidate ${version}; this (old) agent hands over and stands by`);
+    this.name = 'HandedOver';
+  }
+}
+
+type Optional = 'postflight' | 'onTransition' | 'mirror' | 'selfUpgrade';
+
 export class Engine {
-  private readonly d: Required<Omit<EngineDeps, 'postflight' | 'onTransition'>> & Pick<EngineDeps, 'postflight' | 'onTransition'>;
+  private readonly d: Required<Omit<EngineDeps, Optional>> & Pick<EngineDeps, Optional>;
 
   constructor(deps: EngineDeps) {
-    this.d = { gate: openGate, pollMs: 1000, maxStarts: 5, ...deps };
+    this.d = {
+      gate: openGate,
+      pollMs: 1000,
+      maxStarts: 5,
+      ...deps,
+      // A wait cut short by the stop signal must end the step, not lead into
+      // the next poll: otherwise a SIGTERM during a soak sits the soak out.
+      sleep: async (ms, signal) => {
+        await deps.sleep(ms, signal);
+        signal.throwIfAborted();
+      },
+    };
   }
 
   /** Called once per process start for the unfinished attempt: counts the start and detects crash loops. */
-  resume(attemptId: string): void {
+  async resume(attemptId: string): Promise<void> {
     const starts = this.d.journal.attempts.recordStart(attemptId);
     const a = this.attempt(attemptId);
     if (a.finishedAt) return;
     if (starts > this.d.maxStarts * 2 && a.phase === 'RollingBack') {
-      this.enter(a, { phase: 'Failed', reason: 'CrashLoop', message: `the agent started ${starts} times during this attempt, including during rollback; a person must look at the cluster`, finished: true });
+      await this.enter(a, { phase: 'Failed', reason: 'CrashLoop', message: `the agent started ${starts} times during this attempt, including during rollback; a person must look at the cluster`, finished: true });
     } else if (starts > this.d.maxStarts && a.phase !== 'RollingBack') {
-      this.enter(a, { phase: 'RollingBack', stage: a.stage, reason: 'CrashLoop', message: `the agent started ${starts} times during this attempt (limit ${this.d.maxStarts})` });
+      await this.enter(a, { phase: 'RollingBack', stage: a.stage, reason: 'CrashLoop', message: `the agent started ${starts} times during this attempt (limit ${this.d.maxStarts})` });
     }
   }
 
@@ -86,7 +122,7 @@ export class Engine {
             throw new Error(`no action for phase ${a.phase}`);
         }
       } catch (err) {
-        if (signal.aborted) throw err;
+        if (signal.aborted || err instanceof HandedOver) throw err;
         if (err instanceof KubeApiError && (err.reason === 'Unreachable' || err.status >= 500 || err.status === 429)) {
           // The API server is away: the state is persisted, so wait and redo the action.
           log.warn({ err: err.message }, 'Kubernetes API unavailable; retrying the current step');
@@ -94,11 +130,11 @@ export class Engine {
           continue;
         }
         if (a.phase === 'RollingBack') {
-          this.enter(a, { phase: 'Failed', stage: a.stage, reason: 'RollbackError', message: `rollback could not complete: ${(err as Error).message}`, finished: true });
+          await this.enter(a, { phase: 'Failed', stage: a.stage, reason: 'RollbackError', message: `rollback could not complete: ${(err as Error).message}`, finished: true });
         } else if (a.phase === 'Pending' || a.phase === 'WaitingForWindow' || a.phase === 'PreflightChecking') {
-          this.enter(a, { phase: 'Failed', reason: 'GateError', message: (err as Error).message, finished: true });
+          await this.enter(a, { phase: 'Failed', reason: 'GateError', message: (err as Error).message, finished: true });
         } else {
-          this.enter(a, { phase: 'RollingBack', stage: a.stage, reason: 'ApplyFailed', message: (err as Error).message });
+          await this.enter(a, { phase: 'RollingBack', stage: a.stage, reason: 'ApplyFailed', message: (err as Error).message });
         }
       }
     }
@@ -108,24 +144,25 @@ export class Engine {
 
   private async gateStage(a: AttemptRecord, stage: number, signal: AbortSignal): Promise<void> {
     if (a.plan.stages.length === 0 && a.plan.removed.length === 0) {
-      this.enter(a, { phase: 'Succeeded', reason: 'NothingToDo', message: 'every component is already on its version', finished: true });
+      await this.enter(a, { phase: 'Succeeded', reason: 'NothingToDo', message: 'every component is already on its version', finished: true });
       return;
     }
     // A newer release replaces an attempt that has not changed anything yet;
     // once a stage has run, the attempt finishes first (never half-upgraded).
     const newest = this.d.journal.releases.lastAcceptedRevision();
     if (newest > a.revision && this.d.journal.attempts.snapshots(a.id).length === 0) {
-      this.enter(a, { phase: 'Failed', reason: 'Superseded', message: `revision ${newest} arrived before this attempt changed anything`, finished: true });
+      await this.enter(a, { phase: 'Failed', reason: 'Superseded', message: `revision ${newest} arrived before this attempt changed anything`, finished: true });
       return;
     }
     const release = this.release(a);
     const decision = await this.d.gate.evaluate({ attempt: a, release, stage, now: this.d.now(), signal });
     if (decision.go) {
-      this.enter(a, { phase: 'Upgrading', stage, reason: 'StageStarted', message: `stage ${stage}: ${this.stageNames(a, stage)}` });
+      const note = decision.message ? `; ${decision.message}` : '';
+      await this.enter(a, { phase: 'Upgrading', stage, reason: 'StageStarted', message: `stage ${stage}: ${this.stageNames(a, stage)}${note}`, data: decision.data });
       return;
     }
     if (a.phase !== decision.phase || a.reason !== decision.reason || a.stage !== stage) {
-      this.enter(a, { phase: decision.phase, stage, reason: decision.reason, message: decision.message, data: decision.data });
+      await this.enter(a, { phase: decision.phase, stage, reason: decision.reason, message: decision.message, data: decision.data });
     }
     const wait = Math.max(0, decision.retryAt.getTime() - this.d.now().getTime());
     await this.d.sleep(Math.min(wait, 60_000), signal);
@@ -147,6 +184,7 @@ export class Engine {
           });
         }
       }
+      await this.mirror(a.id);
       for (const c of components) await applyComponent(cluster, c, signal);
       for (const c of components) {
         const snap = journal.attempts.snapshots(a.id).find((s) => s.component === c.name)!;
@@ -164,7 +202,7 @@ export class Engine {
         await pruneComponent(cluster, { name: r.name, manifests: [] }, installed.objects);
       }
     }
-    this.enter(a, { phase: 'Verifying', stage, reason: 'Applied', message: `stage ${stage} applied; waiting for rollout` });
+    await this.enter(a, { phase: 'Verifying', stage, reason: 'Applied', message: `stage ${stage} applied; waiting for rollout` });
   }
 
   private async verify(a: AttemptRecord, signal: AbortSignal): Promise<void> {
@@ -175,25 +213,40 @@ export class Engine {
     for (;;) {
       const health = await checkWorkloads(this.d.cluster, refs);
       if (health.failed) {
-        this.enter(a, { phase: 'RollingBack', stage, reason: health.failed.reason, message: await explain(this.d.cluster, health.failed) });
+        await this.enter(a, { phase: 'RollingBack', stage, reason: health.failed.reason, message: await explain(this.d.cluster, health.failed) });
         return;
+      }
+      const self = components.find((c) => c.self);
+      if (health.healthy && self && this.d.selfUpgrade && !this.d.selfUpgrade.isRunningVersion(self.version)) {
+        const candidate = await this.d.selfUpgrade.candidateReady(self.version, new Date(this.enteredAt(a.id, 'Upgrading', stage)));
+        if (!candidate.ready) {
+          if (this.d.now().getTime() > deadline) {
+            await this.enter(a, { phase: 'RollingBack', stage, reason: 'CandidateNotReady', message: `the new agent ${self.version} did not report ready by its deadline: ${candidate.message}` });
+            return;
+          }
+          await this.d.sleep(this.d.pollMs, signal);
+          continue;
+        }
+        // The candidate is ready: hand the attempt over. It soaks and confirms itself.
+        await this.enter(a, { phase: 'Soaking', stage, reason: 'CandidateReady', message: `new agent ${self.version} is ready and takes over: ${candidate.message}` });
+        throw new HandedOver(self.version);
       }
       if (health.healthy) {
         if (this.d.postflight) {
           const res = await this.d.postflight.run({ attempt: a, release: this.release(a), stage, now: this.d.now(), signal });
           if (!res.ok) {
-            this.enter(a, { phase: 'RollingBack', stage, reason: res.reason, message: res.message });
+            await this.enter(a, { phase: 'RollingBack', stage, reason: res.reason, message: res.message });
             return;
           }
         }
         const soak = Math.max(0, ...components.map((c) => c.health.soakSeconds));
-        if (soak > 0) this.enter(a, { phase: 'Soaking', stage, reason: 'RolledOut', message: `stage ${stage} healthy; soaking for ${soak}s` });
-        else this.finishStage(a, stage, signal);
+        if (soak > 0) await this.enter(a, { phase: 'Soaking', stage, reason: 'RolledOut', message: `stage ${stage} healthy; soaking for ${soak}s` });
+        else await this.finishStage(a, stage);
         return;
       }
       if (this.d.now().getTime() > deadline) {
         const first = health.notReady[0]!;
-        this.enter(a, { phase: 'RollingBack', stage, reason: 'StageDeadlineExceeded', message: `stage ${stage} not healthy by its deadline: ${await explain(this.d.cluster, first)}` });
+        await this.enter(a, { phase: 'RollingBack', stage, reason: 'StageDeadlineExceeded', message: `stage ${stage} not healthy by its deadline: ${await explain(this.d.cluster, first)}` });
         return;
       }
       await this.d.sleep(this.d.pollMs, signal);
@@ -205,23 +258,38 @@ export class Engine {
     const components = this.stageComponents(a, stage);
     const until = this.enteredAt(a.id, 'Soaking', stage) + Math.max(0, ...components.map((c) => c.health.soakSeconds)) * 1000;
     const refs = components.flatMap((c) => workloadsOf(c.manifests, c.health.workloads));
+    const self = components.find((c) => c.self);
+    if (self && this.d.selfUpgrade) {
+      if (!this.d.selfUpgrade.isRunningVersion(self.version)) {
+        // Still (or again) the old version here: the candidate should have taken over.
+        const candidate = await this.d.selfUpgrade.candidateReady(self.version, new Date(this.enteredAt(a.id, 'Upgrading', stage)));
+        if (candidate.ready) throw new HandedOver(self.version);
+        await this.enter(a, { phase: 'RollingBack', stage, reason: 'CandidateLost', message: `the new agent ${self.version} stopped answering after it was handed the upgrade: ${candidate.message}` });
+        return;
+      }
+      // We are the new version and lead now: prove we work, or revert ourselves.
+      const check = await this.d.selfUpgrade.postTakeover(signal);
+      if (!check.ok) {
+        await this.enter(a, { phase: 'RollingBack', stage, reason: check.reason, message: check.message });
+        return;
+      }
+    }
     for (;;) {
       const health = await checkWorkloads(this.d.cluster, refs);
       if (!health.healthy) {
         const bad = health.failed ?? health.notReady[0]!;
-        this.enter(a, { phase: 'RollingBack', stage, reason: 'HealthDegradedDuringSoak', message: await explain(this.d.cluster, bad) });
+        await this.enter(a, { phase: 'RollingBack', stage, reason: 'HealthDegradedDuringSoak', message: await explain(this.d.cluster, bad) });
         return;
       }
       const left = until - this.d.now().getTime();
       if (left <= 0) break;
       await this.d.sleep(Math.min(this.d.pollMs, left), signal);
     }
-    this.finishStage(a, stage, signal);
+    await this.finishStage(a, stage);
   }
 
   /** Records the stage's components as installed and moves on, in one transaction. */
-  private finishStage(a: AttemptRecord, stage: number, signal: AbortSignal): void {
-    void signal;
+  private async finishStage(a: AttemptRecord, stage: number): Promise<void> {
     const { journal } = this.d;
     const isRemoval = stage >= a.plan.stages.length;
     const hasRemovalStage = a.plan.removed.length > 0;
@@ -238,9 +306,9 @@ export class Engine {
       }
     };
     if (last) {
-      this.enter(a, { phase: 'Succeeded', stage, reason: 'AllComponentsHealthy', message: `every component of ${a.releaseName} ${a.releaseVersion} is on its version and healthy`, finished: true }, recordInstalled);
+      await this.enter(a, { phase: 'Succeeded', stage, reason: 'AllComponentsHealthy', message: `every component of ${a.releaseName} ${a.releaseVersion} is on its version and healthy`, finished: true }, recordInstalled);
     } else {
-      this.enter(a, { phase: 'PreflightChecking', stage: stage + 1, reason: 'NextStage', message: `stage ${stage} passed; checking before stage ${stage + 1}` }, recordInstalled);
+      await this.enter(a, { phase: 'PreflightChecking', stage: stage + 1, reason: 'NextStage', message: `stage ${stage} passed; checking before stage ${stage + 1}` }, recordInstalled);
     }
   }
 
@@ -264,7 +332,7 @@ export class Engine {
       if (health.healthy) break;
       if (this.d.now().getTime() > deadline) {
         const bad = health.failed ?? health.notReady[0]!;
-        this.enter(a, {
+        await this.enter(a, {
           phase: 'Failed',
           stage: a.stage,
           reason: 'RollbackUnhealthy',
@@ -275,7 +343,7 @@ export class Engine {
       }
       await this.d.sleep(this.d.pollMs, signal);
     }
-    this.enter(a, { phase: 'RolledBack', stage: a.stage, reason: a.reason ?? 'RolledBack', message: `back on the previous version after: ${a.message ?? a.reason}`, finished: true }, () => {
+    await this.enter(a, { phase: 'RolledBack', stage: a.stage, reason: a.reason ?? 'RolledBack', message: `back on the previous version after: ${a.message ?? a.reason}`, finished: true }, () => {
       for (const s of snaps) {
         if (s.version === null) journal.installed.remove(s.component);
         else journal.installed.set({ component: s.component, version: s.version, digest: s.digest ?? '', objects: s.owned, attemptId: null });
@@ -291,7 +359,7 @@ export class Engine {
    * transaction before its action starts; listeners hear of it only after
    * the commit, so whatever they do (even dying) sees a durable state.
    */
-  private enter(a: AttemptRecord, t: TransitionInput, alongside?: () => void): void {
+  private async enter(a: AttemptRecord, t: TransitionInput, alongside?: () => void): Promise<void> {
     assertTransition(a.phase, t.phase);
     const { journal } = this.d;
     const record = journal.transaction(() => {
@@ -322,7 +390,25 @@ export class Engine {
       return tr;
     });
     this.d.logger.info({ attemptId: a.id, from: a.phase, to: t.phase, stage: t.stage ?? null, reason: t.reason }, `attempt ${t.phase}${t.message ? `: ${t.message}` : ''}`);
+    // The in-cluster copy must name the state before its action starts, too:
+    // a new leader elsewhere resumes from it.
+    await this.mirror(a.id);
     this.d.onTransition?.(this.attempt(a.id), record);
+  }
+
+  private async mirror(attemptId: string): Promise<void> {
+    if (!this.d.mirror) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.d.mirror(attemptId);
+        return;
+      } catch (err) {
+        // No action may start before the in-cluster copy names it; the API
+        // is needed for the action anyway, so waiting costs nothing.
+        this.d.logger.warn({ attemptId, err: (err as Error).message, attempt }, 'could not write the hand-over record; retrying');
+        await this.d.sleep(Math.min(10_000, 500 * attempt), new AbortController().signal);
+      }
+    }
   }
 
   // ── lookups ───────────────────────────────────────────────────────────

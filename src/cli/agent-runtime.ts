@@ -6,12 +6,20 @@ import { randomInt, type KeyObject } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Agent, type AgentDeps } from '../agent/agent.ts';
+import { HandedOver } from '../agent/engine.ts';
+import { HandoverStore } from '../agent/kube/handover-store.ts';
+import { LeaderElector } from '../agent/kube/leader-election.ts';
+import { reportCandidacy, selfUpgradeSupervisor } from '../agent/self-upgrade.ts';
+import { Wake } from '../agent/wake.ts';
+import { verifyRelease } from '../protocol/signing.ts';
+import { exportMirror, importMirror, markMirrored, mirrorGeneration } from '../store/mirror.ts';
 import { defaultAdmission, type AdmissionPolicy } from '../agent/admission.ts';
 import { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import { secretCredentialStore, type CredentialStore } from '../agent/kube/credential-secret.ts';
 import { StatusPublisher } from '../agent/kube/status-publisher.ts';
 import { attemptStatus } from '../agent/attempt-status.ts';
 import { uninstallAll } from '../agent/stage-actions.ts';
+import type { BackoffPolicy } from '../hub-link/backoff.ts';
 import { HubLink } from '../hub-link/hub-link.ts';
 import type { Inventory } from '../protocol/inventory.ts';
 import { Journal } from '../store/journal.ts';
@@ -29,30 +37,54 @@ export interface RuntimeConfig {
   namespace: string;
   admission?: AdmissionPolicy;
   pollMs?: number;
-  hub?: { url: string; bootstrapToken?: string | undefined; heartbeatMs?: number; uninstallOnDeregister?: boolean; tls?: { ca?: string; rejectUnauthorized?: boolean } };
+  hub?: {
+    url: string;
+    bootstrapToken?: string | undefined;
+    heartbeatMs?: number;
+    /** Reconnect delays; tests shorten them so a healed link comes back in well under a second. */
+    backoff?: BackoffPolicy;
+    uninstallOnDeregister?: boolean;
+    tls?: { ca?: string; rejectUnauthorized?: boolean };
+  };
   agent?: Partial<AgentDeps>;
   now?: () => Date;
+  /** This agent's own version (the `self` component's version); default $FLEETLET_AGENT_VERSION or the package version. */
+  agentVersion?: string;
+  /** With more than one instance: a Lease elects the one that acts; the others stand by. */
+  leaderElection?: { identity: string; leaseDurationMs?: number; retryMs?: number };
+  /** How long a new agent version may take to reach the hub after a self-upgrade hand-over. */
+  selfUpgradeHubTimeoutMs?: number;
 }
 
 export interface AgentRuntime {
   agent: Agent;
   journal: Journal;
   cluster: KubeClusterClient;
-  hubLink: HubLink | undefined;
+  /** The live hub link while this instance leads (a new one per leadership term); undefined otherwise. */
+  readonly hubLink: HubLink | undefined;
   credentials: CredentialStore;
   publisher: StatusPublisher;
+  handover: HandoverStore;
+  /** Is this instance leading right now? */
+  leading(): boolean;
   /** Runs until the signal aborts; closes the hub link and the journal on the way out. */
   run(signal: AbortSignal): Promise<void>;
 }
 
 export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRuntime> {
+  const version = cfg.agentVersion ?? AGENT_VERSION;
   const now = cfg.now ?? (() => new Date());
   const journal = Journal.open(cfg.journalPath, { now });
   const cluster = new KubeClusterClient(cfg.kubeConfig);
   const credentials = secretCredentialStore(cluster, cfg.namespace);
   let targetInfrastructure = 'unknown';
   let hubLink: HubLink | undefined;
+  let leading = false;
   const publisher = new StatusPublisher(cluster, cfg.namespace, cfg.logger);
+  const handover = new HandoverStore(cluster, cfg.namespace);
+  const identity = cfg.leaderElection?.identity ?? `${cfg.clusterId}-agent`;
+  const wake = new Wake();
+  const sleep = (ms: number, signal: AbortSignal) => wake.wait(ms, signal);
 
   const agent = new Agent({
     journal,
@@ -64,6 +96,20 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     releaseKeys: cfg.releaseKeys,
     admission: cfg.admission ?? defaultAdmission,
     pollMs: cfg.pollMs ?? 1000,
+    mirror: async () => {
+      const record = exportMirror(journal, { identity, agentVersion: version });
+      await handover.write(record);
+      markMirrored(journal, record.generation);
+    },
+    selfUpgrade: selfUpgradeSupervisor({
+      version: version,
+      identity,
+      handover,
+      now,
+      sleep,
+      ...(cfg.hub ? { hubConnected: () => hubLink?.connected ?? false } : {}),
+      ...(cfg.selfUpgradeHubTimeoutMs ? { hubTimeoutMs: cfg.selfUpgradeHubTimeoutMs } : {}),
+    }),
     ...cfg.agent,
     onTransition: (a, t) => {
       // Outbox first (the engine already wrote the report), then a nudge to send it.
@@ -73,8 +119,9 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     },
   });
 
-  if (cfg.hub) {
-    let credential = await credentials.load().catch(() => undefined);
+  let credential = cfg.hub ? await credentials.load().catch(() => undefined) : undefined;
+  const makeHubLink = (): HubLink | undefined => {
+    if (!cfg.hub) return undefined;
     const inventory = async (): Promise<Inventory> => ({
       components: agent.inventory(),
       kubernetesVersion: await cluster.serverVersion().catch(() => ''),
@@ -82,10 +129,10 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       overrides: [],
     });
     const hub = cfg.hub;
-    hubLink = new HubLink({
+    return new HubLink({
       url: hub.url,
       clusterId: cfg.clusterId,
-      agentVersion: AGENT_VERSION,
+      agentVersion: version,
       credential: () => credential,
       bootstrapToken: () => hub.bootstrapToken,
       onCredential: async (c) => {
@@ -113,24 +160,73 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       random: () => randomInt(0, 2 ** 31) / 2 ** 31,
       logger: cfg.logger.child({ component: 'hub-link' }),
       ...(hub.heartbeatMs ? { heartbeatMs: hub.heartbeatMs } : {}),
+      ...(hub.backoff ? { backoff: hub.backoff } : {}),
       ...(hub.tls ? { tls: hub.tls } : {}),
     });
-  }
+  };
+
+  /** A new leader whose journal is behind the cluster's record imports it, so it resumes where the last leader stopped. */
+  const takeover = async (): Promise<void> => {
+    const record = await handover.read();
+    if (!record || record.generation <= mirrorGeneration(journal)) return;
+    let verified: { revision: number; release: unknown } | null = null;
+    if (record.release) {
+      // Nothing runs unless signed: the record is cluster data, so its release is verified again
+      // (as of its issue time: it was in force when the previous leader accepted it).
+      const issuedAt = Date.parse((JSON.parse(record.release.payload) as { issuedAt: string }).issuedAt);
+      const release = verifyRelease(record.release, cfg.releaseKeys, { now: () => new Date(issuedAt + 1), lastRevision: 0 });
+      verified = { revision: release.revision, release };
+    }
+    if (importMirror(journal, record, verified)) cfg.logger.info({ generation: record.generation, from: record.writtenBy }, 'took over from the hand-over record');
+  };
+
+  const lead = async (signal: AbortSignal): Promise<'stepDown' | void> => {
+    leading = true;
+    try {
+      await takeover();
+      hubLink = makeHubLink();
+      hubLink?.start(signal);
+      await agent.run(signal);
+    } catch (err) {
+      if (err instanceof HandedOver) {
+        cfg.logger.info(err.message);
+        return 'stepDown';
+      }
+      throw err;
+    } finally {
+      leading = false;
+      await hubLink?.stop();
+      hubLink = undefined;
+    }
+  };
 
   return {
     agent,
     journal,
     cluster,
-    hubLink,
+    // A getter: the link is created when leadership starts, after this object is returned.
+    get hubLink() {
+      return hubLink;
+    },
     credentials,
     publisher,
+    handover,
+    leading: () => leading,
     async run(signal) {
       targetInfrastructure = await detectInfrastructure(cluster).catch(() => 'unknown');
-      hubLink?.start(signal);
       try {
-        await agent.run(signal);
+        if (!cfg.leaderElection) {
+          await lead(signal);
+          return;
+        }
+        const elector = new LeaderElector({ ...cfg.leaderElection, cluster, namespace: cfg.namespace, identity, now, sleep, logger: cfg.logger });
+        await elector.run(signal, lead, async () => {
+          // Standing by: if the upgrade in progress installs our version, we are its candidate.
+          await reportCandidacy({ journal, cluster, handover, version: version, identity, now }).catch((err: unknown) =>
+            cfg.logger.warn({ err: (err as Error).message }, 'candidate report failed'),
+          );
+        });
       } finally {
-        await hubLink?.stop();
         await publisher.idle();
         journal.close();
       }

@@ -39,6 +39,10 @@ export interface EventInput {
 
 export interface ClusterClient {
   apply(obj: KubeObject, opts?: ApplyOptions): Promise<KubeObject>;
+  /** Create; fails with status 409 (AlreadyExists) when it exists. */
+  create(obj: KubeObject): Promise<KubeObject>;
+  /** Replace guarded by metadata.resourceVersion; fails with status 409 (Conflict) when someone wrote first. */
+  replace(obj: KubeObject): Promise<KubeObject>;
   read(ref: ObjectRef): Promise<KubeObject | undefined>;
   /** Deletes in the background (children follow); absent is not an error. */
   remove(ref: ObjectRef): Promise<void>;
@@ -81,6 +85,22 @@ export class KubeClusterClient implements ClusterClient {
       return (await this.objects.patch(obj as k8s.KubernetesObject, undefined, opts.dryRun ? 'All' : undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply)) as KubeObject;
     } catch (err) {
       throw wrap(`${opts.dryRun ? 'dry-run apply' : 'apply'} ${describeRef({ apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace })}`, err);
+    }
+  }
+
+  async create(obj: KubeObject): Promise<KubeObject> {
+    try {
+      return (await this.objects.create(obj as k8s.KubernetesObject, undefined, undefined, FIELD_MANAGER)) as KubeObject;
+    } catch (err) {
+      throw wrap(`create ${describeRef({ apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace })}`, err);
+    }
+  }
+
+  async replace(obj: KubeObject): Promise<KubeObject> {
+    try {
+      return (await this.objects.replace(obj as k8s.KubernetesObject, undefined, undefined, FIELD_MANAGER)) as KubeObject;
+    } catch (err) {
+      throw wrap(`replace ${describeRef({ apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace })}`, err);
     }
   }
 

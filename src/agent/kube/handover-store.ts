@@ -1,0 +1,64 @@
+// Where the hand-over record and the candidate's report live in the
+// cluster: two ConfigMaps in the agent's namespace. Two, because the leader
+// and the candidate each write only their own (no write ever races).
+import { candidateReport, handoverRecord, type CandidateReport, type HandoverRecord } from '../../protocol/handover.ts';
+import type { ClusterClient } from './cluster-client.ts';
+import { FIELD_MANAGER, MANAGED_BY_LABEL } from './object-ref.ts';
+
+export class HandoverCorrupt extends Error {
+  readonly reason = 'HandoverCorrupt';
+  constructor(message: string) {
+    super(message);
+    this.name = 'HandoverCorrupt';
+  }
+}
+
+export class HandoverStore {
+  static readonly RECORD = 'fleetlet-handover';
+  static readonly CANDIDATE = 'fleetlet-candidate';
+  private readonly cluster: ClusterClient;
+  private readonly namespace: string;
+
+  constructor(cluster: ClusterClient, namespace: string) {
+    this.cluster = cluster;
+    this.namespace = namespace;
+  }
+
+  async write(record: HandoverRecord): Promise<void> {
+    await this.put(HandoverStore.RECORD, { 'record.json': JSON.stringify(record), generation: String(record.generation), writtenBy: record.writtenBy });
+  }
+
+  async read(): Promise<HandoverRecord | undefined> {
+    return this.get(HandoverStore.RECORD, 'record.json', (v) => handoverRecord.safeParse(v));
+  }
+
+  async writeCandidate(report: CandidateReport): Promise<void> {
+    await this.put(HandoverStore.CANDIDATE, { 'candidate.json': JSON.stringify(report), version: report.version, ready: String(report.ready) });
+  }
+
+  async readCandidate(): Promise<CandidateReport | undefined> {
+    return this.get(HandoverStore.CANDIDATE, 'candidate.json', (v) => candidateReport.safeParse(v));
+  }
+
+  private async put(name: string, data: Record<string, string>): Promise<void> {
+    await this.cluster.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: this.namespace, labels: { [MANAGED_BY_LABEL]: FIELD_MANAGER } }, data });
+  }
+
+  private async get<T>(name: string, key: string, parse: (v: unknown) => { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } }): Promise<T | undefined> {
+    const cm = (await this.cluster.read({ apiVersion: 'v1', kind: 'ConfigMap', name, namespace: this.namespace })) as { data?: Record<string, string> } | undefined;
+    const raw = cm?.data?.[key];
+    if (raw === undefined) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch {
+      throw new HandoverCorrupt(`ConfigMap ${this.namespace}/${name} key ${key} is not JSON; delete it to let the leader rewrite it`);
+    }
+    const parsed = parse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new HandoverCorrupt(`ConfigMap ${this.namespace}/${name}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+    }
+    return parsed.data;
+  }
+}
