@@ -1,10 +1,14 @@
 // The gate decides whether the next stage may start now: maintenance
 // windows and pre-flight checks plug in here (src/agent/windows, checks).
+// The engine asks it only before a stage starts, never while one runs, so a
+// stage that is running when its window closes is finished, not cut off.
+// The policy-driven gate is in gate-policy.ts (createPolicyGate).
 import type { Release } from '../protocol/release.ts';
 import type { AttemptRecord } from '../store/attempt-repo.ts';
 
 export type GateDecision =
-  | { go: true }
+  /** message: something a person should see although the stage may start (e.g. an escalated deferral); data: what was checked. */
+  | { go: true; message?: string; data?: unknown }
   | { go: false; phase: 'WaitingForWindow' | 'PreflightChecking'; reason: string; message: string; retryAt: Date; data?: unknown };
 
 export interface GateContext {

@@ -318,6 +318,23 @@ export const checksPolicy = z
       })
       .prefault({})
       .meta({ description: 'How a blocked attempt re-runs its preflight checks: exponential backoff with full jitter' }),
+    builtin: z
+      .strictObject({
+        minReadyNodesPercent: z
+          .number()
+          .min(0)
+          .max(100)
+          .default(100)
+          .meta({ description: 'Share of nodes that must be Ready before a stage starts (100: every node)' }),
+        minFreeDiskMiB: z
+          .number()
+          .int()
+          .min(0)
+          .default(64)
+          .meta({ description: 'Free space the journal\'s filesystem must have before a stage starts; a journal that cannot write cannot roll back' }),
+      })
+      .prefault({})
+      .meta({ description: 'Thresholds of the checks every agent runs before a stage (API reachable, nodes, component health, PodDisruptionBudgets, journal disk, consent)' }),
   })
   .superRefine((c, ctx) => {
     uniqueNames(c.preflight, 'preflight', ctx);
@@ -362,6 +379,12 @@ export const maintenancePolicy = z
       })
       .prefault({})
       .meta({ description: 'A Lease an operator or application holds to defer upgrades' }),
+    prePull: z
+      .strictObject({
+        enabled: z.boolean().default(false).meta({ description: 'Pull the next stage\'s images on every node while waiting for a window (a short-lived DaemonSet in the agent namespace)' }),
+      })
+      .prefault({})
+      .meta({ description: 'Work that changes nothing may happen before the window opens' }),
   })
   .superRefine((p, ctx) => {
     requireZones(p, ctx);

@@ -193,7 +193,7 @@ describe('published JSON Schema', () => {
 
   it('describes the fields editors need', () => {
     const schema = JSON.parse(generatePolicySchema()) as { properties: Record<string, unknown>; additionalProperties: boolean; required: string[] };
-    assert.deepEqual(Object.keys(schema.properties).sort(), ['apiVersion', 'blackouts', 'checks', 'consent', 'critical', 'kind', 'timeZone', 'windows']);
+    assert.deepEqual(Object.keys(schema.properties).sort(), ['apiVersion', 'blackouts', 'checks', 'consent', 'critical', 'kind', 'prePull', 'timeZone', 'windows']);
     assert.equal(schema.additionalProperties, false);
     assert.deepEqual(schema.required.sort(), ['apiVersion', 'kind']);
   });
