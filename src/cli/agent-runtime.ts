@@ -11,6 +11,9 @@ import { HandoverStore } from '../agent/kube/handover-store.ts';
 import { LeaderElector } from '../agent/kube/leader-election.ts';
 import { reportCandidacy, selfUpgradeSupervisor } from '../agent/self-upgrade.ts';
 import { Wake } from '../agent/wake.ts';
+import { createPolicyGate, defaultPolicy } from '../agent/gate-policy.ts';
+import { watchPolicyFile, type PolicyWatch } from '../agent/policy-loader.ts';
+import { DaemonSetPrePuller } from '../agent/preflight/index.ts';
 import { verifyRelease } from '../protocol/signing.ts';
 import { exportMirror, importMirror, markMirrored, mirrorGeneration } from '../store/mirror.ts';
 import { defaultAdmission, type AdmissionPolicy } from '../agent/admission.ts';
@@ -52,6 +55,8 @@ export interface RuntimeConfig {
   agentVersion?: string;
   /** With more than one instance: a Lease elects the one that acts; the others stand by. */
   leaderElection?: { identity: string; leaseDurationMs?: number; retryMs?: number };
+  /** The local maintenance-window and check policy (YAML, mounted from a ConfigMap; reloaded on change). */
+  policyPath?: string;
   /** How long a new agent version may take to reach the hub after a self-upgrade hand-over. */
   selfUpgradeHubTimeoutMs?: number;
 }
@@ -84,6 +89,20 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   const handover = new HandoverStore(cluster, cfg.namespace);
   const identity = cfg.leaderElection?.identity ?? `${cfg.clusterId}-agent`;
   const wake = new Wake();
+  // Maintenance windows and checks. Without a policy file: always allowed,
+  // built-in checks at their default thresholds. With one that is missing or
+  // invalid at start, attempts wait (NoPolicy) rather than run unguarded.
+  let policyWatch: PolicyWatch | undefined;
+  const fallbackPolicy = defaultPolicy();
+  let agentRef: Agent | undefined;
+  const { gate, postflight } = createPolicyGate({
+    policy: () => (cfg.policyPath ? policyWatch?.current()?.policy : fallbackPolicy),
+    journal,
+    cluster,
+    now,
+    logger: cfg.logger,
+    prePuller: new DaemonSetPrePuller({ cluster, namespace: cfg.namespace }),
+  });
   const sleep = (ms: number, signal: AbortSignal) => wake.wait(ms, signal);
 
   const agent = new Agent({
@@ -96,6 +115,8 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     releaseKeys: cfg.releaseKeys,
     admission: cfg.admission ?? defaultAdmission,
     pollMs: cfg.pollMs ?? 1000,
+    gate,
+    postflight,
     mirror: async () => {
       const record = exportMirror(journal, { identity, agentVersion: version });
       await handover.write(record);
@@ -118,6 +139,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       cfg.agent?.onTransition?.(a, t);
     },
   });
+  agentRef = agent;
 
   let credential = cfg.hub ? await credentials.load().catch(() => undefined) : undefined;
   const makeHubLink = (): HubLink | undefined => {
@@ -214,6 +236,19 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     leading: () => leading,
     async run(signal) {
       targetInfrastructure = await detectInfrastructure(cluster).catch(() => 'unknown');
+      if (cfg.policyPath) {
+        policyWatch = await watchPolicyFile({
+          path: cfg.policyPath,
+          signal,
+          now,
+          logger: cfg.logger,
+          onPolicy: (p) => {
+            cfg.logger.info({ file: p.file, digest: p.digest }, 'maintenance policy in force');
+            agentRef?.wakeUp();
+          },
+          onInvalid: (err) => cfg.logger.warn({ issues: err.issues, reason: err.reason }, err.message),
+        });
+      }
       try {
         if (!cfg.leaderElection) {
           await lead(signal);
