@@ -10,6 +10,7 @@ import type { Release, SignedEnvelope } from '../protocol/release.ts';
 import { ReleaseRefused, verifyRelease } from '../protocol/signing.ts';
 import type { AttemptRecord } from '../store/attempt-repo.ts';
 import type { Journal } from '../store/journal.ts';
+import { defaultCompaction, type CompactionPolicy } from '../store/compaction.ts';
 import { admitRelease, ReleaseRejected, type AdmissionPolicy } from './admission.ts';
 import { Engine, HandedOver, type EngineDeps } from './engine.ts';
 import type { ClusterClient } from './kube/cluster-client.ts';
@@ -25,6 +26,7 @@ export interface AgentDeps extends Omit<EngineDeps, 'sleep'> {
   admission: AdmissionPolicy;
   /** How long the loop idles when there is nothing to do (a wake cuts it short). */
   idleMs?: number;
+  compaction?: CompactionPolicy;
 }
 
 export type OfferResult = { accepted: true; revision: number } | { accepted: false; reason: string; message: string };
@@ -105,6 +107,7 @@ export class Agent {
       }
       try {
         await this.engine.drive(attempt.id, signal);
+        this.compact();
       } catch (err) {
         if (signal.aborted) break;
         if (err instanceof HandedOver) throw err;
@@ -130,6 +133,16 @@ export class Agent {
       releaseVersion: desired.release.version,
       plan,
     });
+  }
+
+  /** History goes after each attempt, so the journal stays bounded on small edge disks. */
+  private compact(): void {
+    try {
+      const r = this.d.journal.compact(this.d.compaction ?? defaultCompaction);
+      if (r.attemptsRemoved || r.releasesRemoved) this.d.logger.info(r, 'journal compacted');
+    } catch (err) {
+      this.d.logger.warn({ err: (err as Error).message }, 'journal compaction failed; will retry after the next attempt');
+    }
   }
 
   /** Component versions as installed, for the hello inventory and `fleetlet status`. */

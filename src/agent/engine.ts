@@ -36,6 +36,8 @@ export interface EngineDeps {
   pollMs?: number;
   /** Process starts inside one attempt before it is declared a crash loop. */
   maxStarts?: number;
+  /** Called as each state's action begins (tracing; the CLI's crash failpoint). */
+  onStep?: (attempt: AttemptRecord) => void;
   /** Writes the journal's state to the in-cluster hand-over record; must succeed before an action starts. */
   mirror?: (attemptId: string) => Promise<void>;
   /** Supervises the agent's own upgrade (the `self` component). */
@@ -61,7 +63,7 @@ export class HandedOver extends Error {
   }
 }
 
-type Optional = 'postflight' | 'onTransition' | 'mirror' | 'selfUpgrade';
+type Optional = 'postflight' | 'onTransition' | 'mirror' | 'selfUpgrade' | 'onStep';
 
 export class Engine {
   private readonly d: Required<Omit<EngineDeps, Optional>> & Pick<EngineDeps, Optional>;
@@ -99,6 +101,7 @@ export class Engine {
       const a = this.attempt(attemptId);
       if (a.finishedAt) return a;
       const log = this.d.logger.child({ attemptId, phase: a.phase, stage: a.stage });
+      this.d.onStep?.(a);
       try {
         switch (a.phase) {
           case 'Pending':

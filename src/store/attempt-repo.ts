@@ -128,8 +128,8 @@ export class AttemptRepo {
     const at = this.now();
     this.db
       .prepare(
-        `INSERT INTO attempts (id, release_id, revision, release_name, release_version, phase, plan_json, started_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, 'Pending', ?, ?, ?)`,
+        `INSERT INTO attempts (id, release_id, revision, release_name, release_version, phase, plan_json, starts, started_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'Pending', ?, 1, ?, ?)`,
       )
       .run(a.id, a.releaseId, a.revision, a.releaseName, a.releaseVersion, JSON.stringify(a.plan), at, at);
     this.db.prepare(`INSERT INTO transitions (attempt_id, phase, at) VALUES (?, 'Pending', ?)`).run(a.id, at);

@@ -124,3 +124,36 @@ test('upgrade: killed at arbitrary instants, the restarted agent finishes consis
   const results = await Promise.all([400, 900, 1500, 2200].map((ms) => scenario(signer, false, { afterMs: ms })));
   assert.ok(results.some((r) => r.wasKilled), 'at least one run was killed mid-way');
 });
+
+test('a crash loop inside one attempt ends it with a rollback and the reason CrashLoop', async () => {
+  const ns = await testNamespace('crl');
+  const dir = mkdtempSync(join(tmpdir(), 'fleetlet-crashloop-'));
+  writeFileSync(join(dir, 'release.pub.pem'), exportPublicKeyPem(signer.publicKey));
+  try {
+    writeFileSync(join(dir, 'v1.json'), JSON.stringify(signer.sign(addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }))));
+    assert.equal((await runAgent(dir, join(dir, 'v1.json'))).code, 0);
+    writeFileSync(join(dir, 'v2.json'), JSON.stringify(signer.sign(addonsRelease(ns.name, 2, { dns: '2.0.0', proxy: '2.0.0', metrics: '2.0.0' }))));
+    // The agent dies whenever it starts verifying stage 0: a crash loop inside one attempt.
+    // The limit is 5 starts; the 6th start must end the attempt instead of dying again.
+    const loop = { FLEETLET_FAILPOINT_KILL_IN_PHASE: 'Verifying' };
+    for (let i = 0; i < 5; i++) {
+      const run = await runAgent(dir, join(dir, 'v2.json'), loop);
+      assert.equal(run.signal, 'SIGKILL', `start ${i + 1} died while verifying`);
+    }
+    const last = await runAgent(dir, join(dir, 'v2.json'), loop);
+    assert.equal(last.code, 0, `the 6th start ends the loop: ${last.stderr}`);
+    const journal = Journal.open(join(dir, 'journal.db'));
+    try {
+      const a = journal.attempts.latest()!;
+      assert.equal(a.revision, 2);
+      assert.equal(a.phase, 'RolledBack', `${a.reason}: ${a.message}`);
+      assert.equal(a.reason, 'CrashLoop');
+      assert.match(a.message ?? '', /started 6 times/);
+      for (const c of journal.installed.all()) assert.equal(c.version, '1.0.0');
+    } finally {
+      journal.close();
+    }
+  } finally {
+    await ns.dispose();
+  }
+});
