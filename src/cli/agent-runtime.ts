@@ -15,6 +15,7 @@ import { createPolicyGate, defaultPolicy } from '../agent/gate-policy.ts';
 import { watchPolicyFile, type PolicyWatch } from '../agent/policy-loader.ts';
 import { DaemonSetPrePuller } from '../agent/preflight/index.ts';
 import { verifyRelease } from '../protocol/signing.ts';
+import type { Policy } from '../protocol/policy.ts';
 import { exportMirror, importMirror, markMirrored, mirrorGeneration } from '../store/mirror.ts';
 import { defaultAdmission, type AdmissionPolicy } from '../agent/admission.ts';
 import { KubeClusterClient } from '../agent/kube/cluster-client.ts';
@@ -57,6 +58,8 @@ export interface RuntimeConfig {
   leaderElection?: { identity: string; leaseDurationMs?: number; retryMs?: number };
   /** The local maintenance-window and check policy (YAML, mounted from a ConfigMap; reloaded on change). */
   policyPath?: string;
+  /** A fixed policy when there is no file (default: always allowed, built-in checks at default thresholds). */
+  policy?: Policy;
   /** How long a new agent version may take to reach the hub after a self-upgrade hand-over. */
   selfUpgradeHubTimeoutMs?: number;
 }
@@ -93,7 +96,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   // built-in checks at their default thresholds. With one that is missing or
   // invalid at start, attempts wait (NoPolicy) rather than run unguarded.
   let policyWatch: PolicyWatch | undefined;
-  const fallbackPolicy = defaultPolicy();
+  const fallbackPolicy = cfg.policy ?? defaultPolicy();
   let agentRef: Agent | undefined;
   const { gate, postflight } = createPolicyGate({
     policy: () => (cfg.policyPath ? policyWatch?.current()?.policy : fallbackPolicy),

@@ -326,6 +326,10 @@ export const checksPolicy = z
           .max(100)
           .default(100)
           .meta({ description: 'Share of nodes that must be Ready before a stage starts (100: every node)' }),
+        nodeSelector: z
+          .record(z.string(), z.string())
+          .default({})
+          .meta({ description: 'Only nodes carrying all these labels count for minReadyNodesPercent (e.g. the pool the add-ons run on); empty: every node' }),
         minFreeDiskMiB: z
           .number()
           .int()

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
+import { testPolicy } from '../support/test-policy.ts';
 import type { ReleaseInput } from '../../src/protocol/release.ts';
 import { createAgentRuntime, type AgentRuntime } from '../../src/cli/agent-runtime.ts';
 import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
@@ -57,6 +58,7 @@ async function startAgent(agentNs: string, version: string, identity: string, ex
     kubeConfig: kubeConfig(),
     releaseKeys: [signer.publicKey],
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    policy: testPolicy(),
     namespace: agentNs,
     pollMs: 200,
     agentVersion: version,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
+import { testPolicy } from '../support/test-policy.ts';
 import { createAgentRuntime } from '../../src/cli/agent-runtime.ts';
 import { STATUS_CONFIGMAP } from '../../src/agent/kube/status-publisher.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
@@ -21,6 +22,7 @@ test('each transition is a Kubernetes Event and the status ConfigMap shows the r
     kubeConfig: kubeConfig(),
     releaseKeys: [signer.publicKey],
     logger: pino({ level: 'silent' }),
+    policy: testPolicy(),
     namespace: agentNs.name,
     pollMs: 200,
   });

@@ -21,6 +21,7 @@ import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { watchPolicyFile } from '../../src/agent/policy-loader.ts';
 import { DaemonSetPrePuller, PRE_PULL_LABEL } from '../../src/agent/preflight/index.ts';
 import { maintenancePolicy, type Policy, type PolicyInput } from '../../src/protocol/policy.ts';
+import { withSharedNodes } from '../support/test-policy.ts';
 import type { KubeObject, ReleaseInput } from '../../src/protocol/release.ts';
 import type { AttemptRecord } from '../../src/store/attempt-repo.ts';
 import { Journal } from '../../src/store/journal.ts';
@@ -34,7 +35,7 @@ type Workload = KubeObject & { spec: { template: { spec: { containers: { image: 
 const image = (o: KubeObject | undefined) => (o as Workload | undefined)?.spec.template.spec.containers[0]?.image;
 
 function policyOf(rest: Omit<PolicyInput, 'apiVersion' | 'kind'>): Policy {
-  return maintenancePolicy.parse({ apiVersion: 'fleetlet.io/v1', kind: 'MaintenancePolicy', ...rest });
+  return maintenancePolicy.parse({ apiVersion: 'fleetlet.io/v1', kind: 'MaintenancePolicy', ...withSharedNodes(rest) });
 }
 
 /** An agent with the policy gate, a shiftable clock and a swappable policy, running in the background. */
@@ -304,25 +305,33 @@ describe('pre-flight and post-flight checks on the cluster', () => {
   test('a node that is not Ready blocks (nodes-ready) until it is Ready', async () => {
     const core = kubeConfig().makeApiClient(k8s.CoreV1Api);
     const name = `fleetlet-extra-${randomBytes(3).toString('hex')}`;
-    // Our own kwok node, its status in our hands; tainted so no other test's pods land on it.
+    // A pool of our own (kwok-node-0 and an extra node whose status is in our hands), so the
+    // not-Ready node is seen by this test's policy only, never by other tests' agents.
+    const pool = { [`fleetlet.io/pool-${name}`]: 'in' };
     await core.createNode({
       body: {
-        metadata: { name, annotations: { 'kwok.x-k8s.io/node': 'fake', 'kwok.x-k8s.io/status': 'custom' }, labels: { type: 'kwok', 'fleetlet.io/test': 'true' } },
+        metadata: { name, annotations: { 'kwok.x-k8s.io/node': 'fake', 'kwok.x-k8s.io/status': 'custom' }, labels: { ...pool, 'fleetlet.io/test': 'true' } },
         spec: { taints: [{ key: 'fleetlet.io/test-node', value: 'extra', effect: 'NoSchedule' }] },
       },
     });
+    const label = (value: string | null) => core.patchNode({ name: 'kwok-node-0', body: [{ op: value === null ? 'remove' : 'add', path: `/metadata/labels/fleetlet.io~1pool-${name}`, ...(value === null ? {} : { value }) }] });
+    await label('in');
     const setReady = async (status: 'True' | 'False') => {
       const node = await core.readNode({ name });
       const now = new Date();
       node.status = { ...node.status, conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: 'set by the test', lastHeartbeatTime: now, lastTransitionTime: now }] };
       await core.replaceNodeStatus({ name, body: node });
     };
+    const previous = pa.policy.current;
+    pa.policy.current = () => base({ checks: { builtin: { nodeSelector: pool } } });
     try {
       await setReady('False');
-      await blockedBy('nodes-ready', new RegExp(`\\d+/\\d+ nodes Ready \\(\\S+, policy needs 100%\\); not Ready: ${name}`));
+      await blockedBy('nodes-ready', new RegExp(`1/2 nodes Ready \\(50%, policy needs 100%\\); not Ready: ${name}`));
       await setReady('True');
       await proceeds();
     } finally {
+      pa.policy.current = previous;
+      await label(null).catch(() => {});
       await core.deleteNode({ name }).catch(() => {});
     }
   });

@@ -26,7 +26,7 @@ export function builtinPreflightChecks(deps: BuiltinCheckDeps, policy: Policy, c
   const { cluster, journal } = deps;
   return [
     kubernetesApiCheck(cluster, ctx.release),
-    nodesReadyCheck(cluster, policy.checks.builtin.minReadyNodesPercent),
+    nodesReadyCheck(cluster, policy.checks.builtin.minReadyNodesPercent, policy.checks.builtin.nodeSelector),
     componentsHealthyCheck(cluster, journal, ctx),
     disruptionBudgetsCheck(cluster, stageNamespaces(ctx)),
     journalDiskCheck(journal.path, policy.checks.builtin.minFreeDiskMiB, deps.statfs),

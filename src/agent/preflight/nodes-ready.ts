@@ -3,13 +3,14 @@
 import type { Check } from '../checks/check.ts';
 import type { ClusterClient } from '../kube/cluster-client.ts';
 
-export function nodesReadyCheck(cluster: ClusterClient, minReadyPercent: number, timeoutMs = 10_000): Check {
+export function nodesReadyCheck(cluster: ClusterClient, minReadyPercent: number, nodeSelector: Record<string, string> = {}, timeoutMs = 10_000): Check {
+  const selected = Object.entries(nodeSelector);
   return {
     name: 'nodes-ready',
     timeoutMs,
     async run() {
-      const nodes = await cluster.nodes();
-      if (nodes.length === 0) return { result: 'fail', message: 'the cluster has no nodes' };
+      const nodes = (await cluster.nodes()).filter((n) => selected.every(([k, v]) => n.labels[k] === v));
+      if (nodes.length === 0) return { result: 'fail', message: selected.length ? `no node matches ${selected.map(([k, v]) => `${k}=${v}`).join(',')}` : 'the cluster has no nodes' };
       const notReady = nodes.filter((n) => !n.ready).map((n) => n.name).sort();
       const ready = nodes.length - notReady.length;
       const percent = (ready * 100) / nodes.length;
