@@ -1,0 +1,111 @@
+// The image, as far as it can be checked without a Docker engine: the
+// final stage's layout is assembled from the Dockerfile's own COPY lines
+// (test/support/dockerfile.ts) and its ENTRYPOINT runs from there.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { assembleFinalStage, dockerignore, parseDockerfile, type Assembled } from '../support/dockerfile.ts';
+
+const repo = new URL('../../', import.meta.url).pathname;
+
+describe('Dockerfile', () => {
+  let rootfs: string;
+  let image: Assembled;
+
+  before(() => {
+    rootfs = mkdtempSync(join(tmpdir(), 'fleetlet-image-'));
+    image = assembleFinalStage({ context: repo, rootfs });
+  });
+  after(() => rmSync(rootfs, { recursive: true, force: true }));
+
+  /** Runs the image's entrypoint (or another command) in the assembled layout: `docker run image ...args`. */
+  const run = (args: string[], entrypoint = image.entrypoint) => {
+    const [cmd, ...rest] = entrypoint;
+    assert.equal(cmd, 'node', 'the entrypoint runs node');
+    // Absolute paths inside the image live under rootfs here.
+    const argv = [...rest, ...args].map((a) => (a.startsWith('/') ? join(rootfs, a) : a));
+    return spawnSync(process.execPath, argv, {
+      cwd: join(rootfs, image.workdir),
+      // The image's environment only: nothing from this shell (no FLEETLET_* leaking in).
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...image.env },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+  };
+
+  test('two stages on Node 24: dependencies built with compilers, runtime without them, not root', () => {
+    const stages = parseDockerfile(readFileSync(join(repo, 'Dockerfile'), 'utf8'));
+    assert.equal(stages.length, 2);
+    const [build, runtime] = stages as [(typeof stages)[0], (typeof stages)[0]];
+    assert.match(build.from, /^node:24-bookworm-slim$/);
+    assert.match(runtime.from, /^(node:24-bookworm-slim|gcr\.io\/distroless\/nodejs24-debian12(:nonroot)?)$/);
+    const buildRun = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    assert.match(buildRun, /python3/);
+    assert.match(buildRun, /g\+\+/);
+    assert.match(buildRun, /npm ci --omit=dev/);
+    assert.ok(!runtime.instructions.some((i) => i.op === 'RUN' && /apt-get|npm (ci|install)/.test(i.args)), 'no compilers or installs in the runtime stage');
+    assert.equal(image.user, '65532:65532');
+    assert.deepEqual(image.entrypoint, ['node', '/app/bin/fleetlet.ts', 'agent']);
+    assert.ok(runtime.instructions.some((i) => i.op === 'VOLUME' && i.args.includes('/var/lib/fleetlet')), 'the journal directory is a volume');
+  });
+
+  test('the image holds the agent and its production dependencies, and nothing of the tests', () => {
+    assert.ok(existsSync(join(rootfs, 'app/bin/fleetlet.ts')));
+    assert.ok(existsSync(join(rootfs, 'app/src/cli/agent-command.ts')));
+    assert.ok(existsSync(join(rootfs, 'app/package.json')), 'package.json ("type": "module") travels with the sources');
+    assert.ok(existsSync(join(rootfs, 'app/node_modules/better-sqlite3')));
+    assert.ok(existsSync(join(rootfs, 'app/node_modules/prom-client')));
+    assert.ok(!existsSync(join(rootfs, 'app/node_modules/typescript')), 'dev dependencies are left out');
+    assert.ok(!existsSync(join(rootfs, 'app/node_modules/eslint')));
+    assert.ok(!image.copied.some((p) => p.startsWith('test/') || p.endsWith('.test.ts')), 'no tests in the image');
+  });
+
+  test('`docker run <image> --help` prints the agent usage and exits 0', () => {
+    const res = run(['--help']);
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /^fleetlet agent \[options\]/);
+    assert.match(res.stdout, /--http-addr/);
+  });
+
+  test('`docker run --entrypoint node <image> /app/bin/fleetlet.ts --help` lists every command', () => {
+    const res = run(['--help'], ['node', '/app/bin/fleetlet.ts']);
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /Commands:\n\s+agent/);
+  });
+
+  test('the agent without a cluster id exits 2 and says what is missing', () => {
+    const res = run([]);
+    assert.equal(res.status, 2, `${res.stdout}${res.stderr}`);
+    assert.match(`${res.stdout}${res.stderr}`, /--cluster-id \(or FLEETLET_CLUSTER_ID\) is required/);
+    assert.doesNotMatch(res.stderr, /ERR_MODULE_NOT_FOUND|Cannot find (module|package)/);
+  });
+
+  test('an unknown flag exits 2 with the usage, not a stack trace', () => {
+    const res = run(['--bogus']);
+    assert.equal(res.status, 2);
+    assert.match(res.stderr, /Unknown option '--bogus'/);
+    assert.doesNotMatch(res.stderr, /\n\s+at /);
+  });
+});
+
+describe('.dockerignore rules', () => {
+  test('directories, globs, and re-includes', () => {
+    const ignored = dockerignore('# comment\ntest\n**/*.test.ts\n*.db\nsrc/secret\n!src/secret/keep.ts\n');
+    assert.equal(ignored('test/unit/a.ts'), true);
+    assert.equal(ignored('src/agent/a.test.ts'), true);
+    assert.equal(ignored('src/agent/a.ts'), false);
+    assert.equal(ignored('journal.db'), true);
+    assert.equal(ignored('src/journal.db'), false, 'a root pattern without ** matches at the root only');
+    assert.equal(ignored('src/secret/x.ts'), true);
+    assert.equal(ignored('src/secret/keep.ts'), false);
+  });
+
+  test('the repository .dockerignore keeps out what the image must not carry and nothing it needs', () => {
+    const ignored = dockerignore(readFileSync(join(repo, '.dockerignore'), 'utf8'));
+    for (const p of ['node_modules/pino/package.json', '.git/HEAD', 'test/unit/journal.test.ts', 'journal.db', 'release.key.pem']) assert.equal(ignored(p), true, p);
+    for (const p of ['package.json', 'package-lock.json', 'bin/fleetlet.ts', 'src/cli/main.ts']) assert.equal(ignored(p), false, p);
+  });
+});
