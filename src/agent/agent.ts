@@ -15,6 +15,8 @@ import { admitRelease, ReleaseRejected, type AdmissionPolicy } from './admission
 import { Engine, HandedOver, type EngineDeps } from './engine.ts';
 import type { ClusterClient } from './kube/cluster-client.ts';
 import { planRelease } from './planner.ts';
+import { applicableOverrides, overridesKey, withOverrides } from './overrides.ts';
+import { OverrideRefused, verifyOverride } from '../protocol/override.ts';
 import { Wake } from './wake.ts';
 
 export interface AgentDeps extends Omit<EngineDeps, 'sleep'> {
@@ -51,6 +53,31 @@ export class Agent {
       throw err;
     }
     return this.admit(release, envelope as SignedEnvelope);
+  }
+
+  /** A hotfix override (from the hub): verified like a release, then folded into the desired release. */
+  offerOverride(envelope: unknown): OfferResult {
+    const { journal } = this.d;
+    try {
+      const o = verifyOverride(envelope, this.d.releaseKeys, { now: this.d.now, lastRevision: (name) => journal.overrides.revisionOf(name) });
+      journal.overrides.accept(o, envelope as SignedEnvelope);
+      this.d.logger.info({ override: o.name, revision: o.revision, component: o.component, withdrawn: o.withdrawn }, 'override accepted');
+      this.wake.notify();
+      return { accepted: true, revision: o.revision };
+    } catch (err) {
+      if (!(err instanceof OverrideRefused)) throw err;
+      if (err.reason !== 'Replayed') {
+        journal.outbox.enqueue('override-refused', { reason: err.reason, message: err.message, at: this.d.now().toISOString(), ...(err.revision ? { revision: err.revision } : {}) });
+        this.d.logger.warn({ reason: err.reason }, `override refused: ${err.message}`);
+      }
+      return { accepted: false, reason: err.reason, message: err.message };
+    }
+  }
+
+  /** The overrides the cluster runs: those of the newest attempt that succeeded. */
+  runningOverrides(): { name: string; component: string; version: string }[] {
+    const ok = this.d.journal.attempts.list(50).find((a) => a.phase === 'Succeeded');
+    return (ok?.plan.overrides ?? []).map((o) => ({ name: o.name, component: o.component, version: o.version }));
   }
 
   /** A release the hub link already verified; admission still applies. */
@@ -123,8 +150,12 @@ export class Agent {
     const desired = journal.releases.latestAccepted();
     if (!desired) return undefined;
     const last = journal.attempts.latest();
-    if (last && last.revision >= desired.revision) return undefined;
-    const plan = planRelease(desired.release, journal.installed.all());
+    const overrides = applicableOverrides(desired.release, journal.overrides.all(), this.d.now());
+    // A new attempt for a newer release, or for the same release when its set of
+    // applicable overrides changed (a fix arrived, was withdrawn or expired).
+    // The same (release, overrides) is never retried on its own: it needs a new revision.
+    if (last && (last.revision > desired.revision || (last.revision === desired.revision && overridesKey(last.plan.overrides) === overridesKey(overrides)))) return undefined;
+    const plan = planRelease(withOverrides(desired.release, overrides), journal.installed.all(), overrides);
     return journal.attempts.create({
       id: randomUUID(),
       releaseId: desired.id,

@@ -14,6 +14,7 @@ import { checkWorkloads, explain } from './health-watch.ts';
 import { KubeApiError, type ClusterClient } from './kube/cluster-client.ts';
 import { workloadsOf } from './kube/workload-health.ts';
 import { assertTransition } from './lifecycle.ts';
+import { withOverrides } from './overrides.ts';
 import { refOf } from './kube/object-ref.ts';
 import { applyComponent, pruneComponent, restoreSnapshot, takeSnapshot } from './stage-actions.ts';
 
@@ -422,10 +423,11 @@ export class Engine {
     return a;
   }
 
+  /** The release this attempt works towards, with the hotfix overrides its plan folded in. */
   private release(a: AttemptRecord): Release {
     const r = this.d.journal.releases.byId(a.releaseId);
     if (!r) throw new Error(`release ${a.releaseId} of attempt ${a.id} is missing from the journal`);
-    return r.release;
+    return withOverrides(r.release, a.plan.overrides);
   }
 
   private stageComponents(a: AttemptRecord, stage: number): Component[] {

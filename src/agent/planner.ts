@@ -5,13 +5,15 @@ import type { Plan, PlanStage, PlannedComponent } from '../protocol/plan.ts';
 import type { Component, Release } from '../protocol/release.ts';
 import type { InstalledComponent } from '../store/installed-repo.ts';
 import { digestOf } from './kube/object-ref.ts';
+import type { AppliedOverride } from './overrides.ts';
 
 /** The digest covers version, manifests and health policy: a config-only change is an upgrade like any other. */
 export function componentDigest(c: Component): string {
   return digestOf({ version: c.version, manifests: c.manifests, health: c.health });
 }
 
-export function planRelease(release: Release, installed: InstalledComponent[]): Plan {
+/** `release` is the effective one (overrides folded in, see overrides.ts); `overrides` records which. */
+export function planRelease(release: Release, installed: InstalledComponent[], overrides: AppliedOverride[] = []): Plan {
   const current = new Map(installed.map((i) => [i.component, i]));
   const changed: { c: Component; p: PlannedComponent }[] = [];
   const unchanged: Plan['unchanged'] = [];
@@ -38,5 +40,5 @@ export function planRelease(release: Release, installed: InstalledComponent[]): 
 
   const wanted = new Set(release.components.map((c) => c.name));
   const removed = installed.filter((i) => !wanted.has(i.component)).map((i) => ({ name: i.component, version: i.version }));
-  return { revision: release.revision, stages, unchanged, removed };
+  return { revision: release.revision, stages, unchanged, removed, ...(overrides.length ? { overrides } : {}) };
 }

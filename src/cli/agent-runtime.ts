@@ -97,7 +97,6 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   // invalid at start, attempts wait (NoPolicy) rather than run unguarded.
   let policyWatch: PolicyWatch | undefined;
   const fallbackPolicy = cfg.policy ?? defaultPolicy();
-  let agentRef: Agent | undefined;
   const { gate, postflight } = createPolicyGate({
     policy: () => (cfg.policyPath ? policyWatch?.current()?.policy : fallbackPolicy),
     journal,
@@ -142,7 +141,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       cfg.agent?.onTransition?.(a, t);
     },
   });
-  agentRef = agent;
+
 
   let credential = cfg.hub ? await credentials.load().catch(() => undefined) : undefined;
   const makeHubLink = (): HubLink | undefined => {
@@ -247,7 +246,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
           logger: cfg.logger,
           onPolicy: (p) => {
             cfg.logger.info({ file: p.file, digest: p.digest }, 'maintenance policy in force');
-            agentRef?.wakeUp();
+            agent.wakeUp();
           },
           onInvalid: (err) => cfg.logger.warn({ issues: err.issues, reason: err.reason }, err.message),
         });

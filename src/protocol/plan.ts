@@ -26,5 +26,9 @@ export const plan = z.object({
   unchanged: z.array(z.object({ name: z.string(), version: z.string() })),
   /** Components installed before but absent from the release: removed in a final stage. */
   removed: z.array(z.object({ name: z.string(), version: z.string() })),
+  /** Hotfix overrides folded into the release for this attempt (absent in plans written before overrides existed). */
+  overrides: z
+    .array(z.object({ name: z.string(), version: z.string(), revision: z.number().int(), component: z.string(), images: z.record(z.string(), z.string()) }))
+    .optional(),
 });
 export type Plan = z.infer<typeof plan>;

@@ -10,6 +10,7 @@ import { JournalError } from './errors.ts';
 import { InstalledRepo } from './installed-repo.ts';
 import { migrate } from './migrations.ts';
 import { OutboxRepo } from './outbox-repo.ts';
+import { OverrideRepo } from './override-repo.ts';
 import { ReleaseRepo } from './release-repo.ts';
 
 /**
@@ -35,6 +36,7 @@ export class Journal {
   readonly attempts: AttemptRepo;
   readonly installed: InstalledRepo;
   readonly outbox: OutboxRepo;
+  readonly overrides: OverrideRepo;
   readonly now: () => Date;
 
   private constructor(db: Database.Database, path: string, now: () => Date) {
@@ -46,6 +48,7 @@ export class Journal {
     this.attempts = new AttemptRepo(db, iso);
     this.installed = new InstalledRepo(db, iso);
     this.outbox = new OutboxRepo(db, iso);
+    this.overrides = new OverrideRepo(db, iso);
   }
 
   static open(path: string, opts: JournalOptions = {}): Journal {

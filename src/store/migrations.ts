@@ -115,6 +115,16 @@ export const migrations: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  // 2: hotfix overrides (signed like releases), the newest document per name.
+  `
+  CREATE TABLE overrides (
+    name          TEXT PRIMARY KEY,
+    revision      INTEGER NOT NULL,
+    envelope_json TEXT NOT NULL,
+    override_json TEXT NOT NULL,
+    received_at   TEXT NOT NULL
+  );
+  `,
 ];
 
 export function migrate(db: Database.Database): number {

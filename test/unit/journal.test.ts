@@ -35,7 +35,7 @@ test('opens in WAL mode with FULL synchronous by default and records the schema 
   const j = Journal.open(tmp());
   assert.equal(j.db.pragma('journal_mode', { simple: true }), 'wal');
   assert.equal(j.db.pragma('synchronous', { simple: true }), 2); // FULL
-  assert.equal(j.db.pragma('user_version', { simple: true }), 1);
+  assert.equal(j.db.pragma('user_version', { simple: true }), 2);
   j.close();
 });
 
@@ -55,7 +55,7 @@ test('refuses a journal written by a newer agent, naming both versions', () => {
   const raw = new Database(path);
   raw.pragma('user_version = 99');
   raw.close();
-  assert.throws(() => Journal.open(path), (e: unknown) => e instanceof JournalError && /99 is newer than this agent knows \(1\)/.test(e.message));
+  assert.throws(() => Journal.open(path), (e: unknown) => e instanceof JournalError && /99 is newer than this agent knows \(2\)/.test(e.message));
 });
 
 test('a file that is not a database gives a clear error', () => {
