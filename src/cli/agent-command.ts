@@ -1,27 +1,38 @@
-// `fleetlet agent`: the daemon. Wires the journal, the Kubernetes client, the
-// release sources (hub link and/or a signed release file) and the engine;
-// then the probes/metrics server and a graceful stop on SIGTERM.
+// `fleetlet agent`: the daemon. Flags and environment become a runtime
+// (src/cli/agent-runtime.ts: journal, Kubernetes client, policy gate, hub
+// link, leader election); then the probes/metrics server and a graceful stop
+// on SIGTERM.
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { Agent } from '../agent/agent.ts';
 import { defaultAdmission } from '../agent/admission.ts';
 import { startAgentEndpoints } from '../agent/http/agent-endpoints.ts';
-import { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import type { AgentMetrics } from '../agent/metrics.ts';
 import { GracefulShutdown } from '../agent/shutdown.ts';
 import { importPublicKeyPem } from '../protocol/signing.ts';
-import { Journal } from '../store/journal.ts';
-import { AGENT_VERSION } from './agent-runtime.ts';
+import { AGENT_VERSION, createAgentRuntime } from './agent-runtime.ts';
 import { loadKubeConfig } from './kube-config.ts';
+
+export { detectInfrastructure } from './infrastructure.ts';
 
 export const agentUsage = `fleetlet agent [options]
   --cluster-id <id>        this cluster's id (env FLEETLET_CLUSTER_ID)
-  --journal <path>         journal file (default /var/lib/fleetlet/journal.db)
+  --journal <path>         journal file (default /var/lib/fleetlet/journal.db; env FLEETLET_JOURNAL)
   --kubeconfig <path>      default: in-cluster, then $KUBECONFIG
+  --namespace <ns>         the agent's own namespace: status, events, hand-over record, hub credential
+                           (env FLEETLET_NAMESPACE; default fleetlet-system)
   --release-key <pem>      hub's public release key (repeatable; env FLEETLET_RELEASE_KEY)
   --release-file <json>    a signed release to follow (offline / air-gapped delivery)
+  --hub <wss://…>          the hub's agent endpoint (env FLEETLET_HUB_URL); without it the agent works offline
+  --bootstrap-token <t>    registers with the hub once (env FLEETLET_BOOTSTRAP_TOKEN); the issued
+                           credential is kept in a Secret in the agent's namespace
+  --hub-ca <pem>           CA bundle that signs the hub's certificate
+  --policy <yaml>          maintenance windows and checks (env FLEETLET_POLICY); reloaded on change
+  --leader-elect           elect one acting instance through a Lease (default on inside a cluster)
+  --identity <name>        this instance's name in the Lease (default $FLEETLET_POD_NAME or the host name)
   --allowed-namespaces <a,b*>  namespaces releases may touch (default: all)
+  --uninstall-on-deregister    remove what fleetlet installed when the hub deregisters the cluster
   --poll-ms <ms>           health poll interval (default 1000)
   --http-addr <host:port>  serve /healthz, /readyz and /metrics, e.g. :8080 (env FLEETLET_HTTP_ADDR; default off)
   --shutdown-grace-ms <ms> on SIGTERM, how long the step in flight may take to finish (default 20000)
@@ -32,9 +43,17 @@ const options = {
   'cluster-id': { type: 'string' },
   journal: { type: 'string' },
   kubeconfig: { type: 'string' },
+  namespace: { type: 'string' },
   'release-key': { type: 'string', multiple: true },
   'release-file': { type: 'string' },
+  hub: { type: 'string' },
+  'bootstrap-token': { type: 'string' },
+  'hub-ca': { type: 'string' },
+  policy: { type: 'string' },
+  'leader-elect': { type: 'boolean' },
+  identity: { type: 'string' },
   'allowed-namespaces': { type: 'string' },
+  'uninstall-on-deregister': { type: 'boolean', default: false },
   'poll-ms': { type: 'string', default: '1000' },
   'http-addr': { type: 'string' },
   'shutdown-grace-ms': { type: 'string', default: '20000' },
@@ -67,43 +86,65 @@ export async function agentCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const releaseKeys = keyPaths.map((p) => importPublicKeyPem(readFileSync(p, 'utf8')));
-  const journal = Journal.open(values.journal ?? process.env.FLEETLET_JOURNAL ?? '/var/lib/fleetlet/journal.db');
-  const cluster = new KubeClusterClient(loadKubeConfig(values.kubeconfig));
+  const hubUrl = values.hub ?? process.env.FLEETLET_HUB_URL;
+  const policyPath = values.policy ?? process.env.FLEETLET_POLICY;
+  const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
+  const leaderElect = values['leader-elect'] ?? inCluster;
   const shutdown = new GracefulShutdown({ logger, graceMs: Number(values['shutdown-grace-ms']) });
-  // Closed last (closers run newest first): nothing may write after it.
-  shutdown.onClose('journal', () => journal.close());
-  let targetInfrastructure = 'unknown';
   let metrics: AgentMetrics | undefined;
-
   const failAfter = Number(process.env.FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION ?? 0);
   let transitions = 0;
-  const agent = new Agent({
-    journal,
-    cluster,
-    logger,
-    now: () => new Date(),
+
+  const runtime = await createAgentRuntime({
     clusterId,
-    targetInfrastructure: () => targetInfrastructure,
+    journalPath: values.journal ?? process.env.FLEETLET_JOURNAL ?? '/var/lib/fleetlet/journal.db',
+    kubeConfig: loadKubeConfig(values.kubeconfig),
     releaseKeys,
-    admission: values['allowed-namespaces'] ? { ...defaultAdmission, allowedNamespaces: values['allowed-namespaces'].split(',') } : defaultAdmission,
+    logger,
+    namespace: values.namespace ?? process.env.FLEETLET_NAMESPACE ?? 'fleetlet-system',
     pollMs: Number(values['poll-ms']),
-    // Failpoint for crash-loop tests: die whenever an action of this phase begins.
-    onStep: (a) => {
-      if (process.env.FLEETLET_FAILPOINT_KILL_IN_PHASE === a.phase) process.kill(process.pid, 'SIGKILL');
-    },
-    onTransition: (a, t) => {
-      // Failpoint for crash-recovery tests (like etcd's gofail): die right
-      // after the k-th transition is durable, before its action starts.
-      if (failAfter > 0 && ++transitions === failAfter) process.kill(process.pid, 'SIGKILL');
-      metrics?.onTransition(a, t);
-      if (values['exit-when-done'] && a.finishedAt && journal.releases.latestAccepted()?.revision === a.revision) shutdown.stop('the desired release is done');
+    admission: values['allowed-namespaces'] ? { ...defaultAdmission, allowedNamespaces: values['allowed-namespaces'].split(',') } : defaultAdmission,
+    ...(policyPath ? { policyPath } : {}),
+    ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname() } } : {}),
+    ...(hubUrl
+      ? {
+          hub: {
+            url: hubUrl,
+            bootstrapToken: values['bootstrap-token'] ?? process.env.FLEETLET_BOOTSTRAP_TOKEN,
+            uninstallOnDeregister: values['uninstall-on-deregister'],
+            ...(values['hub-ca'] ? { tls: { ca: readFileSync(values['hub-ca'], 'utf8') } } : {}),
+          },
+        }
+      : {}),
+    agent: {
+      // Failpoint for crash-loop tests: die whenever an action of this phase begins.
+      onStep: (a) => {
+        if (process.env.FLEETLET_FAILPOINT_KILL_IN_PHASE === a.phase) process.kill(process.pid, 'SIGKILL');
+      },
+      onTransition: (a, t) => {
+        // Failpoint for crash-recovery tests (like etcd's gofail): die right
+        // after the k-th transition is durable, before its action starts.
+        if (failAfter > 0 && ++transitions === failAfter) process.kill(process.pid, 'SIGKILL');
+        metrics?.onTransition(a, t);
+        if (values['exit-when-done'] && a.finishedAt && runtime.journal.releases.latestAccepted()?.revision === a.revision) shutdown.stop('the desired release is done');
+      },
     },
   });
+  const { journal, cluster, agent } = runtime;
 
   const httpAddr = values['http-addr'] ?? process.env.FLEETLET_HTTP_ADDR;
   if (httpAddr) {
     try {
-      const endpoints = await startAgentEndpoints({ address: httpAddr, journal, cluster, clusterId, version: AGENT_VERSION, logger, processMetrics: true });
+      const endpoints = await startAgentEndpoints({
+        address: httpAddr,
+        journal,
+        cluster,
+        clusterId,
+        version: AGENT_VERSION,
+        logger,
+        processMetrics: true,
+        ...(hubUrl ? { hub: { reconnects: () => runtime.hubLink?.counters.reconnects ?? 0, connected: () => runtime.hubLink?.connected ?? false } } : {}),
+      });
       metrics = endpoints.metrics;
       shutdown.onClose('http server', () => endpoints.close());
     } catch (err) {
@@ -114,7 +155,6 @@ export async function agentCommand(argv: string[]): Promise<number> {
   }
 
   return shutdown.run(async (signal) => {
-    targetInfrastructure = await detectInfrastructure(cluster).catch(() => 'unknown');
     if (values['release-file']) {
       const result = await agent.offer(JSON.parse(readFileSync(values['release-file'], 'utf8')));
       if (!result.accepted && result.reason !== 'Replayed') logger.warn(result, 'release file refused');
@@ -122,17 +162,12 @@ export async function agentCommand(argv: string[]): Promise<number> {
     if (values['exit-when-done']) {
       const latest = journal.attempts.latest();
       const desired = journal.releases.latestAccepted();
-      if (latest?.finishedAt && desired && latest.revision >= desired.revision) return;
+      if (latest?.finishedAt && desired && latest.revision >= desired.revision) {
+        journal.close();
+        return;
+      }
     }
-    await agent.run(signal);
+    // The runtime closes the journal when it returns (after the hub link).
+    await runtime.run(signal);
   });
-}
-
-/** Target infrastructure from node labels and provider IDs (seed 001 telemetry). */
-export async function detectInfrastructure(cluster: KubeClusterClient): Promise<string> {
-  const nodes = await cluster.nodes();
-  const provider = nodes.map((n) => n.providerID?.split(':')[0]).find((p) => p);
-  if (provider) return provider;
-  if (nodes.some((n) => n.labels.type === 'kwok')) return 'kwok';
-  return nodes.length ? 'baremetal' : 'unknown';
 }

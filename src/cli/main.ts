@@ -8,6 +8,7 @@ Commands:
   agent     run the edge agent on a cluster
   hub       run the reference hub
   status    print the current upgrade attempt and history from the journal
+  rollout   create, watch and steer rolling upgrades on a hub (create|list|status|pause|resume|cancel|rollback)
   demo      start the built-in test control plane and show fleetlet upgrading on it
   keygen    create an Ed25519 release key pair for a hub
   sign      sign a release file with a hub's release key (air-gapped delivery)
@@ -23,6 +24,8 @@ export async function main(argv: string[]): Promise<number> {
       return statusCommand(rest);
     case 'hub':
       return (await import('./hub-command.ts')).hubCommand(rest);
+    case 'rollout':
+      return (await import('./rollout-command.ts')).rolloutCommand(rest);
     case 'demo':
       return (await import('./demo-command.ts')).demoCommand(rest);
     case 'keygen':

@@ -12,6 +12,7 @@ import {
   type Outgoing,
 } from '../protocol/messages.ts';
 import { matchesAny } from './credentials.ts';
+import { deliverCurrentOverrides } from './rollout/override-delivery.ts';
 import type { HubContext } from './hub-context.ts';
 import type { LiveSession } from './session-registry.ts';
 
@@ -153,6 +154,9 @@ export class AgentSession implements LiveSession {
     this.deliver({ type: 'welcome', ackedSeq, heartbeatMs: this.#ctx.heartbeatMs, leaseDurationMs: this.#ctx.leaseMs });
     const desired = this.#ctx.releases.latest(id);
     if (desired && desired.revision > m.lastRevision) this.deliver({ type: 'release', envelope: desired.envelope });
+    deliverCurrentOverrides(this.#ctx, id);
+    // Availability and inventory (overrides) changed: rollouts may move.
+    this.#ctx.rolloutInputChanged();
   }
 
   #reports(m: MessageOf<'reports'>): void {
@@ -165,6 +169,7 @@ export class AgentSession implements LiveSession {
     this.#ctx.clusters.touch(id);
     this.#log.debug({ ...result, afterSeq: m.afterSeq, count: m.reports.length }, 'reports received');
     this.deliver({ type: 'ack', uptoSeq: result.ackedSeq });
+    if (result.applied > 0) this.#ctx.rolloutInputChanged();
   }
 
   #register(m: MessageOf<'register'>): void {

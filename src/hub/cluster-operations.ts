@@ -51,7 +51,8 @@ export const releaseRequest = z.object({
 });
 export type ReleaseRequest = z.infer<typeof releaseRequest>;
 
-export function setDesiredRelease(ctx: HubContext, id: string, body: unknown): { record: DesiredReleaseRecord; delivered: boolean } {
+/** `deliver: false` (rollouts): the caller pushes the release itself once its own transaction has committed. */
+export function setDesiredRelease(ctx: HubContext, id: string, body: unknown, opts: { deliver?: boolean } = {}): { record: DesiredReleaseRecord; delivered: boolean } {
   const cluster = ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
   if (cluster.status !== 'Accepted') throw new ApiError(409, 'NotAccepted', `cluster "${id}" is pending: accept it first`);
@@ -77,6 +78,7 @@ export function setDesiredRelease(ctx: HubContext, id: string, body: unknown): {
     expiresAt,
   }));
   ctx.log.info({ clusterId: id, revision: record.revision, release: record.name, version: record.version }, 'desired release set');
+  if (opts.deliver === false) return { record, delivered: false };
   const agent = ctx.sessions.agent(id);
   agent?.deliver({ type: 'release', envelope: record.envelope });
   return { record, delivered: agent !== undefined };

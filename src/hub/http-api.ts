@@ -8,6 +8,10 @@ import { acceptCluster, deregisterCluster, setDesiredRelease } from './cluster-o
 import { clusterView, fleetSummary } from './cluster-view.ts';
 import { bearerToken, secretMatches } from './credentials.ts';
 import type { HubContext } from './hub-context.ts';
+import { createHubMetrics } from './metrics.ts';
+import { labelsRequest } from '../protocol/rollout.ts';
+import { overrideClusters } from './rollout/override-delivery.ts';
+import { cancelRollout, createRollout, listRollouts, pauseRollout, resumeRollout, rollbackRollout, rolloutStatus } from './rollout/rollout-operations.ts';
 
 /** A release with manifests can be large; anything past this is refused unread. */
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -54,7 +58,54 @@ const routes: Route[] = [
       return { clusterId: c.id, ackedSeq: c.ackedSeq, reports: ctx.reports.list(c.id, { afterSeq: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) }) };
     },
   },
+  {
+    method: 'PUT',
+    pattern: new RegExp(`^/api/v1/clusters/${id}/labels$`),
+    handler: async (ctx, [cid], _url, req) => {
+      requireCluster(ctx, cid);
+      const body = labelsRequest.safeParse(await readJson(req));
+      if (!body.success) throw new ApiError(400, 'InvalidLabels', 'send {"labels": {"key": "value", ...}}', body.error.issues);
+      ctx.clusters.setLabels(cid ?? '', body.data.labels);
+      return { clusterId: cid, labels: body.data.labels };
+    },
+  },
   { method: 'GET', pattern: /^\/api\/v1\/fleet\/summary$/, handler: (ctx) => fleetSummary(ctx) },
+  // ---- rollouts (docs/hub-api.md "Rollouts")
+  { method: 'GET', pattern: /^\/api\/v1\/rollouts$/, handler: (ctx) => listRollouts(ctx) },
+  { method: 'POST', pattern: /^\/api\/v1\/rollouts$/, status: 201, handler: async (ctx, _p, _url, req) => createRollout(ctx, await readJson(req)) },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/api/v1/rollouts/${id}$`),
+    handler: (ctx, [name], url) => {
+      const clusters = url.searchParams.get('clusters') ?? 'failed';
+      if (clusters !== 'all' && clusters !== 'failed') throw new ApiError(400, 'InvalidQuery', '"clusters" must be all or failed');
+      return rolloutStatus(ctx, name ?? '', { clusters });
+    },
+  },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/pause$`), handler: async (ctx, [name], _url, req) => pauseRollout(ctx, name ?? '', await readOptionalJson(req)) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/resume$`), handler: (ctx, [name]) => resumeRollout(ctx, name ?? '') },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/cancel$`), handler: (ctx, [name]) => cancelRollout(ctx, name ?? '') },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/rollback$`), status: 201, handler: async (ctx, [name], _url, req) => rollbackRollout(ctx, name ?? '', await readOptionalJson(req)) },
+  // ---- hotfix overrides
+  { method: 'GET', pattern: /^\/api\/v1\/overrides$/, handler: (ctx) => ({ overrides: ctx.overrides.list() }) },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/api/v1/overrides/${id}$`),
+    handler: (ctx, [name]) => {
+      const o = ctx.overrides.get(name ?? '');
+      if (!o) throw new ApiError(404, 'NotFound', `no override "${name}"`);
+      return o;
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/api/v1/overrides/${id}/clusters$`),
+    handler: (ctx, [name], url) => {
+      const state = url.searchParams.get('state') ?? 'running';
+      if (state !== 'running' && state !== 'missing') throw new ApiError(400, 'InvalidQuery', '"state" must be running or missing');
+      return overrideClusters(ctx, name ?? '', state);
+    },
+  },
   {
     method: 'GET',
     pattern: /^\/api\/v1\/telemetry$/,
@@ -97,6 +148,12 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
+/** An empty body is an empty object: pause and rollback take optional JSON. */
+async function readOptionalJson(req: IncomingMessage): Promise<unknown> {
+  if (Number(req.headers['content-length'] ?? 0) === 0 && req.headers['transfer-encoding'] === undefined) return {};
+  return readJson(req);
+}
+
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
@@ -104,10 +161,30 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 export function createApiHandler(ctx: HubContext, adminToken: string, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+  const metrics = createHubMetrics(ctx);
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://hub');
     if (url.pathname === '/healthz') {
       send(res, 200, { status: 'ok' });
+      return;
+    }
+    if (url.pathname === '/metrics') {
+      // Same token as the API: the series name every cluster. Prometheus sends it with `authorization: {credentials: …}`.
+      const token = bearerToken(req.headers.authorization);
+      if (token === undefined || !secretMatches(token, adminToken)) {
+        send(res, 401, { error: { reason: 'Unauthorized', message: 'send the hub admin token as "Authorization: Bearer <token>"' } }, { 'www-authenticate': 'Bearer' });
+        return;
+      }
+      metrics.render().then(
+        (text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
+          res.end(text);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'rendering metrics failed');
+          send(res, 500, { error: { reason: 'Internal', message: 'the hub failed; see its log' } });
+        },
+      );
       return;
     }
     void (async () => {

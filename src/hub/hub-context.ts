@@ -6,16 +6,26 @@ import { keyIdOf } from '../protocol/signing.ts';
 import { SessionRegistry } from './session-registry.ts';
 import { AggregateStore } from './store/aggregate.ts';
 import { ClusterStore } from './store/clusters.ts';
+import { OverrideStore } from './store/overrides.ts';
 import type { HubDatabase } from './store/database.ts';
 import { ReleaseStore } from './store/releases.ts';
 import { ReportStore } from './store/reports.ts';
+import { RolloutStore } from './store/rollouts.ts';
 
 export interface HubContext {
   clusters: ClusterStore;
   releases: ReleaseStore;
   reports: ReportStore;
   aggregate: AggregateStore;
+  rollouts: RolloutStore;
+  overrides: OverrideStore;
   sessions: SessionRegistry;
+  /**
+   * Something rollouts depend on changed (reports applied, an agent
+   * connected): startHub points it at the rollout ticker, which coalesces
+   * calls into one tick. A no-op until then.
+   */
+  rolloutInputChanged: () => void;
   now: () => Date;
   log: Logger;
   heartbeatMs: number;
@@ -46,6 +56,9 @@ export function createHubContext(o: HubContextOptions): HubContext {
     releases: new ReleaseStore(o.db),
     reports: new ReportStore(o.db, o.now, o.log),
     aggregate: new AggregateStore(o.db),
+    rollouts: new RolloutStore(o.db),
+    overrides: new OverrideStore(o.db),
+    rolloutInputChanged: () => {},
     sessions: new SessionRegistry(),
     now: o.now,
     log: o.log,

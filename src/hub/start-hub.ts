@@ -11,6 +11,7 @@ import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_FRAME_BYTES } from '../protocol/mess
 import { AgentSession, type SessionIdentity } from './agent-session.ts';
 import { createApiHandler } from './http-api.ts';
 import { createHubContext } from './hub-context.ts';
+import { startRolloutTicker } from './rollout/rollout-ticker.ts';
 import { openHubDatabase } from './store/database.ts';
 import { authenticateUpgrade } from './upgrade-auth.ts';
 
@@ -33,6 +34,8 @@ export interface HubOptions {
   graceMultiplier?: number;
   /** Lifetime of a signed release. Default 7 days. */
   releaseTtlMs?: number;
+  /** How often rollouts are evaluated without any change. Default 1000 ms. */
+  rolloutTickMs?: number;
   /** PEM key and certificate: serve https/wss. */
   tls?: { key: string | Buffer; cert: string | Buffer };
   now: () => Date;
@@ -66,12 +69,32 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     releaseTtlMs: options.releaseTtlMs,
   });
 
+  const ticker = startRolloutTicker(ctx, log, { intervalMs: options.rolloutTickMs ?? 1000 });
+  ctx.rolloutInputChanged = () => ticker.notify();
+
   const api = createApiHandler(ctx, options.adminToken, log);
   const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, api) : createHttpServer(api);
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: true });
+  // permessage-deflate without context takeover: with takeover, ws compresses
+  // every frame whatever its size, so each connection pins a zlib deflate and
+  // inflate context (~250 KiB) for its lifetime, which is most of the hub's
+  // memory per agent (bench/hub-capacity.ts). Without it the 1 KiB threshold
+  // applies: heartbeats, acks and welcomes go plain and allocate nothing;
+  // releases and large report batches are still compressed.
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 1024 },
+  });
 
+  /** Set by close(): no new agent connection from then on. */
+  let shuttingDown = false;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
+    if (shuttingDown) {
+      // Agents reconnect within one backoff step of the 1001 close; one let in now would hold close() open.
+      refuseUpgrade(socket, 503, { reason: 'ShuttingDown', message: 'the hub is shutting down; reconnect shortly' });
+      return;
+    }
     let decision;
     try {
       decision = authenticateUpgrade(ctx, req);
@@ -141,17 +164,21 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     httpUrl,
     port,
     close: () => (closing ??= (async () => {
+      // Stop listening first, so reconnecting agents cannot keep the server open.
+      shuttingDown = true;
+      const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => {
         if (ws.readyState === ws.CLOSED) return resolve();
         ws.once('close', () => resolve());
         ws.close(1001, 'hub shutting down');
         setTimeout(() => ws.terminate(), 1_000).unref();
       }));
+      ticker.stop();
       await Promise.all(closed);
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      // Anything upgraded while the list above was taken goes too; HTTP keep-alive connections with it.
+      for (const ws of wss.clients) ws.terminate();
+      server.closeAllConnections();
+      await serverClosed;
       wss.close();
       db.close();
       log.info('hub stopped');

@@ -124,6 +124,21 @@ export const releaseMessage = z.object({
   envelope: z.unknown(),
 });
 
+/**
+ * A signed hotfix override (src/protocol/override.ts), delivered like a
+ * release: on creation to a connected agent, and again after every hello for
+ * each override the cluster should hold (the agent ignores a revision it
+ * already holds). New in protocol 1 without a version bump (rule 3): an
+ * agent that predates it logs UnknownType and carries on, and the hub never
+ * depends on it being understood (the rollout times such a cluster out).
+ */
+export const overrideMessage = z.object({
+  type: z.literal('override'),
+  protocolVersion: version,
+  /** A SignedEnvelope, checked by verifyOverride rather than here, for the same reason as `release`. */
+  envelope: z.unknown(),
+});
+
 export const ackMessage = z.object({
   type: z.literal('ack'),
   protocolVersion: version,
@@ -167,6 +182,7 @@ export const agentMessageSchemas = {
 export const hubMessageSchemas = {
   welcome: welcomeMessage,
   release: releaseMessage,
+  override: overrideMessage,
   ack: ackMessage,
   registration: registrationMessage,
   deregister: deregisterMessage,

@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { testNamespace } from '../support/cluster.ts';
+import { testPolicyYaml } from '../support/test-policy.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
@@ -34,7 +35,8 @@ interface Agent {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startAgent(dir: string, releaseFile: string): Agent {
+function startAgent(dir: string, releaseFile: string, namespace: string): Agent {
+  writeFileSync(join(dir, 'policy.yaml'), testPolicyYaml());
   const child = spawn(
     process.execPath,
     [
@@ -45,6 +47,8 @@ function startAgent(dir: string, releaseFile: string): Agent {
       `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
       `--release-key=${join(dir, 'release.pub.pem')}`,
       `--release-file=${releaseFile}`,
+      `--namespace=${namespace}`,
+      `--policy=${join(dir, 'policy.yaml')}`,
       '--poll-ms=200',
       '--http-addr=127.0.0.1:0',
       '--exit-when-done',
@@ -103,7 +107,7 @@ test('SIGTERM mid-upgrade exits 0 with the attempt resumable; a restarted agent 
   writeFileSync(releaseFile, JSON.stringify(signer.sign(release)));
   const agents: Agent[] = [];
   try {
-    const first = startAgent(dir, releaseFile);
+    const first = startAgent(dir, releaseFile, ns.name);
     agents.push(first);
     const listening = await first.waitFor('the HTTP server', (l) => l.msg === 'health and metrics server listening');
     const base = `http://127.0.0.1:${listening.port}`;
@@ -133,7 +137,7 @@ test('SIGTERM mid-upgrade exits 0 with the attempt resumable; a restarted agent 
     peek.close();
     assert.deepEqual({ id: row.id, phase: row.phase, stage: row.stage, finished: row.finished_at !== null }, { id: soaking.attemptId, phase: 'Soaking', stage: 0, finished: false });
 
-    const second = startAgent(dir, releaseFile);
+    const second = startAgent(dir, releaseFile, ns.name);
     agents.push(second);
     const resumed = await second.waitFor('resume', (l) => l.msg === 'resuming unfinished attempt');
     assert.equal(resumed.attemptId, soaking.attemptId);

@@ -4,7 +4,7 @@
 // RolledBack with the cluster consistent and the journal complete.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -15,6 +15,7 @@ import { Journal } from '../../src/store/journal.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { kubeConfig, testNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner, type TestSigner } from '../support/releases.ts';
+import { testPolicyYaml } from '../support/test-policy.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 
@@ -25,6 +26,7 @@ interface Run {
 }
 
 function runAgent(dir: string, releaseFile: string, env: Record<string, string> = {}, killAfterMs?: number): Promise<Run> {
+  writeFileSync(join(dir, 'policy.yaml'), testPolicyYaml());
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
@@ -36,6 +38,8 @@ function runAgent(dir: string, releaseFile: string, env: Record<string, string> 
         `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
         `--release-key=${join(dir, 'release.pub.pem')}`,
         `--release-file=${releaseFile}`,
+        `--namespace=${readFileSync(join(dir, 'namespace'), 'utf8')}`,
+        `--policy=${join(dir, 'policy.yaml')}`,
         '--poll-ms=200',
         '--exit-when-done',
       ],
@@ -55,6 +59,7 @@ async function scenario(signer: TestSigner, failing: boolean, kill: { afterTrans
   const ns = await testNamespace(failing ? 'crb' : 'cru');
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-crash-'));
   writeFileSync(join(dir, 'release.pub.pem'), exportPublicKeyPem(signer.publicKey));
+  writeFileSync(join(dir, 'namespace'), ns.name);
   const write = (name: string, env: SignedEnvelope) => {
     writeFileSync(join(dir, name), JSON.stringify(env));
     return join(dir, name);
@@ -129,6 +134,7 @@ test('a crash loop inside one attempt ends it with a rollback and the reason Cra
   const ns = await testNamespace('crl');
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-crashloop-'));
   writeFileSync(join(dir, 'release.pub.pem'), exportPublicKeyPem(signer.publicKey));
+  writeFileSync(join(dir, 'namespace'), ns.name);
   try {
     writeFileSync(join(dir, 'v1.json'), JSON.stringify(signer.sign(addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }))));
     assert.equal((await runAgent(dir, join(dir, 'v1.json'))).code, 0);

@@ -31,8 +31,8 @@ export interface HubFixture {
   key: ReleaseKeyPair;
   clock: TestClock;
   dbPath: string;
-  /** Restarts the hub on the same port and database. */
-  restart(): Promise<void>;
+  /** Restarts the hub on the same port and database; overrides apply to this start only (a compromised hub with another key, a skewed clock). */
+  restart(overrides?: Partial<HubOptions>): Promise<void>;
   // Response bodies are JSON the tests assert on field by field.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   api(method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; body: any }>;
@@ -44,7 +44,7 @@ export async function startHubFixture(overrides: Partial<HubOptions> = {}): Prom
   const dbPath = join(dir, 'hub.db');
   const key = generateReleaseKey();
   const clock = new TestClock();
-  const options = (port: number): HubOptions => ({
+  const options = (port: number, extra: Partial<HubOptions> = {}): HubOptions => ({
     port,
     host: '127.0.0.1',
     dbPath,
@@ -55,16 +55,17 @@ export async function startHubFixture(overrides: Partial<HubOptions> = {}): Prom
     now: clock.now,
     logger: testLogger(),
     ...overrides,
+    ...extra,
   });
   const fixture: HubFixture = {
     hub: await startHub(options(0)),
     key,
     clock,
     dbPath,
-    async restart() {
+    async restart(extra) {
       const port = fixture.hub.port;
       await fixture.hub.close();
-      fixture.hub = await startHub(options(port));
+      fixture.hub = await startHub(options(port, extra));
     },
     async api(method, path, body, token = ADMIN_TOKEN) {
       const res = await fetch(`${fixture.hub.httpUrl}${path}`, {

@@ -16,3 +16,14 @@ export function withSharedNodes(rest: Rest): Rest {
 export function testPolicy(rest: Rest = {}): Policy {
   return maintenancePolicy.parse({ apiVersion: 'fleetlet.io/v1', kind: 'MaintenancePolicy', ...withSharedNodes(rest) });
 }
+
+/** The same policy as a file, for agents run through the CLI (`--policy`). */
+export function testPolicyYaml(): string {
+  return `apiVersion: fleetlet.io/v1
+kind: MaintenancePolicy
+checks:
+  builtin:
+    nodeSelector:
+      type: kwok
+`;
+}

@@ -144,6 +144,11 @@ export class ClusterStore {
       .run(JSON.stringify(inventory), inventory.kubernetesVersion, inventory.targetInfrastructure, id);
   }
 
+  /** Replaces the cluster's labels (rollouts select by them); false for an unknown cluster. */
+  setLabels(id: string, labels: Record<string, string>): boolean {
+    return this.#db.prepare('UPDATE clusters SET labels = ? WHERE id = ?').run(JSON.stringify(labels), id).changes === 1;
+  }
+
   /** Renews the lease. */
   touch(id: string): void {
     this.#db.prepare('UPDATE clusters SET last_seen = ? WHERE id = ?').run(this.#now().toISOString(), id);

@@ -82,4 +82,77 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX telemetry_cluster ON telemetry (cluster_id, id);
   `,
+  // 2: rolling upgrades and hotfix overrides (src/hub/rollout, store/rollouts.ts, store/overrides.ts).
+  `
+  CREATE TABLE rollouts (
+    name TEXT PRIMARY KEY,
+    -- the validated create request (or the rollback's), as JSON
+    spec TEXT NOT NULL,
+    phase TEXT NOT NULL CHECK (phase IN ('Progressing', 'Paused', 'Succeeded', 'Completed', 'Cancelled')),
+    reason TEXT,
+    message TEXT,
+    -- failures an operator accepted by resuming
+    acknowledged_failures INTEGER NOT NULL DEFAULT 0,
+    acknowledged_mandatory_failures INTEGER NOT NULL DEFAULT 0,
+    rollback_of TEXT,
+    rolled_back_by TEXT,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    ended_at TEXT,
+    updated_at TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX rollouts_active ON rollouts (phase);
+
+  -- Membership is fixed when the rollout is created; no foreign key to
+  -- clusters, so a deregistered cluster still shows (as Skipped) in status.
+  CREATE TABLE rollout_groups (
+    rollout TEXT NOT NULL REFERENCES rollouts (name) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    mandatory INTEGER NOT NULL,
+    PRIMARY KEY (rollout, idx)
+  ) STRICT;
+
+  CREATE TABLE rollout_clusters (
+    rollout TEXT NOT NULL REFERENCES rollouts (name) ON DELETE CASCADE,
+    cluster_id TEXT NOT NULL,
+    group_idx INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    -- bookkeeping: what the rollout sent and when, what it saw and when
+    sent_revision INTEGER,
+    sent_at TEXT,
+    previous_revision INTEGER,
+    succeeded_at TEXT,
+    skipped_at TEXT,
+    -- the failure first seen, kept when a later release supersedes the cluster
+    failure TEXT,
+    PRIMARY KEY (rollout, cluster_id)
+  ) STRICT;
+  CREATE INDEX rollout_clusters_order ON rollout_clusters (rollout, position);
+  CREATE INDEX rollout_clusters_cluster ON rollout_clusters (cluster_id);
+
+  CREATE TABLE overrides (
+    name TEXT PRIMARY KEY,
+    -- the operator's request (name, version, appliesTo, component, images, description)
+    definition TEXT NOT NULL,
+    withdrawn INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  ) STRICT;
+
+  -- Signed override documents per cluster. One revision counter per
+  -- cluster for all its overrides, apart from release revisions.
+  CREATE TABLE override_documents (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    revision INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    withdrawn INTEGER NOT NULL,
+    envelope TEXT NOT NULL,
+    issued_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, revision)
+  ) STRICT;
+  CREATE INDEX override_documents_name ON override_documents (cluster_id, name, revision);
+  `,
 ];

@@ -4,7 +4,8 @@
 // arrived in or how often they were re-sent.
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
-import { applyReport } from './aggregate.ts';
+import type { Statement } from 'better-sqlite3';
+import { ReportApplier } from './aggregate.ts';
 import type { HubDatabase } from './database.ts';
 
 export interface IngestResult {
@@ -29,15 +30,28 @@ export class ReportStore {
   readonly #db: HubDatabase;
   readonly #now: () => Date;
   readonly #log: Logger;
+  // Compiled once: ingest runs for every batch from every agent (see ReportApplier).
+  readonly #applier: ReportApplier;
+  readonly #ackedSeq: Statement;
+  readonly #insert: Statement;
+  readonly #next: Statement;
+  readonly #markProblem: Statement;
+  readonly #setAcked: Statement;
 
   constructor(db: HubDatabase, now: () => Date, logger: Logger) {
     this.#db = db;
     this.#now = now;
     this.#log = logger;
+    this.#applier = new ReportApplier(db);
+    this.#ackedSeq = db.prepare('SELECT acked_seq FROM clusters WHERE id = ?');
+    this.#insert = db.prepare('INSERT OR IGNORE INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.#next = db.prepare('SELECT seq, kind, body FROM reports WHERE cluster_id = ? AND prev_seq = ? AND seq > ? ORDER BY seq LIMIT 1');
+    this.#markProblem = db.prepare('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?');
+    this.#setAcked = db.prepare('UPDATE clusters SET acked_seq = ? WHERE id = ?');
   }
 
   ackedSeq(clusterId: string): number {
-    const row = this.#db.prepare('SELECT acked_seq FROM clusters WHERE id = ?').get(clusterId) as { acked_seq: number } | undefined;
+    const row = this.#ackedSeq.get(clusterId) as { acked_seq: number } | undefined;
     return row?.acked_seq ?? 0;
   }
 
@@ -46,9 +60,7 @@ export class ReportStore {
     return this.#db.transaction((): IngestResult => {
       const receivedAt = this.#now().toISOString();
       let acked = this.ackedSeq(clusterId);
-      const insert = this.#db.prepare(
-        'INSERT OR IGNORE INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      );
+      const insert = this.#insert;
       let stored = 0;
       let duplicates = 0;
       let prev = afterSeq;
@@ -63,13 +75,13 @@ export class ReportStore {
         prev = r.seq;
       }
 
-      const next = this.#db.prepare('SELECT seq, kind, body FROM reports WHERE cluster_id = ? AND prev_seq = ? AND seq > ? ORDER BY seq LIMIT 1');
-      const markProblem = this.#db.prepare('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?');
+      const next = this.#next;
+      const markProblem = this.#markProblem;
       let applied = 0;
       for (;;) {
         const row = next.get(clusterId, acked, acked) as { seq: number; kind: string; body: string } | undefined;
         if (!row) break;
-        const problem = applyReport(this.#db, clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
+        const problem = this.#applier.apply(clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
         if (problem !== null) {
           markProblem.run(problem, clusterId, row.seq);
           this.#log.warn({ clusterId, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
@@ -77,7 +89,7 @@ export class ReportStore {
         acked = row.seq;
         applied++;
       }
-      if (applied > 0) this.#db.prepare('UPDATE clusters SET acked_seq = ? WHERE id = ?').run(acked, clusterId);
+      if (applied > 0) this.#setAcked.run(acked, clusterId);
       return { ackedSeq: acked, stored, duplicates, applied };
     })();
   }

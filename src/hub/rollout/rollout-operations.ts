@@ -1,0 +1,410 @@
+// Rollouts as operations on the hub: create, tick, pause, resume, cancel,
+// roll back, and the status an operator reads. tick() applies the pure
+// planner's decision: it records what it saw and sends the target to the
+// clusters whose turn it is, in one transaction, then pushes the signed
+// documents to connected agents once that committed (persist before acting).
+import { release as releaseSchema, type Release } from '../../protocol/release.ts';
+import { pauseRequest, rollbackRequest, rolloutRequest, rolloutStrategy, type RolloutClusterView, type RolloutView } from '../../protocol/rollout.ts';
+import { ApiError } from '../api-error.ts';
+import { releaseRequest, setDesiredRelease } from '../cluster-operations.ts';
+import type { HubContext } from '../hub-context.ts';
+import type { RolloutRecord } from '../store/rollouts.ts';
+import { groupClusters, matchesSelector, type Candidate } from './cluster-selection.ts';
+import { issueOverride } from './override-delivery.ts';
+import { clusterState, overrideOutcome, releaseOutcome } from './observe.ts';
+import { planWave, type ClusterState, type WaveDecision } from './plan-wave.ts';
+import { compileRolloutWindow } from './rollout-window.ts';
+import { limitsOf, type Limits, type StoredSpec } from './rollout-spec.ts';
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+interface Evaluation {
+  record: RolloutRecord;
+  spec: StoredSpec;
+  limits: Limits;
+  groups: { name: string; mandatory: boolean }[];
+  states: ClusterState[];
+  members: ReturnType<HubContext['rollouts']['members']>;
+  window: { open: boolean; nextOpeningAt: number | null } | undefined;
+  decision: WaveDecision;
+}
+
+function evaluate(ctx: HubContext, record: RolloutRecord, now: number, mayStart: boolean): Evaluation {
+  const spec = record.spec as StoredSpec;
+  const t = spec.target;
+  const members = ctx.rollouts.members(record.name, t.kind === 'Override' ? t.override.name : undefined);
+  const states = members.map((m) => {
+    const outcome = t.kind === 'Override' ? overrideOutcome(m, t.override.name, t.override.version, t.withdraw === true) : releaseOutcome(m);
+    return clusterState(m, outcome, now, ctx.leaseMs);
+  });
+  const groups = ctx.rollouts.groups(record.name);
+  const limits = limitsOf(spec, states.length);
+  const window = spec.window ? compileRolloutWindow(spec.window).stateAt(now) : undefined;
+  const decision = planWave(
+    {
+      strategy: spec.strategy.type,
+      ...limits,
+      unknownClusters: spec.unknownClusters,
+      phase: record.phase,
+      reason: record.reason,
+      message: record.message,
+      acknowledgedFailures: record.acknowledgedFailures,
+      acknowledgedMandatoryFailures: record.acknowledgedMandatoryFailures,
+      groups,
+      clusters: states,
+      ...(window ? { window } : {}),
+      mayStart,
+    },
+    now,
+  );
+  return { record, spec, limits, groups, states, members, window, decision };
+}
+
+function requireRollout(ctx: HubContext, name: string): RolloutRecord {
+  const r = ctx.rollouts.get(name);
+  if (!r) throw new ApiError(404, 'NotFound', `no rollout "${name}"`);
+  return r;
+}
+
+// ------------------------------------------------------------------ create
+
+export function createRollout(ctx: HubContext, body: unknown): RolloutView {
+  const parsed = rolloutRequest.safeParse(body);
+  if (!parsed.success) throw new ApiError(400, 'InvalidRollout', 'the rollout request is invalid', parsed.error.issues);
+  const req = parsed.data;
+  if (ctx.rollouts.exists(req.name)) throw new ApiError(409, 'AlreadyExists', `a rollout "${req.name}" exists; pick another name`);
+  const spec: StoredSpec = { ...req };
+  const target = req.target;
+  if (target.kind === 'Release') checkRelease(ctx, target.release);
+  if (target.kind === 'Override') {
+    // An override only reaches clusters on an affected release version.
+    const a = target.override.appliesTo;
+    const versions = req.selector.runningRelease?.versions?.filter((v) => a.versions.includes(v)) ?? a.versions;
+    spec.selector = { ...req.selector, runningRelease: { name: a.releaseName, versions } };
+    const other = ctx.rollouts.activeTargets().find((r) => {
+      const s = r.spec as StoredSpec;
+      return s.target.kind === 'Override' && s.target.override.name === target.override.name;
+    });
+    if (other) throw new ApiError(409, 'OverrideInActiveRollout', `override "${target.override.name}" is being rolled out by "${other.name}": cancel it first`);
+  }
+
+  const candidates: Candidate[] = [];
+  for (const c of ctx.clusters.list()) {
+    if (c.status !== 'Accepted') continue;
+    const up = ctx.aggregate.upgrade(c.id);
+    const cand: Candidate = { id: c.id, labels: c.labels, running: up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null };
+    if (matchesSelector(cand, spec.selector)) candidates.push(cand);
+  }
+  if (candidates.length === 0) throw new ApiError(400, 'NoClusters', 'the selector matches no accepted cluster');
+  if (target.kind === 'Release') {
+    const busy = releaseConflicts(ctx, candidates.map((c) => c.id));
+    if (busy.length > 0) {
+      throw new ApiError(409, 'ClusterInActiveRollout', `${busy.length} selected cluster(s) are in another active release rollout: cancel it or narrow the selector`, busy.slice(0, 50));
+    }
+  }
+  const grouping = groupClusters(candidates, req.groups, req.restGroupSize);
+  const createdAt = ctx.now().toISOString();
+  if (target.kind === 'Override') ctx.overrides.define(target.override, false, createdAt);
+  ctx.rollouts.create({ name: req.name, spec, rollbackOf: null, createdAt }, grouping.groups, grouping.members);
+  ctx.log.info({ rollout: req.name, clusters: candidates.length, groups: grouping.groups.length, strategy: req.strategy.type }, 'rollout created');
+  tickRollout(ctx, req.name);
+  return rolloutStatus(ctx, req.name);
+}
+
+function checkRelease(ctx: HubContext, body: unknown): void {
+  const req = releaseRequest.safeParse(body);
+  if (!req.success) throw new ApiError(400, 'InvalidRelease', 'the release request is invalid', req.error.issues);
+  const { ttlSeconds: _ttl, ...rest } = req.data;
+  const now = ctx.now();
+  const check = releaseSchema.safeParse({ apiVersion: 'fleetlet.io/v1', kind: 'Release', ...rest, revision: 1, issuedAt: now.toISOString(), expiresAt: new Date(now.getTime() + 1000).toISOString() });
+  if (!check.success) throw new ApiError(400, 'InvalidRelease', 'the release does not validate', check.error.issues);
+}
+
+/** Clusters already in an active rollout that sends releases (a release or a rollback). */
+function releaseConflicts(ctx: HubContext, ids: readonly string[]): { clusterId: string; rollout: string }[] {
+  const releaseRollouts = new Set(ctx.rollouts.activeTargets().filter((r) => (r.spec as StoredSpec).target.kind !== 'Override').map((r) => r.name));
+  if (releaseRollouts.size === 0) return [];
+  const memberships = ctx.rollouts.activeMemberships();
+  const out: { clusterId: string; rollout: string }[] = [];
+  for (const id of ids) {
+    const r = memberships.get(id);
+    if (r !== undefined && releaseRollouts.has(r)) out.push({ clusterId: id, rollout: r });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ tick
+
+export interface TickResult {
+  rollout: string;
+  started: number;
+  phase: string;
+  nextWakeAt: number | null;
+}
+
+/** Evaluates every active rollout and applies the decisions. Safe to call at any time, as often as wanted. */
+export function tickRollouts(ctx: HubContext): TickResult[] {
+  return ctx.rollouts.active().map((r) => tickRollout(ctx, r.name)).filter((r): r is TickResult => r !== undefined);
+}
+
+type Delivery = { clusterId: string; type: 'release' | 'override'; envelope: unknown };
+
+export function tickRollout(ctx: HubContext, name: string): TickResult | undefined {
+  return applyDecision(ctx, name, true);
+}
+
+/**
+ * Records what is true now (successes, failures, a breach or the end) without
+ * starting anything: operator actions settle first, so they act on the phase
+ * the status shows, and a cancelled rollout keeps the results it saw.
+ */
+function settle(ctx: HubContext, name: string): void {
+  applyDecision(ctx, name, false);
+}
+
+function applyDecision(ctx: HubContext, name: string, mayStart: boolean): TickResult | undefined {
+  const deliveries: Delivery[] = [];
+  const result = ctx.rollouts.transaction(() => {
+    const record = ctx.rollouts.get(name);
+    if (!record || (record.phase !== 'Progressing' && record.phase !== 'Paused')) return undefined;
+    const nowMs = ctx.now().getTime();
+    const now = new Date(nowMs).toISOString();
+    const ev = evaluate(ctx, record, nowMs, mayStart);
+    const d = ev.decision;
+    if (d.succeededNow.length > 0) ctx.rollouts.markSucceeded(name, d.succeededNow, now);
+    if (d.failedNow.length > 0) ctx.rollouts.markFailed(name, d.failedNow);
+    if (d.skippedNow.length > 0) ctx.rollouts.markSkipped(name, d.skippedNow, now);
+    let started = 0;
+    for (const id of d.start) {
+      try {
+        const sent = send(ctx, ev, id);
+        ctx.rollouts.recordSent(name, id, sent.revision, now, sent.previousRevision);
+        deliveries.push({ clusterId: id, type: sent.type, envelope: sent.envelope });
+        started++;
+      } catch (err) {
+        // One cluster that cannot be sent to (deregistered this instant, no release to roll back to) must not stop the wave; the next tick retries it.
+        ctx.log.warn({ rollout: name, clusterId: id, err: err instanceof Error ? err.message : String(err) }, 'rollout could not start a cluster');
+      }
+    }
+    if (started > 0) ctx.rollouts.markStarted(name, now);
+    const terminal = d.phase === 'Succeeded' || d.phase === 'Completed';
+    if (d.phase !== record.phase || d.reason !== record.reason || d.message !== record.message) {
+      ctx.rollouts.setPhase(name, { phase: d.phase, reason: d.reason, message: d.message, endedAt: terminal ? now : null }, now);
+      if (d.phaseChanged) ctx.log.warn({ rollout: name, phase: d.phase, reason: d.reason, message: d.message }, 'rollout phase changed');
+    }
+    return { rollout: name, started, phase: d.phase, nextWakeAt: d.nextWakeAt };
+  });
+  for (const dl of deliveries) {
+    const agent = ctx.sessions.agent(dl.clusterId);
+    if (dl.type === 'release') agent?.deliver({ type: 'release', envelope: dl.envelope });
+    else agent?.deliver({ type: 'override', envelope: dl.envelope });
+  }
+  if (result && result.started > 0) ctx.log.info({ rollout: name, started: result.started }, 'rollout started clusters');
+  return result;
+}
+
+function send(ctx: HubContext, ev: Evaluation, clusterId: string): { revision: number; previousRevision: number | null; type: 'release' | 'override'; envelope: unknown } {
+  const t = ev.spec.target;
+  if (t.kind === 'Override') {
+    const doc = issueOverride(ctx, clusterId, t.override, t.withdraw === true);
+    return { revision: doc.revision, previousRevision: null, type: 'override', envelope: doc.envelope };
+  }
+  const previousRevision = ctx.releases.latest(clusterId)?.revision ?? null;
+  let body: unknown = t.kind === 'Release' ? t.release : undefined;
+  if (t.kind === 'Rollback') {
+    const revision = ctx.rollouts.previousRevisionIn(t.rollbackOf, clusterId);
+    const payload = revision === null ? undefined : ctx.rollouts.releasePayload(clusterId, revision);
+    if (payload === undefined) throw new ApiError(409, 'NoPreviousRelease', `cluster "${clusterId}" has no release to roll back to`);
+    const r = JSON.parse(payload) as Release;
+    // The earlier release again, as a new revision; a downgrade on purpose.
+    body = { name: r.name, version: r.version, components: r.components, critical: r.critical, allowDowngrade: true, kubernetesVersion: r.kubernetesVersion };
+  }
+  const { record } = setDesiredRelease(ctx, clusterId, body, { deliver: false });
+  return { revision: record.revision, previousRevision, type: 'release', envelope: record.envelope };
+}
+
+// ------------------------------------------------------------------ operator actions
+
+export function pauseRollout(ctx: HubContext, name: string, body: unknown): RolloutView {
+  const req = pauseRequest.safeParse(body ?? {});
+  if (!req.success) throw new ApiError(400, 'InvalidRequest', 'the pause request is invalid', req.error.issues);
+  requireRollout(ctx, name);
+  settle(ctx, name);
+  const r = requireRollout(ctx, name);
+  if (r.phase === 'Progressing') {
+    ctx.rollouts.setPhase(name, { phase: 'Paused', reason: 'PausedByOperator', message: req.data.reason ?? 'paused by an operator: no new cluster starts' }, ctx.now().toISOString());
+    ctx.log.warn({ rollout: name }, 'rollout paused by an operator');
+  } else if (r.phase !== 'Paused') {
+    throw new ApiError(409, 'NotActive', `rollout "${name}" is ${r.phase}`);
+  }
+  return rolloutStatus(ctx, name);
+}
+
+/** Resuming accepts the failures seen so far: only failures beyond them count against maxFailures (and mandatory groups). */
+export function resumeRollout(ctx: HubContext, name: string): RolloutView {
+  requireRollout(ctx, name);
+  settle(ctx, name);
+  const r = requireRollout(ctx, name);
+  if (r.phase !== 'Paused') throw new ApiError(409, 'NotPaused', `rollout "${name}" is ${r.phase}, not Paused`);
+  const now = ctx.now();
+  const ev = evaluate(ctx, r, now.getTime(), false);
+  ctx.rollouts.transaction(() => {
+    ctx.rollouts.acknowledge(name, ev.decision.failures, ev.decision.mandatoryFailures, now.toISOString());
+    ctx.rollouts.setPhase(name, { phase: 'Progressing', reason: null, message: null }, now.toISOString());
+  });
+  ctx.log.warn({ rollout: name, acknowledgedFailures: ev.decision.failures }, 'rollout resumed by an operator');
+  tickRollout(ctx, name);
+  return rolloutStatus(ctx, name);
+}
+
+export function cancelRollout(ctx: HubContext, name: string, reason = 'CancelledByOperator', message = 'cancelled by an operator: no new cluster starts; clusters keep what they were sent'): RolloutView {
+  requireRollout(ctx, name);
+  settle(ctx, name);
+  const r = requireRollout(ctx, name);
+  if (r.phase !== 'Progressing' && r.phase !== 'Paused') throw new ApiError(409, 'NotActive', `rollout "${name}" is already ${r.phase}`);
+  const now = ctx.now().toISOString();
+  ctx.rollouts.setPhase(name, { phase: 'Cancelled', reason, message, endedAt: now }, now);
+  ctx.log.warn({ rollout: name, reason }, 'rollout cancelled');
+  return rolloutStatus(ctx, name);
+}
+
+/**
+ * A new rollout that sends every cluster this one reached the release it had
+ * before (a new revision, allowDowngrade), or for an override rollout a
+ * withdrawal of the override. Stops this rollout first. Clusters that had no
+ * release before this one are left out (nothing to go back to). Groups and
+ * their order are kept, without mandatory gating.
+ */
+export function rollbackRollout(ctx: HubContext, name: string, body: unknown): { rollback: RolloutView; excluded: string[] } {
+  const req = rollbackRequest.safeParse(body ?? {});
+  if (!req.success) throw new ApiError(400, 'InvalidRollback', 'the rollback request is invalid', req.error.issues);
+  requireRollout(ctx, name);
+  settle(ctx, name);
+  const orig = requireRollout(ctx, name);
+  const origSpec = orig.spec as StoredSpec;
+  const rollbackName = req.data.name ?? freeName(ctx, `${name}-rollback`);
+  if (ctx.rollouts.exists(rollbackName)) throw new ApiError(409, 'AlreadyExists', `a rollout "${rollbackName}" exists; pick another name`);
+  const strategy = req.data.strategy ?? origSpec.strategy;
+  const unknownClusters = req.data.unknownClusters ?? origSpec.unknownClusters;
+  if (unknownClusters === 'Wait' && rolloutStrategy.parse(strategy).progressDeadline === 'None') {
+    throw new ApiError(400, 'InvalidRollback', 'unknownClusters Wait needs a progressDeadline');
+  }
+  const groups = ctx.rollouts.groups(name);
+  const members = ctx.rollouts.members(name);
+  const reached = members.filter((m) => m.sentRevision !== null);
+  const isOverride = origSpec.target.kind === 'Override';
+  const included = isOverride ? reached : reached.filter((m) => m.previousRevision !== null);
+  const excluded = reached.filter((m) => !included.includes(m)).map((m) => m.clusterId);
+  if (included.length === 0) throw new ApiError(409, 'NothingToRollBack', `rollout "${name}" has not sent anything that can be rolled back`);
+
+  const target: StoredSpec['target'] = origSpec.target.kind === 'Override' ? { kind: 'Override', override: origSpec.target.override, withdraw: true } : { kind: 'Rollback', rollbackOf: name };
+  const spec: StoredSpec = {
+    ...origSpec,
+    name: rollbackName,
+    description: `rollback of ${name}: the ${included.length} cluster(s) it reached`,
+    // Membership is fixed below from the rolled-back rollout; listing 10,000 ids in the spec would only slow every tick.
+    selector: {},
+    strategy,
+    unknownClusters,
+    target,
+  };
+  if (req.data.window) spec.window = req.data.window;
+  else delete spec.window;
+  const now = ctx.now().toISOString();
+  ctx.rollouts.transaction(() => {
+    if (orig.phase === 'Progressing' || orig.phase === 'Paused') {
+      ctx.rollouts.setPhase(name, { phase: 'Cancelled', reason: 'RolledBack', message: `rolled back by ${rollbackName}`, endedAt: now }, now);
+    }
+    if (target.kind === 'Override') ctx.overrides.define(target.override, true, now);
+    ctx.rollouts.create(
+      { name: rollbackName, spec, rollbackOf: name, createdAt: now },
+      // Same groups in the same order, but none mandatory: undoing a change must not wait for canaries to prove the undo.
+      groups.map((g) => ({ name: g.name, mandatory: false })),
+      included.map((m) => ({ clusterId: m.clusterId, group: m.group })),
+    );
+    ctx.rollouts.setRolledBackBy(name, rollbackName, now);
+  });
+  ctx.log.warn({ rollout: name, rollback: rollbackName, clusters: included.length, excluded: excluded.length }, 'rollout rolled back');
+  tickRollout(ctx, rollbackName);
+  return { rollback: rolloutStatus(ctx, rollbackName), excluded };
+}
+
+function freeName(ctx: HubContext, base: string): string {
+  const stem = base.slice(0, 56).replace(/-+$/, '');
+  if (!ctx.rollouts.exists(stem)) return stem;
+  for (let i = 2; ; i++) if (!ctx.rollouts.exists(`${stem}-${i}`)) return `${stem}-${i}`;
+}
+
+// ------------------------------------------------------------------ status
+
+export function listRollouts(ctx: HubContext): { rollouts: RolloutView[] } {
+  return { rollouts: ctx.rollouts.list().map((r) => rolloutStatus(ctx, r.name)) };
+}
+
+/** The status as of now, computed without starting anything (the next tick does). */
+export function rolloutStatus(ctx: HubContext, name: string, opts: { clusters?: 'all' | 'failed' } = {}): RolloutView {
+  const record = requireRollout(ctx, name);
+  const now = ctx.now().getTime();
+  const ev = evaluate(ctx, record, now, false);
+  const { spec, decision: d } = ev;
+  const seenNow = new Set(d.succeededNow);
+  const clusterView = (i: number): RolloutClusterView => {
+    const s = ev.states[i] as ClusterState;
+    const c = d.clusters[i] as WaveDecision['clusters'][number];
+    const m = ev.members[i] as (typeof ev.members)[number];
+    return {
+      clusterId: s.id,
+      group: ev.groups[s.group]?.name ?? '',
+      status: c.status,
+      reason: c.reason,
+      message: c.message,
+      available: s.available,
+      revision: m.sentRevision,
+      sentAt: m.sentAt,
+      succeededAt: iso(s.succeededAt ?? (seenNow.has(s.id) ? now : null)),
+      at: iso(c.at),
+    };
+  };
+  const failed: RolloutClusterView[] = [];
+  d.clusters.forEach((c, i) => {
+    if (c.status === 'Failed' || c.status === 'TimedOut') failed.push(clusterView(i));
+  });
+  const t = spec.target;
+  const view: RolloutView = {
+    name: record.name,
+    description: spec.description ?? null,
+    target:
+      t.kind === 'Release'
+        ? { kind: 'Release', release: { name: t.release.name, version: t.release.version } }
+        : t.kind === 'Override'
+          ? { kind: 'Override', override: { name: t.override.name, version: t.override.version, component: t.override.component, withdrawn: t.withdraw === true } }
+          : { kind: 'Rollback', rollbackOf: t.rollbackOf },
+    selector: spec.selector,
+    strategy: spec.strategy,
+    window: spec.window ? { ...spec.window, open: ev.window?.open ?? true, nextOpeningAt: iso(ev.window?.nextOpeningAt ?? null) } : null,
+    unknownClusters: spec.unknownClusters,
+    phase: d.phase,
+    reason: d.reason,
+    message: d.message,
+    limits: {
+      maxConcurrency: spec.strategy.type === 'Progressive' ? ev.limits.maxConcurrency : null,
+      maxFailures: ev.limits.maxFailures,
+      failures: d.failures,
+      acknowledgedFailures: record.acknowledgedFailures,
+    },
+    counts: d.counts,
+    groups: ev.groups.map((g, gi) => {
+      const s = d.groups[gi] as WaveDecision['groups'][number];
+      return { name: g.name, mandatory: g.mandatory, state: s.state, counts: s.counts, startedAt: iso(s.startedAt), endedAt: iso(s.endedAt) };
+    }),
+    createdAt: record.createdAt,
+    startedAt: record.startedAt,
+    expectedEndAt: record.endedAt ?? iso(d.expectedEndAt),
+    endedAt: record.endedAt,
+    nextWakeAt: iso(d.nextWakeAt),
+    rolledBackBy: record.rolledBackBy,
+    failed,
+  };
+  if (opts.clusters === 'all') view.clusters = d.clusters.map((_c, i) => clusterView(i));
+  return view;
+}

@@ -1,0 +1,52 @@
+// When the hub evaluates rollouts: on a steady timer (soaks, deadlines and
+// windows end without any report), and soon after anything they depend on
+// changed. Changes are coalesced: a fleet reporting thousands of times a
+// second costs one tick per debounce interval, not one per report.
+import type { Logger } from 'pino';
+import { tickRollouts } from './rollout-operations.ts';
+import type { HubContext } from '../hub-context.ts';
+
+export interface RolloutTickerOptions {
+  /** Steady tick. Default 1000 ms. */
+  intervalMs?: number;
+  /** Delay from a change to its tick. Default 50 ms. */
+  debounceMs?: number;
+}
+
+export interface RolloutTicker {
+  /** Something rollouts depend on changed: tick soon. */
+  notify(): void;
+  stop(): void;
+}
+
+export function startRolloutTicker(ctx: HubContext, log: Logger, o: RolloutTickerOptions = {}): RolloutTicker {
+  let pending: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const run = (): void => {
+    pending = undefined;
+    if (stopped) return;
+    try {
+      tickRollouts(ctx);
+    } catch (err) {
+      // The next tick retries from the store: nothing half-applied survives the failed transaction.
+      log.error({ err }, 'rollout tick failed');
+    }
+  };
+  const interval = setInterval(run, o.intervalMs ?? 1000);
+  interval.unref();
+  // A restarted hub continues where it was without waiting for the first interval.
+  const first = setImmediate(run);
+  return {
+    notify() {
+      if (stopped || pending !== undefined) return;
+      pending = setTimeout(run, o.debounceMs ?? 50);
+      pending.unref();
+    },
+    stop() {
+      stopped = true;
+      clearInterval(interval);
+      clearImmediate(first);
+      if (pending !== undefined) clearTimeout(pending);
+    },
+  };
+}

@@ -1,0 +1,249 @@
+// The hub's rolling-upgrade API: what an operator sends to create a rollout
+// and what the hub answers about its progress. Shared by the hub and the
+// `fleetlet rollout` CLI. Strategies follow Open Cluster Management's
+// RolloutStrategy (All, Progressive, ProgressivePerGroup) so people who know
+// OCM read them the same way.
+import { parse as parseCron } from 'node-cron';
+import { z } from 'zod';
+import { overrideRequest } from './override.ts';
+import { cronExpression, duration, parseDuration, timeZone } from './policy.ts';
+import { dnsLabel } from './release.ts';
+
+/** A count, or a percentage of the rollout's clusters ("10%"). */
+export const intOrPercent = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^(100|[1-9]?[0-9])%$/, 'must be a whole percentage from 0% to 100%'),
+]);
+export type IntOrPercent = z.infer<typeof intOrPercent>;
+
+/** A duration that may be zero ("0s"), for soak times. */
+export const durationOrZero = z.union([z.literal('0s'), duration]);
+
+export function durationOrZeroMs(text: string): number {
+  return parseDuration(text) ?? 0;
+}
+
+const labelKey = z.string().min(1).max(317);
+const labelValue = z.string().max(63);
+
+export const labels = z.record(labelKey, labelValue).refine((l) => Object.keys(l).length <= 64, 'at most 64 labels');
+
+export const labelSelector = z.strictObject({
+  matchLabels: z.record(labelKey, labelValue).optional(),
+  matchExpressions: z
+    .array(
+      z.strictObject({
+        key: labelKey,
+        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+        values: z.array(labelValue).max(1000).optional(),
+      }),
+    )
+    .max(100)
+    .optional(),
+  /** Explicit cluster ids, ANDed with the label terms. */
+  clusterIds: z.array(z.string().min(1).max(253)).max(100_000).optional(),
+});
+export type LabelSelector = z.infer<typeof labelSelector>;
+
+export const clusterSelector = labelSelector.extend({
+  /** Only clusters running this release (their last Succeeded one): "every cluster on an affected version". */
+  runningRelease: z.strictObject({ name: dnsLabel.optional(), versions: z.array(z.string().min(1)).min(1).max(1000).optional() }).optional(),
+});
+export type ClusterSelector = z.infer<typeof clusterSelector>;
+
+export const rolloutGroup = z.strictObject({
+  name: dnsLabel,
+  /**
+   * Mandatory groups (canaries: integration, stage, production canary) go
+   * first, one at a time in the order given, and tolerate no failure: the
+   * rest starts only once every mandatory group fully succeeded (or an
+   * operator resumed past its failures).
+   */
+  mandatory: z.boolean().default(false),
+  selector: labelSelector,
+});
+export type RolloutGroup = z.infer<typeof rolloutGroup>;
+
+export const strategyType = z.enum(['All', 'Progressive', 'ProgressivePerGroup']);
+export type StrategyType = z.infer<typeof strategyType>;
+
+export const rolloutStrategy = z.strictObject({
+  type: strategyType,
+  /** Progressive only (required there): clusters in flight at once, soaking ones included. */
+  maxConcurrency: intOrPercent.optional(),
+  /** How long a cluster must have been Succeeded before it counts (and frees its slot). */
+  minSuccessTime: durationOrZero.default('0s'),
+  /** A cluster not Succeeded this long after it was sent the release counts as TimedOut (a failure). "None": never. */
+  progressDeadline: z.union([z.literal('None'), duration]).default('None'),
+  /** Failed + TimedOut clusters tolerated; one more and no new cluster starts (Paused, MaxFailuresExceeded). */
+  maxFailures: intOrPercent.default(0),
+});
+export type RolloutStrategy = z.infer<typeof rolloutStrategy>;
+
+/**
+ * The hub-side window: new clusters start only while it is open. Each
+ * cluster's local maintenance windows still apply on top. The day fields
+ * take numbers, ranges, lists and steps; node-cron's L/W/# day tokens are
+ * refused here (the hub evaluates only plain day fields).
+ */
+export const rolloutWindow = z.strictObject({
+  cron: cronExpression.superRefine((s, ctx) => {
+    try {
+      const f = parseCron(s);
+      if ([...f.dayOfMonth, ...f.dayOfWeek].some((t) => typeof t !== 'number')) {
+        ctx.addIssue({ code: 'custom', message: 'L, W and # day tokens are not supported in rollout windows' });
+      }
+    } catch {
+      // cronExpression reports the parse error itself.
+    }
+  }),
+  duration,
+  timeZone,
+});
+export type RolloutWindow = z.infer<typeof rolloutWindow>;
+
+/** Release fields as PUT /clusters/:id/release takes them; the hub validates them fully. */
+const releaseBody = z.looseObject({ name: dnsLabel, version: z.string().min(1).max(128) });
+
+export const rolloutTarget = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('Release'), release: releaseBody }),
+  z.strictObject({ kind: z.literal('Override'), override: overrideRequest }),
+]);
+export type RolloutTarget = z.infer<typeof rolloutTarget>;
+
+/**
+ * What happens to a cluster that is Unknown (lease expired) when its turn comes:
+ * - Skip: it is not sent anything now, shows as Skipped, takes no slot and does
+ *   not hold back its group; it starts as soon as it is back (whatever wave is
+ *   running then).
+ * - Wait: it is sent the release anyway (delivered when it reconnects), takes
+ *   a slot and counts against progressDeadline, after which it is TimedOut.
+ * Mandatory groups always Wait: a canary must not be skipped.
+ */
+export const unknownClusterPolicy = z.enum(['Skip', 'Wait']);
+export type UnknownClusterPolicy = z.infer<typeof unknownClusterPolicy>;
+
+const rolloutFields = {
+  name: dnsLabel,
+  description: z.string().max(1024).optional(),
+  /** Which clusters; empty: every accepted cluster. An Override target adds its appliesTo release and versions. */
+  selector: clusterSelector.default({}),
+  /** A cluster belongs to the first group whose selector matches; the rest form "rest" (or rest-1, rest-2… with restGroupSize). */
+  groups: z.array(rolloutGroup).max(100).default([]),
+  restGroupSize: z.number().int().positive().optional(),
+  strategy: rolloutStrategy,
+  window: rolloutWindow.optional(),
+  unknownClusters: unknownClusterPolicy.default('Skip'),
+};
+
+function checkStrategy(r: { strategy: RolloutStrategy; unknownClusters: UnknownClusterPolicy; groups?: RolloutGroup[] }, ctx: z.RefinementCtx): void {
+  if (r.strategy.type === 'Progressive' && r.strategy.maxConcurrency === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['strategy', 'maxConcurrency'], message: 'is required for Progressive' });
+  }
+  if (r.strategy.type === 'Progressive' && (r.strategy.maxConcurrency === 0 || r.strategy.maxConcurrency === '0%')) {
+    ctx.addIssue({ code: 'custom', path: ['strategy', 'maxConcurrency'], message: 'must allow at least one cluster' });
+  }
+  if (r.strategy.type !== 'Progressive' && r.strategy.maxConcurrency !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['strategy', 'maxConcurrency'], message: `applies to Progressive only, not ${r.strategy.type}` });
+  }
+  if (r.unknownClusters === 'Wait' && r.strategy.progressDeadline === 'None') {
+    ctx.addIssue({ code: 'custom', path: ['unknownClusters'], message: 'Wait needs a progressDeadline, or an offline cluster would hold its wave forever' });
+  }
+  const seen = new Set<string>();
+  (r.groups ?? []).forEach((g, i) => {
+    if (seen.has(g.name) || /^rest(-\d+)?$/.test(g.name)) ctx.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `"${g.name}" is used twice or reserved` });
+    seen.add(g.name);
+  });
+}
+
+export const rolloutRequest = z
+  .strictObject({ ...rolloutFields, target: rolloutTarget })
+  .superRefine((r, ctx) => {
+    checkStrategy(r, ctx);
+    if (r.target.kind === 'Override' && r.strategy.progressDeadline === 'None') {
+      // The agent reports a running override only in its inventory; without a deadline a cluster that never applies it would hold the rollout forever.
+      ctx.addIssue({ code: 'custom', path: ['strategy', 'progressDeadline'], message: 'is required for an Override rollout' });
+    }
+  });
+export type RolloutRequest = z.infer<typeof rolloutRequest>;
+export type RolloutRequestInput = z.input<typeof rolloutRequest>;
+
+/** POST /rollouts/:name/rollback: everything optional; defaults copy the rolled-back rollout (without its window). */
+export const rollbackRequest = z
+  .strictObject({
+    name: dnsLabel.optional(),
+    strategy: rolloutStrategy.optional(),
+    window: rolloutWindow.optional(),
+    unknownClusters: unknownClusterPolicy.optional(),
+  })
+  .prefault({});
+export type RollbackRequest = z.infer<typeof rollbackRequest>;
+
+export const pauseRequest = z.strictObject({ reason: z.string().max(1024).optional() }).prefault({});
+
+export const labelsRequest = z.strictObject({ labels });
+
+// ---------------------------------------------------------------- answers
+
+export const clusterRolloutStatuses = ['ToApply', 'Progressing', 'Succeeded', 'Failed', 'TimedOut', 'Skipped'] as const;
+export type ClusterRolloutStatus = (typeof clusterRolloutStatuses)[number];
+
+export const rolloutPhases = ['Progressing', 'Paused', 'Succeeded', 'Completed', 'Cancelled'] as const;
+export type RolloutPhase = (typeof rolloutPhases)[number];
+
+export type StatusCounts = Record<ClusterRolloutStatus, number> & { total: number; unknown: number };
+
+export interface RolloutClusterView {
+  clusterId: string;
+  group: string;
+  status: ClusterRolloutStatus;
+  /** Why (CamelCase): the agent's reason, ProgressDeadlineExceeded, ClusterUnknown, Soaking, Superseded, Deregistered… */
+  reason: string | null;
+  message: string | null;
+  available: boolean;
+  revision: number | null;
+  sentAt: string | null;
+  succeededAt: string | null;
+  /** When the status was reached, where known. */
+  at: string | null;
+}
+
+export interface RolloutGroupView {
+  name: string;
+  mandatory: boolean;
+  state: 'Pending' | 'Active' | 'Done';
+  counts: StatusCounts;
+  startedAt: string | null;
+  endedAt: string | null;
+}
+
+export interface RolloutView {
+  name: string;
+  description: string | null;
+  target:
+    | { kind: 'Release'; release: { name: string; version: string } }
+    | { kind: 'Override'; override: { name: string; version: string; component: string; withdrawn: boolean } }
+    | { kind: 'Rollback'; rollbackOf: string };
+  selector: ClusterSelector;
+  strategy: RolloutStrategy;
+  window: (RolloutWindow & { open: boolean; nextOpeningAt: string | null }) | null;
+  unknownClusters: UnknownClusterPolicy;
+  phase: RolloutPhase;
+  /** CamelCase: MaxFailuresExceeded, MandatoryGroupFailed, PausedByOperator, WaitingForWindow, WaitingForUnknownClusters… */
+  reason: string | null;
+  message: string | null;
+  limits: { maxConcurrency: number | null; maxFailures: number; failures: number; acknowledgedFailures: number };
+  counts: StatusCounts;
+  groups: RolloutGroupView[];
+  createdAt: string;
+  startedAt: string | null;
+  expectedEndAt: string | null;
+  endedAt: string | null;
+  /** The next instant at which something changes without any report (a soak or deadline ends, the window opens). */
+  nextWakeAt: string | null;
+  rolledBackBy: string | null;
+  /** Failed and TimedOut clusters with their reasons. */
+  failed: RolloutClusterView[];
+  /** Every cluster, with ?clusters=all. */
+  clusters?: RolloutClusterView[];
+}

@@ -1,0 +1,260 @@
+// Rollouts on a real hub database: creation and selection, ticks that send
+// releases as new per-cluster revisions, a canary that fails, rollback, a
+// hub restart mid-rollout, and operator actions. Thousands of clusters,
+// simulated agents reporting through the hub's ingest path, injected clock.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { ApiError } from '../../src/hub/api-error.ts';
+import { cancelRollout, createRollout, pauseRollout, resumeRollout, rollbackRollout, rolloutStatus, tickRollouts } from '../../src/hub/rollout/rollout-operations.ts';
+import { verifyRelease } from '../../src/protocol/signing.ts';
+import { ids, RolloutHub } from '../support/rollout-hub.ts';
+import { sampleReleaseRequest } from '../support/sample-release.ts';
+
+const MIN = 60_000;
+
+function apiError(fn: () => unknown): ApiError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ApiError) return err;
+    throw err;
+  }
+  throw new Error('expected an ApiError');
+}
+
+describe('rollouts on the hub store', () => {
+  let h: RolloutHub;
+  beforeEach(() => {
+    h = new RolloutHub();
+  });
+  afterEach(() => h.close());
+
+  /** Every cluster of `fleet` first runs 1.0.0, set the way an operator would (one revision each). */
+  function baseline(fleet: readonly string[]): void {
+    createRollout(h.ctx, { name: 'baseline', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
+    for (const id of fleet) h.attempt(id, 'Succeeded');
+    tickRollouts(h.ctx);
+    assert.equal(rolloutStatus(h.ctx, 'baseline').phase, 'Succeeded');
+  }
+
+  it('rolls 1,000 clusters out canaries first, at most maxConcurrency at a time, one new revision per cluster, with times in the status', () => {
+    const fleet = ids('edge', 1000);
+    h.enrol(fleet, (_id, i) => ({ ring: i < 20 ? 'canary' : 'prod', region: i % 2 === 0 ? 'eu' : 'us' }));
+    baseline(fleet);
+    const before = h.revisions(fleet);
+    const created = createRollout(h.ctx, {
+      name: 'addons-1-1',
+      target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') },
+      groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
+      strategy: { type: 'Progressive', maxConcurrency: 100, minSuccessTime: '5m', progressDeadline: '1h' },
+    });
+    assert.equal(created.counts.total, 1000);
+    assert.equal(created.counts.Progressing, 20, 'the canaries only');
+    assert.deepEqual(created.groups.map((g) => [g.name, g.mandatory, g.counts.total]), [
+      ['canary', true, 20],
+      ['rest', false, 980],
+    ]);
+    assert.equal(created.startedAt, h.clock.now().toISOString());
+    assert.equal(created.expectedEndAt, new Date(h.clock.now().getTime() + 11 * 65 * MIN).toISOString(), 'worst case: (deadline + soak) per wave, canary + 10 waves');
+
+    let maxProgressing = 0;
+    assert.equal(created.clusters, undefined, 'clusters are listed only with ?clusters=all');
+    let sent = fleet.slice(0, 20);
+    const known = new Set(sent);
+    for (let step = 0; step < 200; step++) {
+      h.clock.advance(5 * MIN);
+      h.heartbeat();
+      // The clusters sent 1.1.0 since the last step report success.
+      for (const id of sent) h.attempt(id, 'Succeeded');
+      tickRollouts(h.ctx);
+      const s = rolloutStatus(h.ctx, 'addons-1-1', { clusters: 'all' });
+      sent = (s.clusters ?? []).filter((c) => c.sentAt !== null && !known.has(c.clusterId)).map((c) => c.clusterId);
+      for (const id of sent) known.add(id);
+      maxProgressing = Math.max(maxProgressing, s.counts.Progressing);
+      if (s.phase !== 'Progressing') break;
+    }
+    const done = rolloutStatus(h.ctx, 'addons-1-1');
+    assert.equal(done.phase, 'Succeeded');
+    assert.equal(done.counts.Succeeded, 1000);
+    assert.ok(maxProgressing <= 100, `max in flight ${maxProgressing}`);
+    assert.equal(done.endedAt, h.clock.now().toISOString());
+    assert.equal(done.expectedEndAt, done.endedAt);
+    assert.ok(done.groups.every((g) => g.state === 'Done' && g.startedAt !== null && g.endedAt !== null));
+    assert.ok(Date.parse(done.groups[0]?.endedAt ?? '') <= Date.parse(done.groups[1]?.startedAt ?? ''), 'the rest started after the canaries ended');
+    const after = h.revisions(fleet);
+    for (const id of fleet) assert.equal(after.get(id), (before.get(id) ?? 0) + 1, `${id} got exactly one new revision`);
+  });
+
+  it('a canary whose release rolls back pauses the rollout before any other cluster starts; rollback sends the previous release as a new revision', () => {
+    const fleet = ids('edge', 300);
+    h.enrol(fleet, (_id, i) => ({ ring: i < 3 ? 'canary' : 'prod' }));
+    baseline(fleet);
+    const before = h.revisions(fleet);
+    createRollout(h.ctx, {
+      name: 'bad',
+      target: { kind: 'Release', release: sampleReleaseRequest('2.0.0') },
+      groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
+      strategy: { type: 'Progressive', maxConcurrency: '50%', maxFailures: '10%' },
+    });
+    h.clock.advance(MIN);
+    h.attempt('edge-00000', 'Succeeded');
+    h.attempt('edge-00001', 'RolledBack', 'HealthCheckFailed');
+    tickRollouts(h.ctx);
+    const paused = rolloutStatus(h.ctx, 'bad');
+    assert.equal(paused.phase, 'Paused');
+    assert.equal(paused.reason, 'MandatoryGroupFailed');
+    assert.deepEqual(paused.failed.map((f) => [f.clusterId, f.status, f.reason]), [['edge-00001', 'Failed', 'HealthCheckFailed']]);
+    const now = h.revisions(fleet);
+    for (const id of fleet.slice(3)) assert.equal(now.get(id), before.get(id), `${id} was not sent anything`);
+    // An hour of ticks later, still nothing new.
+    for (let m = 0; m < 60; m++) {
+      h.clock.advance(MIN);
+      h.heartbeat();
+      tickRollouts(h.ctx);
+    }
+    assert.deepEqual(h.revisions(fleet), now);
+
+    // Urgent: all at once (by default a rollback copies the rolled-back rollout's strategy).
+    const { rollback, excluded } = rollbackRollout(h.ctx, 'bad', { strategy: { type: 'All' } });
+    assert.equal(rollback.name, 'bad-rollback');
+    assert.deepEqual(rollback.target, { kind: 'Rollback', rollbackOf: 'bad' });
+    assert.deepEqual(excluded, []);
+    assert.equal(rollback.counts.total, 3, 'only the clusters that received the bad release');
+    const original = rolloutStatus(h.ctx, 'bad');
+    assert.equal(original.phase, 'Cancelled');
+    assert.equal(original.reason, 'RolledBack');
+    assert.equal(original.rolledBackBy, 'bad-rollback');
+    for (const id of ['edge-00000', 'edge-00001', 'edge-00002']) {
+      const d = h.ctx.releases.latest(id);
+      assert.equal(d?.version, '1.0.0');
+      assert.equal(d?.revision, (now.get(id) ?? 0) + 1, 'a new revision, so the agent takes it');
+      const r = verifyRelease(d?.envelope, h.key.publicKey, { now: h.clock.now, lastRevision: now.get(id) ?? 0 });
+      assert.equal(r.allowDowngrade, true);
+    }
+  });
+
+  it('a restarted hub continues where it was: nothing is re-sent, soaks keep their start, waves go on', () => {
+    const fleet = ids('edge', 1000);
+    h.enrol(fleet);
+    createRollout(h.ctx, {
+      name: 'restartable',
+      target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') },
+      strategy: { type: 'Progressive', maxConcurrency: 100, minSuccessTime: '10m' },
+    });
+    h.clock.advance(MIN);
+    for (const id of fleet.slice(0, 100)) h.attempt(id, 'Succeeded');
+    tickRollouts(h.ctx); // success first seen now: counts at +10 min
+    const sent = h.revisions(fleet);
+
+    h.restart();
+    h.clock.advance(5 * MIN);
+    h.heartbeat();
+    tickRollouts(h.ctx);
+    assert.deepEqual(h.revisions(fleet), sent, 'nothing re-sent, nothing new: still soaking');
+    const mid = rolloutStatus(h.ctx, 'restartable');
+    assert.equal(mid.counts.Progressing, 100);
+    assert.equal(mid.nextWakeAt, new Date(h.clock.now().getTime() + 5 * MIN).toISOString());
+
+    h.restart();
+    h.clock.advance(5 * MIN);
+    h.heartbeat();
+    tickRollouts(h.ctx);
+    const next = rolloutStatus(h.ctx, 'restartable');
+    assert.equal(next.counts.Succeeded, 100);
+    assert.equal(next.counts.Progressing, 100, 'the second wave started after the soak, across two restarts');
+  });
+
+  it('selects by labels and by running version, refuses overlapping and invalid rollouts', () => {
+    const fleet = ids('edge', 40);
+    h.enrol(fleet, (_id, i) => ({ region: i < 20 ? 'eu' : 'us', tier: i % 4 === 0 ? 'gold' : 'std' }));
+    createRollout(h.ctx, { name: 'eu-only', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { matchLabels: { region: 'eu' } }, strategy: { type: 'All' } });
+    for (const id of fleet.slice(0, 20)) h.attempt(id, 'Succeeded');
+    tickRollouts(h.ctx);
+
+    const onOld = createRollout(h.ctx, {
+      name: 'affected',
+      target: { kind: 'Release', release: sampleReleaseRequest('1.0.1') },
+      selector: { runningRelease: { name: 'edge-addons', versions: ['1.0.0'] }, matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['gold'] }] },
+      strategy: { type: 'All' },
+    });
+    assert.equal(onOld.counts.total, 15, 'eu clusters on 1.0.0, without the 5 gold ones');
+
+    const busy = apiError(() =>
+      createRollout(h.ctx, { name: 'overlap', target: { kind: 'Release', release: sampleReleaseRequest('1.0.2') }, selector: { matchLabels: { region: 'eu' } }, strategy: { type: 'All' } }),
+    );
+    assert.equal(busy.status, 409);
+    assert.equal(busy.reason, 'ClusterInActiveRollout');
+
+    const cases: [unknown, string][] = [
+      [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, strategy: { type: 'Progressive' } }, 'InvalidRollout'],
+      [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, strategy: { type: 'All' }, unknownClusters: 'Wait' }, 'InvalidRollout'],
+      [{ name: 'x', target: { kind: 'Release', release: { name: 'edge-addons', version: 'one' } }, strategy: { type: 'All' } }, 'InvalidRelease'],
+      [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, selector: { matchLabels: { region: 'mars' } }, strategy: { type: 'All' } }, 'NoClusters'],
+      [{ name: 'eu-only', target: { kind: 'Release', release: sampleReleaseRequest() }, strategy: { type: 'All' } }, 'AlreadyExists'],
+    ];
+    for (const [body, reason] of cases) assert.equal(apiError(() => createRollout(h.ctx, body)).reason, reason, JSON.stringify(body));
+  });
+
+  it('pause stops new starts, resume continues, cancel ends; each refuses the wrong phase', () => {
+    const fleet = ids('edge', 30);
+    h.enrol(fleet);
+    createRollout(h.ctx, { name: 'ops', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'Progressive', maxConcurrency: 10 } });
+    const paused = pauseRollout(h.ctx, 'ops', { reason: 'investigating a dashboard' });
+    assert.equal(paused.phase, 'Paused');
+    assert.equal(paused.reason, 'PausedByOperator');
+    assert.equal(paused.message, 'investigating a dashboard');
+    h.clock.advance(MIN);
+    h.heartbeat();
+    for (const id of fleet.slice(0, 10)) h.attempt(id, 'Succeeded');
+    tickRollouts(h.ctx);
+    assert.equal(rolloutStatus(h.ctx, 'ops').counts.ToApply, 20, 'nothing starts while paused');
+    assert.equal(resumeRollout(h.ctx, 'ops').counts.Progressing, 10);
+    assert.equal(apiError(() => resumeRollout(h.ctx, 'ops')).reason, 'NotPaused');
+    const cancelled = cancelRollout(h.ctx, 'ops');
+    assert.equal(cancelled.phase, 'Cancelled');
+    assert.equal(cancelled.endedAt, h.clock.now().toISOString());
+    assert.equal(apiError(() => cancelRollout(h.ctx, 'ops')).reason, 'NotActive');
+    assert.equal(apiError(() => pauseRollout(h.ctx, 'ops', {})).reason, 'NotActive');
+    h.clock.advance(MIN);
+    tickRollouts(h.ctx);
+    assert.equal(rolloutStatus(h.ctx, 'ops').counts.ToApply, 10, 'a cancelled rollout starts nothing');
+    assert.equal(apiError(() => rolloutStatus(h.ctx, 'nope')).status, 404);
+  });
+
+  it('an Unknown cluster is skipped when its turn comes and starts once it is back', () => {
+    const fleet = ids('edge', 10);
+    h.enrol(fleet);
+    h.disconnected.add('edge-00000');
+    h.clock.advance(60_000); // past the 50 s lease for the silent one
+    h.heartbeat();
+    const s = createRollout(h.ctx, { name: 'offline', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
+    assert.equal(s.counts.Skipped, 1);
+    assert.equal(s.counts.unknown, 1);
+    assert.equal(h.ctx.releases.latest('edge-00000'), undefined, 'nothing stored for it');
+    for (const id of fleet.slice(1)) h.attempt(id, 'Succeeded');
+    tickRollouts(h.ctx);
+    const waiting = rolloutStatus(h.ctx, 'offline');
+    assert.equal(waiting.reason, 'WaitingForUnknownClusters');
+    h.disconnected.delete('edge-00000');
+    h.heartbeat();
+    tickRollouts(h.ctx);
+    assert.equal(h.ctx.releases.latest('edge-00000')?.version, '1.0.0');
+    h.attempt('edge-00000', 'Succeeded');
+    tickRollouts(h.ctx);
+    assert.equal(rolloutStatus(h.ctx, 'offline').phase, 'Succeeded');
+  });
+
+  it('a refused release counts as the cluster failing, with the refusal reason', () => {
+    const fleet = ids('edge', 3);
+    h.enrol(fleet);
+    createRollout(h.ctx, { name: 'refused', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All', maxFailures: 1 } });
+    const revision = h.ctx.releases.latest('edge-00002')?.revision;
+    h.report('edge-00002', 'release-refused', { revision, reason: 'UnsupportedKubernetesVersion', message: 'needs 1.36', at: h.clock.now().toISOString() });
+    h.attempt('edge-00000', 'Succeeded');
+    h.attempt('edge-00001', 'Succeeded');
+    tickRollouts(h.ctx);
+    const s = rolloutStatus(h.ctx, 'refused');
+    assert.equal(s.phase, 'Completed');
+    assert.deepEqual(s.failed.map((f) => [f.clusterId, f.reason, f.message]), [['edge-00002', 'UnsupportedKubernetesVersion', 'needs 1.36']]);
+  });
+});
