@@ -15,6 +15,7 @@ import { admitRelease, ReleaseRejected, type AdmissionPolicy } from './admission
 import { Engine, HandedOver, type EngineDeps } from './engine.ts';
 import type { ClusterClient } from './kube/cluster-client.ts';
 import { planRelease } from './planner.ts';
+import { withDefaultNamespace } from './default-namespace.ts';
 import { applicableOverrides, overridesKey, withOverrides } from './overrides.ts';
 import { OverrideRefused, verifyOverride } from '../protocol/override.ts';
 import { Wake } from './wake.ts';
@@ -26,6 +27,8 @@ export interface AgentDeps extends Omit<EngineDeps, 'sleep'> {
   now: () => Date;
   releaseKeys: readonly KeyObject[];
   admission: AdmissionPolicy;
+  /** Where namespaced objects without a namespace go (see default-namespace.ts). */
+  targetNamespace?: string;
   /** How long the loop idles when there is nothing to do (a wake cuts it short). */
   idleMs?: number;
   compaction?: CompactionPolicy;
@@ -81,8 +84,9 @@ export class Agent {
   }
 
   /** A release the hub link already verified; admission still applies. */
-  async admit(release: Release, envelope: SignedEnvelope): Promise<OfferResult> {
+  async admit(verified: Release, envelope: SignedEnvelope): Promise<OfferResult> {
     const { journal } = this.d;
+    const release = withDefaultNamespace(verified, this.d.targetNamespace);
     if (release.revision <= journal.releases.lastAcceptedRevision()) {
       return this.refuse('Replayed', `revision ${release.revision} is not newer than the accepted revision ${journal.releases.lastAcceptedRevision()}`, release.revision, envelope);
     }

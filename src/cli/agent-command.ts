@@ -32,6 +32,7 @@ export const agentUsage = `fleetlet agent [options]
   --leader-elect           elect one acting instance through a Lease (default on inside a cluster)
   --identity <name>        this instance's name in the Lease (default $FLEETLET_POD_NAME or the host name)
   --allowed-namespaces <a,b*>  namespaces releases may touch (default: all)
+  --target-namespace <ns>  where a release's namespaced objects without a namespace go
   --uninstall-on-deregister    remove what fleetlet installed when the hub deregisters the cluster
   --poll-ms <ms>           health poll interval (default 1000)
   --http-addr <host:port>  serve /healthz, /readyz and /metrics, e.g. :8080 (env FLEETLET_HTTP_ADDR; default off)
@@ -53,6 +54,7 @@ const options = {
   'leader-elect': { type: 'boolean' },
   identity: { type: 'string' },
   'allowed-namespaces': { type: 'string' },
+  'target-namespace': { type: 'string' },
   'uninstall-on-deregister': { type: 'boolean', default: false },
   'poll-ms': { type: 'string', default: '1000' },
   'http-addr': { type: 'string' },
@@ -105,6 +107,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     pollMs: Number(values['poll-ms']),
     admission: values['allowed-namespaces'] ? { ...defaultAdmission, allowedNamespaces: values['allowed-namespaces'].split(',') } : defaultAdmission,
     ...(policyPath ? { policyPath } : {}),
+    ...(values['target-namespace'] ? { targetNamespace: values['target-namespace'] } : {}),
     ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname() } } : {}),
     ...(hubUrl
       ? {

@@ -11,6 +11,7 @@ import { HandoverStore } from '../agent/kube/handover-store.ts';
 import { LeaderElector } from '../agent/kube/leader-election.ts';
 import { reportCandidacy, selfUpgradeSupervisor } from '../agent/self-upgrade.ts';
 import { Wake } from '../agent/wake.ts';
+import { withDefaultNamespace } from '../agent/default-namespace.ts';
 import { createPolicyGate, defaultPolicy } from '../agent/gate-policy.ts';
 import { watchPolicyFile, type PolicyWatch } from '../agent/policy-loader.ts';
 import { DaemonSetPrePuller } from '../agent/preflight/index.ts';
@@ -56,6 +57,8 @@ export interface RuntimeConfig {
   agentVersion?: string;
   /** With more than one instance: a Lease elects the one that acts; the others stand by. */
   leaderElection?: { identity: string; leaseDurationMs?: number; retryMs?: number };
+  /** Where a release's namespaced objects without a namespace go. */
+  targetNamespace?: string;
   /** The local maintenance-window and check policy (YAML, mounted from a ConfigMap; reloaded on change). */
   policyPath?: string;
   /** A fixed policy when there is no file (default: always allowed, built-in checks at default thresholds). */
@@ -86,6 +89,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   const cluster = new KubeClusterClient(cfg.kubeConfig);
   const credentials = secretCredentialStore(cluster, cfg.namespace);
   let targetInfrastructure = 'unknown';
+  let kubernetesVersion = '';
   let hubLink: HubLink | undefined;
   let leading = false;
   const publisher = new StatusPublisher(cluster, cfg.namespace, cfg.logger);
@@ -117,6 +121,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     releaseKeys: cfg.releaseKeys,
     admission: cfg.admission ?? defaultAdmission,
     pollMs: cfg.pollMs ?? 1000,
+    ...(cfg.targetNamespace ? { targetNamespace: cfg.targetNamespace } : {}),
     gate,
     postflight,
     mirror: async () => {
@@ -138,6 +143,8 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       // Outbox first (the engine already wrote the report), then a nudge to send it.
       hubLink?.flush();
       publisher.publish(attemptStatus(journal, a), t);
+      // What the cluster runs may have changed: tell the hub (outbox first, like every report).
+      if (a.finishedAt) journal.outbox.enqueue('inventory', { components: agent.inventory(), kubernetesVersion: kubernetesVersion, targetInfrastructure, overrides: agent.runningOverrides() });
       cfg.agent?.onTransition?.(a, t);
     },
   });
@@ -150,7 +157,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       components: agent.inventory(),
       kubernetesVersion: await cluster.serverVersion().catch(() => ''),
       targetInfrastructure,
-      overrides: [],
+      overrides: agent.runningOverrides(),
     });
     const hub = cfg.hub;
     return new HubLink({
@@ -170,6 +177,9 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       onRelease: async (release, envelope) => {
         await agent.admit(release, envelope);
         hubLink?.flush();
+      },
+      onOverride: async (envelope) => {
+        agent.offerOverride(envelope);
       },
       onRefused: (refusal) => {
         journal.transaction(() => journal.releases.refuse({ revision: refusal.revision ?? null, reason: refusal.reason, message: refusal.message }));
@@ -198,7 +208,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       // Nothing runs unless signed: the record is cluster data, so its release is verified again
       // (as of its issue time: it was in force when the previous leader accepted it).
       const issuedAt = Date.parse((JSON.parse(record.release.payload) as { issuedAt: string }).issuedAt);
-      const release = verifyRelease(record.release, cfg.releaseKeys, { now: () => new Date(issuedAt + 1), lastRevision: 0 });
+      const release = withDefaultNamespace(verifyRelease(record.release, cfg.releaseKeys, { now: () => new Date(issuedAt + 1), lastRevision: 0 }), cfg.targetNamespace);
       verified = { revision: release.revision, release };
     }
     if (importMirror(journal, record, verified)) cfg.logger.info({ generation: record.generation, from: record.writtenBy }, 'took over from the hand-over record');
@@ -238,6 +248,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     leading: () => leading,
     async run(signal) {
       targetInfrastructure = await detectInfrastructure(cluster).catch(() => 'unknown');
+      kubernetesVersion = await cluster.serverVersion().catch(() => '');
       if (cfg.policyPath) {
         policyWatch = await watchPolicyFile({
           path: cfg.policyPath,

@@ -44,6 +44,8 @@ export interface HubLinkOptions {
   /** Called with verified releases only, one at a time; must store the release before it resolves. */
   onRelease: (release: Release, envelope: SignedEnvelope) => Promise<void>;
   onRefused?: (refusal: ReleaseRefused) => void;
+  /** A hotfix override's envelope, unverified: the agent verifies it (verifyOverride) like a release. */
+  onOverride?: (envelope: unknown) => Promise<void>;
   /** The hub removed this cluster; the link stops and the credential is worthless. */
   onDeregister?: (reason: string) => Promise<void>;
   now: () => Date;
@@ -354,6 +356,9 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
       }
       case 'release':
         await this.#receiveRelease(m.envelope);
+        return;
+      case 'override':
+        await this.#o.onOverride?.(m.envelope);
         return;
       case 'registration':
         await this.#registration(s, m.status, m.credential, m.reason);

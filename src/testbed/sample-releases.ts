@@ -13,7 +13,7 @@ export interface AddonVersions {
   dnsLegacyConfig?: boolean;
 }
 
-export function addonsRelease(ns: string, revision: number, v: AddonVersions, extra: Partial<ReleaseInput> = {}): ReleaseInput {
+export function addonsRelease(ns: string | undefined, revision: number, v: AddonVersions, extra: Partial<ReleaseInput> = {}): ReleaseInput {
   const labels = (app: string) => ({ app });
   const podTemplate = (app: string, image: string) => ({
     metadata: { labels: labels(app) },
