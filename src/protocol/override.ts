@@ -11,10 +11,10 @@
 // document whose revision is not above the one it holds for that name (a
 // replay). Keeping it apart from the release counter means an override never
 // makes an agent refuse the next release as a replay, and the reverse.
-import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { sign, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
-import { dnsLabel, semverLike, signedEnvelope, type SignedEnvelope } from './release.ts';
-import { keyIdOf, refusalReason } from './signing.ts';
+import { dnsLabel, semverLike, type SignedEnvelope } from './release.ts';
+import { keyIdOf, openSignedEnvelope, refusalReason } from './signing.ts';
 
 /** A container image reference (registry/repo:tag or @sha256:digest). */
 export const imageRef = z
@@ -104,27 +104,7 @@ export interface VerifyOverrideOptions {
 
 /** The agent's check of an `override` message's envelope: signature first, then kind, schema, replay and expiry. */
 export function verifyOverride(envelope: unknown, trusted: KeyObject | readonly KeyObject[], opts: VerifyOverrideOptions): Override {
-  const env = signedEnvelope.safeParse(envelope);
-  if (!env.success) {
-    const unsigned = typeof envelope !== 'object' || envelope === null || !(envelope as { signature?: unknown }).signature;
-    throw new OverrideRefused(unsigned ? 'Unsigned' : 'Malformed', unsigned ? 'override carries no signature' : 'signed envelope is malformed');
-  }
-  const keys = Array.isArray(trusted) ? trusted : [trusted as KeyObject];
-  const key = keys.find((k) => keyIdOf(k) === env.data.keyId);
-  if (key === undefined) throw new OverrideRefused('UnknownKey', `override signed with key ${env.data.keyId}, which this agent does not trust`);
-  let valid = false;
-  try {
-    valid = verify(null, Buffer.from(env.data.payload, 'utf8'), key.type === 'private' ? createPublicKey(key) : key, Buffer.from(env.data.signature, 'base64'));
-  } catch {
-    valid = false;
-  }
-  if (!valid) throw new OverrideRefused('BadSignature', `signature does not match the override for key ${env.data.keyId}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(env.data.payload);
-  } catch {
-    throw new OverrideRefused('Malformed', 'signed payload is not JSON');
-  }
+  const json = openSignedEnvelope(envelope, trusted, 'override', (reason, message) => new OverrideRefused(reason, message));
   if ((json as { kind?: unknown } | null)?.kind !== 'Override') throw new OverrideRefused('WrongKind', 'the signed document is not an Override');
   const parsed = override.safeParse(json);
   if (!parsed.success) {

@@ -76,41 +76,47 @@ export interface VerifyOptions {
   lastRevision: number;
 }
 
-export function verifyRelease(envelope: unknown, trusted: KeyObject | readonly KeyObject[], opts: VerifyOptions): Release {
+type EnvelopeFailure = 'Unsigned' | 'Malformed' | 'UnknownKey' | 'BadSignature';
+
+/**
+ * The part of verification releases and overrides share: the envelope is
+ * well formed, signed by a trusted key, and its payload is JSON. Returns the
+ * parsed payload; `fail` builds the caller's own refusal error.
+ */
+export function openSignedEnvelope(envelope: unknown, trusted: KeyObject | readonly KeyObject[], what: string, fail: (reason: EnvelopeFailure, message: string) => Error): unknown {
   if (typeof envelope !== 'object' || envelope === null) {
-    throw new ReleaseRefused('Unsigned', 'no signed envelope: the hub must send releases signed with its release key');
+    throw fail('Unsigned', `no signed envelope: the hub must send the ${what} signed with its release key`);
   }
   const signature = (envelope as { signature?: unknown }).signature;
   if (signature === undefined || signature === null || signature === '') {
-    throw new ReleaseRefused('Unsigned', 'release carries no signature: the hub must sign releases with its release key');
+    throw fail('Unsigned', `${what} carries no signature: the hub must sign it with its release key`);
   }
   const env = signedEnvelope.safeParse(envelope);
   if (!env.success) {
     const issue = env.error.issues[0];
-    throw new ReleaseRefused('Malformed', `signed envelope is malformed at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+    throw fail('Malformed', `signed envelope is malformed at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
   }
   const keys = Array.isArray(trusted) ? trusted : [trusted as KeyObject];
   const key = keys.find((k) => keyIdOf(k) === env.data.keyId);
   if (key === undefined) {
-    throw new ReleaseRefused(
-      'UnknownKey',
-      `release signed with key ${env.data.keyId}, which this agent does not trust (trusted: ${keys.map(keyIdOf).join(', ') || 'none'}); configure the hub's public release key`,
-    );
+    throw fail('UnknownKey', `${what} signed with key ${env.data.keyId}, which this agent does not trust (trusted: ${keys.map(keyIdOf).join(', ') || 'none'}); configure the hub's public release key`);
   }
   let valid = false;
   try {
-    valid = verify(null, Buffer.from(env.data.payload, 'utf8'), key, Buffer.from(env.data.signature, 'base64'));
+    valid = verify(null, Buffer.from(env.data.payload, 'utf8'), key.type === 'private' ? createPublicKey(key) : key, Buffer.from(env.data.signature, 'base64'));
   } catch {
     valid = false;
   }
-  if (!valid) throw new ReleaseRefused('BadSignature', `signature does not match the payload for key ${env.data.keyId}: the release was altered or forged`);
-
-  let json: unknown;
+  if (!valid) throw fail('BadSignature', `signature does not match the payload for key ${env.data.keyId}: the ${what} was altered or forged`);
   try {
-    json = JSON.parse(env.data.payload);
+    return JSON.parse(env.data.payload) as unknown;
   } catch {
-    throw new ReleaseRefused('Malformed', 'signed payload is not JSON');
+    throw fail('Malformed', 'signed payload is not JSON');
   }
+}
+
+export function verifyRelease(envelope: unknown, trusted: KeyObject | readonly KeyObject[], opts: VerifyOptions): Release {
+  const json = openSignedEnvelope(envelope, trusted, 'release', (reason, message) => new ReleaseRefused(reason, message));
   const parsed = release.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
