@@ -425,11 +425,16 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     this.#pump();
   }
 
-  /** Drops acknowledged rows; counts them by depth so it does not depend on what ack() returns. */
+  /**
+   * Drops acknowledged rows and counts them by what ack() says it removed
+   * (the Outbox contract). Not by stats().depth before and after: the
+   * journal counts its rows with a scan, so a deep outbox (a long partition)
+   * paid two full scans per ack and draining 100k reports was quadratic
+   * (bench/hub-replay.ts).
+   */
   #ackLocally(uptoSeq: number): void {
-    const before = this.#o.outbox.stats().depth;
-    this.#o.outbox.ack(uptoSeq);
-    this.#counters.acked += Math.max(0, before - this.#o.outbox.stats().depth);
+    const removed = this.#o.outbox.ack(uptoSeq);
+    this.#counters.acked += Number.isFinite(removed) ? Math.max(0, removed) : 0;
   }
 
   #pump(): void {

@@ -1,0 +1,69 @@
+// Entry of the hub benchmarks' child process: one reference hub, alone in
+// its process so its memory and CPU are measured without the simulated
+// agents'. Driven over IPC by hub-process.ts.
+import { readdirSync } from 'node:fs';
+import { pino } from 'pino';
+import { startHub, type RunningHub } from '../src/hub/start-hub.ts';
+import { generateReleaseKey } from '../src/protocol/signing.ts';
+import { vmRssBytes } from './stats.ts';
+
+export interface HubChildConfig {
+  dbPath: string;
+  port: number;
+  heartbeatMs: number;
+}
+
+export type HubChildRequest = { type: 'stats' } | { type: 'stop' };
+export type HubChildReply =
+  | { type: 'ready'; port: number; url: string; httpUrl: string }
+  | { type: 'stats'; vmRss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; cpuUserUs: number; cpuSystemUs: number; openFds: number; uptimeMs: number }
+  | { type: 'stopped' }
+  | { type: 'failed'; message: string };
+
+const config = JSON.parse(process.env.FLEETLET_BENCH_HUB ?? '{}') as HubChildConfig;
+const reply = (m: HubChildReply): void => void process.send?.(m);
+const started = Date.now();
+let hub: RunningHub | undefined;
+
+process.on('message', (m: HubChildRequest) => {
+  if (m.type === 'stats') {
+    const mem = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    reply({
+      type: 'stats',
+      vmRss: vmRssBytes() ?? mem.rss,
+      heapUsed: mem.heapUsed,
+      heapTotal: mem.heapTotal,
+      external: mem.external,
+      arrayBuffers: mem.arrayBuffers,
+      cpuUserUs: cpu.user,
+      cpuSystemUs: cpu.system,
+      openFds: readdirSync('/proc/self/fd').length,
+      uptimeMs: Date.now() - started,
+    });
+  } else if (m.type === 'stop') {
+    void (async () => {
+      await hub?.close();
+      reply({ type: 'stopped' });
+      process.disconnect();
+    })();
+  }
+});
+
+try {
+  hub = await startHub({
+    port: config.port,
+    dbPath: config.dbPath,
+    releaseKey: generateReleaseKey().privateKey,
+    adminToken: 'bench-admin-token-0123456789',
+    bootstrapTokens: ['bench-bootstrap-token'],
+    heartbeatMs: config.heartbeatMs,
+    now: () => new Date(),
+    logger: pino({ level: process.env.FLEETLET_BENCH_LOG ?? 'silent' }),
+  });
+  reply({ type: 'ready', port: hub.port, url: hub.url, httpUrl: hub.httpUrl });
+} catch (err) {
+  reply({ type: 'failed', message: (err as Error).message });
+  process.exitCode = 1;
+  process.disconnect();
+}

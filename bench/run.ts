@@ -1,0 +1,69 @@
+// `npm run bench`: prints figures, asserts nothing. Scale with flags, e.g.
+//   npm run bench -- --agents 10000 --only hub
+//   npm run bench -- --replay 100000 --only replay
+// Benchmarks: hub (capacity, memory per agent, report latency, reconnect
+// after a hub restart), replay (outbox drain after a partition), journal
+// (transitions/s by durability), agent (idle RSS/CPU on the control plane).
+import { randomInt } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { agentIdleBench } from './agent-idle.ts';
+import { hubCapacityBench } from './hub-capacity.ts';
+import { outboxReplayBench } from './hub-replay.ts';
+import { journalBench } from './journal.ts';
+
+const all = ['hub', 'replay', 'journal', 'agent'] as const;
+type Bench = (typeof all)[number];
+
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string', default: '2000' },
+    'report-interval-ms': { type: 'string', default: '5000' },
+    batch: { type: 'string', default: '2' },
+    'heartbeat-ms': { type: 'string', default: '10000' },
+    'measure-ms': { type: 'string', default: '20000' },
+    'connect-concurrency': { type: 'string', default: '200' },
+    replay: { type: 'string', default: '100000' },
+    'journal-ms': { type: 'string', default: '3000' },
+    'idle-ms': { type: 'string', default: '20000' },
+    'no-deflate': { type: 'boolean', default: false },
+    'no-restart': { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (values.help) {
+  process.stdout.write(`npm run bench -- [--agents N] [--report-interval-ms MS] [--batch N] [--heartbeat-ms MS] [--measure-ms MS]
+                 [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--idle-ms MS]
+                 [--only ${all.join('|')} ...]\n`);
+  process.exit(0);
+}
+
+const int = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new TypeError(`--${name} must be a non-negative integer, got ${v}`);
+  return n;
+};
+const only = new Set<Bench>((values.only ?? all).flatMap((s) => s.split(',')).map((s) => {
+  if (!(all as readonly string[]).includes(s)) throw new TypeError(`--only: unknown benchmark "${s}" (known: ${all.join(', ')})`);
+  return s as Bench;
+}));
+const random = () => randomInt(0, 2 ** 31) / 2 ** 31;
+
+process.stdout.write(`fleetlet benchmarks on ${process.platform}/${process.arch}, Node ${process.version}\n`);
+if (only.has('journal')) await journalBench({ durationMs: int('journal-ms', values['journal-ms']) });
+if (only.has('replay')) await outboxReplayBench({ reports: int('replay', values.replay), random });
+if (only.has('hub')) {
+  await hubCapacityBench({
+    agents: int('agents', values.agents),
+    reportIntervalMs: int('report-interval-ms', values['report-interval-ms']),
+    batchSize: Math.max(1, int('batch', values.batch)),
+    heartbeatMs: int('heartbeat-ms', values['heartbeat-ms']),
+    measureMs: int('measure-ms', values['measure-ms']),
+    connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
+    deflate: !values['no-deflate'],
+    restart: !values['no-restart'],
+    random,
+  });
+}
+if (only.has('agent')) await agentIdleBench({ windowMs: int('idle-ms', values['idle-ms']), heartbeatMs: 10_000 });
