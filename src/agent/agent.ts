@@ -104,6 +104,9 @@ export class Agent {
 
   private refuse(reason: string, message: string, revision: number | null, envelope: unknown): OfferResult {
     const { journal } = this.d;
+    // Refused once is refused: the hub re-sends its desired release after every
+    // reconnect, and the story (journal, hub) needs the refusal once, not per reconnect.
+    if (revision !== null && journal.releases.refusedBefore(revision, reason)) return { accepted: false, reason, message };
     const body: ReleaseRefusedReport = { reason: reason as ReleaseRefusedReport['reason'], message, at: this.d.now().toISOString(), ...(revision ? { revision } : {}) };
     journal.transaction(() => {
       journal.releases.refuse({ revision, reason, message, envelope: isEnvelope(envelope) ? envelope : undefined });

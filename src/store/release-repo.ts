@@ -52,6 +52,11 @@ export class ReleaseRepo {
     return Number(info.lastInsertRowid);
   }
 
+  /** Was this revision already refused for this reason? (The hub re-sends its desired release on every reconnect.) */
+  refusedBefore(revision: number, reason: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM releases WHERE status = 'refused' AND revision = ? AND reason = ? LIMIT 1`).get(revision, reason) !== undefined;
+  }
+
   /** The newest accepted release: the one the agent works towards, online or not. */
   latestAccepted(): StoredRelease | undefined {
     const row = this.db

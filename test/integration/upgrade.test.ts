@@ -192,6 +192,17 @@ describe('bad releases are refused with nothing changed', () => {
     },
   ];
 
+  test('the same refused revision, offered again after a reconnect, is reported once', async () => {
+    const r = addonsRelease(ns.name, 5, { dns: '2.1.0', proxy: '2.1.0', metrics: '2.1.0' });
+    ((r.components[0]!.manifests[1] as unknown as { spec: { replicas: number } }).spec).replicas = -1;
+    const env = signer.sign(r);
+    const before = harness.journal.outbox.stats().lastSeq;
+    assert.equal((await harness.agent.offer(env)).accepted, false);
+    assert.equal((await harness.agent.offer(env)).accepted, false);
+    const reports = harness.journal.outbox.pending(before, 10).filter((x) => x.kind === 'release-refused');
+    assert.equal(reports.length, 1);
+  });
+
   for (const c of cases) {
     test(`refuses ${c.name} (${c.reason})`, async () => {
       const dnsBefore = await harness.cluster.read({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'dns', namespace: ns.name });

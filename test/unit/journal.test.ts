@@ -172,3 +172,12 @@ test('over the size budget, compaction gives up history oldest first down to kee
   assert.ok(left.includes('a40') && left.includes('a39') && left.includes('a38'), 'newest attempts kept');
   assert.ok(!left.includes('a1'), 'oldest removed');
 });
+
+test('a refusal is remembered per revision and reason', () => {
+  const j = Journal.open(tmp());
+  j.releases.refuse({ revision: 7, reason: 'DryRunRejected', message: 'bad manifest' });
+  assert.equal(j.releases.refusedBefore(7, 'DryRunRejected'), true);
+  assert.equal(j.releases.refusedBefore(7, 'Downgrade'), false);
+  assert.equal(j.releases.refusedBefore(8, 'DryRunRejected'), false);
+  j.close();
+});
