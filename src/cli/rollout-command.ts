@@ -19,7 +19,7 @@ Subcommands:
                                        send the previous release to the clusters it reached
 
 Options:
-  --hub <url>      hub HTTP API (env FLEETLET_HUB_URL; default http://127.0.0.1:8443)
+  --hub <url>      hub HTTP API (env FLEETLET_HUB_API; default http://127.0.0.1:8443)
   --token <token>  hub admin token (env FLEETLET_ADMIN_TOKEN)`;
 
 export class RolloutCommandError extends Error {
@@ -73,7 +73,7 @@ export async function rolloutCommand(argv: string[], io: RolloutCommandIo = defa
       name: { type: 'string' },
     },
   });
-  const hub = (values.hub ?? io.env.FLEETLET_HUB_URL ?? 'http://127.0.0.1:8443').replace(/\/+$/, '');
+  const hub = (values.hub ?? io.env.FLEETLET_HUB_API ?? 'http://127.0.0.1:8443').replace(/\/+$/, '');
   const token = values.token ?? io.env.FLEETLET_ADMIN_TOKEN;
   const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
     if (token === undefined) throw new RolloutCommandError('NoToken', 'give the hub admin token with --token or FLEETLET_ADMIN_TOKEN');

@@ -154,7 +154,7 @@ describe('rollouts over the hub API', () => {
       sleep: (ms) => sleep(Math.min(ms, 20)),
       now: f.clock.now,
       tty: false,
-      env: { FLEETLET_HUB_URL: f.hub.httpUrl, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN },
+      env: { FLEETLET_HUB_API: f.hub.httpUrl, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN },
       readFile: () => JSON.stringify({ name: 'cli', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All', progressDeadline: '1h' } }),
     };
     assert.equal(await rolloutCommand(['create', '-f', 'rollout.yaml'], io), 0);
@@ -174,7 +174,7 @@ describe('rollouts over the hub API', () => {
     assert.match(err.join(''), /409 NotActive: rollout "cli" is Succeeded/);
     assert.equal(await rolloutCommand(['status'], io), 2);
     assert.equal(await rolloutCommand(['status', 'cli'], { ...io, env: {} }), 1, 'no token');
-    const down = await rolloutCommand(['list'], { ...io, env: { ...io.env, FLEETLET_HUB_URL: 'http://127.0.0.1:1' } });
+    const down = await rolloutCommand(['list'], { ...io, env: { ...io.env, FLEETLET_HUB_API: 'http://127.0.0.1:1' } });
     assert.equal(down, 1);
     assert.match(err.join(''), /cannot reach the hub/);
   });
