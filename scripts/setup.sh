@@ -21,7 +21,10 @@ command -v npm >/dev/null || { log "npm is required"; exit 1; }
 if [[ ! -x "$NODE_DIR/bin/node" ]]; then
   log "installing Node $NODE_VERSION (npm package node@$NODE_VERSION) into $CACHE"
   mkdir -p "$CACHE/node-$NODE_VERSION"
-  npm install --prefix "$CACHE/node-$NODE_VERSION" --no-save --no-audit --no-fund --allow-scripts=node "node@$NODE_VERSION" >/dev/null
+  # A tiny project of its own: npm runs a dependency's install script (here the
+  # one that unpacks the Node binary) only where package.json allows it.
+  printf '{"name":"fleetlet-node-runtime","private":true,"allowScripts":{"node":true}}\n' > "$CACHE/node-$NODE_VERSION/package.json"
+  npm install --prefix "$CACHE/node-$NODE_VERSION" --no-audit --no-fund "node@$NODE_VERSION" >/dev/null
 fi
 export npm_config_nodedir="$NODE_DIR"
 # No prebuilt binaries can be downloaded here; compile instead of trying.
