@@ -212,7 +212,7 @@ export class Engine {
   private async verify(a: AttemptRecord, signal: AbortSignal): Promise<void> {
     const stage = a.stage ?? 0;
     const components = this.stageComponents(a, stage);
-    const deadline = this.enteredAt(a.id, 'Upgrading', stage) + Math.max(60, ...components.map((c) => c.health.progressDeadlineSeconds)) * 1000;
+    const deadline = this.enteredAt(a.id, 'Upgrading', stage) + Math.max(1, ...components.map((c) => c.health.progressDeadlineSeconds)) * 1000;
     const refs = components.flatMap((c) => workloadsOf(c.manifests, c.health.workloads));
     for (;;) {
       const health = await checkWorkloads(this.d.cluster, refs);
@@ -329,7 +329,7 @@ export class Engine {
         .filter((o) => o.kind === 'Deployment' || o.kind === 'DaemonSet' || o.kind === 'StatefulSet')
         .map((o) => ({ kind: o.kind as WorkloadRef['kind'], name: o.metadata.name, namespace: o.metadata.namespace ?? 'default' })),
     );
-    const deadlineSeconds = Math.max(60, ...this.release(a).components.map((c) => c.health.progressDeadlineSeconds));
+    const deadlineSeconds = Math.max(1, ...this.release(a).components.map((c) => c.health.progressDeadlineSeconds));
     const deadline = this.enteredAt(a.id, 'RollingBack', a.stage) + deadlineSeconds * 1000;
     for (;;) {
       const health = await checkWorkloads(cluster, refs);

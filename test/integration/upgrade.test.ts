@@ -227,3 +227,32 @@ import { keyIdOf } from '../../src/protocol/signing.ts';
 function signRawPayload(key: KeyObject, payload: string) {
   return { payload, signature: sign(null, Buffer.from(payload), key).toString('base64'), keyId: keyIdOf(key) };
 }
+
+describe('a rollback that cannot restore health', () => {
+  test('ends Failed, says so, and names the workload: a person must look', async () => {
+    const ns = await testNamespace('fail');
+    const signer = testSigner();
+    const harness = agentHarness(signer);
+    try {
+      const short = (r: ReturnType<typeof addonsRelease>) => {
+        for (const c of r.components) c.health = { progressDeadlineSeconds: 12 };
+        return r;
+      };
+      await harness.agent.offer(signer.sign(short(addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }))));
+      assert.equal((await harness.runUntilFinished(1)).phase, 'Succeeded');
+      // Someone breaks the running version by hand (drift): the last known good is now unhealthy.
+      await ns.apps.patchNamespacedDeployment({ name: 'metrics-api', namespace: ns.name, body: [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: 'registry.example/metrics-api:1.0.0-unready' }] });
+      await harness.agent.offer(signer.sign(short(addonsRelease(ns.name, 2, { dns: '1.0.0', proxy: '1.0.0', metrics: '2.0.0', metricsApiSuffix: '-unready' }))));
+      const a = await harness.runUntilFinished(2, 180_000);
+      assert.equal(a.phase, 'Failed', `${a.reason}: ${a.message}`);
+      assert.equal(a.reason, 'RollbackUnhealthy');
+      assert.match(a.message ?? '', /metrics-api/);
+      assert.match(a.message ?? '', /a person must look/);
+      assert.equal(attemptStatus(harness.journal, a).upgradeStatus, 'Failed');
+      assert.ok(attemptStatus(harness.journal, a).conditions.some((c) => c.type === 'Failed' && c.status === 'True'));
+    } finally {
+      harness.close();
+      await ns.dispose();
+    }
+  });
+});
