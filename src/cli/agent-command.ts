@@ -149,6 +149,8 @@ export async function agentCommand(argv: string[]): Promise<number> {
         ...(hubUrl ? { hub: { reconnects: () => runtime.hubLink?.counters.reconnects ?? 0, connected: () => runtime.hubLink?.connected ?? false } } : {}),
       });
       metrics = endpoints.metrics;
+      // A self-upgrade candidate is Ready only once it proved itself, so the rolling update waits for it.
+      endpoints.readiness.add({ name: 'candidate-handover', check: () => runtime.candidateReadiness() });
       shutdown.onClose('http server', () => endpoints.close());
     } catch (err) {
       logger.error({ err: (err as Error).message, address: httpAddr }, 'cannot serve probes and metrics');

@@ -9,7 +9,7 @@ import { Agent, type AgentDeps } from '../agent/agent.ts';
 import { HandedOver } from '../agent/engine.ts';
 import { HandoverStore } from '../agent/kube/handover-store.ts';
 import { LeaderElector } from '../agent/kube/leader-election.ts';
-import { reportCandidacy, selfUpgradeSupervisor } from '../agent/self-upgrade.ts';
+import { candidateTarget, reportCandidacy, selfUpgradeSupervisor } from '../agent/self-upgrade.ts';
 import { Wake } from '../agent/wake.ts';
 import { withDefaultNamespace } from '../agent/default-namespace.ts';
 import { createPolicyGate, defaultPolicy } from '../agent/gate-policy.ts';
@@ -78,6 +78,8 @@ export interface AgentRuntime {
   handover: HandoverStore;
   /** Is this instance leading right now? */
   leading(): boolean;
+  /** Not ready while this instance is a self-upgrade candidate that has not yet proven itself. */
+  candidateReadiness(): Promise<void>;
   /** Runs until the signal aborts; closes the hub link and the journal on the way out. */
   run(signal: AbortSignal): Promise<void>;
 }
@@ -246,6 +248,13 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     publisher,
     handover,
     leading: () => leading,
+    async candidateReadiness() {
+      if (leading || !candidateTarget(await handover.read(), version)) return;
+      const report = await handover.readCandidate();
+      if (report?.identity !== identity || !report.ready) {
+        throw new Error(`candidate ${version} has not yet proven it can open the journal and reach the Kubernetes API${report?.identity === identity ? `: ${report.message}` : ''}`);
+      }
+    },
     async run(signal) {
       targetInfrastructure = await detectInfrastructure(cluster).catch(() => 'unknown');
       kubernetesVersion = await cluster.serverVersion().catch(() => '');

@@ -137,6 +137,8 @@ describe('self-upgrade with a verified hand-over', () => {
     agents.push(await startAgent(agentNs.name, '0.2.0', 'agent-b'));
     const old = await leaderOf();
     await old.runtime.agent.offer(signer.sign(withSelf(addonsRelease(addonsNs.name, 3, { dns: '1.2.0', proxy: '1.1.0', metrics: '1.1.0' }), agentNs.name, '0.2.0')));
+    const b0 = agents.find((a) => !a.runtime.leading() && a !== old)!;
+    await eventually('the candidate to report ready', async () => ((await b0.runtime.handover.readCandidate())?.ready ? true : undefined));
     const record = await recordAttempt(3);
     assert.equal(record.attempt?.phase, 'Succeeded', `${record.attempt?.reason}: ${record.attempt?.message}`);
     assert.ok(record.attempt?.transitions.some((t) => t.reason === 'CandidateReady'), 'handed over after the candidate reported ready');
