@@ -7,7 +7,7 @@ import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Agent, type AgentDeps } from '../agent/agent.ts';
 import { HandedOver } from '../agent/engine.ts';
-import { HandoverStore } from '../agent/kube/handover-store.ts';
+import { HandoverStore, HandoverTooLarge } from '../agent/kube/handover-store.ts';
 import { LeaderElector } from '../agent/kube/leader-election.ts';
 import { candidateTarget, reportCandidacy, selfUpgradeSupervisor } from '../agent/self-upgrade.ts';
 import { Wake } from '../agent/wake.ts';
@@ -128,7 +128,16 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     postflight,
     mirror: async () => {
       const record = exportMirror(journal, { identity, agentVersion: version });
-      await handover.write(record);
+      try {
+        await handover.write(record);
+      } catch (err) {
+        // Too large is not transient: waiting would block the upgrade forever. Carry on, loudly.
+        if (err instanceof HandoverTooLarge) {
+          cfg.logger.error({ err: err.message }, 'no in-cluster hand-over record for this attempt');
+          return;
+        }
+        throw err;
+      }
       markMirrored(journal, record.generation);
     },
     selfUpgrade: selfUpgradeSupervisor({

@@ -7,7 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import pino from 'pino';
+import { HandoverStore, HandoverTooLarge } from '../../src/agent/kube/handover-store.ts';
+import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
+import type { HandoverRecord } from '../../src/protocol/handover.ts';
 import { testPolicy } from '../support/test-policy.ts';
 import type { ReleaseInput } from '../../src/protocol/release.ts';
 import { createAgentRuntime, type AgentRuntime } from '../../src/cli/agent-runtime.ts';
@@ -168,4 +172,35 @@ describe('self-upgrade with a verified hand-over', () => {
     assert.equal(record.writtenBy, 'agent-c', 'the candidate itself rolled back');
     assert.equal(await agentImage(), 'registry.example/fleetlet:0.2.0');
   });
+});
+
+test('the hand-over record round-trips through the cluster gzipped, and one too large for a ConfigMap is refused, not written', async () => {
+  const ns = await testNamespace('handover');
+  try {
+    const store = new HandoverStore(new KubeClusterClient(kubeConfig()), ns.name);
+    const record = (snapshotData: string): HandoverRecord => ({
+      generation: 3,
+      writtenBy: 'agent-x',
+      agentVersion: '0.1.0',
+      writtenAt: new Date().toISOString(),
+      release: null,
+      outbox: { lastSeq: 12, pending: [] },
+      installed: [{ component: 'dns', version: '1.0.0', digest: 'd', objects: [] }],
+      attempt: {
+        id: 'a1', revision: 1, releaseName: 'r', releaseVersion: '1.0.0', plan: { revision: 1, stages: [], unchanged: [], removed: [] },
+        phase: 'Verifying', stage: 0, step: null, reason: null, message: null, starts: 1, startedAt: new Date().toISOString(), finishedAt: null,
+        transitions: [],
+        snapshots: [{ component: 'dns', stage: 0, version: '0.9.0', digest: null, objects: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'big' }, data: { blob: snapshotData } }], created: [], owned: [] }],
+      },
+    });
+    // 400 KB of manifests that compress well (like real YAML) fit; the same amount of noise does not.
+    await store.write(record('x'.repeat(400_000)));
+    const back = await store.read();
+    assert.equal(back?.generation, 3);
+    assert.equal((back?.attempt?.snapshots[0]?.objects[0] as unknown as { data: { blob: string } }).data.blob.length, 400_000);
+    await assert.rejects(store.write(record(randomBytes(1_200_000).toString('base64'))), (e: unknown) => e instanceof HandoverTooLarge && /ConfigMap can hold/.test(e.message));
+    assert.equal((await store.read())?.generation, 3, 'the previous record is still there');
+  } finally {
+    await ns.dispose();
+  }
 });

@@ -1,6 +1,7 @@
 // Where the hand-over record and the candidate's report live in the
 // cluster: two ConfigMaps in the agent's namespace. Two, because the leader
 // and the candidate each write only their own (no write ever races).
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { candidateReport, handoverRecord, type CandidateReport, type HandoverRecord } from '../../protocol/handover.ts';
 import type { ClusterClient } from './cluster-client.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './object-ref.ts';
@@ -13,6 +14,18 @@ export class HandoverCorrupt extends Error {
   }
 }
 
+/** The record would not fit in a ConfigMap: the agent carries on without an in-cluster copy (logged), never blocks on it. */
+export class HandoverTooLarge extends Error {
+  readonly reason = 'HandoverTooLarge';
+  constructor(bytes: number) {
+    super(`the hand-over record is ${bytes} bytes compressed, over the ${MAX_RECORD_BYTES} a ConfigMap can hold; a new leader could not take over this attempt`);
+    this.name = 'HandoverTooLarge';
+  }
+}
+
+/** ConfigMaps hold at most 1 MiB; leave room for metadata. */
+const MAX_RECORD_BYTES = 900 * 1024;
+
 export class HandoverStore {
   static readonly RECORD = 'fleetlet-handover';
   static readonly CANDIDATE = 'fleetlet-candidate';
@@ -24,12 +37,35 @@ export class HandoverStore {
     this.namespace = namespace;
   }
 
+  /** Written gzipped: snapshots of manifests compress about tenfold, and a ConfigMap holds 1 MiB. */
   async write(record: HandoverRecord): Promise<void> {
-    await this.put(HandoverStore.RECORD, { 'record.json': JSON.stringify(record), generation: String(record.generation), writtenBy: record.writtenBy });
+    const gz = gzipSync(JSON.stringify(record));
+    if (gz.length > MAX_RECORD_BYTES) throw new HandoverTooLarge(gz.length);
+    await this.cluster.apply({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: HandoverStore.RECORD, namespace: this.namespace, labels: { [MANAGED_BY_LABEL]: FIELD_MANAGER } },
+      data: { generation: String(record.generation), writtenBy: record.writtenBy },
+      binaryData: { 'record.json.gz': gz.toString('base64') },
+    });
   }
 
   async read(): Promise<HandoverRecord | undefined> {
-    return this.get(HandoverStore.RECORD, 'record.json', (v) => handoverRecord.safeParse(v));
+    const cm = (await this.cluster.read({ apiVersion: 'v1', kind: 'ConfigMap', name: HandoverStore.RECORD, namespace: this.namespace })) as { binaryData?: Record<string, string> } | undefined;
+    const raw = cm?.binaryData?.['record.json.gz'];
+    if (raw === undefined) return undefined;
+    let json: unknown;
+    try {
+      json = JSON.parse(gunzipSync(Buffer.from(raw, 'base64')).toString('utf8'));
+    } catch {
+      throw new HandoverCorrupt(`ConfigMap ${this.namespace}/${HandoverStore.RECORD} does not hold a gzipped JSON record; delete it to let the leader rewrite it`);
+    }
+    const parsed = handoverRecord.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new HandoverCorrupt(`ConfigMap ${this.namespace}/${HandoverStore.RECORD}: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+    }
+    return parsed.data;
   }
 
   async writeCandidate(report: CandidateReport): Promise<void> {
