@@ -203,7 +203,8 @@ export class PolicyGate implements Gate {
   }
 
   private windowOptions(ctx: GateContext): WindowOptions {
-    const hub = this.d.hubWindows?.();
+    // The release's own windows (signed by the hub, e.g. a rollout's window) narrow local policy too.
+    const hub = ctx.release.windows ?? this.d.hubWindows?.();
     let compiledHub: CompiledWindowSet | undefined;
     if (hub) {
       compiledHub = this.compiledHub.get(hub);

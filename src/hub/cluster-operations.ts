@@ -46,6 +46,8 @@ export const releaseRequest = z.object({
   critical: z.boolean().optional(),
   allowDowngrade: z.boolean().optional(),
   kubernetesVersion: z.object({ min: z.string().optional(), max: z.string().optional() }).optional(),
+  /** The hub's windows for this release; agents intersect them with their local policy. */
+  windows: z.unknown().optional(),
   /** Overrides the hub's default release lifetime. */
   ttlSeconds: z.number().int().positive().max(366 * 86_400).optional(),
 });

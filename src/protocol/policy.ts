@@ -6,7 +6,7 @@
 // through a freeze.
 import { validateDetailed } from 'node-cron';
 import { z } from 'zod';
-import { dnsLabel } from './release.ts';
+import { dnsLabel } from './names.ts';
 
 // ---------------------------------------------------------------- durations
 
@@ -243,6 +243,7 @@ export const hubWindows = z
     requireZones(p, ctx);
   });
 export type HubWindows = z.infer<typeof hubWindows>;
+export type HubWindowsInput = z.input<typeof hubWindows>;
 
 // ------------------------------------------------------------ checks
 

@@ -3,12 +3,10 @@
 // refuses anything that does not parse against it.
 import { z } from 'zod';
 
-/** RFC 1123 label, as Kubernetes requires for names of most objects. */
-export const dnsLabel = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a lowercase RFC 1123 label (a-z, 0-9, "-")');
+import { dnsLabel } from './names.ts';
+import { hubWindows } from './policy.ts';
+
+export { dnsLabel };
 
 /**
  * A Kubernetes object as it appears in a manifest. Only the identifying
@@ -79,6 +77,13 @@ export const release = z
     critical: z.boolean().default(false),
     /** A lower version than the one installed is refused unless this is set (an on-purpose rollback). */
     allowDowngrade: z.boolean().default(false),
+    /**
+     * The hub's own windows for this release (a rollout's time window). The
+     * agent intersects them with its local policy: a hub can narrow, never
+     * widen, when a cluster changes (ARCHITECTURE invariant 5). Signed with
+     * the release, so nothing on the wire can loosen them.
+     */
+    windows: hubWindows.optional(),
     /** Kubernetes versions this release supports (checked before anything changes). */
     kubernetesVersion: z.object({ min: semverLike.optional(), max: semverLike.optional() }).prefault({}),
     components: z.array(component).min(1),

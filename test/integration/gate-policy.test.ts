@@ -5,6 +5,7 @@
 // nodes, objects created in the test's own namespace, dry-runs the API server
 // rejects, and an API server that does not answer (a closed port).
 import { withSharedNodes } from '../support/test-policy.ts';
+import type { HubWindowsInput } from '../../src/protocol/policy.ts';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it, type TestContext } from 'node:test';
@@ -48,6 +49,8 @@ interface Setup {
 
 interface SetupOptions {
   critical?: boolean;
+  /** The hub's windows carried (signed) in the release itself. */
+  releaseWindows?: HubWindowsInput;
   start?: string;
   /** The gate's cluster client; the real control plane's unless given. */
   cluster?: KubeClusterClient;
@@ -62,7 +65,7 @@ async function setup(t: TestContext, rest: PolicyRest = nightly, opts: SetupOpti
   const journal = Journal.open(':memory:', { now });
   t.after(() => journal.close());
   const cluster = opts.cluster ?? new KubeClusterClient(kubeConfig());
-  const input = addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }, { critical: opts.critical ?? false });
+  const input = addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }, { critical: opts.critical ?? false, ...(opts.releaseWindows ? { windows: opts.releaseWindows } : {}) });
   const release = releaseSchema.parse(input);
   const stored = journal.releases.accept(release, signer.sign(input));
   const attempt = journal.attempts.create({ id: 'a1', releaseId: stored.id, revision: 1, releaseName: release.name, releaseVersion: release.version, plan: planRelease(release, []) });
@@ -217,6 +220,20 @@ describe('policy gate: windows', () => {
     assert.match(checks.find((c) => c.name === 'nodes-ready')?.message ?? '', /^(\d+)\/\1 nodes Ready \(100%, policy needs 100%\)$/);
     assert.equal(checks.find((c) => c.name === 'dry-run')?.message, 'server-side dry-run accepted 3 object(s) of dns, proxy');
     assert.deepEqual(await stageZeroObjects(s), [undefined, undefined, undefined], 'the gate changes nothing');
+  });
+
+  it('windows signed into the release (a rollout\'s window) narrow local policy the same way', async (t) => {
+    // Local: nightly 22:00-24:00. The release's hub window: 23:00 for 5 h. Effective: 23:00-24:00.
+    const s = await setup(t, nightly, { start: '2026-03-03T22:30:00Z', releaseWindows: { timeZone: 'UTC', windows: [{ name: 'rollout-r1', cron: '0 23 * * *', duration: '5h' }] } });
+    const d = blocked(await s.evaluate());
+    assert.equal(d.phase, 'WaitingForWindow');
+    assert.equal(d.reason, 'HubRestricted');
+    assert.equal(d.retryAt.toISOString(), '2026-03-03T23:00:00.000Z');
+    s.clock.t = Date.parse('2026-03-03T23:10:00Z');
+    passed(await s.evaluate());
+    // Past local midnight the hub window is still open, but local policy closed: never widened.
+    s.clock.t = Date.parse('2026-03-04T00:30:00Z');
+    assert.equal(blocked(await s.evaluate()).phase, 'WaitingForWindow');
   });
 
   it('a blackout wins over the window; the hub can narrow but never widen', async (t) => {

@@ -164,6 +164,22 @@ describe('rollouts on the hub store', () => {
     assert.equal(next.counts.Progressing, 100, 'the second wave started after the soak, across two restarts');
   });
 
+  it('a rollout\'s window travels signed in each release it sends, so agents keep to it too', () => {
+    const fleet = ids('win', 3);
+    h.enrol(fleet, () => ({}));
+    createRollout(h.ctx, {
+      name: 'windowed',
+      target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') },
+      selector: { clusterIds: [...fleet] },
+      strategy: { type: 'All' },
+      window: { cron: '0 0 * * *', duration: '24h', timeZone: 'UTC' },
+    });
+    const stored = h.ctx.releases.latest('win-00000');
+    assert.ok(stored, 'the release was sent');
+    const r = verifyRelease(stored.envelope, h.key.publicKey, { now: () => h.clock.now(), lastRevision: 0 });
+    assert.deepEqual(r.windows?.windows, [{ name: 'rollout-windowed', cron: '0 0 * * *', duration: '24h', timeZone: 'UTC' }]);
+  });
+
   it('selects by labels and by running version, refuses overlapping and invalid rollouts', () => {
     const fleet = ids('edge', 40);
     h.enrol(fleet, (_id, i) => ({ region: i < 20 ? 'eu' : 'us', tier: i % 4 === 0 ? 'gold' : 'std' }));

@@ -219,6 +219,12 @@ function send(ctx: HubContext, ev: Evaluation, clusterId: string): { revision: n
     // The earlier release again, as a new revision; a downgrade on purpose.
     body = { name: r.name, version: r.version, components: r.components, critical: r.critical, allowDowngrade: true, kubernetesVersion: r.kubernetesVersion };
   }
+  // The rollout's window travels with the release, so the agent keeps to it
+  // even when the release arrives (or its local window opens) after it closed.
+  if (ev.spec.window && body && typeof body === 'object') {
+    const w = ev.spec.window;
+    body = { ...body, windows: { windows: [{ name: `rollout-${ev.spec.name}`, cron: w.cron, duration: w.duration, timeZone: w.timeZone }] } };
+  }
   const { record } = setDesiredRelease(ctx, clusterId, body, { deliver: false });
   return { revision: record.revision, previousRevision, type: 'release', envelope: record.envelope };
 }
