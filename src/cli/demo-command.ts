@@ -1,8 +1,10 @@
 // `fleetlet demo`: the whole loop on the built-in test control plane (real
-// etcd, kube-apiserver, controller-manager, scheduler; kwok nodes): a hub,
-// an agent registering with it, then three releases: a fresh install, an
-// upgrade in two stages, and an upgrade whose second stage never becomes
-// healthy and is rolled back automatically.
+// etcd, kube-apiserver, controller-manager, scheduler; kwok nodes). A hub and
+// three agents, each managing its own "cluster" (its own namespaces on the
+// control plane): they register (the operator accepts them), then the hub
+// rolls releases out canary first: an install, a two-stage upgrade, and an
+// upgrade whose second stage never becomes healthy: the canary rolls itself
+// back and the rollout pauses before any other cluster is touched.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,7 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { startHub } from '../hub/start-hub.ts';
+import { maintenancePolicy } from '../protocol/policy.ts';
 import { generateReleaseKey } from '../protocol/signing.ts';
 import { startControlPlane } from '../testbed/control-plane.ts';
 import { addonsRelease } from '../testbed/sample-releases.ts';
@@ -18,6 +21,10 @@ import { createAgentRuntime } from './agent-runtime.ts';
 import { statusCommand } from './status-command.ts';
 
 const say = (s: string) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
+const line = (s: string) => process.stdout.write(`   ${s}\n`);
+
+type View = { registration: string; upgrade?: { status: string; phase: string; reason: string | null; message: string | null; release: { version: string; revision: number } } };
+type Rollout = { phase: string; reason: string | null; message: string | null; counts: Record<string, number>; groups: { name: string; counts: Record<string, number> }[] };
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { kubeconfig: { type: 'string' }, verbose: { type: 'boolean', default: false } } });
@@ -28,42 +35,27 @@ export async function demoCommand(argv: string[]): Promise<number> {
   let stopCluster = async () => {};
   if (!kubeconfigPath) {
     say('Starting the built-in control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)');
-    const cp = await startControlPlane({ nodes: 3, log: (l) => process.stdout.write(`   ${l}\n`) });
+    const cp = await startControlPlane({ nodes: 3, log: line });
     kubeconfigPath = cp.kubeconfigPath;
     stopCluster = cp.stop;
   }
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  for (const name of ['fleetlet-system', 'edge-addons']) {
-    await core.createNamespace({ body: { metadata: { name } } }).catch(() => {});
-  }
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
 
-  say('Starting the hub and an agent for cluster "edge-1"');
+  say('Starting the hub and three agents (edge-1 is the canary)');
   const keys = generateReleaseKey();
   const adminToken = randomBytes(16).toString('hex');
   const bootstrapToken = randomBytes(16).toString('hex');
-  const hub = await startHub({ port: 0, dbPath: join(work, 'hub.db'), releaseKey: keys.privateKey, adminToken, bootstrapTokens: [bootstrapToken], heartbeatMs: 1000, now: () => new Date(), logger });
-  const api = async (method: string, path: string, body?: unknown) => {
+  const hub = await startHub({ port: 0, dbPath: join(work, 'hub.db'), releaseKey: keys.privateKey, adminToken, bootstrapTokens: [bootstrapToken], heartbeatMs: 1000, rolloutTickMs: 250, now: () => new Date(), logger });
+  const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${hub.httpUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
-    const json = (await res.json()) as Record<string, unknown>;
+    const json = (await res.json()) as T;
     if (!res.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json)}`);
     return json;
   };
-  const runtime = await createAgentRuntime({
-    clusterId: 'edge-1',
-    journalPath: join(work, 'journal.db'),
-    kubeConfig: kc,
-    releaseKeys: [keys.publicKey],
-    logger,
-    namespace: 'fleetlet-system',
-    pollMs: 300,
-    hub: { url: hub.url, bootstrapToken, heartbeatMs: 1000 },
-  });
-  const controller = new AbortController();
-  const running = runtime.run(controller.signal);
-
-  const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> => {
+  const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const v = await probe().catch(() => undefined);
@@ -72,54 +64,91 @@ export async function demoCommand(argv: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, 300));
     }
   };
-  type View = { registration: string; upgrade?: { status: string; phase: string; reason: string | null; message: string | null; release: { version: string; revision: number } } };
+
+  const clusters = ['edge-1', 'edge-2', 'edge-3'];
+  const controller = new AbortController();
+  const runs: Promise<void>[] = [];
+  for (const id of clusters) {
+    for (const ns of [`${id}-system`, `${id}-addons`]) await core.createNamespace({ body: { metadata: { name: ns } } }).catch(() => {});
+    const runtime = await createAgentRuntime({
+      clusterId: id,
+      journalPath: join(work, `${id}.db`),
+      kubeConfig: kc,
+      releaseKeys: [keys.publicKey],
+      logger,
+      namespace: `${id}-system`,
+      targetNamespace: `${id}-addons`,
+      // The three "clusters" share the control plane's nodes; count only the kwok ones.
+      policy: maintenancePolicy.parse({ apiVersion: 'fleetlet.io/v1', kind: 'MaintenancePolicy', checks: { builtin: { nodeSelector: { type: 'kwok' } } } }),
+      pollMs: 300,
+      hub: { url: hub.url, bootstrapToken, heartbeatMs: 1000 },
+      agent: { idleMs: 300 },
+    });
+    runs.push(runtime.run(controller.signal));
+  }
+
+  const rollout = async (name: string, version: string, v: Parameters<typeof addonsRelease>[2], expect: string[]) => {
+    const { apiVersion: _a, kind: _k, revision: _r, issuedAt: _i, expiresAt: _e, ...body } = addonsRelease(undefined, 1, v);
+    await api('POST', '/api/v1/rollouts', {
+      name,
+      groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
+      strategy: { type: 'Progressive', maxConcurrency: 1, minSuccessTime: '2s', progressDeadline: '5m' },
+      target: { kind: 'Release', release: { ...body, version } },
+    });
+    line(`rollout ${name}: canary group first, then one cluster at a time, each proven healthy for 2s before the next starts`);
+    const seen = new Map<string, string>();
+    const r = await waitFor(`rollout ${name}`, async () => {
+      for (const id of clusters) {
+        const u = ((await api('GET', `/api/v1/clusters/${id}`)) as View).upgrade;
+        const now = u && u.release.version === version ? `${u.status} ${u.phase}${u.reason && u.phase !== 'Succeeded' ? ` (${u.reason})` : ''}` : '';
+        if (now && seen.get(id) !== now) {
+          seen.set(id, now);
+          line(`${id}: ${now}`);
+        }
+      }
+      const s = await api<Rollout>('GET', `/api/v1/rollouts/${name}`);
+      return expect.includes(s.phase) ? s : undefined;
+    });
+    line(`rollout ${name}: ${r.phase}${r.reason ? ` (${r.reason})` : ''} — ${Object.entries(r.counts).filter(([k, n]) => n && k !== 'total').map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    return r;
+  };
 
   try {
-    await waitFor('the registration request', async () => ((await api('GET', '/api/v1/clusters/edge-1')) as View).registration === 'Pending' || undefined);
-    console.log('   edge-1 asked to register with its bootstrap token; the operator accepts it (double opt-in)');
-    await api('POST', '/api/v1/clusters/edge-1/accept');
-    await waitFor('the agent to store its credential', async () => ((await runtime.credentials.load()) ? true : undefined));
-    console.log('   the agent stored its per-cluster credential in Secret fleetlet-system/fleetlet-hub-credential');
+    for (const id of clusters) {
+      await waitFor(`${id} to ask to register`, async () => (((await api('GET', `/api/v1/clusters/${id}`)) as View).registration === 'Pending' ? true : undefined));
+      await api('POST', `/api/v1/clusters/${id}/accept`);
+      await api('PUT', `/api/v1/clusters/${id}/labels`, { labels: { ring: id === 'edge-1' ? 'canary' : 'prod' } });
+    }
+    line('each agent registered with the bootstrap token; the operator accepted it; its credential is now in a Secret on its cluster');
 
-    const steps: { title: string; versions: Parameters<typeof addonsRelease>[2]; expect: string }[] = [
-      { title: 'Release 1.1.0: install dns, proxy (stage 0) and metrics (stage 1)', versions: { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0', dnsLegacyConfig: true }, expect: 'Succeeded' },
-      { title: 'Release 1.2.0: upgrade all three, stage by stage, health-gated', versions: { dns: '1.1.0', proxy: '1.1.0', metrics: '1.1.0' }, expect: 'Succeeded' },
-      { title: 'Release 1.3.0: metrics-api never becomes Ready: automatic rollback of both stages', versions: { dns: '1.2.0', proxy: '1.2.0', metrics: '1.2.0', metricsApiSuffix: '-unready' }, expect: 'RolledBack' },
-    ];
-    for (const [i, step] of steps.entries()) {
-      say(step.title);
-      const r = addonsRelease('edge-addons', i + 1, step.versions);
-      const { apiVersion: _a, kind: _k, revision: _r, issuedAt: _i, expiresAt: _e, ...request } = r;
-      const set = await api('PUT', '/api/v1/clusters/edge-1/release', { ...request, version: `1.${i + 1}.0` });
-      console.log(`   hub signed revision ${String(set.revision)} and pushed it to the agent`);
-      let lastPhase = '';
-      const view = await waitFor(`release ${i + 1} to finish`, async () => {
-        const v = (await api('GET', '/api/v1/clusters/edge-1')) as View;
-        const u = v.upgrade;
-        if (u && u.release.revision === set.revision && u.phase !== lastPhase) {
-          lastPhase = u.phase;
-          console.log(`   hub sees: ${u.status.padEnd(10)} ${u.phase}${u.reason ? ` (${u.reason})` : ''}`);
-        }
-        return u && u.release.revision === set.revision && ['Succeeded', 'RolledBack', 'Failed'].includes(u.phase) ? v : undefined;
-      }, 180_000);
-      if (view.upgrade?.phase !== step.expect) throw new Error(`demo: expected ${step.expect}, got ${view.upgrade?.phase}: ${view.upgrade?.message}`);
-      if (view.upgrade.phase === 'RolledBack') console.log(`   reason: ${view.upgrade.message}`);
+    say('Release 1.1.0: install dns, proxy (stage 0) and metrics (stage 1) across the fleet');
+    await rollout('install-1-1', '1.1.0', { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }, ['Succeeded']);
+    say('Release 1.2.0: upgrade all three components, stage by stage, health-gated, cluster by cluster');
+    await rollout('upgrade-1-2', '1.2.0', { dns: '1.1.0', proxy: '1.1.0', metrics: '1.1.0' }, ['Succeeded']);
+    say('Release 1.3.0: its metrics-api never becomes Ready');
+    const bad = await rollout('upgrade-1-3', '1.3.0', { dns: '1.2.0', proxy: '1.2.0', metrics: '1.2.0', metricsApiSuffix: '-unready' }, ['Paused']);
+    line(`the canary rolled back on its own and the rollout stopped: ${bad.message ?? ''}`);
+    for (const id of ['edge-2', 'edge-3']) {
+      const d = await apps.readNamespacedDeployment({ name: 'metrics-api', namespace: `${id}-addons` });
+      line(`${id} was never touched: metrics-api runs ${d.spec?.template.spec?.containers[0]?.image}`);
     }
 
-    say('The agent\'s own record (`fleetlet status`)');
+    say("The canary's own record (`fleetlet status --journal edge-1.db`)");
     controller.abort();
-    await running;
-    statusCommand([`--journal=${join(work, 'journal.db')}`]);
+    await Promise.all(runs);
+    statusCommand([`--journal=${join(work, 'edge-1.db')}`]);
 
-    say('The hub\'s fleet view (GET /api/v1/fleet/summary) and telemetry');
-    console.log(JSON.stringify(await api('GET', '/api/v1/fleet/summary'), null, 2));
-    const telemetry = (await api('GET', '/api/v1/telemetry')) as { events: unknown[] };
-    for (const e of telemetry.events) console.log(`   ${JSON.stringify(e)}`);
-    say('Done: every transition above was journaled before it was acted on, and reported to the hub exactly once');
+    say("The hub's fleet view (GET /api/v1/fleet/summary) and upgrade telemetry");
+    const summary = await api<{ byReleaseVersion: Record<string, number>; byUpgradeStatus: Record<string, number>; failed: { clusterId: string; reason: string }[] }>('GET', '/api/v1/fleet/summary');
+    line(`running versions: ${JSON.stringify(summary.byReleaseVersion)}; upgrade status: ${JSON.stringify(summary.byUpgradeStatus)}`);
+    for (const f of summary.failed) line(`needs attention: ${f.clusterId} (${f.reason})`);
+    const telemetry = (await api('GET', '/api/v1/telemetry')) as { events: { event: { cluster_id: string; release: { version: string }; result: string; durationMs: number; target_infrastructure: string } }[] };
+    for (const e of telemetry.events) line(`${e.event.cluster_id} ${e.event.release.version} ${e.event.result} in ${e.event.durationMs} ms on ${e.event.target_infrastructure}`);
+    say('Done: every transition was journaled before it was acted on, and reached the hub exactly once');
     return 0;
   } finally {
     controller.abort();
-    await running.catch(() => {});
+    await Promise.allSettled(runs);
     await hub.close();
     await stopCluster();
   }

@@ -164,6 +164,17 @@ describe('rollouts on the hub store', () => {
     assert.equal(next.counts.Progressing, 100, 'the second wave started after the soak, across two restarts');
   });
 
+  it('a rollout that has just finished does not block the next one, even before the next tick', () => {
+    const fleet = ids('seq', 3);
+    h.enrol(fleet, () => ({}));
+    createRollout(h.ctx, { name: 'first', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
+    for (const id of fleet) h.attempt(id, 'Succeeded');
+    // No tick in between: the operator saw "Succeeded" and goes on at once.
+    const next = createRollout(h.ctx, { name: 'second', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
+    assert.equal(next.counts.total, 3);
+    assert.equal(rolloutStatus(h.ctx, 'first').phase, 'Succeeded');
+  });
+
   it('a rollout\'s window travels signed in each release it sends, so agents keep to it too', () => {
     const fleet = ids('win', 3);
     h.enrol(fleet, () => ({}));

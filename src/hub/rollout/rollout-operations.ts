@@ -73,6 +73,9 @@ export function createRollout(ctx: HubContext, body: unknown): RolloutView {
   if (!parsed.success) throw new ApiError(400, 'InvalidRollout', 'the rollout request is invalid', parsed.error.issues);
   const req = parsed.data;
   if (ctx.rollouts.exists(req.name)) throw new ApiError(409, 'AlreadyExists', `a rollout "${req.name}" exists; pick another name`);
+  // Record what is true now first: a rollout the status API already shows as
+  // finished must not count as active in the conflict check below.
+  tickRollouts(ctx);
   const spec: StoredSpec = { ...req };
   const target = req.target;
   if (target.kind === 'Release') checkRelease(ctx, target.release);
