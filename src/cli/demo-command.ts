@@ -28,7 +28,7 @@ type Rollout = { phase: string; reason: string | null; message: string | null; c
 
 export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { kubeconfig: { type: 'string' }, verbose: { type: 'boolean', default: false } } });
-  const logger = pino({ level: values.verbose ? 'info' : 'warn' });
+  const logger = pino({ level: values.verbose ? 'info' : 'error' });
   const work = mkdtempSync(join(tmpdir(), 'fleetlet-demo-'));
 
   let kubeconfigPath = values.kubeconfig;
