@@ -1,6 +1,10 @@
-// One agent connection, as the hub sees it. Frame handling is synchronous
-// (the store is synchronous SQLite), so frames of one connection apply in
-// the order they arrived and an ack always follows the commit it names.
+// One agent connection, as the hub sees it. Writes that must be durable
+// before the hub answers (a hello's record, a report batch) go through the
+// group committer (store/group-commit.ts): several connections' writes share
+// one commit, and the answer (welcome, ack) goes out only after it. Jobs run
+// and answers go out in submission order, so frames of one connection apply
+// in the order they arrived and an ack always follows the commit it names.
+// Lease renewals (heartbeats, any frame) only touch memory (store/clusters.ts).
 import type { Logger } from 'pino';
 import {
   encodeMessage,
@@ -100,11 +104,15 @@ export class AgentSession implements LiveSession {
           return;
       }
     } catch (err) {
-      // A store failure: nothing was acknowledged, so the agent re-sends after reconnecting.
-      this.#log.error({ err, type: m.type }, 'failed to handle an agent message');
-      this.deliver({ type: 'error', code: 'Internal', message: 'the hub failed to handle the message; reconnect and retry' });
-      this.close(closeCodes.internal, 'internal error');
+      this.#failed(err, m.type);
     }
+  }
+
+  /** A store failure: nothing was acknowledged, so the agent re-sends after reconnecting. */
+  #failed(err: unknown, type: string): void {
+    this.#log.error({ err, type }, 'failed to handle an agent message');
+    this.deliver({ type: 'error', code: 'Internal', message: 'the hub failed to handle the message; reconnect and retry' });
+    this.close(closeCodes.internal, 'internal error');
   }
 
   #refuse(error: ProtocolError): void {
@@ -138,13 +146,31 @@ export class AgentSession implements LiveSession {
       this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub`, closeCodes.deregistered);
       return;
     }
-    this.#ctx.clusters.recordHello(id, m);
-    this.#ctx.clusters.markCredentialUsed(id);
+    // Later frames (reports) are accepted now: their writes queue behind this one.
     this.#helloDone = true;
+    this.#ctx.commits.submit(
+      () => {
+        if (this.#ctx.clusters.get(id)?.status !== 'Accepted') return { accepted: false, ackedSeq: 0 };
+        this.#ctx.clusters.recordHello(id, m);
+        this.#ctx.clusters.markCredentialUsed(id);
+        return { accepted: true, ackedSeq: this.#ctx.reports.ackedSeq(id) };
+      },
+      (outcome) => {
+        if (!outcome.ok) return this.#failed(outcome.error, 'hello');
+        if (this.#closed) return;
+        if (!outcome.value.accepted) {
+          this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub`, closeCodes.deregistered);
+          return;
+        }
+        this.#welcome(id, m, outcome.value.ackedSeq);
+      },
+    );
+  }
+
+  /** After the hello is committed: this connection becomes the cluster's, and learns what the hub holds. */
+  #welcome(id: string, m: MessageOf<'hello'>, ackedSeq: number): void {
     const previous = this.#ctx.sessions.attachAgent(id, this);
     previous?.close(closeCodes.superseded, 'superseded by a newer connection');
-
-    const ackedSeq = this.#ctx.reports.ackedSeq(id);
     if (m.outbox.firstSeq !== null && m.outbox.firstSeq - 1 > ackedSeq) {
       // The agent dropped rows this hub never stored: acknowledged by an
       // earlier hub database (restored from backup). They cannot come back.
@@ -165,11 +191,18 @@ export class AgentSession implements LiveSession {
       this.#refuse(new ProtocolError('UnexpectedMessage', id === undefined ? 'reports need a credential; register first' : 'send hello before reports'));
       return;
     }
-    const result = this.#ctx.reports.ingest(id, m.afterSeq, m.reports);
     this.#ctx.clusters.touch(id);
-    this.#log.debug({ ...result, afterSeq: m.afterSeq, count: m.reports.length }, 'reports received');
-    this.deliver({ type: 'ack', uptoSeq: result.ackedSeq });
-    if (result.applied > 0) this.#ctx.rolloutInputChanged();
+    // Durable before the ack: the agent deletes its copy on it.
+    this.#ctx.commits.submit(
+      () => this.#ctx.reports.ingest(id, m.afterSeq, m.reports),
+      (outcome) => {
+        if (!outcome.ok) return this.#failed(outcome.error, 'reports');
+        const result = outcome.value;
+        this.#log.debug({ ...result, afterSeq: m.afterSeq, count: m.reports.length }, 'reports received');
+        this.deliver({ type: 'ack', uptoSeq: result.ackedSeq });
+        if (result.applied > 0) this.#ctx.rolloutInputChanged();
+      },
+    );
   }
 
   #register(m: MessageOf<'register'>): void {

@@ -6,6 +6,7 @@ import { keyIdOf } from '../protocol/signing.ts';
 import { SessionRegistry } from './session-registry.ts';
 import { AggregateStore } from './store/aggregate.ts';
 import { ClusterStore } from './store/clusters.ts';
+import { GroupCommitter, type GroupCommitOptions } from './store/group-commit.ts';
 import { OverrideStore } from './store/overrides.ts';
 import type { HubDatabase } from './store/database.ts';
 import { ReleaseStore } from './store/releases.ts';
@@ -19,6 +20,8 @@ export interface HubContext {
   aggregate: AggregateStore;
   rollouts: RolloutStore;
   overrides: OverrideStore;
+  /** Writes that must be durable before the hub answers (report batches, hellos) share one commit per event-loop turn. */
+  commits: GroupCommitter;
   sessions: SessionRegistry;
   /**
    * Something rollouts depend on changed (reports applied, an agent
@@ -48,16 +51,19 @@ export interface HubContextOptions {
   releaseKey: KeyObject;
   releaseKeyId?: string;
   releaseTtlMs?: number;
+  groupCommit?: GroupCommitOptions;
 }
 
 export function createHubContext(o: HubContextOptions): HubContext {
+  const clusters = new ClusterStore(o.db, o.now);
   return {
-    clusters: new ClusterStore(o.db, o.now),
+    clusters,
     releases: new ReleaseStore(o.db),
     reports: new ReportStore(o.db, o.now, o.log),
     aggregate: new AggregateStore(o.db),
-    rollouts: new RolloutStore(o.db),
+    rollouts: new RolloutStore(o.db, (id) => clusters.pendingLease(id)?.lastSeen),
     overrides: new OverrideStore(o.db),
+    commits: new GroupCommitter(o.db, o.log, o.groupCommit),
     rolloutInputChanged: () => {},
     sessions: new SessionRegistry(),
     now: o.now,

@@ -36,6 +36,12 @@ export interface HubOptions {
   releaseTtlMs?: number;
   /** How often rollouts are evaluated without any change. Default 1000 ms. */
   rolloutTickMs?: number;
+  /**
+   * How often lease renewals (lastSeen) kept in memory are written, all in
+   * one transaction; also on close. Default 1000 ms. See store/clusters.ts
+   * for why losing that much in a crash is harmless.
+   */
+  leaseFlushMs?: number;
   /** PEM key and certificate: serve https/wss. */
   tls?: { key: string | Buffer; cert: string | Buffer };
   now: () => Date;
@@ -71,6 +77,17 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
 
   const ticker = startRolloutTicker(ctx, log, { intervalMs: options.rolloutTickMs ?? 1000 });
   ctx.rolloutInputChanged = () => ticker.notify();
+
+  const flushLeases = (): void => {
+    try {
+      ctx.clusters.flushLeases();
+    } catch (err) {
+      // Kept in memory (and still what availability reads): the next flush retries.
+      log.error({ err }, 'writing lease renewals failed');
+    }
+  };
+  const leaseFlusher = setInterval(flushLeases, options.leaseFlushMs ?? 1000);
+  leaseFlusher.unref();
 
   const api = createApiHandler(ctx, options.adminToken, log);
   const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, api) : createHttpServer(api);
@@ -166,6 +183,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     close: () => (closing ??= (async () => {
       // Stop listening first, so reconnecting agents cannot keep the server open.
       shuttingDown = true;
+      // Commit what is queued while the connections are open, so its acks still go out.
+      ctx.commits.flush();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => {
         if (ws.readyState === ws.CLOSED) return resolve();
@@ -180,6 +199,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       server.closeAllConnections();
       await serverClosed;
       wss.close();
+      clearInterval(leaseFlusher);
+      // Frames that arrived while closing are committed (unanswered: the agent re-sends, the hub de-duplicates).
+      ctx.commits.flush();
+      flushLeases();
       db.close();
       log.info('hub stopped');
     })()),

@@ -1,6 +1,8 @@
 // Opens the hub's SQLite file. WAL lets the HTTP API read while agents write;
 // synchronous=FULL because an acknowledgement lets an agent delete its copy,
-// so a report the hub acknowledged must survive a power cut.
+// so a report the hub acknowledged must survive a power cut. That makes each
+// commit an fsync, so the hub commits rarely: report batches share one commit
+// (group-commit.ts) and lease renewals are flushed once a second (clusters.ts).
 import Database from 'better-sqlite3';
 import { migrations } from './migrations.ts';
 

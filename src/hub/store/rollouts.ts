@@ -120,9 +120,12 @@ export const ACTIVE_PHASES: readonly RolloutPhase[] = ['Progressing', 'Paused'];
 
 export class RolloutStore {
   readonly #db: HubDatabase;
+  readonly #lastSeen: (clusterId: string) => string | undefined;
 
-  constructor(db: HubDatabase) {
+  /** `lastSeen`: a lease renewal newer than the table's (ClusterStore keeps them in memory between flushes). */
+  constructor(db: HubDatabase, lastSeen: (clusterId: string) => string | undefined = () => undefined) {
     this.#db = db;
+    this.#lastSeen = lastSeen;
   }
 
   /** Runs fn in one transaction (one fsync for a whole wave). */
@@ -194,7 +197,7 @@ export class RolloutStore {
       skippedAt: r.skipped_at,
       failure: r.failure,
       registration: r.registration,
-      lastSeen: r.last_seen,
+      lastSeen: this.#lastSeen(r.cluster_id) ?? r.last_seen,
       upRevision: r.up_revision,
       upStatus: r.up_status,
       upPhase: r.up_phase,

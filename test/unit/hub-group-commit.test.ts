@@ -1,0 +1,185 @@
+// Group commit of report batches (src/hub/store/group-commit.ts): several
+// agents' batches share one transaction, each ack goes out only after that
+// transaction committed, and de-duplication, the contiguous ack and the order
+// per agent are exactly what one commit per batch gave.
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { HubMessage, ReportEntry } from '../../src/protocol/messages.ts';
+import { mulberry32 } from '../support/prng.ts';
+import { entries, SessionBench, type FakeAgent } from '../support/session-bench.ts';
+
+const committedReports = (b: SessionBench, clusterId: string): number[] => {
+  const r = b.reader();
+  try {
+    return (r.prepare('SELECT seq FROM reports WHERE cluster_id = ? ORDER BY seq').all(clusterId) as { seq: number }[]).map((x) => x.seq);
+  } finally {
+    r.close();
+  }
+};
+
+const committedAckedSeq = (b: SessionBench, clusterId: string): number => {
+  const r = b.reader();
+  try {
+    return (r.prepare('SELECT acked_seq FROM clusters WHERE id = ?').get(clusterId) as { acked_seq: number }).acked_seq;
+  } finally {
+    r.close();
+  }
+};
+
+describe('hub group commit of report batches', () => {
+  let b: SessionBench;
+  beforeEach(() => {
+    b = new SessionBench();
+  });
+  afterEach(() => b.close());
+
+  function welcomed(...ids: string[]): FakeAgent[] {
+    b.enrol(...ids);
+    const agents = ids.map((id) => b.connect(id));
+    for (const a of agents) a.hello();
+    assert.equal(agents.filter((a) => a.sent.length > 0).length, 0, 'no welcome before the hellos are committed');
+    b.tick();
+    for (const a of agents) assert.equal(a.sent[0]?.type, 'welcome', `${a.id} welcomed after the commit`);
+    return agents;
+  }
+
+  it('commits the batches of several agents in one transaction and acks each only after it', () => {
+    const agents = welcomed('edge-a', 'edge-b', 'edge-c');
+    // At the moment an ack is sent, another connection must already see what it names.
+    const checked: string[] = [];
+    for (const a of agents) {
+      a.onSend = (m: HubMessage) => {
+        if (m.type !== 'ack') return;
+        const held = committedReports(b, a.id);
+        const mark = committedAckedSeq(b, a.id);
+        checked.push(`${a.id} ack ${m.uptoSeq}: committed mark ${mark}, reports ${held.join(',')}`);
+      };
+    }
+    const commitsBefore = b.ctx.commits.commits;
+    for (const a of agents) a.reports(0, entries(1, 2, a.id));
+    for (const a of agents) a.reports(2, entries(3, 3, a.id));
+    assert.deepEqual(agents.map((a) => a.acks()), [[], [], []], 'no ack before the commit');
+    assert.deepEqual(committedReports(b, 'edge-a'), [], 'nothing committed yet');
+    assert.equal(b.ctx.commits.pending, 6);
+
+    b.tick();
+    assert.equal(b.ctx.commits.commits - commitsBefore, 1, 'six batches of three agents, one commit');
+    assert.deepEqual(agents.map((a) => a.acks()), [[2, 3], [2, 3], [2, 3]], 'each agent its acks, in the order of its batches');
+    // Answers in submission order; one commit holds all six batches, so even the first ack finds the later batch committed.
+    assert.deepEqual(checked, [2, 3].flatMap((n) => ['edge-a', 'edge-b', 'edge-c'].map((id) => `${id} ack ${n}: committed mark 3, reports 1,2,3`)));
+    assert.equal(b.ctx.aggregate.upgrade('edge-b')?.attemptId, 'edge-b-a3', 'aggregated in order');
+  });
+
+  it('commits at once when the queue reaches maxBatch, without waiting for the next turn', () => {
+    b.close();
+    b = new SessionBench({ maxBatch: 4 });
+    const agents = welcomed('edge-a', 'edge-b');
+    agents[0]?.reports(0, entries(1, 1));
+    agents[1]?.reports(0, entries(1, 1));
+    agents[0]?.reports(1, entries(2, 2));
+    assert.deepEqual(agents.map((a) => a.acks()), [[], []]);
+    agents[1]?.reports(1, entries(2, 2));
+    assert.deepEqual(agents.map((a) => a.acks()), [[1, 2], [1, 2]], 'the fourth job committed the queue');
+    assert.equal(b.ctx.commits.pending, 0);
+  });
+
+  it('a batch that fails rolls back alone: the others in its transaction are committed and acknowledged', () => {
+    const [ok, gone] = welcomed('edge-ok', 'edge-gone') as [FakeAgent, FakeAgent];
+    // The cluster vanishes under a connection: its batch hits the foreign key.
+    b.ctx.clusters.delete('edge-gone');
+    ok.reports(0, entries(1, 2));
+    gone.reports(0, entries(1, 2));
+    ok.reports(2, entries(3, 4));
+    b.tick();
+    assert.deepEqual(ok.acks(), [2, 4]);
+    assert.deepEqual(committedReports(b, 'edge-ok'), [1, 2, 3, 4]);
+    assert.deepEqual(gone.acks(), [], 'nothing acknowledged');
+    assert.deepEqual(committedReports(b, 'edge-gone'), []);
+    assert.equal(gone.sent.at(-1)?.type, 'error');
+    assert.equal(gone.closed?.code, 1011, 'closed: the agent re-sends after reconnecting');
+    assert.equal(ok.closed, null);
+  });
+
+  it('answers queued work with an error, and throws nothing, when the database closed before the turn came', () => {
+    const [a] = welcomed('edge-a') as [FakeAgent];
+    a.reports(0, entries(1, 1));
+    b.db.close();
+    assert.doesNotThrow(() => b.tick());
+    assert.deepEqual(a.acks(), []);
+    assert.equal(a.closed?.code, 1011);
+    // afterEach closes again: better-sqlite3 allows it.
+  });
+
+  it('acks exactly what one commit per batch acked: re-sent, out-of-order and overlapping batches from several agents (seeded)', () => {
+    const ids = ['edge-a', 'edge-b', 'edge-c', 'edge-d'];
+    for (const seed of [1, 2, 3, 0xfeed]) {
+      const random = mulberry32(seed);
+      // Each agent's outbox cut into batches chained by afterSeq, then sent with
+      // re-sends, swaps (a later batch first) and restarts from an old mark.
+      const frames: { id: string; afterSeq: number; reports: ReportEntry[] }[] = [];
+      const perAgent = new Map<string, { afterSeq: number; reports: ReportEntry[] }[]>();
+      for (const id of ids) {
+        const batches: { afterSeq: number; reports: ReportEntry[] }[] = [];
+        let seq = 0;
+        while (seq < 30) {
+          const n = 1 + Math.floor(random() * 4);
+          batches.push({ afterSeq: seq, reports: entries(seq + 1, seq + n, id) });
+          seq += n;
+        }
+        const order: number[] = [];
+        for (let i = 0; i < batches.length; i++) {
+          const r = random();
+          if (r < 0.15 && i + 1 < batches.length) {
+            order.push(i + 1, i);
+            i++;
+          } else if (r < 0.3 && i > 0) {
+            order.push(i - 1, i);
+          } else order.push(i);
+        }
+        perAgent.set(id, order.map((i) => batches[i] as { afterSeq: number; reports: ReportEntry[] }));
+      }
+      // Interleave the agents at random, keeping each agent's own order.
+      const cursors = new Map(ids.map((id) => [id, 0]));
+      for (;;) {
+        const open = ids.filter((id) => (cursors.get(id) ?? 0) < (perAgent.get(id)?.length ?? 0));
+        if (open.length === 0) break;
+        const id = open[Math.floor(random() * open.length)] as string;
+        const i = cursors.get(id) ?? 0;
+        frames.push({ id, ...(perAgent.get(id)?.[i] as { afterSeq: number; reports: ReportEntry[] }) });
+        cursors.set(id, i + 1);
+      }
+
+      // Reference: one transaction per batch, as the hub did before group commit.
+      const ref = new SessionBench();
+      ref.enrol(...ids);
+      const expected = new Map<string, number[]>(ids.map((id) => [id, []]));
+      for (const f of frames) expected.get(f.id)?.push(ref.ctx.reports.ingest(f.id, f.afterSeq, f.reports).ackedSeq);
+
+      const run = new SessionBench();
+      run.enrol(...ids);
+      const agents = new Map(ids.map((id) => [id, run.connect(id)]));
+      for (const a of agents.values()) a.hello();
+      run.tick();
+      const commitsBefore = run.ctx.commits.commits;
+      for (const f of frames) {
+        agents.get(f.id)?.reports(f.afterSeq, f.reports);
+        if (random() < 0.2) run.tick();
+      }
+      run.tick();
+      try {
+        for (const id of ids) {
+          assert.deepEqual(agents.get(id)?.acks(), expected.get(id), `seed ${seed} ${id}: same acks, in the same order`);
+          assert.deepEqual(run.ctx.aggregate.upgrade(id), ref.ctx.aggregate.upgrade(id), `seed ${seed} ${id}: same aggregate`);
+          assert.deepEqual(
+            run.ctx.reports.list(id, { afterSeq: 0, limit: 1000 }).map((r) => [r.seq, r.prevSeq, r.acknowledged]),
+            ref.ctx.reports.list(id, { afterSeq: 0, limit: 1000 }).map((r) => [r.seq, r.prevSeq, r.acknowledged]),
+          );
+        }
+        assert.ok(run.ctx.commits.commits - commitsBefore < frames.length / 2, `seed ${seed}: ${frames.length} batches shared ${run.ctx.commits.commits - commitsBefore} commits`);
+      } finally {
+        ref.close();
+        run.close();
+      }
+    }
+  });
+});
