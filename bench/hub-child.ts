@@ -2,6 +2,7 @@
 // its process so its memory and CPU are measured without the simulated
 // agents'. Driven over IPC by hub-process.ts.
 import { readdirSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { startHub, type RunningHub } from '../src/hub/start-hub.ts';
 import { generateReleaseKey } from '../src/protocol/signing.ts';
@@ -11,12 +12,14 @@ export interface HubChildConfig {
   dbPath: string;
   port: number;
   heartbeatMs: number;
+  /** The hub's steady rollout tick (start-hub.ts rolloutTickMs); the hub's default when absent. */
+  rolloutTickMs?: number;
 }
 
 export type HubChildRequest = { type: 'stats' } | { type: 'stop' };
 export type HubChildReply =
   | { type: 'ready'; port: number; url: string; httpUrl: string }
-  | { type: 'stats'; vmRss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; cpuUserUs: number; cpuSystemUs: number; openFds: number; uptimeMs: number }
+  | { type: 'stats'; vmRss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; cpuUserUs: number; cpuSystemUs: number; openFds: number; uptimeMs: number; eluActiveMs: number; eluIdleMs: number }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
@@ -29,6 +32,8 @@ process.on('message', (m: HubChildRequest) => {
   if (m.type === 'stats') {
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
+    // Cumulative event-loop busy/idle time: busy includes time blocked in synchronous calls (SQLite commits and their fsync), which CPU time does not.
+    const elu = performance.eventLoopUtilization();
     reply({
       type: 'stats',
       vmRss: vmRssBytes() ?? mem.rss,
@@ -40,6 +45,8 @@ process.on('message', (m: HubChildRequest) => {
       cpuSystemUs: cpu.system,
       openFds: readdirSync('/proc/self/fd').length,
       uptimeMs: Date.now() - started,
+      eluActiveMs: elu.active,
+      eluIdleMs: elu.idle,
     });
   } else if (m.type === 'stop') {
     void (async () => {
@@ -58,6 +65,7 @@ try {
     adminToken: 'bench-admin-token-0123456789',
     bootstrapTokens: ['bench-bootstrap-token'],
     heartbeatMs: config.heartbeatMs,
+    ...(config.rolloutTickMs !== undefined ? { rolloutTickMs: config.rolloutTickMs } : {}),
     now: () => new Date(),
     logger: pino({ level: process.env.FLEETLET_BENCH_LOG ?? 'silent' }),
   });

@@ -10,7 +10,8 @@ export interface SeededCluster {
   credential: string;
 }
 
-export function seedClusters(dbPath: string, count: number, now: () => Date, prefix = 'sim'): SeededCluster[] {
+/** `labels`: the labels of the i-th cluster (none by default), as PUT /api/v1/clusters/:id/labels would set them. */
+export function seedClusters(dbPath: string, count: number, now: () => Date, prefix = 'sim', labels: (i: number) => Record<string, string> = () => ({})): SeededCluster[] {
   const db = openHubDatabase(dbPath);
   try {
     const clusters = new ClusterStore(db, now);
@@ -19,7 +20,7 @@ export function seedClusters(dbPath: string, count: number, now: () => Date, pre
       for (let i = 0; i < count; i++) {
         const clusterId = `${prefix}-${i}`;
         const { credential, hash } = issueCredential();
-        clusters.requestRegistration({ id: clusterId, labels: {}, agentVersion: 'sim', inventory: undefined });
+        clusters.requestRegistration({ id: clusterId, labels: labels(i), agentVersion: 'sim', inventory: undefined });
         clusters.accept(clusterId, credential, hash);
         // As if the agent had connected once: the hub keeps only the hash.
         clusters.markCredentialUsed(clusterId);

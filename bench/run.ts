@@ -1,17 +1,21 @@
 // `npm run bench`: prints figures, asserts nothing. Scale with flags, e.g.
 //   npm run bench -- --agents 10000 --only hub
 //   npm run bench -- --replay 100000 --only replay
+//   npm run bench -- --clusters 10000 --only rollout   (with `ulimit -n 20000`)
 // Benchmarks: hub (capacity, memory per agent, report latency, reconnect
 // after a hub restart), replay (outbox drain after a partition), journal
-// (transitions/s by durability), agent (idle RSS/CPU on the control plane).
+// (transitions/s by durability), agent (idle RSS/CPU on the control plane),
+// rollout (a Progressive rollout across simulated agents: wall time, hub CPU
+// and memory).
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { agentIdleBench } from './agent-idle.ts';
 import { hubCapacityBench } from './hub-capacity.ts';
 import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
+import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replay', 'journal', 'agent'] as const;
+const all = ['hub', 'replay', 'journal', 'agent', 'rollout'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -19,7 +23,8 @@ const { values } = parseArgs({
     agents: { type: 'string', default: '2000' },
     'report-interval-ms': { type: 'string', default: '5000' },
     batch: { type: 'string', default: '2' },
-    'heartbeat-ms': { type: 'string', default: '10000' },
+    // Default 10000 for hub, 30000 for rollout (so heartbeats do not dominate the hub's load there).
+    'heartbeat-ms': { type: 'string' },
     'measure-ms': { type: 'string', default: '20000' },
     'connect-concurrency': { type: 'string', default: '200' },
     replay: { type: 'string', default: '100000' },
@@ -27,6 +32,13 @@ const { values } = parseArgs({
     'idle-ms': { type: 'string', default: '20000' },
     'no-deflate': { type: 'boolean', default: false },
     'no-restart': { type: 'boolean', default: false },
+    clusters: { type: 'string', default: '2000' },
+    'max-concurrency': { type: 'string', default: '500' },
+    canaries: { type: 'string', default: '10' },
+    'upgrade-ms': { type: 'string', default: '200' },
+    'upgrade-jitter': { type: 'string', default: '0.5' },
+    'rollout-tick-ms': { type: 'string', default: '1000' },
+    'rollout-timeout-ms': { type: 'string', default: '900000' },
     only: { type: 'string', multiple: true },
     help: { type: 'boolean', default: false },
   },
@@ -35,6 +47,7 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(`npm run bench -- [--agents N] [--report-interval-ms MS] [--batch N] [--heartbeat-ms MS] [--measure-ms MS]
                  [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--idle-ms MS]
+                 [--clusters N] [--max-concurrency N] [--canaries N] [--upgrade-ms MS] [--upgrade-jitter F] [--rollout-tick-ms MS] [--rollout-timeout-ms MS]
                  [--only ${all.join('|')} ...]\n`);
   process.exit(0);
 }
@@ -58,11 +71,28 @@ if (only.has('hub')) {
     agents: int('agents', values.agents),
     reportIntervalMs: int('report-interval-ms', values['report-interval-ms']),
     batchSize: Math.max(1, int('batch', values.batch)),
-    heartbeatMs: int('heartbeat-ms', values['heartbeat-ms']),
+    heartbeatMs: int('heartbeat-ms', values['heartbeat-ms'] ?? '10000'),
     measureMs: int('measure-ms', values['measure-ms']),
     connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
     deflate: !values['no-deflate'],
     restart: !values['no-restart'],
+    random,
+  });
+}
+if (only.has('rollout')) {
+  const jitter = Number(values['upgrade-jitter']);
+  if (!(jitter >= 0 && jitter <= 1)) throw new TypeError(`--upgrade-jitter must be a fraction from 0 to 1, got ${values['upgrade-jitter']}`);
+  await rolloutBench({
+    clusters: Math.max(1, int('clusters', values.clusters)),
+    maxConcurrency: Math.max(1, int('max-concurrency', values['max-concurrency'])),
+    canaries: int('canaries', values.canaries),
+    upgradeMs: int('upgrade-ms', values['upgrade-ms']),
+    upgradeJitter: jitter,
+    heartbeatMs: Math.max(1, int('heartbeat-ms', values['heartbeat-ms'] ?? '30000')),
+    rolloutTickMs: Math.max(1, int('rollout-tick-ms', values['rollout-tick-ms'])),
+    connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
+    timeoutMs: int('rollout-timeout-ms', values['rollout-timeout-ms']),
+    deflate: !values['no-deflate'],
     random,
   });
 }

@@ -4,6 +4,13 @@
 // report batches chained by afterSeq, cumulative acks, re-sending what was
 // not acknowledged after a reconnect with the hub link's jittered backoff.
 // Light on purpose: no zod, no journal, one timer pair per agent.
+//
+// Optional upgrade mode (`upgrade`): each agent answers a `release` the way a
+// real agent reports an upgrade (src/agent/engine.ts): attempt-transition
+// reports Pending → Upgrading → Verifying → Succeeded, then an
+// upgrade-completed report with the Succeeded one, through the same outbox,
+// seq and ack machinery, over a simulated upgrade duration. Without it,
+// `release` messages are ignored, as before.
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -25,11 +32,25 @@ export interface SimFleetOptions {
   random: () => number;
   /** Offer permessage-deflate, as the hub link does. Default true. */
   deflate?: boolean;
+  /** Answer `release` messages with a simulated upgrade. Default: ignore them. */
+  upgrade?: SimUpgradeOptions;
+}
+
+export interface SimUpgradeOptions {
+  /** Mean time from receiving a release to its Succeeded report. */
+  durationMs: number;
+  /** Uniform jitter as a fraction of durationMs: 0.5 draws from [0.5, 1.5] × durationMs. */
+  jitter: number;
 }
 
 export interface SimFleetEvents {
   welcome: [];
   closed: [];
+}
+
+interface ReportBody {
+  kind: string;
+  body: unknown;
 }
 
 interface Batch {
@@ -52,6 +73,12 @@ class SimAgent {
   inflight: Batch[] = [];
   heartbeat: NodeJS.Timeout | undefined;
   reports: NodeJS.Timeout | undefined;
+  /** Upgrade mode: revision of the newest release taken (sent as hello.lastRevision, so the hub re-delivers only newer ones). */
+  lastRevision = 0;
+  /** Upgrade mode: the simulated upgrade's next transition. */
+  upgradeTimer: NodeJS.Timeout | undefined;
+  /** Upgrade mode: seq of the Succeeded report not yet acknowledged. */
+  succeededSeq: number | null = null;
 
   constructor(fleet: SimFleet, id: SeededCluster) {
     this.fleet = fleet;
@@ -74,7 +101,7 @@ class SimAgent {
     };
     ws.on('open', () => {
       settle();
-      this.send({ type: 'hello', clusterId: this.id.clusterId, agentVersion: 'sim', inventory, lastRevision: 0, outbox: { firstSeq: this.unacked[0]?.seq ?? null, lastSeq: this.lastSeq } });
+      this.send({ type: 'hello', clusterId: this.id.clusterId, agentVersion: 'sim', inventory, lastRevision: this.lastRevision, outbox: { firstSeq: this.unacked[0]?.seq ?? null, lastSeq: this.lastSeq } });
     });
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('unexpected-response', (_req, res) => {
@@ -103,7 +130,7 @@ class SimAgent {
   }
 
   onMessage(data: Buffer): void {
-    const m = JSON.parse(data.toString('utf8')) as { type: string; ackedSeq?: number; uptoSeq?: number; heartbeatMs?: number };
+    const m = JSON.parse(data.toString('utf8')) as { type: string; ackedSeq?: number; uptoSeq?: number; heartbeatMs?: number; envelope?: unknown; code?: string; message?: string };
     if (m.type === 'welcome') {
       this.welcomed = true;
       this.attempt = 0;
@@ -127,7 +154,89 @@ class SimAgent {
         if (this.fleet.measuring) this.fleet.latencies.push(now - b.sentAt);
       }
       this.acked(upto);
+    } else if (m.type === 'error') {
+      this.fleet.hubErrors++;
+      if (this.fleet.hubErrorSamples.length < 5) this.fleet.hubErrorSamples.push(`${this.id.clusterId}: ${m.code ?? '?'}: ${m.message ?? ''}`);
+    } else if (m.type === 'release' && this.fleet.o.upgrade) {
+      this.onRelease(m.envelope, this.fleet.o.upgrade);
     }
+  }
+
+  /**
+   * Upgrade mode: reports a simulated upgrade of the release. The signature
+   * is NOT verified (a real agent refuses an unsigned, forged or replayed
+   * release with verifyRelease, src/protocol/signing.ts): the simulator only
+   * reads name, version and revision from the envelope's JSON payload.
+   */
+  onRelease(envelope: unknown, o: SimUpgradeOptions): void {
+    let r: { name?: unknown; version?: unknown; revision?: unknown };
+    try {
+      r = JSON.parse((envelope as { payload: string }).payload) as typeof r;
+    } catch {
+      this.fleet.badReleases++;
+      return;
+    }
+    if (typeof r.name !== 'string' || typeof r.version !== 'string' || typeof r.revision !== 'number') {
+      this.fleet.badReleases++;
+      return;
+    }
+    // A re-delivery (after a hello that predates our lastRevision) or a replay: a real agent refuses it as Replayed, silently here.
+    if (r.revision <= this.lastRevision) return;
+    this.lastRevision = r.revision;
+    this.fleet.releasesReceived++;
+    // A newer release supersedes a simulated upgrade in progress.
+    if (this.upgradeTimer !== undefined) this.fleet.upgrading--;
+    clearTimeout(this.upgradeTimer);
+    this.upgradeTimer = undefined;
+
+    const release = { name: r.name, version: r.version, revision: r.revision };
+    const attemptId = `${this.id.clusterId}-r${r.revision}`;
+    const startedAt = Date.now();
+    const duration = Math.max(1, o.durationMs * (1 - o.jitter + 2 * o.jitter * this.fleet.o.random()));
+    const transition = (phase: string, stage: number | null, message: string): ReportBody => {
+      const at = new Date().toISOString();
+      return { kind: 'attempt-transition', body: { attemptId, release, phase, stage, reason: null, message, at } };
+    };
+    this.fleet.upgrading++;
+    this.fleet.maxUpgrading = Math.max(this.fleet.maxUpgrading, this.fleet.upgrading);
+    this.writeReports([transition('Pending', null, `release ${r.version} accepted`)]);
+    // Each step schedules the next: timers of different durations due in the same
+    // turn of a busy event loop do not reliably fire in expiry order, and the
+    // transitions must be written in order.
+    const after = (fraction: number, fn: () => void): void => {
+      this.upgradeTimer = setTimeout(fn, duration * fraction);
+      this.upgradeTimer.unref();
+    };
+    const succeed = (): void => {
+      this.upgradeTimer = undefined;
+      this.fleet.upgrading--;
+      this.fleet.upgradesSucceeded++;
+      const done = transition('Succeeded', null, `running ${r.version}`);
+      const completedAt = (done.body as { at: string }).at;
+      // As the engine does: the terminal transition and the telemetry event in one outbox write.
+      this.succeededSeq = this.lastSeq + 1;
+      this.writeReports([
+        done,
+        {
+          kind: 'upgrade-completed',
+          body: { cluster_id: this.id.clusterId, target_infrastructure: inventory.targetInfrastructure, release: { name: release.name, version: release.version }, result: 'Succeeded', durationMs: Math.max(0, Date.parse(completedAt) - startedAt), attemptId, completedAt },
+        },
+      ]);
+    };
+    after(0.1, () => {
+      this.writeReports([transition('Upgrading', 0, 'applying stage 0')]);
+      after(0.6, () => {
+        this.writeReports([transition('Verifying', 0, 'stage 0 applied; checking health')]);
+        after(0.3, succeed);
+      });
+    });
+  }
+
+  /** Appends reports to the outbox, then sends what is unsent. */
+  writeReports(entries: readonly ReportBody[]): void {
+    const at = new Date().toISOString();
+    for (const e of entries) this.unacked.push({ seq: ++this.lastSeq, kind: e.kind, createdAt: at, body: e.body });
+    this.pump(true);
   }
 
   acked(upto: number): void {
@@ -136,6 +245,10 @@ class SimAgent {
     if (n > 0) {
       this.unacked.splice(0, n);
       this.fleet.reportsAcked += n;
+    }
+    if (this.succeededSeq !== null && this.succeededSeq <= upto) {
+      this.succeededSeq = null;
+      this.fleet.upgradesAcked++;
     }
   }
 
@@ -187,6 +300,16 @@ export class SimFleet extends EventEmitter<SimFleetEvents> {
   errors = 0;
   reportsSent = 0;
   reportsAcked = 0;
+  /** Upgrade mode: new releases taken, upgrades in progress now and at most, Succeeded written, Succeeded acknowledged, unreadable releases. */
+  releasesReceived = 0;
+  upgrading = 0;
+  maxUpgrading = 0;
+  upgradesSucceeded = 0;
+  upgradesAcked = 0;
+  badReleases = 0;
+  /** `error` messages from the hub, and the first few of them. */
+  hubErrors = 0;
+  hubErrorSamples: string[] = [];
   /** Report batch → its ack, ms, while measuring. */
   latencies: number[] = [];
 
@@ -291,6 +414,10 @@ export class SimFleet extends EventEmitter<SimFleetEvents> {
   async stop(): Promise<void> {
     this.stopping = true;
     this.setReporting(false);
+    for (const a of this.#agents) {
+      clearTimeout(a.upgradeTimer);
+      a.upgradeTimer = undefined;
+    }
     this.#queue.length = 0;
     const closing = this.#agents.filter((a) => a.ws).map((a) => new Promise<void>((resolve) => {
       const ws = a.ws as WebSocket;

@@ -15,8 +15,17 @@ export function summarize(samples: readonly number[]): { n: number; p50: number;
 
 /** VmRSS of a process in bytes (Linux); undefined when /proc is unavailable. */
 export function vmRssBytes(pid: number | 'self' = 'self'): number | undefined {
+  return procStatusBytes(pid, 'VmRSS');
+}
+
+/** VmHWM (peak resident memory over the process's life) in bytes (Linux); undefined when /proc is unavailable. */
+export function vmHwmBytes(pid: number | 'self' = 'self'): number | undefined {
+  return procStatusBytes(pid, 'VmHWM');
+}
+
+function procStatusBytes(pid: number | 'self', field: 'VmRSS' | 'VmHWM'): number | undefined {
   try {
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : undefined;
   } catch {
     return undefined;
