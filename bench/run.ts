@@ -6,7 +6,8 @@
 // after a hub restart), replay (outbox drain after a partition), journal
 // (transitions/s by durability), agent (idle RSS/CPU on the control plane),
 // rollout (a Progressive rollout across simulated agents: wall time, hub CPU
-// and memory).
+// and memory), upgrade (bench/agent-core.ts: release → first apply and the
+// agent process's RSS/CPU during an upgrade, on the built-in control plane).
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { agentIdleBench } from './agent-idle.ts';
@@ -15,7 +16,7 @@ import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
 import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replay', 'journal', 'agent', 'rollout'] as const;
+const all = ['hub', 'replay', 'journal', 'agent', 'rollout', 'upgrade'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -95,5 +96,11 @@ if (only.has('rollout')) {
     deflate: !values['no-deflate'],
     random,
   });
+}
+if (only.has('upgrade')) {
+  // Its own process: it starts the built-in control plane and spawns the agent CLI.
+  const { spawnSync } = await import('node:child_process');
+  console.log('== upgrade: release arriving → first apply, and the agent process during an upgrade (real control plane)');
+  spawnSync(process.execPath, [new URL('./agent-core.ts', import.meta.url).pathname], { stdio: 'inherit' });
 }
 if (only.has('agent')) await agentIdleBench({ windowMs: int('idle-ms', values['idle-ms']), heartbeatMs: 10_000 });
