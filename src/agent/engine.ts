@@ -67,6 +67,8 @@ export class HandedOver extends Error {
 type Optional = 'postflight' | 'onTransition' | 'mirror' | 'selfUpgrade' | 'onStep';
 
 export class Engine {
+  /** The signal of the attempt being driven (stops waits that are not tied to one action). */
+  private signal: AbortSignal = new AbortController().signal;
   private readonly d: Required<Omit<EngineDeps, Optional>> & Pick<EngineDeps, Optional>;
 
   constructor(deps: EngineDeps) {
@@ -97,6 +99,7 @@ export class Engine {
   }
 
   async drive(attemptId: string, signal: AbortSignal): Promise<AttemptRecord> {
+    this.signal = signal;
     for (;;) {
       signal.throwIfAborted();
       const a = this.attempt(attemptId);
@@ -410,7 +413,9 @@ export class Engine {
         // No action may start before the in-cluster copy names it; the API
         // is needed for the action anyway, so waiting costs nothing.
         this.d.logger.warn({ attemptId, err: (err as Error).message, attempt }, 'could not write the hand-over record; retrying');
-        await this.d.sleep(Math.min(10_000, 500 * attempt), new AbortController().signal);
+        // A stop ends the wait: the state is in the journal, the next start writes the record.
+        this.signal.throwIfAborted();
+        await this.d.sleep(Math.min(10_000, 500 * attempt), this.signal);
       }
     }
   }
