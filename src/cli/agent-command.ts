@@ -31,6 +31,7 @@ export const agentUsage = `fleetlet agent [options]
   --policy <yaml>          maintenance windows and checks (env FLEETLET_POLICY); reloaded on change
   --leader-elect           elect one acting instance through a Lease (default on inside a cluster)
   --identity <name>        this instance's name in the Lease (default $FLEETLET_POD_NAME or the host name)
+  --lease-duration-ms <ms> how long a leader's Lease holds without renewal (default 15000)
   --allowed-namespaces <a,b*>  namespaces releases may touch (default: all)
   --target-namespace <ns>  where a release's namespaced objects without a namespace go
   --uninstall-on-deregister    remove what fleetlet installed when the hub deregisters the cluster
@@ -53,6 +54,7 @@ const options = {
   policy: { type: 'string' },
   'leader-elect': { type: 'boolean' },
   identity: { type: 'string' },
+  'lease-duration-ms': { type: 'string', default: '15000' },
   'allowed-namespaces': { type: 'string' },
   'target-namespace': { type: 'string' },
   'uninstall-on-deregister': { type: 'boolean', default: false },
@@ -108,7 +110,7 @@ export async function agentCommand(argv: string[]): Promise<number> {
     admission: values['allowed-namespaces'] ? { ...defaultAdmission, allowedNamespaces: values['allowed-namespaces'].split(',') } : defaultAdmission,
     ...(policyPath ? { policyPath } : {}),
     ...(values['target-namespace'] ? { targetNamespace: values['target-namespace'] } : {}),
-    ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname() } } : {}),
+    ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname(), leaseDurationMs: Number(values['lease-duration-ms']) } } : {}),
     ...(hubUrl
       ? {
           hub: {
