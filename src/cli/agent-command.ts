@@ -14,7 +14,6 @@ import { importPublicKeyPem } from '../protocol/signing.ts';
 import { AGENT_VERSION, createAgentRuntime } from './agent-runtime.ts';
 import { loadKubeConfig } from './kube-config.ts';
 
-export { detectInfrastructure } from './infrastructure.ts';
 
 export const agentUsage = `fleetlet agent [options]
   --cluster-id <id>        this cluster's id (env FLEETLET_CLUSTER_ID)

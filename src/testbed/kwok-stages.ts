@@ -5,34 +5,41 @@
 // CrashLoopBackOff. That is how tests produce real ProgressDeadlineExceeded
 // failures through the real deployment controller.
 
-const failingImage = '[.spec.containers[].image | test("unready|crash")] | any';
-const imageMatches = (word: string) => `[.spec.containers[].image | test("${word}")] | any`;
+const imageMatches = (pattern: string) => `[.spec.containers[].image | test("${pattern}")] | any`;
 
-const notDeletedAndNew = `
-    - key: '.metadata.deletionTimestamp'
-      operator: 'DoesNotExist'
-    - key: '.status.podIP'
-      operator: 'DoesNotExist'`;
+const running = `running:
+            startedAt: {{ $now | Quote }}`;
 
-const podAddresses = `
-      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
-      phase: Running
-      startTime: {{ $now | Quote }}`;
+interface PodStage {
+  name: string;
+  /** Which images this stage takes: those matching (In) or not matching (NotIn) the pattern. */
+  images: { pattern: string; operator: 'In' | 'NotIn' };
+  ready: boolean;
+  /** The containers' state block (YAML under `state:`). */
+  containerState: string;
+  restartCount: number;
+}
 
-function notReadyStage(name: string, word: string, containerState: string, restartCount: number): string {
+/** A pod that kwok just scheduled (no IP yet) moves to Running, Ready or not. */
+function podStage(s: PodStage): string {
+  const status = s.ready ? '"True"' : '"False"';
+  const notReady = s.ready ? '' : '\n        reason: ContainersNotReady';
   return `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
-  name: ${name}
+  name: ${s.name}
 spec:
   resourceRef:
     apiGroup: v1
     kind: Pod
   selector:
-    matchExpressions:${notDeletedAndNew}
-    - key: '${imageMatches(word)}'
-      operator: 'In'
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.podIP'
+      operator: 'DoesNotExist'
+    - key: '${imageMatches(s.images.pattern)}'
+      operator: '${s.images.operator}'
       values: ['true']
   next:
     statusTemplate: |
@@ -42,78 +49,28 @@ spec:
         status: "True"
         type: Initialized
       - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        type: Ready
-        reason: ContainersNotReady
+        status: ${status}
+        type: Ready${notReady}
       - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        type: ContainersReady
-        reason: ContainersNotReady
+        status: ${status}
+        type: ContainersReady${notReady}
       containerStatuses:
       {{ range .spec.containers }}
       - image: {{ .image | Quote }}
         name: {{ .name | Quote }}
-        ready: false
-        restartCount: ${restartCount}
+        ready: ${s.ready}
+        restartCount: ${s.restartCount}
         state:
-${containerState}
-      {{ end }}${podAddresses}
+          ${s.containerState}
+      {{ end }}
+      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+      podIP: {{ PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" ) ( or .metadata.name "" ) ( or .metadata.namespace "" ) | Quote }}
+      phase: Running
+      startTime: {{ $now | Quote }}
 `;
 }
 
-export const kwokPodStages = `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-ready
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:${notDeletedAndNew}
-    - key: '${failingImage}'
-      operator: 'NotIn'
-      values: ['true']
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      conditions:
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: Initialized
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: Ready
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "True"
-        type: ContainersReady
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: true
-        restartCount: 0
-        state:
-          running:
-            startedAt: {{ $now | Quote }}
-      {{ end }}${podAddresses}
----
-${notReadyStage(
-  'pod-unready',
-  'unready',
-  `          running:
-            startedAt: {{ $now | Quote }}`,
-  0,
-)}---
-${notReadyStage(
-  'pod-crash',
-  'crash',
-  `          waiting:
-            reason: CrashLoopBackOff
-            message: back-off restarting failed container`,
-  5,
-)}---
-apiVersion: kwok.x-k8s.io/v1alpha1
+const podDelete = `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
   name: pod-delete
@@ -130,3 +87,18 @@ spec:
       empty: true
     delete: true
 `;
+
+export const kwokPodStages = [
+  podStage({ name: 'pod-ready', images: { pattern: 'unready|crash', operator: 'NotIn' }, ready: true, containerState: running, restartCount: 0 }),
+  podStage({ name: 'pod-unready', images: { pattern: 'unready', operator: 'In' }, ready: false, containerState: running, restartCount: 0 }),
+  podStage({
+    name: 'pod-crash',
+    images: { pattern: 'crash', operator: 'In' },
+    ready: false,
+    containerState: `waiting:
+            reason: CrashLoopBackOff
+            message: back-off restarting failed container`,
+    restartCount: 5,
+  }),
+  podDelete,
+].join('---\n');

@@ -21,7 +21,7 @@ export function httpProbeCheck(spec: HttpCheckSpec, deps: HttpProbeDeps = {}): C
       try {
         res = await doFetch(spec.url, { method: spec.method, headers: spec.headers ?? {}, signal, redirect: 'follow' });
       } catch (err) {
-        return { result: 'error', message: `${spec.method} ${spec.url}: ${networkError(err)}` };
+        return { result: 'error', message: `${spec.method} ${spec.url}: ${fetchFailure(err)}` };
       }
       if (!spec.expectStatus.includes(res.status)) {
         await res.body?.cancel().catch(() => undefined);
@@ -57,7 +57,8 @@ async function readCapped(res: Response, maxBytes: number): Promise<string> {
 }
 
 /** undici hides the useful part ("ECONNREFUSED 127.0.0.1:9") in err.cause. */
-function networkError(err: unknown): string {
+/** What a failed fetch says, with the socket-level cause (ECONNREFUSED, ENOTFOUND…) that fetch wraps. */
+export function fetchFailure(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = err.cause;
   if (cause instanceof Error) {

@@ -1,6 +1,7 @@
 // Custom check from the policy: no firing alert blocks the upgrade (the kured
 // approach). Queries Prometheus' HTTP API (/api/v1/query) and fails when a
 // returned series' alertname matches the filter.
+import { fetchFailure } from './http-probe.ts';
 import { durationMs, type PrometheusCheckSpec } from '../../protocol/policy.ts';
 import type { Check, CheckOutcome } from './check.ts';
 
@@ -27,7 +28,7 @@ export function prometheusQueryCheck(spec: PrometheusCheckSpec, deps: Prometheus
       try {
         res = await doFetch(url, { signal, headers: { accept: 'application/json' } });
       } catch (err) {
-        return { result: 'error', message: `Prometheus at ${spec.url} did not answer: ${causeOf(err)}` };
+        return { result: 'error', message: `Prometheus at ${spec.url} did not answer: ${fetchFailure(err)}` };
       }
       let body: QueryResponse;
       try {
@@ -52,7 +53,3 @@ export function prometheusQueryCheck(spec: PrometheusCheckSpec, deps: Prometheus
   };
 }
 
-function causeOf(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
-}
