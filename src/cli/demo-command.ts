@@ -16,7 +16,7 @@ import { startHub } from '../hub/start-hub.ts';
 import { maintenancePolicy } from '../protocol/policy.ts';
 import { generateReleaseKey } from '../protocol/signing.ts';
 import { startControlPlane } from '../testbed/control-plane.ts';
-import { addonsRelease } from '../testbed/sample-releases.ts';
+import { addonsRelease, asReleaseRequest } from '../testbed/sample-releases.ts';
 import { createAgentRuntime } from './agent-runtime.ts';
 import { statusCommand } from './status-command.ts';
 
@@ -88,7 +88,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
   }
 
   const rollout = async (name: string, version: string, v: Parameters<typeof addonsRelease>[2], expect: string[]) => {
-    const { apiVersion: _a, kind: _k, revision: _r, issuedAt: _i, expiresAt: _e, ...body } = addonsRelease(undefined, 1, v);
+    const body = asReleaseRequest(addonsRelease(undefined, 1, v));
     await api('POST', '/api/v1/rollouts', {
       name,
       groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],

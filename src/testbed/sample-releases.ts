@@ -88,3 +88,9 @@ export function addonsRelease(ns: string | undefined, revision: number, v: Addon
     ...extra,
   };
 }
+
+/** The release as an operator sends it to the hub (PUT …/release, a rollout's target): without the fields the hub owns. */
+export function asReleaseRequest(r: ReleaseInput): Omit<ReleaseInput, 'apiVersion' | 'kind' | 'revision' | 'issuedAt' | 'expiresAt'> {
+  const { apiVersion: _a, kind: _k, revision: _r, issuedAt: _i, expiresAt: _e, ...request } = r;
+  return request;
+}

@@ -13,7 +13,7 @@ import pino from 'pino';
 import { createAgentRuntime, type AgentRuntime } from '../../src/cli/agent-runtime.ts';
 import { startHub, type RunningHub } from '../../src/hub/start-hub.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
-import { addonsRelease } from '../../src/testbed/sample-releases.ts';
+import { addonsRelease, asReleaseRequest } from '../../src/testbed/sample-releases.ts';
 import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
 import { testPolicy } from '../support/test-policy.ts';
 
@@ -51,7 +51,7 @@ describe('fleet rollouts with real agents', () => {
   };
   const release = (version: string, v: Parameters<typeof addonsRelease>[2]) => {
     // No namespaces in the manifests: each agent puts them in its own target namespace.
-    const { apiVersion: _a, kind: _k, revision: _r, issuedAt: _i, expiresAt: _e, ...body } = addonsRelease(undefined, 1, v);
+    const body = asReleaseRequest(addonsRelease(undefined, 1, v));
     return { ...body, version };
   };
   const view = (id: string) => api<View>('GET', `/api/v1/clusters/${id}`);

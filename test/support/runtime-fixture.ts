@@ -17,6 +17,8 @@ import { kubeConfig } from './cluster.ts';
 import { waitFor } from './events.ts';
 import { testLogger, type HubFixture } from './hub-fixture.ts';
 import { addonsRelease, type AddonVersions } from './releases.ts';
+import { asReleaseRequest } from '../../src/testbed/sample-releases.ts';
+import type { StoredReport } from '../../src/hub/store/reports.ts';
 
 export interface RuntimeEvents {
   transition: [attempt: AttemptRecord, transition: TransitionRecord];
@@ -97,7 +99,7 @@ export async function startRuntime(o: RuntimeOptions): Promise<RunningRuntime> {
 /** What an operator PUTs: the sample add-ons, with a soak on every component so an upgrade lasts a few seconds. */
 export function releaseRequest(namespace: string, version: string, v: AddonVersions, soakSeconds = 1): Record<string, unknown> {
   const r: ReleaseInput = addonsRelease(namespace, 1, v);
-  const { apiVersion: _a, kind: _k, revision: _r, issuedAt: _i, expiresAt: _e, ...request } = r;
+  const request = asReleaseRequest(r);
   return {
     ...request,
     version,
@@ -105,15 +107,6 @@ export function releaseRequest(namespace: string, version: string, v: AddonVersi
   };
 }
 
-export interface StoredReport {
-  seq: number;
-  prevSeq: number;
-  kind: string;
-  body: unknown;
-  createdAt: string;
-  acknowledged: boolean;
-  problem: string | null;
-}
 
 export async function storedReports(f: HubFixture, clusterId: string): Promise<StoredReport[]> {
   const all: StoredReport[] = [];
