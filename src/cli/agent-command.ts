@@ -4,119 +4,107 @@
 // on SIGTERM.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { defaultAdmission } from '../agent/admission.ts';
-import { startAgentEndpoints } from '../agent/http/agent-endpoints.ts';
+import { Command, Option } from '@commander-js/extra-typings';
+import type { Logger } from 'pino';
 import type { AgentMetrics } from '../agent/metrics.ts';
-import { GracefulShutdown } from '../agent/shutdown.ts';
-import { importPublicKeyPem } from '../protocol/signing.ts';
-import { AGENT_VERSION, createAgentRuntime } from './agent-runtime.ts';
-import { loadKubeConfig } from './kube-config.ts';
+import type { KubeClusterClient } from '../agent/kube/cluster-client.ts';
+import type { AttemptPhase } from '../protocol/attempt.ts';
+import { ExitCode, wholeNumber, type CommandContext } from './cli-support.ts';
 
+export function agentCommand(ctx: CommandContext) {
+  return new Command('agent')
+    .description('run the edge agent on a cluster: follow signed releases, upgrade stage by stage, roll back on failure')
+    .addOption(new Option('--cluster-id <id>', "this cluster's id").env('FLEETLET_CLUSTER_ID'))
+    .addOption(new Option('--journal <path>', 'journal file').env('FLEETLET_JOURNAL').default('/var/lib/fleetlet/journal.db'))
+    .option('--kubeconfig <path>', 'kubeconfig file (default: in-cluster, then $KUBECONFIG)')
+    .addOption(new Option('--namespace <ns>', "the agent's own namespace: status, events, hand-over record, hub credential; must exist").env('FLEETLET_NAMESPACE').default('fleetlet-system'))
+    .addOption(new Option('--release-key <pem...>', "hub's public release key (repeatable)").env('FLEETLET_RELEASE_KEY'))
+    .option('--release-file <json>', 'a signed release to follow (offline / air-gapped delivery; see fleetlet sign)')
+    .addOption(new Option('--hub <url>', "the hub's agent endpoint (wss://…); without it the agent works offline").env('FLEETLET_HUB_URL'))
+    .addOption(new Option('--bootstrap-token <token>', "registers with the hub once; the issued credential is kept in a Secret in the agent's namespace").env('FLEETLET_BOOTSTRAP_TOKEN'))
+    .option('--hub-ca <pem>', "CA bundle that signs the hub's certificate")
+    .addOption(new Option('--policy <yaml>', 'maintenance windows and checks (docs/maintenance-windows.md); reloaded on change').env('FLEETLET_POLICY'))
+    .option('--leader-elect', 'elect one acting instance through a Lease (default: on inside a cluster)')
+    .option('--no-leader-elect', 'act without a Lease even inside a cluster')
+    .option('--identity <name>', "this instance's name in the Lease (default $FLEETLET_POD_NAME or the host name)")
+    .option('--lease-duration-ms <ms>', "how long a leader's Lease holds without renewal", wholeNumber(1000), 15_000)
+    .option('--allowed-namespaces <a,b*>', 'namespaces releases may touch, comma separated, * as a suffix wildcard (default: all)')
+    .option('--target-namespace <ns>', "where a release's namespaced objects without a namespace go")
+    .option('--uninstall-on-deregister', 'remove what fleetlet installed when the hub deregisters the cluster', false)
+    .option('--poll-ms <ms>', 'health poll interval', wholeNumber(50), 1000)
+    .addOption(new Option('--http-addr <host:port>', 'serve /healthz, /readyz and /metrics, e.g. :8080 (default: off)').env('FLEETLET_HTTP_ADDR'))
+    .option('--shutdown-grace-ms <ms>', 'on SIGTERM, how long the step in flight may take to finish', wholeNumber(0), 20_000)
+    .option('--exit-when-done', "exit once the desired release's attempt has finished: 0 if it succeeded, 3 if it rolled back or failed or the release was refused", false)
+    .addHelpText('after', '\nEnvironment: LOG_LEVEL (default info). Logs are JSON lines on stdout.')
+    .action(async (o) => {
+      const { default: pino } = await import('pino');
+      const logger = pino({ name: 'fleetlet-agent', level: process.env.LOG_LEVEL ?? 'info' });
+      ctx.exit(await runAgent(o, logger));
+    });
+}
 
-export const agentUsage = `fleetlet agent [options]
-  --cluster-id <id>        this cluster's id (env FLEETLET_CLUSTER_ID)
-  --journal <path>         journal file (default /var/lib/fleetlet/journal.db; env FLEETLET_JOURNAL)
-  --kubeconfig <path>      default: in-cluster, then $KUBECONFIG
-  --namespace <ns>         the agent's own namespace: status, events, hand-over record, hub credential
-                           (env FLEETLET_NAMESPACE; default fleetlet-system)
-  --release-key <pem>      hub's public release key (repeatable; env FLEETLET_RELEASE_KEY)
-  --release-file <json>    a signed release to follow (offline / air-gapped delivery)
-  --hub <wss://…>          the hub's agent endpoint (env FLEETLET_HUB_URL); without it the agent works offline
-  --bootstrap-token <t>    registers with the hub once (env FLEETLET_BOOTSTRAP_TOKEN); the issued
-                           credential is kept in a Secret in the agent's namespace
-  --hub-ca <pem>           CA bundle that signs the hub's certificate
-  --policy <yaml>          maintenance windows and checks (env FLEETLET_POLICY); reloaded on change
-  --leader-elect           elect one acting instance through a Lease (default on inside a cluster)
-  --identity <name>        this instance's name in the Lease (default $FLEETLET_POD_NAME or the host name)
-  --lease-duration-ms <ms> how long a leader's Lease holds without renewal (default 15000)
-  --allowed-namespaces <a,b*>  namespaces releases may touch (default: all)
-  --target-namespace <ns>  where a release's namespaced objects without a namespace go
-  --uninstall-on-deregister    remove what fleetlet installed when the hub deregisters the cluster
-  --poll-ms <ms>           health poll interval (default 1000)
-  --http-addr <host:port>  serve /healthz, /readyz and /metrics, e.g. :8080 (env FLEETLET_HTTP_ADDR; default off)
-  --shutdown-grace-ms <ms> on SIGTERM, how long the step in flight may take to finish (default 20000)
-  --exit-when-done         exit once the desired release's attempt has finished
-  -h, --help               show this help`;
+type AgentOptions = ReturnType<ReturnType<typeof agentCommand>['opts']>;
 
-const options = {
-  'cluster-id': { type: 'string' },
-  journal: { type: 'string' },
-  kubeconfig: { type: 'string' },
-  namespace: { type: 'string' },
-  'release-key': { type: 'string', multiple: true },
-  'release-file': { type: 'string' },
-  hub: { type: 'string' },
-  'bootstrap-token': { type: 'string' },
-  'hub-ca': { type: 'string' },
-  policy: { type: 'string' },
-  'leader-elect': { type: 'boolean' },
-  identity: { type: 'string' },
-  'lease-duration-ms': { type: 'string', default: '15000' },
-  'allowed-namespaces': { type: 'string' },
-  'target-namespace': { type: 'string' },
-  'uninstall-on-deregister': { type: 'boolean', default: false },
-  'poll-ms': { type: 'string', default: '1000' },
-  'http-addr': { type: 'string' },
-  'shutdown-grace-ms': { type: 'string', default: '20000' },
-  'exit-when-done': { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const;
-
-export async function agentCommand(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parseArgs<{ args: string[]; options: typeof options }>>['values'];
-  try {
-    ({ values } = parseArgs({ args: argv, options }));
-  } catch (err) {
-    // A typo in the pod's args should say what is wrong, not print a stack.
-    process.stderr.write(`${(err as Error).message}\n\n${agentUsage}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${agentUsage}\n`);
-    return 0;
-  }
-  const logger = pino({ name: 'fleetlet-agent', level: process.env.LOG_LEVEL ?? 'info' });
-  const clusterId = values['cluster-id'] ?? process.env.FLEETLET_CLUSTER_ID;
+async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
+  // Loaded here, not at the top: `fleetlet --help` and the other commands need none of it.
+  const [{ defaultAdmission }, { startAgentEndpoints }, { GracefulShutdown }, { importPublicKeyPem }, { AGENT_VERSION, createAgentRuntime }, { loadKubeConfig }] = await Promise.all([
+    import('../agent/admission.ts'),
+    import('../agent/http/agent-endpoints.ts'),
+    import('../agent/shutdown.ts'),
+    import('../protocol/signing.ts'),
+    import('./agent-runtime.ts'),
+    import('./kube-config.ts'),
+  ]);
+  const clusterId = values.clusterId;
   if (!clusterId) {
     logger.error('--cluster-id (or FLEETLET_CLUSTER_ID) is required');
-    return 2;
+    return ExitCode.Usage;
   }
-  const keyPaths = values['release-key'] ?? (process.env.FLEETLET_RELEASE_KEY ? [process.env.FLEETLET_RELEASE_KEY] : []);
+  // From the environment a single path arrives as a string.
+  const given = values.releaseKey as string | string[] | undefined;
+  const keyPaths = typeof given === 'string' ? [given] : (given ?? []);
   if (keyPaths.length === 0) {
     logger.error('--release-key is required: the agent runs nothing that is not signed by the hub');
-    return 2;
+    return ExitCode.Usage;
   }
-  const releaseKeys = keyPaths.map((p) => importPublicKeyPem(readFileSync(p, 'utf8')));
-  const hubUrl = values.hub ?? process.env.FLEETLET_HUB_URL;
-  const policyPath = values.policy ?? process.env.FLEETLET_POLICY;
+  let releaseKeys;
+  let releaseFile: unknown;
+  try {
+    releaseKeys = keyPaths.map((p) => importPublicKeyPem(readFileSync(p, 'utf8')));
+    if (values.releaseFile) releaseFile = JSON.parse(readFileSync(values.releaseFile, 'utf8'));
+  } catch (err) {
+    logger.error({ err: (err as Error).message }, 'cannot read the release key or release file');
+    return ExitCode.Failed;
+  }
+  const hubUrl = values.hub;
   const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
-  const leaderElect = values['leader-elect'] ?? inCluster;
-  const shutdown = new GracefulShutdown({ logger, graceMs: Number(values['shutdown-grace-ms']) });
+  const leaderElect = values.leaderElect ?? inCluster;
+  const shutdown = new GracefulShutdown({ logger, graceMs: values.shutdownGraceMs });
   let metrics: AgentMetrics | undefined;
   const failAfter = Number(process.env.FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION ?? 0);
   let transitions = 0;
+  /** With --exit-when-done: how the desired release's attempt ended. */
+  let outcome: AttemptPhase | undefined;
 
   const runtime = await createAgentRuntime({
     clusterId,
-    journalPath: values.journal ?? process.env.FLEETLET_JOURNAL ?? '/var/lib/fleetlet/journal.db',
+    journalPath: values.journal,
     kubeConfig: loadKubeConfig(values.kubeconfig),
     releaseKeys,
     logger,
-    namespace: values.namespace ?? process.env.FLEETLET_NAMESPACE ?? 'fleetlet-system',
-    pollMs: Number(values['poll-ms']),
-    admission: values['allowed-namespaces'] ? { ...defaultAdmission, allowedNamespaces: values['allowed-namespaces'].split(',') } : defaultAdmission,
-    ...(policyPath ? { policyPath } : {}),
-    ...(values['target-namespace'] ? { targetNamespace: values['target-namespace'] } : {}),
-    ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname(), leaseDurationMs: Number(values['lease-duration-ms']) } } : {}),
+    namespace: values.namespace,
+    pollMs: values.pollMs,
+    admission: values.allowedNamespaces ? { ...defaultAdmission, allowedNamespaces: values.allowedNamespaces.split(',') } : defaultAdmission,
+    ...(values.policy ? { policyPath: values.policy } : {}),
+    ...(values.targetNamespace ? { targetNamespace: values.targetNamespace } : {}),
+    ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname(), leaseDurationMs: values.leaseDurationMs } } : {}),
     ...(hubUrl
       ? {
           hub: {
             url: hubUrl,
-            bootstrapToken: values['bootstrap-token'] ?? process.env.FLEETLET_BOOTSTRAP_TOKEN,
-            uninstallOnDeregister: values['uninstall-on-deregister'],
-            ...(values['hub-ca'] ? { tls: { ca: readFileSync(values['hub-ca'], 'utf8') } } : {}),
+            bootstrapToken: values.bootstrapToken,
+            uninstallOnDeregister: values.uninstallOnDeregister,
+            ...(values.hubCa ? { tls: { ca: readFileSync(values.hubCa, 'utf8') } } : {}),
           },
         }
       : {}),
@@ -130,17 +118,28 @@ export async function agentCommand(argv: string[]): Promise<number> {
         // after the k-th transition is durable, before its action starts.
         if (failAfter > 0 && ++transitions === failAfter) process.kill(process.pid, 'SIGKILL');
         metrics?.onTransition(a, t);
-        if (values['exit-when-done'] && a.finishedAt && runtime.journal.releases.latestAccepted()?.revision === a.revision) shutdown.stop('the desired release is done');
+        if (values.exitWhenDone && a.finishedAt && runtime.journal.releases.latestAccepted()?.revision === a.revision) {
+          outcome = a.phase;
+          shutdown.stop('the desired release is done');
+        }
       },
     },
   });
   const { journal, cluster, agent } = runtime;
 
-  const httpAddr = values['http-addr'] ?? process.env.FLEETLET_HTTP_ADDR;
-  if (httpAddr) {
+  // A missing namespace would make every credential, event and lease write
+  // fail and retry forever without saying why: name it now and stop.
+  const missing = await missingNamespace(cluster, values.namespace, logger);
+  if (missing) {
+    logger.error({ namespace: values.namespace }, `the agent's namespace "${values.namespace}" does not exist: create it (kubectl create namespace ${values.namespace}) or pass --namespace`);
+    journal.close();
+    return ExitCode.Failed;
+  }
+
+  if (values.httpAddr) {
     try {
       const endpoints = await startAgentEndpoints({
-        address: httpAddr,
+        address: values.httpAddr,
         journal,
         cluster,
         clusterId,
@@ -154,21 +153,31 @@ export async function agentCommand(argv: string[]): Promise<number> {
       endpoints.readiness.add({ name: 'candidate-handover', check: () => runtime.candidateReadiness() });
       shutdown.onClose('http server', () => endpoints.close());
     } catch (err) {
-      logger.error({ err: (err as Error).message, address: httpAddr }, 'cannot serve probes and metrics');
+      logger.error({ err: (err as Error).message, address: values.httpAddr }, 'cannot serve probes and metrics');
       journal.close();
-      return 1;
+      return ExitCode.Failed;
     }
   }
 
-  return shutdown.run(async (signal) => {
-    if (values['release-file']) {
-      const result = await agent.offer(JSON.parse(readFileSync(values['release-file'], 'utf8')));
-      if (!result.accepted && result.reason !== 'Replayed') logger.warn(result, 'release file refused');
+  let refused = false;
+  const code = await shutdown.run(async (signal) => {
+    if (releaseFile !== undefined) {
+      const result = await agent.offer(releaseFile);
+      if (!result.accepted && result.reason !== 'Replayed') {
+        logger.warn(result, 'release file refused');
+        if (values.exitWhenDone) {
+          // Nothing more will happen for this file: waiting would hang.
+          refused = true;
+          journal.close();
+          return;
+        }
+      }
     }
-    if (values['exit-when-done']) {
+    if (values.exitWhenDone) {
       const latest = journal.attempts.latest();
       const desired = journal.releases.latestAccepted();
       if (latest?.finishedAt && desired && latest.revision >= desired.revision) {
+        outcome = latest.phase;
         journal.close();
         return;
       }
@@ -176,4 +185,17 @@ export async function agentCommand(argv: string[]): Promise<number> {
     // The runtime closes the journal when it returns (after the hub link).
     await runtime.run(signal);
   });
+  if (code !== ExitCode.Ok || !values.exitWhenDone) return code;
+  if (refused) return ExitCode.Stopped;
+  return outcome === undefined || outcome === 'Succeeded' ? ExitCode.Ok : ExitCode.Stopped;
+}
+
+/** True only when the API says the namespace does not exist; an API that cannot be asked now is the agent's to retry. */
+async function missingNamespace(cluster: KubeClusterClient, namespace: string, logger: Logger): Promise<boolean> {
+  try {
+    return (await cluster.read({ apiVersion: 'v1', kind: 'Namespace', name: namespace })) === undefined;
+  } catch (err) {
+    logger.warn({ namespace, err: (err as Error).message }, 'cannot check that the agent namespace exists; going on');
+    return false;
+  }
 }

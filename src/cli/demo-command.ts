@@ -9,16 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import * as k8s from '@kubernetes/client-node';
-import pino from 'pino';
-import { startHub } from '../hub/start-hub.ts';
-import { maintenancePolicy } from '../protocol/policy.ts';
-import { generateReleaseKey } from '../protocol/signing.ts';
-import { startControlPlane } from '../testbed/control-plane.ts';
-import { addonsRelease, asReleaseRequest } from '../testbed/sample-releases.ts';
-import { createAgentRuntime } from './agent-runtime.ts';
-import { statusCommand } from './status-command.ts';
+import { Command } from '@commander-js/extra-typings';
+import type { AddonVersions } from '../testbed/sample-releases.ts';
+import { ExitCode, type CommandContext } from './cli-support.ts';
+import { printStatus } from './status-command.ts';
 
 const say = (s: string) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
 const line = (s: string) => process.stdout.write(`   ${s}\n`);
@@ -26,8 +20,37 @@ const line = (s: string) => process.stdout.write(`   ${s}\n`);
 type View = { registration: string; upgrade?: { status: string; phase: string; reason: string | null; message: string | null; release: { version: string; revision: number } } };
 type Rollout = { phase: string; reason: string | null; message: string | null; counts: Record<string, number>; groups: { name: string; counts: Record<string, number> }[] };
 
-export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { kubeconfig: { type: 'string' }, verbose: { type: 'boolean', default: false } } });
+/**
+ * The releases the demo rolls out, in order. Each release's version is the
+ * version of every component it carries, so what the clusters run reads as
+ * the release that put it there.
+ */
+export const demoSteps = [
+  { rollout: 'install-1-0', version: '1.0.0', headline: 'install dns, proxy (stage 0) and metrics (stage 1) across the fleet', breaks: false },
+  { rollout: 'upgrade-1-1', version: '1.1.0', headline: 'upgrade all three components, stage by stage, health-gated, cluster by cluster', breaks: false },
+  { rollout: 'upgrade-1-2', version: '1.2.0', headline: 'its metrics-api never becomes Ready', breaks: true },
+] as const;
+
+export function demoCommand(ctx: CommandContext) {
+  return new Command('demo')
+    .description('start the built-in test control plane and show a hub rolling releases out to three agents, canary first')
+    .option('--kubeconfig <path>', 'use this cluster instead of starting the built-in control plane')
+    .option('--verbose', 'show the hub and agent logs', false)
+    .action(async (o) => ctx.exit(await runDemo(o)));
+}
+
+async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promise<number> {
+  // Loaded here: the rest of the CLI does not need the testbed or the Kubernetes client.
+  const [k8s, { default: pino }, { startHub }, { maintenancePolicy }, { generateReleaseKey }, { startControlPlane }, { addonsRelease, asReleaseRequest }, { createAgentRuntime }] = await Promise.all([
+    import('@kubernetes/client-node'),
+    import('pino'),
+    import('../hub/start-hub.ts'),
+    import('../protocol/policy.ts'),
+    import('../protocol/signing.ts'),
+    import('../testbed/control-plane.ts'),
+    import('../testbed/sample-releases.ts'),
+    import('./agent-runtime.ts'),
+  ]);
   const logger = pino({ level: values.verbose ? 'info' : 'error' });
   const work = mkdtempSync(join(tmpdir(), 'fleetlet-demo-'));
 
@@ -87,7 +110,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     runs.push(runtime.run(controller.signal));
   }
 
-  const rollout = async (name: string, version: string, v: Parameters<typeof addonsRelease>[2], expect: string[]) => {
+  const rollout = async (name: string, version: string, v: AddonVersions, expect: string[]) => {
     const body = asReleaseRequest(addonsRelease(undefined, 1, v));
     await api('POST', '/api/v1/rollouts', {
       name,
@@ -121,13 +144,14 @@ export async function demoCommand(argv: string[]): Promise<number> {
     }
     line('each agent registered with the bootstrap token; the operator accepted it; its credential is now in a Secret on its cluster');
 
-    say('Release 1.1.0: install dns, proxy (stage 0) and metrics (stage 1) across the fleet');
-    await rollout('install-1-1', '1.1.0', { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }, ['Succeeded']);
-    say('Release 1.2.0: upgrade all three components, stage by stage, health-gated, cluster by cluster');
-    await rollout('upgrade-1-2', '1.2.0', { dns: '1.1.0', proxy: '1.1.0', metrics: '1.1.0' }, ['Succeeded']);
-    say('Release 1.3.0: its metrics-api never becomes Ready');
-    const bad = await rollout('upgrade-1-3', '1.3.0', { dns: '1.2.0', proxy: '1.2.0', metrics: '1.2.0', metricsApiSuffix: '-unready' }, ['Paused']);
-    line(`the canary rolled back on its own and the rollout stopped: ${bad.message ?? ''}`);
+    let bad: Rollout | undefined;
+    for (const step of demoSteps) {
+      say(`Release ${step.version}: ${step.headline}`);
+      const v = step.version;
+      const r = await rollout(step.rollout, v, { dns: v, proxy: v, metrics: v, ...(step.breaks ? { metricsApiSuffix: '-unready' } : {}) }, [step.breaks ? 'Paused' : 'Succeeded']);
+      if (step.breaks) bad = r;
+    }
+    line(`the canary rolled back on its own and the rollout stopped: ${bad?.message ?? ''}`);
     for (const id of ['edge-2', 'edge-3']) {
       const d = await apps.readNamespacedDeployment({ name: 'metrics-api', namespace: `${id}-addons` });
       line(`${id} was never touched: metrics-api runs ${d.spec?.template.spec?.containers[0]?.image}`);
@@ -136,7 +160,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     say("The canary's own record (`fleetlet status --journal edge-1.db`)");
     controller.abort();
     await Promise.all(runs);
-    statusCommand([`--journal=${join(work, 'edge-1.db')}`]);
+    await printStatus({ journal: join(work, 'edge-1.db'), json: false, history: 10 }, { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
 
     say("The hub's fleet view (GET /api/v1/fleet/summary) and upgrade telemetry");
     const summary = await api<{ byReleaseVersion: Record<string, number>; byUpgradeStatus: Record<string, number>; failed: { clusterId: string; reason: string }[] }>('GET', '/api/v1/fleet/summary');
@@ -145,7 +169,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     const telemetry = (await api('GET', '/api/v1/telemetry')) as { events: { event: { cluster_id: string; release: { version: string }; result: string; durationMs: number; target_infrastructure: string } }[] };
     for (const e of telemetry.events) line(`${e.event.cluster_id} ${e.event.release.version} ${e.event.result} in ${e.event.durationMs} ms on ${e.event.target_infrastructure}`);
     say('Done: every transition was journaled before it was acted on, and reached the hub exactly once');
-    return 0;
+    return ExitCode.Ok;
   } finally {
     controller.abort();
     await Promise.allSettled(runs);

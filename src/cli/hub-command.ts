@@ -1,48 +1,52 @@
 // `fleetlet hub`: the reference hub (WebSocket for agents, HTTP API for operators).
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { startHub } from '../hub/start-hub.ts';
-import { importPrivateKeyPem } from '../protocol/signing.ts';
+import { Command, Option } from '@commander-js/extra-typings';
+import { ExitCode, UsageError, wholeNumber, type CommandContext } from './cli-support.ts';
 
-export async function hubCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      port: { type: 'string', default: process.env.FLEETLET_HUB_PORT ?? '8443' },
-      host: { type: 'string', default: process.env.FLEETLET_HUB_HOST ?? '127.0.0.1' },
-      db: { type: 'string', default: process.env.FLEETLET_HUB_DB ?? './fleetlet-hub.db' },
-      'release-key': { type: 'string', default: process.env.FLEETLET_HUB_RELEASE_KEY },
-      'admin-token': { type: 'string', default: process.env.FLEETLET_ADMIN_TOKEN },
-      'bootstrap-token': { type: 'string', multiple: true },
-      'heartbeat-ms': { type: 'string', default: '10000' },
-      'tls-key': { type: 'string' },
-      'tls-cert': { type: 'string' },
-    },
-  });
-  const logger = pino({ name: 'fleetlet-hub', level: process.env.LOG_LEVEL ?? 'info' });
-  if (!values['release-key'] || !values['admin-token']) {
-    logger.error('--release-key (Ed25519 private key PEM, see `fleetlet keygen`) and --admin-token (or FLEETLET_ADMIN_TOKEN) are required');
-    return 2;
-  }
-  const bootstrapTokens = values['bootstrap-token'] ?? (process.env.FLEETLET_BOOTSTRAP_TOKENS?.split(',') ?? []);
-  const hub = await startHub({
-    port: Number(values.port),
-    host: values.host,
-    dbPath: values.db,
-    releaseKey: importPrivateKeyPem(readFileSync(values['release-key'], 'utf8')),
-    adminToken: values['admin-token'],
-    bootstrapTokens,
-    heartbeatMs: Number(values['heartbeat-ms']),
-    ...(values['tls-key'] && values['tls-cert'] ? { tls: { key: readFileSync(values['tls-key']), cert: readFileSync(values['tls-cert']) } } : {}),
-    now: () => new Date(),
-    logger,
-  });
-  logger.info({ url: hub.url, httpUrl: hub.httpUrl }, 'hub listening');
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
-  await hub.close();
-  return 0;
+export function hubCommand(ctx: CommandContext) {
+  return new Command('hub')
+    .description('run the reference hub: agents connect over WebSocket, operators use the HTTP API (docs/hub-api.md)')
+    .addOption(new Option('--port <port>', 'port for both the agent endpoint (/agent) and the API (/api/v1)').env('FLEETLET_HUB_PORT').default(8443).argParser(wholeNumber(0)))
+    .addOption(new Option('--host <addr>', 'address to bind; 0.0.0.0 (with TLS) to serve a fleet').env('FLEETLET_HUB_HOST').default('127.0.0.1'))
+    .addOption(new Option('--db <path>', 'SQLite database file').env('FLEETLET_HUB_DB').default('./fleetlet-hub.db'))
+    .addOption(new Option('--release-key <pem>', 'Ed25519 private release key (see fleetlet keygen); every release and override is signed with it').env('FLEETLET_HUB_RELEASE_KEY'))
+    .addOption(new Option('--admin-token <token>', 'operators send it as "Authorization: Bearer <token>"').env('FLEETLET_ADMIN_TOKEN'))
+    .addOption(new Option('--bootstrap-token <token...>', 'a token agents may register with (repeatable; env: comma separated)').env('FLEETLET_BOOTSTRAP_TOKENS'))
+    .option('--heartbeat-ms <ms>', 'heartbeat period agents are told to keep', wholeNumber(100), 10_000)
+    .option('--grace-multiplier <n>', "a cluster's lease: this many heartbeats without a word and it shows Unknown", wholeNumber(2), 5)
+    .option('--release-ttl-ms <ms>', 'lifetime of a signed release or override (expiresAt - issuedAt)', wholeNumber(60_000), 7 * 24 * 3600 * 1000)
+    .option('--rollout-tick-ms <ms>', 'how often rollouts are evaluated when nothing reported', wholeNumber(50), 1000)
+    .option('--tls-key <pem>', 'serve https/wss with this private key (with --tls-cert)')
+    .option('--tls-cert <pem>', 'certificate chain for --tls-key')
+    .addHelpText('after', '\nLogs JSON lines on stdout (LOG_LEVEL, default info), "hub listening" once with both URLs. Stops cleanly on SIGTERM or SIGINT.')
+    .action(async (o) => {
+      if (!o.releaseKey || !o.adminToken) throw new UsageError('--release-key (Ed25519 private key PEM, see `fleetlet keygen`) and --admin-token (or FLEETLET_ADMIN_TOKEN) are required');
+      if (Boolean(o.tlsKey) !== Boolean(o.tlsCert)) throw new UsageError('--tls-key and --tls-cert go together');
+      // From the environment the list arrives as one comma-separated string.
+      const given = o.bootstrapToken as string | string[] | undefined;
+      const bootstrapTokens = (typeof given === 'string' ? given.split(',') : (given ?? [])).filter((t) => t !== '');
+      const [{ default: pino }, { startHub }, { importPrivateKeyPem }] = await Promise.all([import('pino'), import('../hub/start-hub.ts'), import('../protocol/signing.ts')]);
+      const logger = pino({ name: 'fleetlet-hub', level: process.env.LOG_LEVEL ?? 'info' });
+      const hub = await startHub({
+        port: o.port,
+        host: o.host,
+        dbPath: o.db,
+        releaseKey: importPrivateKeyPem(readFileSync(o.releaseKey, 'utf8')),
+        adminToken: o.adminToken,
+        bootstrapTokens,
+        heartbeatMs: o.heartbeatMs,
+        graceMultiplier: o.graceMultiplier,
+        releaseTtlMs: o.releaseTtlMs,
+        rolloutTickMs: o.rolloutTickMs,
+        ...(o.tlsKey && o.tlsCert ? { tls: { key: readFileSync(o.tlsKey), cert: readFileSync(o.tlsCert) } } : {}),
+        now: () => new Date(),
+        logger,
+      });
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      await hub.close();
+      ctx.exit(ExitCode.Ok);
+    });
 }

@@ -2,25 +2,10 @@
 // HTTP API (docs/hub-api.md "Rollouts"), with a live progress display for
 // `status --watch`.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import YAML from 'yaml';
 import { clusterRolloutStatuses, type RolloutView, type StatusCounts } from '../protocol/rollout.ts';
-
-export const rolloutUsage = `fleetlet rollout <subcommand> [options]
-
-Subcommands:
-  create -f <rollout.yaml|json>        create a rollout (see docs/hub-api.md)
-  list                                 every rollout with its phase and counts
-  status <name> [--watch] [--interval 2s] [--clusters all] [--json]
-  pause <name> [--reason <text>]       no new cluster starts
-  resume <name>                        continue (failures so far are accepted)
-  cancel <name>                        stop for good; clusters keep what they got
-  rollback <name> [--name <new>] [-f <rollback.yaml|json>]
-                                       send the previous release to the clusters it reached
-
-Options:
-  --hub <url>      hub HTTP API (env FLEETLET_HUB_API; default http://127.0.0.1:8443)
-  --token <token>  hub admin token (env FLEETLET_ADMIN_TOKEN)`;
+import { ExitCode, processIo, type CliIo, configureTree, runCommand, type CommandContext } from './cli-support.ts';
 
 export class RolloutCommandError extends Error {
   override readonly name = 'RolloutCommandError';
@@ -31,51 +16,53 @@ export class RolloutCommandError extends Error {
   }
 }
 
-export interface RolloutCommandIo {
+export interface RolloutCommandIo extends CliIo {
   fetch: typeof fetch;
-  out: (s: string) => void;
-  err: (s: string) => void;
   sleep: (ms: number) => Promise<void>;
   now: () => Date;
   /** Redraw in place (a terminal) or print a line per change (a log). */
   tty: boolean;
-  env: Record<string, string | undefined>;
   readFile: (path: string) => string;
 }
 
 const defaultIo = (): RolloutCommandIo => ({
+  ...processIo(),
   fetch: globalThis.fetch,
-  out: (s) => process.stdout.write(s),
-  err: (s) => process.stderr.write(s),
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
   now: () => new Date(),
   tty: process.stdout.isTTY === true,
-  env: process.env,
   readFile: (p) => readFileSync(p, 'utf8'),
 });
 
-const TERMINAL = new Set(['Succeeded', 'Completed', 'Cancelled']);
+/** Phases a watch ends on: nothing more happens without an operator. */
+const SETTLED = new Set(['Succeeded', 'Completed', 'Cancelled', 'Paused', 'Failed']);
 
-export async function rolloutCommand(argv: string[], io: RolloutCommandIo = defaultIo()): Promise<number> {
-  const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      hub: { type: 'string' },
-      token: { type: 'string' },
-      file: { type: 'string', short: 'f' },
-      watch: { type: 'boolean', short: 'w', default: false },
-      interval: { type: 'string', default: '2s' },
-      clusters: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      reason: { type: 'string' },
-      name: { type: 'string' },
-    },
-  });
-  const hub = (values.hub ?? io.env.FLEETLET_HUB_API ?? 'http://127.0.0.1:8443').replace(/\/+$/, '');
-  const token = values.token ?? io.env.FLEETLET_ADMIN_TOKEN;
-  const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
+/** A rollout that stands short of success: Paused, Failed, Cancelled, or Completed with failures (exit code 3). */
+export function rolloutExitCode(v: Pick<RolloutView, 'phase' | 'counts'>): number {
+  if (v.phase === 'Progressing' || v.phase === 'Succeeded') return ExitCode.Ok;
+  if (v.phase === 'Completed' && v.counts.Failed + v.counts.TimedOut === 0) return ExitCode.Ok;
+  return ExitCode.Stopped;
+}
+
+interface HubFlags {
+  hub?: string;
+  token?: string;
+  json: boolean;
+}
+
+/** A subcommand with --hub, --token and --json, on each so its help shows them. */
+function hubSubcommand(name: string) {
+  return new Command(name)
+    .option('--hub <url>', 'hub HTTP API (env: FLEETLET_HUB_API; default http://127.0.0.1:8443)')
+    .option('--token <token>', 'hub admin token (env: FLEETLET_ADMIN_TOKEN)')
+    .option('--json', 'print the hub\'s JSON answer instead of text', false);
+}
+
+function client(flags: HubFlags, io: RolloutCommandIo) {
+  // The environment through io, so a test (or an embedding) decides what it holds.
+  const hub = (flags.hub ?? io.env.FLEETLET_HUB_API ?? 'http://127.0.0.1:8443').replace(/\/+$/, '');
+  const token = flags.token ?? io.env.FLEETLET_ADMIN_TOKEN;
+  return async (method: string, path: string, body?: unknown): Promise<unknown> => {
     if (token === undefined) throw new RolloutCommandError('NoToken', 'give the hub admin token with --token or FLEETLET_ADMIN_TOKEN');
     let res: Response;
     try {
@@ -88,7 +75,12 @@ export async function rolloutCommand(argv: string[], io: RolloutCommandIo = defa
       throw new RolloutCommandError('HubUnreachable', `cannot reach the hub at ${hub}: ${(err as Error).message}`);
     }
     const text = await res.text();
-    const json = text ? (JSON.parse(text) as unknown) : undefined;
+    let json: unknown;
+    try {
+      json = text ? (JSON.parse(text) as unknown) : undefined;
+    } catch {
+      throw new RolloutCommandError('NotJson', `${method} ${path}: ${res.status}: the answer is not JSON (is ${hub} a fleetlet hub?)`);
+    }
     if (!res.ok) {
       const e = (json as { error?: { reason?: string; message?: string; details?: unknown } } | undefined)?.error;
       const details = e?.details === undefined ? '' : `\n${JSON.stringify(e.details, null, 2)}`;
@@ -96,27 +88,54 @@ export async function rolloutCommand(argv: string[], io: RolloutCommandIo = defa
     }
     return json;
   };
-  const name = (): string => {
-    const n = positionals[0];
-    if (n === undefined) throw new RolloutCommandError('MissingName', `fleetlet rollout ${sub ?? ''} needs a rollout name`);
-    return encodeURIComponent(n);
-  };
-  const file = (): unknown => (values.file === undefined ? undefined : (YAML.parse(io.readFile(values.file)) as unknown));
-  const show = (v: RolloutView): number => {
-    io.out(values.json ? `${JSON.stringify(v, null, 2)}\n` : renderRollout(v, io.now()));
-    return v.phase === 'Paused' || v.phase === 'Completed' || v.phase === 'Cancelled' ? 1 : 0;
-  };
+}
 
-  try {
-    switch (sub) {
-      case 'create': {
-        const body = file();
-        if (body === undefined) throw new RolloutCommandError('MissingFile', 'fleetlet rollout create needs -f <rollout.yaml|json>');
-        return show((await call('POST', '/api/v1/rollouts', body)) as RolloutView);
-      }
-      case 'list': {
-        const { rollouts } = (await call('GET', '/api/v1/rollouts')) as { rollouts: RolloutView[] };
-        if (values.json) io.out(`${JSON.stringify(rollouts, null, 2)}\n`);
+function intervalArg(text: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(text);
+  if (!m) throw new InvalidArgumentError('must be like 500ms, 2s or 1m');
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+}
+
+export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...defaultIo(), ...ctx.io }) {
+  /** Runs a subcommand's body: hub errors become one line on stderr and exit 1. */
+  const run = async (body: () => Promise<number>): Promise<void> => {
+    try {
+      ctx.exit(await body());
+    } catch (err) {
+      if (!(err instanceof RolloutCommandError)) throw err;
+      io.err(`fleetlet rollout: ${err.message}\n`);
+      ctx.exit(ExitCode.Failed);
+    }
+  };
+  const show = (v: RolloutView, json: boolean): void => io.out(json ? `${JSON.stringify(v, null, 2)}\n` : renderRollout(v, io.now()));
+  const file = (path: string): unknown => {
+    try {
+      return YAML.parse(io.readFile(path)) as unknown;
+    } catch (err) {
+      throw new RolloutCommandError('BadFile', `cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  const rollout = new Command('rollout')
+    .description('create, watch and steer rolling upgrades on a hub (docs/hub-api.md "Rollouts")')
+    .addHelpText('after', '\nEvery subcommand takes --hub (env FLEETLET_HUB_API), --token (env FLEETLET_ADMIN_TOKEN) and --json.');
+
+  rollout.addCommand(
+    hubSubcommand('create')
+      .description('create a rollout from a file (docs/hub-api.md)')
+      .requiredOption('-f, --file <rollout.yaml|json>', 'the rollout request')
+      .action((o) => run(async () => {
+        const v = (await client(o, io)('POST', '/api/v1/rollouts', file(o.file))) as RolloutView;
+        show(v, o.json);
+        return ExitCode.Ok;
+      })),
+  );
+  rollout.addCommand(
+    hubSubcommand('list')
+      .description('every rollout with its phase and counts')
+      .action((o) => run(async () => {
+        const { rollouts } = (await client(o, io)('GET', '/api/v1/rollouts')) as { rollouts: RolloutView[] };
+        if (o.json) io.out(`${JSON.stringify(rollouts, null, 2)}\n`);
         else {
           io.out('NAME                            PHASE        SUCCEEDED  PROGRESSING  FAILED  TIMEDOUT  SKIPPED  TOAPPLY\n');
           for (const r of rollouts) {
@@ -124,63 +143,87 @@ export async function rolloutCommand(argv: string[], io: RolloutCommandIo = defa
             io.out(`${r.name.padEnd(32)}${r.phase.padEnd(13)}${`${c.Succeeded}/${c.total}`.padEnd(11)}${String(c.Progressing).padEnd(13)}${String(c.Failed).padEnd(8)}${String(c.TimedOut).padEnd(10)}${String(c.Skipped).padEnd(9)}${c.ToApply}\n`);
           }
         }
-        return 0;
-      }
-      case 'status': {
-        const query = values.clusters === 'all' ? '?clusters=all' : '';
-        const path = `/api/v1/rollouts/${name()}${query}`;
-        if (!values.watch) return show((await call('GET', path)) as RolloutView);
-        const intervalMs = parseInterval(values.interval);
+        return ExitCode.Ok;
+      })),
+  );
+  rollout.addCommand(
+    hubSubcommand('status')
+      .description('show a rollout; with --watch, follow it until it settles (Succeeded, Completed, Paused, Cancelled)')
+      .argument('<name>', 'the rollout')
+      .option('-w, --watch', 'follow until the rollout settles; a line per change, or a redrawn screen on a terminal', false)
+      .option('--interval <time>', 'how often --watch asks the hub', intervalArg, 2000)
+      .addOption(new Option('--clusters <which>', 'list every cluster, not only the failed ones').choices(['all']))
+      .addHelpText('after', '\nExits 0 when the rollout is Progressing or Succeeded (with --watch: once it Succeeded), 3 when it stands Paused, Cancelled or Completed with failures.')
+      .action((name, o) => run(async () => {
+        const call = client(o, io);
+        const path = `/api/v1/rollouts/${encodeURIComponent(name)}${o.clusters === 'all' ? '?clusters=all' : ''}`;
+        if (!o.watch) {
+          const v = (await call('GET', path)) as RolloutView;
+          show(v, o.json);
+          return rolloutExitCode(v);
+        }
         let last = '';
         for (;;) {
           const v = (await call('GET', path)) as RolloutView;
-          if (io.tty) io.out(`\x1b[H\x1b[2J${renderRollout(v, io.now())}`);
+          if (o.json) io.out(`${JSON.stringify(v)}\n`);
+          else if (io.tty) io.out(`\x1b[H\x1b[2J${renderRollout(v, io.now())}`);
           else {
             const line = progressLine(v);
             if (line !== last) io.out(`${io.now().toISOString()} ${line}\n`);
             last = line;
           }
-          if (TERMINAL.has(v.phase)) return v.phase === 'Succeeded' ? 0 : 1;
-          await io.sleep(intervalMs);
+          if (SETTLED.has(v.phase)) return rolloutExitCode(v);
+          await io.sleep(o.interval);
         }
-      }
-      case 'pause':
-        return show((await call('POST', `/api/v1/rollouts/${name()}/pause`, values.reason !== undefined ? { reason: values.reason } : {})) as RolloutView);
-      case 'resume':
-        return show((await call('POST', `/api/v1/rollouts/${name()}/resume`)) as RolloutView);
-      case 'cancel':
-        return show((await call('POST', `/api/v1/rollouts/${name()}/cancel`)) as RolloutView);
-      case 'rollback': {
-        const body = { ...((file() as Record<string, unknown> | undefined) ?? {}), ...(values.name !== undefined ? { name: values.name } : {}) };
-        const res = (await call('POST', `/api/v1/rollouts/${name()}/rollback`, body)) as { rollback: RolloutView; excluded: string[] };
-        if (res.excluded.length > 0) io.err(`${res.excluded.length} cluster(s) had no earlier release and are left out: ${res.excluded.slice(0, 20).join(', ')}${res.excluded.length > 20 ? ', …' : ''}\n`);
-        show(res.rollback);
-        return 0;
-      }
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        io.out(`${rolloutUsage}\n`);
-        return sub === undefined ? 2 : 0;
-      default:
-        io.err(`unknown rollout subcommand "${sub}"\n\n${rolloutUsage}\n`);
-        return 2;
-    }
-  } catch (err) {
-    if (err instanceof RolloutCommandError) {
-      io.err(`fleetlet rollout: ${err.message}\n`);
-      return err.reason === 'MissingName' || err.reason === 'MissingFile' || err.reason === 'BadInterval' ? 2 : 1;
-    }
-    throw err;
+      })),
+  );
+  rollout.addCommand(
+    hubSubcommand('pause')
+      .description('no new cluster starts; those in flight finish')
+      .argument('<name>', 'the rollout')
+      .option('--reason <text>', 'why, shown in the status')
+      .action((name, o) => run(async () => {
+        show((await client(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/pause`, o.reason !== undefined ? { reason: o.reason } : {})) as RolloutView, o.json);
+        return ExitCode.Ok;
+      })),
+  );
+  for (const [verb, what] of [
+    ['resume', 'continue a paused rollout (failures so far are accepted)'],
+    ['cancel', 'stop for good; clusters keep what they got'],
+  ] as const) {
+    rollout.addCommand(
+      hubSubcommand(verb)
+        .description(what)
+        .argument('<name>', 'the rollout')
+        .action((name, o) => run(async () => {
+          show((await client(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/${verb}`)) as RolloutView, o.json);
+          return ExitCode.Ok;
+        })),
+    );
   }
+  rollout.addCommand(
+    hubSubcommand('rollback')
+      .description('send the previous release to the clusters the rollout reached, as a new rollout')
+      .argument('<name>', 'the rollout to roll back')
+      .option('--name <new>', 'name of the rollback rollout (default <name>-rollback)')
+      .option('-f, --file <rollback.yaml|json>', 'strategy, window, unknownClusters for the rollback (default: copied)')
+      .action((name, o) => run(async () => {
+        const body = { ...((o.file !== undefined ? (file(o.file) as Record<string, unknown>) : undefined) ?? {}), ...(o.name !== undefined ? { name: o.name } : {}) };
+        const res = (await client(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/rollback`, body)) as { rollback: RolloutView; excluded: string[] };
+        if (res.excluded.length > 0) io.err(`${res.excluded.length} cluster(s) had no earlier release and are left out: ${res.excluded.slice(0, 20).join(', ')}${res.excluded.length > 20 ? ', …' : ''}\n`);
+        show(res.rollback, o.json);
+        return ExitCode.Ok;
+      })),
+  );
+  return rollout;
 }
 
-function parseInterval(text: string): number {
-  const m = /^(\d+)(ms|s|m)?$/.exec(text);
-  if (!m) throw new RolloutCommandError('BadInterval', `--interval "${text}" is not like 500ms, 2s or 1m`);
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+/** `fleetlet rollout …` on its own, for tests that drive it with their own io. */
+export async function runRollout(argv: string[], io: RolloutCommandIo): Promise<number> {
+  let code: number = ExitCode.Ok;
+  const cmd = rolloutCommand({ io, exit: (c) => (code = c) }, io);
+  configureTree(cmd, io);
+  return runCommand(cmd, argv, io, () => code);
 }
 
 function progressLine(v: RolloutView): string {

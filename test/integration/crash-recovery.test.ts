@@ -72,9 +72,11 @@ async function scenario(signer: TestSigner, failing: boolean, kill: { afterTrans
     const v2 = write('v2.json', signer.sign(addonsRelease(ns.name, 2, { dns: '2.0.0', proxy: '2.0.0', metrics: '2.0.0', ...(failing ? { metricsApiSuffix: '-unready' } : {}) })));
     const crashed = await runAgent(dir, v2, kill.afterTransition ? { FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION: String(kill.afterTransition) } : {}, kill.afterMs);
     const wasKilled = crashed.signal === 'SIGKILL';
-    if (!wasKilled) assert.equal(crashed.code, 0, crashed.stderr);
+    // --exit-when-done: 0 once the release is installed, 3 once it rolled back.
+    const expectedCode = failing ? 3 : 0;
+    if (!wasKilled) assert.equal(crashed.code, expectedCode, crashed.stderr);
     const resumed = await runAgent(dir, v2);
-    assert.equal(resumed.code, 0, `resumed agent failed: ${resumed.stderr}`);
+    assert.equal(resumed.code, expectedCode, `resumed agent: ${resumed.stderr}`);
 
     const journal = Journal.open(join(dir, 'journal.db'));
     try {
@@ -147,7 +149,7 @@ test('a crash loop inside one attempt ends it with a rollback and the reason Cra
       assert.equal(run.signal, 'SIGKILL', `start ${i + 1} died while verifying`);
     }
     const last = await runAgent(dir, join(dir, 'v2.json'), loop);
-    assert.equal(last.code, 0, `the 6th start ends the loop: ${last.stderr}`);
+    assert.equal(last.code, 3, `the 6th start ends the loop with a rollback (exit 3): ${last.stderr}`);
     const journal = Journal.open(join(dir, 'journal.db'));
     try {
       const a = journal.attempts.latest()!;

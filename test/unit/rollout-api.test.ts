@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { rolloutCommand, type RolloutCommandIo } from '../../src/cli/rollout-command.ts';
+import { runRollout, type RolloutCommandIo } from '../../src/cli/rollout-command.ts';
 import { encodeMessage } from '../../src/protocol/messages.ts';
 import { verifyOverride } from '../../src/protocol/override.ts';
 import { ADMIN_TOKEN, startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
@@ -157,12 +157,12 @@ describe('rollouts over the hub API', () => {
       env: { FLEETLET_HUB_API: f.hub.httpUrl, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN },
       readFile: () => JSON.stringify({ name: 'cli', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All', progressDeadline: '1h' } }),
     };
-    assert.equal(await rolloutCommand(['create', '-f', 'rollout.yaml'], io), 0);
+    assert.equal(await runRollout(['create', '-f', 'rollout.yaml'], io), 0);
     assert.match(out.join(''), /Rollout: {3}cli {2}\(release edge-addons 1\.0\.0\)/);
     assert.match(out.join(''), /TOTAL {2}.*\[>{28}\]/);
     await eventually('1.0.0', () => (a.releases.length === 1 ? true : undefined));
     out.length = 0;
-    const watching = rolloutCommand(['status', 'cli', '--watch', '--interval', '10ms'], io);
+    const watching = runRollout(['status', 'cli', '--watch', '--interval', '10ms'], io);
     await sleep(100);
     report(a, 'Succeeded');
     assert.equal(await watching, 0, 'watch ends when the rollout succeeds');
@@ -170,12 +170,42 @@ describe('rollouts over the hub API', () => {
     assert.match(lines[0] ?? '', /cli Progressing: 0\/1 succeeded, 1 progressing/);
     assert.match(lines.at(-1) ?? '', /cli Succeeded \(AllSucceeded\): 1\/1 succeeded/);
     assert.ok(lines.length <= 3, 'one line per change, not per poll');
-    assert.equal(await rolloutCommand(['pause', 'cli'], io), 1);
+    assert.equal(await runRollout(['status', 'cli'], io), 0, 'a Succeeded rollout: finished as asked');
+    assert.equal(await runRollout(['status', 'cli', '--bogus'], io), 2, 'an unknown flag is a usage error');
+    assert.match(err.join(''), /unknown option '--bogus'/);
+    assert.equal(await runRollout(['pause', 'cli'], io), 1);
     assert.match(err.join(''), /409 NotActive: rollout "cli" is Succeeded/);
-    assert.equal(await rolloutCommand(['status'], io), 2);
-    assert.equal(await rolloutCommand(['status', 'cli'], { ...io, env: {} }), 1, 'no token');
-    const down = await rolloutCommand(['list'], { ...io, env: { ...io.env, FLEETLET_HUB_API: 'http://127.0.0.1:1' } });
+    assert.equal(await runRollout(['status'], io), 2);
+    assert.equal(await runRollout(['status', 'cli'], { ...io, env: {} }), 1, 'no token');
+    const down = await runRollout(['list'], { ...io, env: { ...io.env, FLEETLET_HUB_API: 'http://127.0.0.1:1' } });
     assert.equal(down, 1);
     assert.match(err.join(''), /cannot reach the hub/);
+  });
+  it('rollout status --watch returns on Paused with exit code 3, and status says 3 for a Paused rollout', async () => {
+    const a = await enrolAgent(f, 'edge-p');
+    agents.push(a);
+    const out: string[] = [];
+    const io: RolloutCommandIo = {
+      fetch,
+      out: (s) => out.push(s),
+      err: (s) => out.push(s),
+      sleep: (ms) => sleep(Math.min(ms, 20)),
+      now: f.clock.now,
+      tty: false,
+      env: { FLEETLET_HUB_API: f.hub.httpUrl, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN },
+      readFile: () => JSON.stringify({ name: 'pausing', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } }),
+    };
+    assert.equal(await runRollout(['create', '-f', 'rollout.yaml'], io), 0);
+    await eventually('1.0.0', () => (a.releases.length === 1 ? true : undefined));
+    assert.equal(await runRollout(['status', 'pausing'], io), 0, 'Progressing: nothing wrong yet');
+    const watching = runRollout(['status', 'pausing', '--watch', '--interval', '10ms'], io);
+    await sleep(100);
+    assert.equal(await runRollout(['pause', 'pausing', '--reason', 'checking'], io), 0, 'a pause that was made is a command finished as asked');
+    assert.equal(await watching, 3, 'the watch returns once the rollout is Paused, with the code for "stopped short of success"');
+    assert.match(out.join(''), /pausing Paused \(PausedByOperator\)/);
+    assert.equal(await runRollout(['status', 'pausing'], io), 3);
+    out.length = 0;
+    assert.equal(await runRollout(['status', 'pausing', '--json'], io), 3);
+    assert.equal(JSON.parse(out.join('')).phase, 'Paused');
   });
 });

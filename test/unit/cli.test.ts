@@ -1,0 +1,201 @@
+// The `fleetlet` command line as a user meets it: help for every command,
+// clear usage errors with the documented exit codes, shell completion run by
+// a real bash, output into a closed pipe, `sign` and `status`.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { allCommands, ExitCode, type CliIo } from '../../src/cli/cli-support.ts';
+import { buildProgram, main } from '../../src/cli/main.ts';
+import { exportPrivateKeyPem, exportPublicKeyPem, verifyRelease } from '../../src/protocol/signing.ts';
+import type { Release, SignedEnvelope } from '../../src/protocol/release.ts';
+import type { Plan } from '../../src/protocol/plan.ts';
+import { Journal } from '../../src/store/journal.ts';
+import { testSigner } from '../support/releases.ts';
+import { sampleRelease } from '../support/sample-release.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const bin = join(root, 'bin/fleetlet.ts');
+const STACK = /^\s+at .+:\d+:\d+\)?$/m;
+
+function fleetlet(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 30_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function captured(): CliIo & { stdout: string[]; stderr: string[] } {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  return { stdout, stderr, out: (s) => stdout.push(s), err: (s) => stderr.push(s), env: {} };
+}
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'fleetlet-cli-'));
+
+describe('fleetlet command line', () => {
+  it('every command and subcommand has generated help that exits 0', async () => {
+    const paths = allCommands(buildProgram(() => {}))
+      .map((c) => {
+        const names: string[] = [];
+        for (let x: typeof c | null = c; x?.parent; x = x.parent as typeof c | null) names.unshift(x.name());
+        return names;
+      })
+      .filter((p) => p.length > 0);
+    assert.ok(paths.length >= 15, `commands found: ${paths.map((p) => p.join(' ')).join(', ')}`);
+    for (const path of paths) {
+      const io = captured();
+      assert.equal(await main([...path, '--help'], io), ExitCode.Ok, path.join(' '));
+      assert.match(io.stdout.join(''), new RegExp(`^Usage: fleetlet ${path.join(' ')}`), path.join(' '));
+      assert.equal(io.stderr.join(''), '', path.join(' '));
+    }
+    // The flags that had no way in before are documented.
+    const hub = captured();
+    await main(['hub', '--help'], hub);
+    for (const flag of ['--release-ttl-ms', '--rollout-tick-ms', '--grace-multiplier', '--heartbeat-ms', '--tls-key']) assert.ok(hub.stdout.join('').includes(flag), flag);
+  });
+
+  it('--help of the real binary prints usage, never a stack, for the commands that used to crash', () => {
+    for (const cmd of ['hub', 'status', 'demo', 'keygen', 'sign', 'agent', 'rollout']) {
+      const r = fleetlet([cmd, '--help']);
+      assert.equal(r.code, 0, `${cmd}: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`Usage: fleetlet ${cmd}`));
+      assert.doesNotMatch(r.stderr, STACK);
+    }
+  });
+
+  it('a wrong command line is a usage error (exit 2) that names what is wrong, without a stack', () => {
+    const cases: [string[], RegExp][] = [
+      [['hub', '--bogus'], /unknown option '--bogus'/],
+      [['agent', '--poll-ms', 'soon'], /--poll-ms <ms>' argument 'soon' is invalid\. must be a whole number/],
+      [['rollout', 'frob'], /unknown command 'frob'/],
+      [['rollout', 'status'], /missing required argument 'name'/],
+      [['stauts'], /unknown command 'stauts'[\s\S]*Did you mean status\?/],
+      [['sign', 'release.yaml'], /required option '--key <pem>' not specified/],
+      [['completion', 'fish'], /'fish' is invalid for argument 'shell'\. Allowed choices are bash, zsh/],
+      [[], /Usage: fleetlet/],
+    ];
+    for (const [args, message] of cases) {
+      const r = fleetlet(args);
+      assert.equal(r.code, ExitCode.Usage, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+      assert.doesNotMatch(r.stderr, STACK, args.join(' '));
+    }
+  });
+
+  it('bash completes commands, subcommands and flags from the generated script', () => {
+    const script = fleetlet(['completion', 'bash']).stdout;
+    const complete = (line: string) => {
+      const words = line.split(' ');
+      const r = spawnSync('bash', ['-c', `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _fleetlet_complete; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim().split('\n').filter((w) => w !== '');
+    };
+    assert.deepEqual(complete('fleetlet ro'), ['rollout']);
+    assert.deepEqual(complete('fleetlet rollout st').sort(), ['status']);
+    assert.deepEqual(complete('fleetlet rollout status x --wa'), ['--watch']);
+    assert.deepEqual(complete('fleetlet agent --exit'), ['--exit-when-done']);
+    assert.ok(complete('fleetlet hub --').includes('--release-ttl-ms'));
+    const zsh = fleetlet(['completion', 'zsh']);
+    assert.equal(zsh.code, 0);
+    assert.match(zsh.stdout, /^#compdef fleetlet/);
+  });
+
+  it('output into a pipe whose reader is gone ends quietly with the command\'s own exit code', () => {
+    const dir = tmp();
+    Journal.open(join(dir, 'j.db')).close();
+    // `true` exits without reading: every write after it is EPIPE.
+    for (const args of [`status --journal ${join(dir, 'j.db')}`, 'completion bash', '--help']) {
+      const r = spawnSync('bash', ['-c', `set -o pipefail; sleep 0.2 | true; "${process.execPath}" "${bin}" ${args} | (exec 0<&-; true)`], { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${args}: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /EPIPE|Error/, args);
+    }
+  });
+
+  it('sign: a bad release names each wrong field; --revision and --ttl set what the agent checks', () => {
+    const dir = tmp();
+    const signer = testSigner();
+    writeFileSync(join(dir, 'key.pem'), exportPrivateKeyPem(signer.privateKey));
+    writeFileSync(join(dir, 'key.pub.pem'), exportPublicKeyPem(signer.publicKey));
+    const { components: _, ...noComponents } = sampleRelease();
+    writeFileSync(join(dir, 'bad.yaml'), YAML.stringify({ ...noComponents, version: 'latest' }));
+    const bad = fleetlet(['sign', '--key', join(dir, 'key.pem'), join(dir, 'bad.yaml')]);
+    assert.equal(bad.code, ExitCode.Failed);
+    assert.match(bad.stderr, /is not a valid release/);
+    assert.match(bad.stderr, /must look like a version[\s\S]*→ at version/);
+    assert.match(bad.stderr, /→ at components/);
+    assert.doesNotMatch(bad.stderr, STACK);
+    assert.doesNotMatch(bad.stderr, /ZodError|"code":/);
+
+    writeFileSync(join(dir, 'good.yaml'), YAML.stringify(sampleRelease({ issuedAt: '2020-01-01T00:00:00Z', expiresAt: '2020-01-02T00:00:00Z' })));
+    const good = fleetlet(['sign', '--key', join(dir, 'key.pem'), '--revision', '7', '--ttl', '2h', join(dir, 'good.yaml')]);
+    assert.equal(good.code, 0, good.stderr);
+    const envelope = JSON.parse(good.stdout) as SignedEnvelope;
+    const release = verifyRelease(envelope, signer.publicKey, { now: () => new Date(), lastRevision: 6 });
+    assert.equal(release.revision, 7);
+    assert.equal(Date.parse(release.expiresAt) - Date.parse(release.issuedAt), 2 * 3600_000);
+    assert.ok(Math.abs(Date.parse(release.issuedAt) - Date.now()) < 60_000, 'issued now');
+    assert.equal(fleetlet(['sign', '--key', join(dir, 'key.pem'), '--ttl', 'a week', join(dir, 'good.yaml')]).code, ExitCode.Usage);
+    assert.equal(fleetlet(['sign', '--key', join(dir, 'key.pem'), join(dir, 'missing.yaml')]).code, ExitCode.Failed);
+  });
+
+  it('status shows each refused release once, an outbox only once a hub acknowledged something, and exits 3 after a rollback', async () => {
+    const path = join(tmp(), 'j.db');
+    const j = Journal.open(path);
+    for (let i = 0; i < 3; i++) j.releases.refuse({ revision: 9, reason: 'UnknownKey', message: 'signed by key k2, which this agent does not trust' });
+    j.outbox.enqueue('release-refused', { reason: 'UnknownKey' });
+    j.close();
+    const io = captured();
+    assert.equal(await main(['status', '--journal', path], io), ExitCode.Ok);
+    const text = io.stdout.join('');
+    assert.match(text, /REFUSED RELEASES\n {2}\S+ {2}rev 9 {2}UnknownKey: signed by key k2, which this agent does not trust \(received 3 times since /);
+    assert.equal(text.match(/UnknownKey/g)?.length, 1, 'once');
+    assert.doesNotMatch(text, /Outbox/, 'no hub, no outbox line');
+
+    const j2 = Journal.open(path);
+    j2.outbox.enqueue('inventory', {});
+    j2.outbox.ack(1);
+    const release: Release = { ...(sampleRelease() as Release), critical: false, allowDowngrade: false, kubernetesVersion: {} };
+    const r = j2.releases.accept(release, { payload: '{}', signature: 'AAAA', keyId: 'k1' });
+    const plan: Plan = { revision: 1, stages: [], unchanged: [], removed: [] };
+    j2.attempts.create({ id: 'a1', releaseId: r.id, revision: 1, releaseName: 'edge-addons', releaseVersion: '1.4.2', plan });
+    j2.attempts.transition('a1', { phase: 'RolledBack', finished: true, reason: 'HealthCheckFailed', message: 'metrics never Ready' });
+    j2.close();
+    const io2 = captured();
+    assert.equal(await main(['status', '--journal', path], io2), ExitCode.Stopped);
+    assert.match(io2.stdout.join(''), /Outbox: 1 report\(s\) not yet acknowledged by the hub \(last seq 2\)/);
+    const io3 = captured();
+    assert.equal(await main(['status', '--journal', path, '--json'], io3), ExitCode.Stopped);
+    const json = JSON.parse(io3.stdout.join('')) as { refusals: { times: number }[]; attempts: { phase: string }[] };
+    assert.deepEqual([json.refusals.length, json.refusals[0]?.times, json.attempts[0]?.phase], [1, 3, 'RolledBack']);
+    const missing = captured();
+    assert.equal(await main(['status', '--journal', join(tmp(), 'nope.db')], missing), ExitCode.Failed);
+    assert.match(missing.stderr.join(''), /no journal at/);
+  });
+  it('hub: flags reach the hub, "hub listening" is logged once, SIGTERM stops it with 0', async () => {
+    const dir = tmp();
+    const signer = testSigner();
+    writeFileSync(join(dir, 'key.pem'), exportPrivateKeyPem(signer.privateKey));
+    const child = spawn(process.execPath, [bin, 'hub', '--port', '0', '--db', join(dir, 'hub.db'), '--release-key', join(dir, 'key.pem'), '--rollout-tick-ms', '100', '--release-ttl-ms', '3600000', '--grace-multiplier', '3', '--heartbeat-ms', '1000'], {
+      env: { ...process.env, FLEETLET_ADMIN_TOKEN: 'admin-token-from-the-environment', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const httpUrl = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        const m = /"httpUrl":"([^"]+)"/.exec(stdout);
+        if (m?.[1]) resolve(m[1]);
+      });
+      void exited.then((code) => reject(new Error(`hub exited ${code}: ${stdout}`)));
+    });
+    const res = await fetch(`${httpUrl}/api/v1/clusters`, { headers: { authorization: 'Bearer admin-token-from-the-environment' } });
+    assert.equal(res.status, 200, 'the admin token came from the environment');
+    child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.equal(stdout.match(/hub listening/g)?.length, 1, stdout);
+  });
+});
