@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
-import type { AddonVersions } from '../testbed/sample-releases.ts';
+import { addonsRelease, asReleaseRequest } from '../testbed/sample-releases.ts';
 import { ExitCode, type CommandContext } from './cli-support.ts';
 import { printStatus } from './status-command.ts';
 
@@ -31,6 +31,12 @@ export const demoSteps = [
   { rollout: 'upgrade-1-2', version: '1.2.0', headline: 'its metrics-api never becomes Ready', breaks: true },
 ] as const;
 
+/** What the demo asks the hub to roll out for a step: every component at the release's own version. */
+export function demoRelease(step: (typeof demoSteps)[number]) {
+  const v = step.version;
+  return { ...asReleaseRequest(addonsRelease(undefined, 1, { dns: v, proxy: v, metrics: v, ...(step.breaks ? { metricsApiSuffix: '-unready' } : {}) })), version: v };
+}
+
 export function demoCommand(ctx: CommandContext) {
   return new Command('demo')
     .description('start the built-in test control plane and show a hub rolling releases out to three agents, canary first')
@@ -41,14 +47,13 @@ export function demoCommand(ctx: CommandContext) {
 
 async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promise<number> {
   // Loaded here: the rest of the CLI does not need the testbed or the Kubernetes client.
-  const [k8s, { default: pino }, { startHub }, { maintenancePolicy }, { generateReleaseKey }, { startControlPlane }, { addonsRelease, asReleaseRequest }, { createAgentRuntime }] = await Promise.all([
+  const [k8s, { default: pino }, { startHub }, { maintenancePolicy }, { generateReleaseKey }, { startControlPlane }, { createAgentRuntime }] = await Promise.all([
     import('@kubernetes/client-node'),
     import('pino'),
     import('../hub/start-hub.ts'),
     import('../protocol/policy.ts'),
     import('../protocol/signing.ts'),
     import('../testbed/control-plane.ts'),
-    import('../testbed/sample-releases.ts'),
     import('./agent-runtime.ts'),
   ]);
   const logger = pino({ level: values.verbose ? 'info' : 'error' });
@@ -110,13 +115,13 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promi
     runs.push(runtime.run(controller.signal));
   }
 
-  const rollout = async (name: string, version: string, v: AddonVersions, expect: string[]) => {
-    const body = asReleaseRequest(addonsRelease(undefined, 1, v));
+  const rollout = async (step: (typeof demoSteps)[number], expect: string[]) => {
+    const { rollout: name, version } = step;
     await api('POST', '/api/v1/rollouts', {
       name,
       groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
       strategy: { type: 'Progressive', maxConcurrency: 1, minSuccessTime: '2s', progressDeadline: '5m' },
-      target: { kind: 'Release', release: { ...body, version } },
+      target: { kind: 'Release', release: demoRelease(step) },
     });
     line(`rollout ${name}: canary group first, then one cluster at a time, each proven healthy for 2s before the next starts`);
     const seen = new Map<string, string>();
@@ -147,8 +152,7 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promi
     let bad: Rollout | undefined;
     for (const step of demoSteps) {
       say(`Release ${step.version}: ${step.headline}`);
-      const v = step.version;
-      const r = await rollout(step.rollout, v, { dns: v, proxy: v, metrics: v, ...(step.breaks ? { metricsApiSuffix: '-unready' } : {}) }, [step.breaks ? 'Paused' : 'Succeeded']);
+      const r = await rollout(step, [step.breaks ? 'Paused' : 'Succeeded']);
       if (step.breaks) bad = r;
     }
     line(`the canary rolled back on its own and the rollout stopped: ${bad?.message ?? ''}`);

@@ -151,7 +151,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
       .description('show a rollout; with --watch, follow it until it settles (Succeeded, Completed, Paused, Cancelled)')
       .argument('<name>', 'the rollout')
       .option('-w, --watch', 'follow until the rollout settles; a line per change, or a redrawn screen on a terminal', false)
-      .option('--interval <time>', 'how often --watch asks the hub', intervalArg, 2000)
+      .addOption(new Option('--interval <time>', 'how often --watch asks the hub, like 500ms, 2s or 1m').argParser(intervalArg).default(2000, '2s'))
       .addOption(new Option('--clusters <which>', 'list every cluster, not only the failed ones').choices(['all']))
       .addHelpText('after', '\nExits 0 when the rollout is Progressing or Succeeded (with --watch: once it Succeeded), 3 when it stands Paused, Cancelled or Completed with failures.')
       .action((name, o) => run(async () => {

@@ -3,7 +3,7 @@
 // a real bash, output into a closed pipe, `sign` and `status`.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { allCommands, ExitCode, type CliIo } from '../../src/cli/cli-support.ts';
 import { buildProgram, main } from '../../src/cli/main.ts';
+import { CLI_DOCS_PATH, generateCliDocs } from '../../scripts/gen-cli-docs.ts';
+import { demoRelease, demoSteps } from '../../src/cli/demo-command.ts';
 import { exportPrivateKeyPem, exportPublicKeyPem, verifyRelease } from '../../src/protocol/signing.ts';
 import type { Release, SignedEnvelope } from '../../src/protocol/release.ts';
 import type { Plan } from '../../src/protocol/plan.ts';
@@ -197,5 +199,22 @@ describe('fleetlet command line', () => {
     child.kill('SIGTERM');
     assert.equal(await exited, 0);
     assert.equal(stdout.match(/hub listening/g)?.length, 1, stdout);
+  });
+  it('docs/cli.md is the CLI\'s own help, current (node scripts/gen-cli-docs.ts rewrites it)', () => {
+    const doc = readFileSync(CLI_DOCS_PATH, 'utf8');
+    assert.equal(doc, generateCliDocs(), 'docs/cli.md is stale: run node_modules/.bin/node scripts/gen-cli-docs.ts');
+    for (const heading of ['## fleetlet agent', '## fleetlet rollout status', '## fleetlet sign', '## fleetlet completion']) assert.ok(doc.includes(`${heading}\n`), heading);
+  });
+});
+
+describe('fleetlet demo', () => {
+  it('each release it rolls out carries its components at the release version, and the versions climb', () => {
+    const versions = demoSteps.map((step) => {
+      const r = demoRelease(step);
+      assert.deepEqual(new Set(r.components.map((c) => c.version)), new Set([r.version]), `release ${r.version} carries ${r.components.map((c) => `${c.name} ${c.version}`).join(', ')}`);
+      return r.version;
+    });
+    assert.deepEqual(versions, ['1.0.0', '1.1.0', '1.2.0']);
+    assert.deepEqual(demoSteps.map((s) => s.breaks), [false, false, true], 'only the last one breaks');
   });
 });
