@@ -56,21 +56,59 @@ function refuse(bad: (s: string) => boolean, message: (s: string) => string) {
   };
 }
 
-/** A node-cron expression (5 fields, or 6 with seconds first); node-cron's own field errors are reported. */
+/**
+ * A node-cron expression with 5 fields (minute hour day-of-month month
+ * day-of-week); node-cron's own field errors are reported. A 6-field
+ * expression is refused: node-cron reads its first field as seconds, so
+ * "0 22 * * 1-5 *" written as Quartz or AWS cron would start at the wrong
+ * time, and a window has minute resolution anyway.
+ */
 export const cronExpression = z
   .string()
   .meta({
     description:
-      'node-cron expression (5 fields, or 6 with seconds first) in the entry\'s time zone. Day of month AND day of week must both match (node-cron semantics, unlike Vixie cron).',
+      'node-cron expression with 5 fields (minute hour day-of-month month day-of-week) in the entry\'s time zone. Day of month AND day of week must both match (node-cron semantics, unlike Vixie cron).',
     examples: ['0 22 * * 1-5', '30 1 * * sat'],
   })
   .superRefine((s, ctx) => {
+    const fields = s.trim().split(/\s+/);
+    if (fields.length === 6) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"${s}" has 6 fields, which node-cron reads as seconds first; windows have minute resolution: write the 5 fields minute hour day-of-month month day-of-week, e.g. "${fields.slice(1).join(' ')}" if the first field was seconds`,
+      });
+      return;
+    }
     const v = validateDetailed(s);
     if (v.valid) return;
     for (const e of v.errors) {
       ctx.addIssue({ code: 'custom', message: e.field === 'expression' ? e.message : `${e.field} field: ${e.message}` });
     }
   });
+
+const WALL_CLOCK_RE = /^([01]\d|2[0-3]):([0-5]\d)$/;
+
+/** "04:00" → milliseconds after local midnight; undefined when not a 24-hour HH:MM. */
+export function parseWallClock(text: string): number | undefined {
+  const m = WALL_CLOCK_RE.exec(text);
+  return m ? (Number(m[1]) * 60 + Number(m[2])) * 60_000 : undefined;
+}
+
+export const wallClock = z
+  .string()
+  .meta({
+    description:
+      'Wall-clock end, 24-hour HH:MM in the entry\'s time zone: the window closes the first time the local clock reads this after it opened (the next day when it is not later than the start). Exclusive; a DST change does not move it.',
+    examples: ['04:00', '06:30'],
+  })
+  .regex(WALL_CLOCK_RE, 'must be a 24-hour wall-clock time like 04:00 or 23:30');
+
+/** A cron-started entry ends after a duration or at a wall-clock time: exactly one of them. */
+function oneEnd(w: { duration?: string | undefined; until?: string | undefined }, ctx: z.RefinementCtx): void {
+  if (w.duration !== undefined && w.until !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['until'], message: 'give either duration (elapsed time) or until (wall-clock end), not both' });
+  }
+}
 
 export function isValidTimeZone(name: string): boolean {
   try {
@@ -140,11 +178,16 @@ const entryName = z.string().min(1).max(63).meta({ description: 'Shown in status
 export const allowWindow = z
   .strictObject({
     name: entryName,
-    cron: cronExpression.meta({ description: 'When the window starts (node-cron syntax, in timeZone)' }),
-    duration: duration.meta({ description: 'How long the window stays open, in elapsed real time (a DST change does not stretch or shrink it)' }),
+    cron: cronExpression.meta({ description: 'When the window starts (node-cron syntax, 5 fields, in timeZone)' }),
+    duration: duration.optional().meta({ description: 'How long the window stays open, in elapsed real time (a DST change does not stretch or shrink it). Give this or until.' }),
+    until: wallClock.optional(),
     timeZone: timeZone.optional().meta({ description: 'IANA zone the cron is read in; defaults to the policy\'s timeZone' }),
   })
-  .meta({ description: 'An allow window: upgrades may start while one is open' });
+  .meta({ description: 'An allow window: upgrades may start while one is open. It ends after duration, or at the wall-clock time until.' })
+  .superRefine((w, ctx) => {
+    oneEnd(w, ctx);
+    if (w.duration === undefined && w.until === undefined) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'a window needs an end: duration (e.g. 6h) or until (e.g. "04:00")' });
+  });
 export type AllowWindow = z.infer<typeof allowWindow>;
 
 /**
@@ -158,19 +201,20 @@ export const blackout = z
     from: calendarPoint.optional().meta({ description: 'Start of a calendar blackout (inclusive)' }),
     to: calendarPoint.optional().meta({ description: 'End of a calendar blackout: a date is inclusive (the whole day), a date-time is the exact end' }),
     cron: cronExpression.optional().meta({ description: 'Start of a recurring blackout (node-cron syntax, in timeZone)' }),
-    duration: duration.optional().meta({ description: 'Length of a recurring blackout' }),
+    duration: duration.optional().meta({ description: 'Length of a recurring blackout (or give until)' }),
+    until: wallClock.optional(),
     timeZone: timeZone.optional().meta({ description: 'IANA zone the dates or cron are read in; defaults to the policy\'s timeZone' }),
   })
-  .meta({ description: 'A blackout (deny): wins over any allow window. Give either from+to, or cron+duration.' })
+  .meta({ description: 'A blackout (deny): wins over any allow window. Give either from+to, or cron with duration or until.' })
   .superRefine((b, ctx) => {
     const range = b.from !== undefined || b.to !== undefined;
-    const recurring = b.cron !== undefined || b.duration !== undefined;
+    const recurring = b.cron !== undefined || b.duration !== undefined || b.until !== undefined;
     if (range && recurring) {
-      ctx.addIssue({ code: 'custom', path: [b.cron !== undefined ? 'cron' : 'duration'], message: 'give either from/to or cron/duration, not both' });
+      ctx.addIssue({ code: 'custom', path: [b.cron !== undefined ? 'cron' : b.duration !== undefined ? 'duration' : 'until'], message: 'give either from/to or cron with duration/until, not both' });
       return;
     }
     if (!range && !recurring) {
-      ctx.addIssue({ code: 'custom', path: [], message: 'a blackout needs either from and to, or cron and duration' });
+      ctx.addIssue({ code: 'custom', path: [], message: 'a blackout needs either from and to, or cron and duration (or until)' });
       return;
     }
     if (range) {
@@ -189,8 +233,9 @@ export const blackout = z
         }
       }
     } else {
-      if (b.cron === undefined) ctx.addIssue({ code: 'custom', path: ['cron'], message: 'is required when duration is given' });
-      if (b.duration === undefined) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'is required when cron is given' });
+      if (b.cron === undefined) ctx.addIssue({ code: 'custom', path: [b.duration !== undefined ? 'duration' : 'until'], message: 'needs a cron start' });
+      if (b.duration === undefined && b.until === undefined) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'is required when cron is given (or until)' });
+      oneEnd(b, ctx);
     }
   });
 export type Blackout = z.infer<typeof blackout>;

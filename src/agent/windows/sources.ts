@@ -1,7 +1,7 @@
 // Turns policy entries (allow windows, blackouts, hub windows) into sources
 // of time intervals. Compiling once per policy keeps Intl formatters and
 // parsed cron fields out of the per-call path.
-import { durationMs, parseCalendarPoint, type AllowWindow, type Blackout, type CalendarPoint, type HubWindows, type Policy } from '../../protocol/policy.ts';
+import { durationMs, parseCalendarPoint, parseWallClock, type AllowWindow, type Blackout, type CalendarPoint, type HubWindows, type Policy } from '../../protocol/policy.ts';
 import { CronSchedule } from './cron-schedule.ts';
 import { clip, type Interval } from './intervals.ts';
 import { Zone } from './zone.ts';
@@ -12,16 +12,49 @@ export interface TimeSource {
   intervals(lo: number, hi: number): Interval[];
 }
 
-/** A cron start plus a duration of elapsed real time. */
-export function cronSource(name: string, schedule: CronSchedule, lengthMs: number): TimeSource {
+/** When an entry that started at an instant ends, and the longest that can be. */
+export interface EntryEnd {
+  end(startMs: number): number;
+  maxLengthMs: number;
+}
+
+/** A duration of elapsed real time: a DST change neither stretches nor shrinks it. */
+export function elapsedEnd(lengthMs: number): EntryEnd {
+  return { end: (s) => s + lengthMs, maxLengthMs: lengthMs };
+}
+
+const DAY = 86_400_000;
+
+/**
+ * A wall-clock end: the first time after the start that the local clock reads
+ * `until` (the same local day when that is later than the start's time of
+ * day, else the next one), so "22:00 until 04:00" ends at 04:00 local on a
+ * DST night too. A repeated time (clocks go back) ends at its first
+ * occurrence; a skipped one (clocks go forward) at the jump (Zone.toInstant).
+ */
+export function wallClockEnd(untilMsOfDay: number, zone: Zone): EntryEnd {
+  return {
+    end(s) {
+      const wall = zone.wallMs(s);
+      const dayWall = Math.floor(wall / DAY) * DAY;
+      return zone.toInstant(dayWall + untilMsOfDay + (untilMsOfDay <= wall - dayWall ? DAY : 0));
+    },
+    // A day and the hour a DST change can add.
+    maxLengthMs: DAY + 3_600_000,
+  };
+}
+
+/** A cron start plus an end (elapsed or wall-clock). */
+export function cronSource(name: string, schedule: CronSchedule, ends: EntryEnd): TimeSource {
   return {
     name,
     intervals(lo, hi) {
-      // Look behind by one duration: a window that started before lo may still be open at lo.
+      // Look behind by the longest an entry lasts: one that started before lo may still be open at lo.
       const out: Interval[] = [];
-      for (const s of schedule.between(lo - lengthMs + 1, hi)) {
+      for (const s of schedule.between(lo - ends.maxLengthMs + 1, hi)) {
         const last = out[out.length - 1];
-        const end = s + lengthMs;
+        const end = ends.end(s);
+        if (end <= s) continue;
         if (last && s <= last.end) last.end = Math.max(last.end, end);
         else out.push({ start: s, end });
       }
@@ -73,10 +106,19 @@ function compileWindowSet(set: { timeZone?: string | undefined; windows?: AllowW
     if (!zone) zones.set(z, (zone = new Zone(z)));
     return zone;
   };
-  const windows = set.windows?.map((w) => cronSource(w.name, new CronSchedule(w.cron, zoneOf(w.timeZone)), durationMs(w.duration)));
+  const endOf = (e: { name: string; duration?: string | undefined; until?: string | undefined }, zone: Zone): EntryEnd => {
+    if (e.duration !== undefined) return elapsedEnd(durationMs(e.duration));
+    const until = e.until === undefined ? undefined : parseWallClock(e.until);
+    if (until === undefined) throw new RangeError(`"${e.name}" has neither a duration nor a valid until; validate the policy first`);
+    return wallClockEnd(until, zone);
+  };
+  const windows = set.windows?.map((w) => {
+    const zone = zoneOf(w.timeZone);
+    return cronSource(w.name, new CronSchedule(w.cron, zone), endOf(w, zone));
+  });
   const blackouts = set.blackouts.map((b): TimeSource => {
     const zone = zoneOf(b.timeZone);
-    if (b.cron !== undefined && b.duration !== undefined) return cronSource(b.name, new CronSchedule(b.cron, zone), durationMs(b.duration));
+    if (b.cron !== undefined) return cronSource(b.name, new CronSchedule(b.cron, zone), endOf(b, zone));
     const from = b.from === undefined ? undefined : parseCalendarPoint(b.from);
     const to = b.to === undefined ? undefined : parseCalendarPoint(b.to);
     if (!from || !to) throw new RangeError(`blackout "${b.name}" has neither a valid from/to nor cron/duration; validate the policy first`);
