@@ -82,7 +82,7 @@ describe('policy schema', () => {
         { name: 'bad-date', from: '2026-02-30', to: '2026-03-01' },
       ],
     });
-    assert.match(issueAt(list, 'blackouts[0].cron').message, /either from\/to or cron\/duration/);
+    assert.match(issueAt(list, 'blackouts[0].cron').message, /either from\/to or cron with duration\/until/);
     assert.match(issueAt(list, 'blackouts[1].to').message, /required/);
     assert.match(issueAt(list, 'blackouts[2]').message, /needs either from and to, or cron and duration/);
     assert.match(issueAt(list, 'blackouts[3].to').message, /not be before from/);
