@@ -67,15 +67,34 @@ export type RolloutGroup = z.infer<typeof rolloutGroup>;
 export const strategyType = z.enum(['All', 'Progressive', 'ProgressivePerGroup']);
 export type StrategyType = z.infer<typeof strategyType>;
 
+/**
+ * "None" or a duration. OCM reads "0s" as "every cluster times out the
+ * moment it is sent"; that is never what anyone means, so it is refused with
+ * what to write instead.
+ */
+const progressDeadline = z.string().superRefine((s, ctx) => {
+  if (s === 'None') return;
+  if (parseDuration(s) === 0) {
+    ctx.addIssue({ code: 'custom', message: `"${s}" would count every cluster TimedOut the moment it is sent; write None for no deadline, or how long a cluster may take, e.g. 30m` });
+    return;
+  }
+  const r = duration.safeParse(s);
+  if (!r.success) for (const i of r.error.issues) ctx.addIssue({ code: 'custom', message: `${i.message} (or None for no deadline)` });
+});
+
 export const rolloutStrategy = z.strictObject({
   type: strategyType,
-  /** Progressive only (required there): clusters in flight at once, soaking ones included. */
+  /** Progressive only: clusters in flight at once, soaking ones included. Absent: every cluster (OCM's meaning). */
   maxConcurrency: intOrPercent.optional(),
   /** How long a cluster must have been Succeeded before it counts (and frees its slot). */
   minSuccessTime: durationOrZero.default('0s'),
   /** A cluster not Succeeded this long after it was sent the release counts as TimedOut (a failure). "None": never. */
-  progressDeadline: z.union([z.literal('None'), duration]).default('None'),
-  /** Failed + TimedOut clusters tolerated; one more and no new cluster starts (Paused, MaxFailuresExceeded). */
+  progressDeadline: progressDeadline.default('None'),
+  /**
+   * Failed + TimedOut clusters tolerated; one more and no new cluster starts
+   * (Paused, MaxFailuresExceeded). ProgressivePerGroup: per group, a
+   * percentage of the group's size. Percentages round down.
+   */
   maxFailures: intOrPercent.default(0),
 });
 export type RolloutStrategy = z.infer<typeof rolloutStrategy>;
@@ -137,9 +156,6 @@ const rolloutFields = {
 };
 
 function checkStrategy(r: { strategy: RolloutStrategy; unknownClusters: UnknownClusterPolicy; groups?: RolloutGroup[] }, ctx: z.RefinementCtx): void {
-  if (r.strategy.type === 'Progressive' && r.strategy.maxConcurrency === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['strategy', 'maxConcurrency'], message: 'is required for Progressive' });
-  }
   if (r.strategy.type === 'Progressive' && (r.strategy.maxConcurrency === 0 || r.strategy.maxConcurrency === '0%')) {
     ctx.addIssue({ code: 'custom', path: ['strategy', 'maxConcurrency'], message: 'must allow at least one cluster' });
   }

@@ -213,7 +213,7 @@ describe('rollouts on the hub store', () => {
     assert.equal(busy.reason, 'ClusterInActiveRollout');
 
     const cases: [unknown, string][] = [
-      [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, strategy: { type: 'Progressive' } }, 'InvalidRollout'],
+      [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, strategy: { type: 'Progressive', progressDeadline: '0s' } }, 'InvalidRollout'],
       [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, strategy: { type: 'All' }, unknownClusters: 'Wait' }, 'InvalidRollout'],
       [{ name: 'x', target: { kind: 'Release', release: { name: 'edge-addons', version: 'one' } }, strategy: { type: 'All' } }, 'InvalidRelease'],
       [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, selector: { matchLabels: { region: 'mars' } }, strategy: { type: 'All' } }, 'NoClusters'],

@@ -52,6 +52,12 @@ export interface WaveInput {
   /** Absolute (percentages resolved by resolveLimit); ignored unless Progressive. */
   maxConcurrency: number;
   maxFailures: number;
+  /**
+   * ProgressivePerGroup: maxFailures as written (a count or "N%"), applied to
+   * each group on its own, a percentage of that group's size, as OCM does.
+   * Undefined: maxFailures counts over the whole rollout.
+   */
+  maxFailuresPerGroup?: number | string;
   minSuccessMs: number;
   progressDeadlineMs: number | null;
   unknownClusters: UnknownClusterPolicy;
@@ -209,23 +215,27 @@ export function planWave(input: WaveInput, now: number): WaveDecision {
     }
   }
 
-  // 2. Failure thresholds: breached means no new cluster starts (the OCM bug where maxFailures did not stop a rollout).
+  // 2. Failure thresholds: breached means no new cluster starts (the OCM bug
+  // where maxFailures did not stop a rollout). A pause only holds something
+  // back: once every cluster has been sent, a breach pauses nothing and the
+  // rollout runs to its end, Completed with its failures counted.
   let phase = input.phase;
   let reason = input.reason;
   let message = input.message;
   let phaseChanged = false;
   const newMandatory = mandatoryFailures - input.acknowledgedMandatoryFailures;
-  const newFailures = failures - input.acknowledgedFailures;
-  if (phase === 'Progressing') {
+  const breach = failureBreach(input, decisions, failures);
+  const leftToStart = decisions.some((d) => d.status === 'ToApply' || (d.status === 'Skipped' && !FINAL_SKIP_REASONS.has(d.reason ?? '')));
+  if (phase === 'Progressing' && leftToStart) {
     if (newMandatory > 0) {
       phase = 'Paused';
       reason = 'MandatoryGroupFailed';
       message = `${mandatoryFailures} cluster(s) of a mandatory group failed or timed out; no further cluster starts. Roll back, or resume to continue anyway`;
       phaseChanged = true;
-    } else if (newFailures > input.maxFailures) {
+    } else if (breach !== null) {
       phase = 'Paused';
       reason = 'MaxFailuresExceeded';
-      message = `${newFailures} failed or timed-out cluster(s) exceed maxFailures ${input.maxFailures}; no further cluster starts. Roll back, or resume to continue`;
+      message = `${breach}; no further cluster starts. Roll back, or resume to continue`;
       phaseChanged = true;
     }
   }
@@ -308,7 +318,8 @@ export function planWave(input: WaveInput, now: number): WaveDecision {
     if (everythingFinal) {
       phase = counts.Failed + counts.TimedOut === 0 ? 'Succeeded' : 'Completed';
       reason = phase === 'Succeeded' ? 'AllSucceeded' : 'CompletedWithFailures';
-      message = phase === 'Succeeded' ? `all ${counts.Succeeded} cluster(s) succeeded` : `${counts.Succeeded} succeeded, ${counts.Failed} failed, ${counts.TimedOut} timed out (within maxFailures)`;
+      const beyond = breach !== null || newMandatory > 0 ? `more than allowed (${breach ?? 'a mandatory group failed'}), but every cluster had been sent: nothing was left to hold back` : 'within maxFailures';
+      message = phase === 'Succeeded' ? `all ${counts.Succeeded} cluster(s) succeeded` : `${counts.Succeeded} succeeded, ${counts.Failed} failed, ${counts.TimedOut} timed out (${beyond})`;
       phaseChanged = true;
     } else if (!windowOpen) {
       reason = 'WaitingForWindow';
@@ -324,6 +335,41 @@ export function planWave(input: WaveInput, now: number): WaveDecision {
 
   const expectedEndAt = estimateEnd(input, decisions, now, succeededCount > 0 ? succeededDurations / succeededCount : null, phase);
   return { start, succeededNow, failedNow, skippedNow, clusters: decisions, counts, groups, failures, mandatoryFailures, phase, reason, message, phaseChanged, expectedEndAt, nextWakeAt };
+}
+
+/**
+ * Whether failures exceed maxFailures, and how, in words; null when not.
+ * Over the rollout, or with maxFailuresPerGroup per (non-mandatory) group:
+ * a percentage of the group's size, rounded down like every failure limit
+ * (10% of a 5-cluster group tolerates none: one would be 20%). Failures an
+ * operator accepted by resuming are set against the groups in rollout order,
+ * the order in which they happened.
+ */
+function failureBreach(input: WaveInput, decisions: readonly ClusterDecision[], failures: number): string | null {
+  if (input.maxFailuresPerGroup === undefined) {
+    const fresh = failures - input.acknowledgedFailures;
+    return fresh > input.maxFailures ? `${fresh} failed or timed-out cluster(s) exceed maxFailures ${input.maxFailures}` : null;
+  }
+  const size = input.groups.map(() => 0);
+  const failed = input.groups.map(() => 0);
+  input.clusters.forEach((c, i) => {
+    size[c.group] = (size[c.group] ?? 0) + 1;
+    const d = decisions[i] as ClusterDecision;
+    if (d.status === 'Failed' || d.status === 'TimedOut') failed[c.group] = (failed[c.group] ?? 0) + 1;
+  });
+  let accepted = input.acknowledgedFailures;
+  for (let g = 0; g < input.groups.length; g++) {
+    const f = failed[g] ?? 0;
+    const acceptedHere = Math.min(f, accepted);
+    accepted -= acceptedHere;
+    const group = input.groups[g] as WaveGroup;
+    if (group.mandatory) continue;
+    const limit = resolveLimit(input.maxFailuresPerGroup, size[g] ?? 0, 'down');
+    if (f - acceptedHere > limit) {
+      return `${f - acceptedHere} failed or timed-out cluster(s) in group "${group.name}" exceed maxFailures ${input.maxFailuresPerGroup} of its ${size[g]} (${limit})`;
+    }
+  }
+  return null;
 }
 
 function countFinalSkips(decisions: readonly ClusterDecision[]): number {

@@ -17,6 +17,8 @@ export type StoredSpec = Omit<RolloutRequest, 'target'> & { target: StoredTarget
 export interface Limits {
   maxConcurrency: number;
   maxFailures: number;
+  /** ProgressivePerGroup: maxFailures as written, applied per group (plan-wave.ts). */
+  maxFailuresPerGroup?: number | string;
   minSuccessMs: number;
   progressDeadlineMs: number | null;
 }
@@ -26,6 +28,7 @@ export function limitsOf(spec: StoredSpec, total: number): Limits {
   return {
     maxConcurrency: s.type === 'Progressive' && s.maxConcurrency !== undefined ? Math.max(1, resolveLimit(s.maxConcurrency, total, 'up')) : total,
     maxFailures: resolveLimit(s.maxFailures, total, 'down'),
+    ...(s.type === 'ProgressivePerGroup' ? { maxFailuresPerGroup: s.maxFailures } : {}),
     minSuccessMs: durationOrZeroMs(s.minSuccessTime),
     progressDeadlineMs: s.progressDeadline === 'None' ? null : durationMs(s.progressDeadline),
   };
