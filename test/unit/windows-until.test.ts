@@ -3,7 +3,7 @@
 // 6-field cron expressions.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { maintenancePolicy, type PolicyInput } from '../../src/protocol/policy.ts';
 import { compilePolicy, windowState } from '../../src/agent/windows/index.ts';
 
