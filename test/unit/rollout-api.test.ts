@@ -35,6 +35,23 @@ describe('rollouts over the hub API', () => {
     await f.close();
   });
 
+  /** What `fleetlet rollout` needs, against this hub; every -f reads `file`. */
+  function cliIo(file: unknown): { io: RolloutCommandIo; out: string[]; err: string[] } {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: RolloutCommandIo = {
+      fetch,
+      out: (s) => out.push(s),
+      err: (s) => err.push(s),
+      sleep: (ms) => sleep(Math.min(ms, 20)),
+      now: f.clock.now,
+      tty: false,
+      env: { FLEETLET_HUB_API: f.hub.httpUrl, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN },
+      readFile: () => JSON.stringify(file),
+    };
+    return { io, out, err };
+  }
+
   /** The agent's attempt on the last release it received reaching a phase. */
   function report(a: TestAgent, phase: 'Succeeded' | 'RolledBack'): void {
     const r = a.releases.at(-1);
@@ -145,18 +162,7 @@ describe('rollouts over the hub API', () => {
   it('the CLI creates, shows, watches to the end and pauses rollouts', async () => {
     const a = await enrolAgent(f, 'edge-cli');
     agents.push(a);
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: RolloutCommandIo = {
-      fetch,
-      out: (s) => out.push(s),
-      err: (s) => err.push(s),
-      sleep: (ms) => sleep(Math.min(ms, 20)),
-      now: f.clock.now,
-      tty: false,
-      env: { FLEETLET_HUB_API: f.hub.httpUrl, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN },
-      readFile: () => JSON.stringify({ name: 'cli', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All', progressDeadline: '1h' } }),
-    };
+    const { io, out, err } = cliIo({ name: 'cli', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All', progressDeadline: '1h' } });
     assert.equal(await runRollout(['create', '-f', 'rollout.yaml'], io), 0);
     assert.match(out.join(''), /Rollout: {3}cli {2}\(release edge-addons 1\.0\.0\)/);
     assert.match(out.join(''), /TOTAL {2}.*\[>{28}\]/);
@@ -184,17 +190,7 @@ describe('rollouts over the hub API', () => {
   it('rollout status --watch returns on Paused with exit code 3, and status says 3 for a Paused rollout', async () => {
     const a = await enrolAgent(f, 'edge-p');
     agents.push(a);
-    const out: string[] = [];
-    const io: RolloutCommandIo = {
-      fetch,
-      out: (s) => out.push(s),
-      err: (s) => out.push(s),
-      sleep: (ms) => sleep(Math.min(ms, 20)),
-      now: f.clock.now,
-      tty: false,
-      env: { FLEETLET_HUB_API: f.hub.httpUrl, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN },
-      readFile: () => JSON.stringify({ name: 'pausing', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } }),
-    };
+    const { io, out } = cliIo({ name: 'pausing', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
     assert.equal(await runRollout(['create', '-f', 'rollout.yaml'], io), 0);
     await eventually('1.0.0', () => (a.releases.length === 1 ? true : undefined));
     assert.equal(await runRollout(['status', 'pausing'], io), 0, 'Progressing: nothing wrong yet');
