@@ -215,6 +215,25 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
         return ExitCode.Ok;
       })),
   );
+  rollout.addCommand(
+    hubSubcommand('overrides')
+      .description('which clusters run which hotfix override, and since when; and which affected clusters do not run it yet')
+      .argument('[name]', 'one override (default: every one)')
+      .action((name, o) => run(async () => {
+        const call = client(o, io);
+        const defs = name !== undefined ? [(await call('GET', `/api/v1/overrides/${encodeURIComponent(name)}`)) as OverrideDefinition] : ((await call('GET', '/api/v1/overrides')) as { overrides: OverrideDefinition[] }).overrides;
+        const report = [];
+        for (const d of defs) {
+          const path = `/api/v1/overrides/${encodeURIComponent(d.name)}/clusters`;
+          const running = ((await call('GET', `${path}?state=running`)) as { clusters: OverrideCluster[] }).clusters;
+          const missing = ((await call('GET', `${path}?state=missing`)) as { clusters: OverrideCluster[] }).clusters;
+          report.push({ override: d, running, missing });
+        }
+        if (o.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
+        else io.out(renderOverrides(report));
+        return ExitCode.Ok;
+      })),
+  );
   return rollout;
 }
 
@@ -224,6 +243,36 @@ export async function runRollout(argv: string[], io: RolloutCommandIo): Promise<
   const cmd = rolloutCommand({ io, exit: (c) => (code = c) }, io);
   configureTree(cmd, io);
   return runCommand(cmd, argv, io, () => code);
+}
+
+interface OverrideDefinition {
+  name: string;
+  withdrawn: boolean;
+  definition: { version: string; component: string; appliesTo: { releaseName: string; versions: string[] } };
+}
+
+interface OverrideCluster {
+  clusterId: string;
+  runningRelease: { name: string; version: string } | null;
+  reported: { component: string | null; version: string | null } | null;
+  since: string | null;
+}
+
+/** Per override: the clusters running it with since when, then the affected ones that do not run it. */
+export function renderOverrides(report: { override: OverrideDefinition; running: OverrideCluster[]; missing: OverrideCluster[] }[]): string {
+  if (report.length === 0) return 'no overrides\n';
+  const release = (c: OverrideCluster) => (c.runningRelease ? `${c.runningRelease.name} ${c.runningRelease.version}` : '-');
+  const lines: string[] = [];
+  for (const { override: o, running, missing } of report) {
+    const d = o.definition;
+    lines.push(`Override:  ${o.name} ${d.version} on ${d.component}${o.withdrawn ? ' (withdrawn)' : ''}; applies to ${d.appliesTo.releaseName} ${d.appliesTo.versions.join(', ')}`);
+    lines.push(`RUNNING (${running.length})`);
+    for (const c of running) lines.push(`  ${c.clusterId.padEnd(30)}${`since ${c.since ?? 'unknown (only a hello listed it)'}`.padEnd(40)}${c.reported?.version !== d.version ? `at ${c.reported?.version ?? '?'}  ` : ''}release ${release(c)}`);
+    lines.push(`MISSING (${missing.length})`);
+    for (const c of missing) lines.push(`  ${c.clusterId.padEnd(30)}release ${release(c)}`);
+    lines.push('');
+  }
+  return `${lines.join('\n')}`;
 }
 
 function progressLine(v: RolloutView): string {

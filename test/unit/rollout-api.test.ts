@@ -10,7 +10,7 @@ import { verifyOverride } from '../../src/protocol/override.ts';
 import { ADMIN_TOKEN, startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
 import { connectRaw } from '../support/raw-agent.ts';
 import { sampleReleaseRequest } from '../support/sample-release.ts';
-import { enrolAgent, type TestAgent } from '../support/test-agent.ts';
+import { drained, enrolAgent, type TestAgent } from '../support/test-agent.ts';
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -203,5 +203,43 @@ describe('rollouts over the hub API', () => {
     out.length = 0;
     assert.equal(await runRollout(['status', 'pausing', '--json'], io), 3);
     assert.equal(JSON.parse(out.join('')).phase, 'Paused');
+  });
+  it('says which clusters run an override and since when, over the API and in `fleetlet rollout overrides`', async () => {
+    const a = await enrolAgent(f, 'edge-s');
+    agents.push(a);
+    assert.equal((await f.api('POST', '/api/v1/rollouts', { name: 'base-s', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } })).status, 201);
+    await eventually('1.0.0', () => (a.releases.length === 1 ? true : undefined));
+    report(a, 'Succeeded');
+    const fix = { name: 'cve-2031-7', version: '0.9.1-hf2', appliesTo: { releaseName: 'edge-addons', versions: ['1.0.0'] }, component: 'metrics', images: { metrics: 'registry.example/metrics:0.9.1-hf2' } };
+    assert.equal((await f.api('POST', '/api/v1/rollouts', { name: 'fix-s', target: { kind: 'Override', override: fix }, strategy: { type: 'All', progressDeadline: '1h' } })).status, 201);
+    const inventory = (listed: boolean) => ({ components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: listed ? [{ name: fix.name, component: 'metrics', version: fix.version }] : [] });
+    const send = async (listed: boolean) => {
+      a.outbox.enqueue('inventory', inventory(listed));
+      a.link.flush();
+      await drained(a);
+      f.clock.advance(3600_000);
+    };
+    const running = async () => (await f.api('GET', `/api/v1/overrides/${fix.name}/clusters?state=running`)).body.clusters as { clusterId: string; since: string | null }[];
+    const first = f.clock.now().toISOString();
+    await send(true);
+    await send(true);
+    assert.deepEqual(await running(), [{ clusterId: 'edge-s', runningRelease: { name: 'edge-addons', version: '1.0.0' }, reported: { component: 'metrics', version: '0.9.1-hf2' }, since: first }]);
+    await send(false);
+    assert.deepEqual(await running(), []);
+    const again = f.clock.now().toISOString();
+    await send(true);
+    assert.equal((await running())[0]?.since, again, 'a break starts a new run');
+
+    const { io, out } = cliIo({});
+    assert.equal(await runRollout(['overrides', fix.name], io), 0);
+    const text = out.join('');
+    assert.match(text, /Override: {2}cve-2031-7 0\.9\.1-hf2 on metrics; applies to edge-addons 1\.0\.0/);
+    assert.match(text, new RegExp(`RUNNING \\(1\\)\\n {2}edge-s +since ${again.replace(/\./g, '\\.')} +release edge-addons 1\\.0\\.0`));
+    assert.match(text, /MISSING \(0\)/);
+    out.length = 0;
+    assert.equal(await runRollout(['overrides', '--json'], io), 0);
+    const all = JSON.parse(out.join('')) as { override: { name: string }; running: { clusterId: string; since: string }[] }[];
+    assert.deepEqual(all.map((r) => [r.override.name, r.running.map((c) => `${c.clusterId}@${c.since}`)]), [[fix.name, [`edge-s@${again}`]]]);
+    assert.equal(await runRollout(['overrides', 'no-such-fix'], io), 1);
   });
 });

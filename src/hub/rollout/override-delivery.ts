@@ -51,6 +51,8 @@ export interface OverrideClusterEntry {
   runningRelease: { name: string; version: string } | null;
   /** The override as the cluster reports it (running only). */
   reported: { component: string | null; version: string | null } | null;
+  /** Running only: since when its inventory reports have listed it at that version without a break; null when only a hello did. */
+  since: string | null;
 }
 
 /**
@@ -67,10 +69,11 @@ export function overrideClusters(ctx: HubContext, name: string, state: 'running'
     const running = up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null;
     const reported = (c.inventory?.overrides ?? []).find((o) => o.name === name);
     if (state === 'running' && reported) {
-      out.push({ clusterId: c.id, runningRelease: running, reported: { component: reported.component ?? null, version: reported.version ?? null } });
+      const since = reported.version ? ctx.reports.overrideSince(c.id, name, reported.version) : null;
+      out.push({ clusterId: c.id, runningRelease: running, reported: { component: reported.component ?? null, version: reported.version ?? null }, since });
     } else if (state === 'missing' && !reported && running !== null) {
       const a = def.definition.appliesTo;
-      if (running.name === a.releaseName && a.versions.includes(running.version)) out.push({ clusterId: c.id, runningRelease: running, reported: null });
+      if (running.name === a.releaseName && a.versions.includes(running.version)) out.push({ clusterId: c.id, runningRelease: running, reported: null, since: null });
     }
   }
   return { override: name, state, version: def.definition.version, clusters: out };

@@ -110,4 +110,21 @@ export class ReportStore {
       problem: r.problem,
     }));
   }
+
+  /**
+   * Since when the cluster has run an override at a version without a break,
+   * as its inventory reports tell: the createdAt of the first report of the
+   * latest run of reports that list it. Null when none does (only a hello
+   * listed it, or it is not running).
+   */
+  overrideSince(clusterId: string, name: string, version: string): string | null {
+    const rows = this.#db.prepare(`SELECT body, created_at FROM reports WHERE cluster_id = ? AND kind = 'inventory' ORDER BY seq DESC`).iterate(clusterId) as Iterable<{ body: string; created_at: string }>;
+    let since: string | null = null;
+    for (const r of rows) {
+      const overrides = (JSON.parse(r.body) as { overrides?: { name?: unknown; version?: unknown }[] }).overrides ?? [];
+      if (!overrides.some((o) => o.name === name && o.version === version)) break;
+      since = r.created_at;
+    }
+    return since;
+  }
 }
