@@ -142,6 +142,16 @@ export type RolloutTarget = z.infer<typeof rolloutTarget>;
 export const unknownClusterPolicy = z.enum(['Skip', 'Wait']);
 export type UnknownClusterPolicy = z.infer<typeof unknownClusterPolicy>;
 
+/**
+ * Fixed: the clusters selected at creation, in that order, for the whole
+ * rollout. Dynamic: the selector is evaluated again before every wave; a
+ * cluster that newly matches joins (at the end of its group), and one that
+ * no longer matches or was deregistered before it was counted (not yet
+ * Succeeded, Failed or TimedOut) drops out of the rollout and its counts.
+ */
+export const rolloutMembership = z.enum(['Fixed', 'Dynamic']);
+export type RolloutMembership = z.infer<typeof rolloutMembership>;
+
 const rolloutFields = {
   name: dnsLabel,
   description: z.string().max(1024).optional(),
@@ -153,6 +163,7 @@ const rolloutFields = {
   strategy: rolloutStrategy,
   window: rolloutWindow.optional(),
   unknownClusters: unknownClusterPolicy.default('Skip'),
+  membership: rolloutMembership.default('Fixed'),
 };
 
 function checkStrategy(r: { strategy: RolloutStrategy; unknownClusters: UnknownClusterPolicy; groups?: RolloutGroup[] }, ctx: z.RefinementCtx): void {
@@ -244,6 +255,7 @@ export interface RolloutView {
   strategy: RolloutStrategy;
   window: (RolloutWindow & { open: boolean; nextOpeningAt: string | null }) | null;
   unknownClusters: UnknownClusterPolicy;
+  membership: RolloutMembership;
   phase: RolloutPhase;
   /** CamelCase: MaxFailuresExceeded, MandatoryGroupFailed, PausedByOperator, WaitingForWindow, WaitingForUnknownClusters… */
   reason: string | null;

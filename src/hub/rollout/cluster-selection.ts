@@ -1,5 +1,6 @@
-// Which clusters a rollout takes, and in what order: selected once, when the
-// rollout is created, so its membership and order never shift under it.
+// Which clusters a rollout takes, and in what order: selected when the
+// rollout is created, so its membership and order never shift under it
+// (unless it asks for membership Dynamic: rollout-operations.ts reselect).
 // Mandatory groups first (in the order given), then the other named groups,
 // then the rest; inside a group, by cluster id (stable across restarts).
 import type { ClusterSelector, LabelSelector, RolloutGroup } from '../../protocol/rollout.ts';

@@ -9,7 +9,7 @@ import { ApiError } from '../api-error.ts';
 import { releaseRequest, setDesiredRelease } from '../cluster-operations.ts';
 import type { HubContext } from '../hub-context.ts';
 import type { RolloutRecord } from '../store/rollouts.ts';
-import { groupClusters, matchesSelector, type Candidate } from './cluster-selection.ts';
+import { groupClusters, matchesLabels, matchesSelector, type Candidate } from './cluster-selection.ts';
 import { issueOverride } from './override-delivery.ts';
 import { clusterState, overrideOutcome, releaseOutcome } from './observe.ts';
 import { planWave, type ClusterState, type WaveDecision } from './plan-wave.ts';
@@ -91,13 +91,7 @@ export function createRollout(ctx: HubContext, body: unknown): RolloutView {
     if (other) throw new ApiError(409, 'OverrideInActiveRollout', `override "${target.override.name}" is being rolled out by "${other.name}": cancel it first`);
   }
 
-  const candidates: Candidate[] = [];
-  for (const c of ctx.clusters.list()) {
-    if (c.status !== 'Accepted') continue;
-    const up = ctx.aggregate.upgrade(c.id);
-    const cand: Candidate = { id: c.id, labels: c.labels, running: up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null };
-    if (matchesSelector(cand, spec.selector)) candidates.push(cand);
-  }
+  const candidates = selectCandidates(ctx, spec.selector);
   if (candidates.length === 0) throw new ApiError(400, 'NoClusters', 'the selector matches no accepted cluster');
   if (target.kind === 'Release') {
     const busy = releaseConflicts(ctx, candidates.map((c) => c.id));
@@ -113,6 +107,59 @@ export function createRollout(ctx: HubContext, body: unknown): RolloutView {
   tickRollout(ctx, req.name);
   return rolloutStatus(ctx, req.name);
 }
+
+/** Accepted clusters the selector matches now. */
+function selectCandidates(ctx: HubContext, selector: StoredSpec['selector']): Candidate[] {
+  const out: Candidate[] = [];
+  for (const c of ctx.clusters.list()) {
+    if (c.status !== 'Accepted') continue;
+    const up = ctx.aggregate.upgrade(c.id);
+    const cand: Candidate = { id: c.id, labels: c.labels, running: up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null };
+    if (matchesSelector(cand, selector)) out.push(cand);
+  }
+  return out;
+}
+
+/**
+ * membership Dynamic, before a wave: clusters that left the selection (or
+ * were deregistered) and were not counted yet drop out; clusters that newly
+ * match join at the end of their group: the first named group whose
+ * selector matches, else the last rest group (added when there is none).
+ * A newcomer in another active release rollout waits until that one ends.
+ */
+function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): void {
+  const spec = record.spec as StoredSpec;
+  const current = evaluate(ctx, record, nowMs, false);
+  const selected = new Map(selectCandidates(ctx, spec.selector).map((c) => [c.id, c]));
+  const leaving = current.states.filter((st, i) => !selected.has(st.id) && !isCounted(current.decision.clusters[i]?.status)).map((st) => st.id);
+  if (leaving.length > 0) {
+    ctx.rollouts.removeMembers(record.name, leaving);
+    ctx.log.info({ rollout: record.name, clusters: leaving.slice(0, 20), count: leaving.length }, 'clusters left the rollout (membership Dynamic)');
+  }
+  const members = new Set(current.states.map((st) => st.id));
+  let joining = [...selected.values()].filter((c) => !members.has(c.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (spec.target.kind !== 'Override') {
+    const busy = new Set(releaseConflicts(ctx, joining.map((c) => c.id)).map((b) => b.clusterId));
+    joining = joining.filter((c) => !busy.has(c.id));
+  }
+  if (joining.length === 0) return;
+  const groups = current.groups;
+  const newGroups: { name: string; mandatory: boolean }[] = [];
+  const restIdx = groups.map((g, i) => (/^rest(-\d+)?$/.test(g.name) ? i : -1)).filter((i) => i >= 0).at(-1);
+  const additions = joining.map((c) => {
+    const named = spec.groups.find((g) => matchesLabels(c.labels, g.selector, c.id));
+    const idx = named ? groups.findIndex((g) => g.name === named.name) : -1;
+    if (idx >= 0) return { clusterId: c.id, group: idx };
+    if (restIdx !== undefined) return { clusterId: c.id, group: restIdx };
+    if (newGroups.length === 0) newGroups.push({ name: 'rest', mandatory: false });
+    return { clusterId: c.id, group: groups.length };
+  });
+  ctx.rollouts.addMembers(record.name, newGroups, additions);
+  ctx.log.info({ rollout: record.name, clusters: joining.slice(0, 20).map((c) => c.id), count: joining.length }, 'clusters joined the rollout (membership Dynamic)');
+}
+
+/** Counted: the cluster's result in this rollout is final. */
+const isCounted = (status: string | undefined): boolean => status === 'Succeeded' || status === 'Failed' || status === 'TimedOut';
 
 function checkRelease(ctx: HubContext, body: unknown): void {
   const req = releaseRequest.safeParse(body);
@@ -172,6 +219,7 @@ function applyDecision(ctx: HubContext, name: string, mayStart: boolean): TickRe
     if (!record || (record.phase !== 'Progressing' && record.phase !== 'Paused')) return undefined;
     const nowMs = ctx.now().getTime();
     const now = new Date(nowMs).toISOString();
+    if (mayStart && record.phase === 'Progressing' && (record.spec as StoredSpec).membership === 'Dynamic') reselect(ctx, record, nowMs);
     const ev = evaluate(ctx, record, nowMs, mayStart);
     const d = ev.decision;
     if (d.succeededNow.length > 0) ctx.rollouts.markSucceeded(name, d.succeededNow, now);
@@ -315,6 +363,8 @@ export function rollbackRollout(ctx: HubContext, name: string, body: unknown): {
     selector: {},
     strategy,
     unknownClusters,
+    // The clusters the rolled-back rollout reached, and only those.
+    membership: 'Fixed',
     target,
   };
   if (req.data.window) spec.window = req.data.window;
@@ -392,6 +442,8 @@ export function rolloutStatus(ctx: HubContext, name: string, opts: { clusters?: 
     strategy: spec.strategy,
     window: spec.window ? { ...spec.window, open: ev.window?.open ?? true, nextOpeningAt: iso(ev.window?.nextOpeningAt ?? null) } : null,
     unknownClusters: spec.unknownClusters,
+    // Rollouts stored before membership existed are Fixed.
+    membership: spec.membership ?? 'Fixed',
     phase: d.phase,
     reason: d.reason,
     message: d.message,

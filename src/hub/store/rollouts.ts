@@ -184,7 +184,7 @@ export class RolloutStore {
          FROM rollout_clusters rc
          LEFT JOIN clusters c ON c.id = rc.cluster_id
          LEFT JOIN cluster_upgrade u ON u.cluster_id = rc.cluster_id
-         WHERE rc.rollout = @name ORDER BY rc.position`,
+         WHERE rc.rollout = @name ORDER BY rc.group_idx, rc.position`,
       )
       .all(forOverride ? { name, override: overrideName } : { name }) as MemberDbRow[];
     return rows.map((r) => ({
@@ -233,7 +233,27 @@ export class RolloutStore {
   }
 
   memberIds(name: string): string[] {
-    return (this.#db.prepare('SELECT cluster_id FROM rollout_clusters WHERE rollout = ? ORDER BY position').all(name) as { cluster_id: string }[]).map((r) => r.cluster_id);
+    return (this.#db.prepare('SELECT cluster_id FROM rollout_clusters WHERE rollout = ? ORDER BY group_idx, position').all(name) as { cluster_id: string }[]).map((r) => r.cluster_id);
+  }
+
+  /**
+   * membership Dynamic: clusters that joined the selection, each at the end
+   * of its group (members are read in (group, position) order); a group
+   * index past the last one adds that group.
+   */
+  addMembers(name: string, newGroups: readonly RolloutGroupRecord[], members: readonly NewMember[]): void {
+    const groupCount = (this.#db.prepare('SELECT COUNT(*) AS n FROM rollout_groups WHERE rollout = ?').get(name) as { n: number }).n;
+    const g = this.#db.prepare('INSERT INTO rollout_groups (rollout, idx, name, mandatory) VALUES (?, ?, ?, ?)');
+    newGroups.forEach((group, i) => g.run(name, groupCount + i, group.name, group.mandatory ? 1 : 0));
+    const next = (this.#db.prepare('SELECT COALESCE(MAX(position), -1) + 1 AS p FROM rollout_clusters WHERE rollout = ?').get(name) as { p: number }).p;
+    const m = this.#db.prepare('INSERT INTO rollout_clusters (rollout, cluster_id, group_idx, position) VALUES (?, ?, ?, ?)');
+    members.forEach((member, i) => m.run(name, member.clusterId, member.group, next + i));
+  }
+
+  /** membership Dynamic: clusters that left the selection before they were counted. */
+  removeMembers(name: string, clusterIds: readonly string[]): void {
+    const d = this.#db.prepare('DELETE FROM rollout_clusters WHERE rollout = ? AND cluster_id = ?');
+    for (const id of clusterIds) d.run(name, id);
   }
 
   /** What the cluster had before `rollout` sent it something (for a rollback). */
