@@ -157,7 +157,7 @@ describe('an urgent fix promoted through integration, stage and a production can
     assert.equal(overrideClusters(h.ctx, 'cve-2030-1', 'running').clusters.length, 500);
     assert.deepEqual(overrideClusters(h.ctx, 'cve-2030-1', 'missing').clusters, []);
     const running = overrideClusters(h.ctx, 'cve-2030-1', 'running').clusters[0];
-    assert.deepEqual(running, { clusterId: 'edge-00000', runningRelease: { name: 'edge-addons', version: '1.0.0' }, reported: { component: 'metrics', version: '0.9.1-hf1' } });
+    assert.deepEqual(running, { clusterId: 'edge-00000', runningRelease: { name: 'edge-addons', version: '1.0.0' }, reported: { component: 'metrics', version: '0.9.1-hf1' }, since: '2030-01-02T00:05:00.000Z' }, 'since: its first inventory report listing the fix, five minutes in');
 
     // A reconnecting agent is sent the overrides it should hold.
     h.delivered.clear();
