@@ -76,7 +76,13 @@ async function scenario(signer: TestSigner, failing: boolean, kill: { afterTrans
     const expectedCode = failing ? 3 : 0;
     if (!wasKilled) assert.equal(crashed.code, expectedCode, crashed.stderr);
     const resumed = await runAgent(dir, v2);
-    assert.equal(resumed.code, expectedCode, `resumed agent: ${resumed.stderr}`);
+    if (resumed.code !== expectedCode) {
+      // Say how the attempt ended: the exit code only says it was not what was expected.
+      const j = Journal.open(join(dir, 'journal.db'));
+      const a = j.attempts.latest();
+      j.close();
+      assert.fail(`resumed agent exited ${resumed.code}, expected ${expectedCode}; the attempt is ${a?.phase} (${a?.reason}: ${a?.message}); ${resumed.stderr}`);
+    }
 
     const journal = Journal.open(join(dir, 'journal.db'));
     try {
