@@ -176,13 +176,22 @@ export class AgentMetrics {
       },
     });
 
+    // Failed writes are counted by the journal itself (they happen wherever a
+    // decision is committed); each scrape adds the ones since the last.
+    let writeErrorsSeen = o.journal.writeErrors;
     this.journalErrors = new Counter({
       name: metricNames.journalErrors,
       help: 'Journal reads or writes that failed, by operation',
       labelNames: ['operation'],
       registers,
+      collect() {
+        const n = o.journal.writeErrors;
+        if (n > writeErrorsSeen) this.inc({ operation: 'write' }, n - writeErrorsSeen);
+        writeErrorsSeen = n;
+      },
     });
     this.journalErrors.inc({ operation: 'readiness' }, 0);
+    this.journalErrors.inc({ operation: 'write' }, 0);
 
     if (o.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fleetlet_agent_' });
 

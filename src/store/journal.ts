@@ -38,6 +38,7 @@ export class Journal {
   readonly outbox: OutboxRepo;
   readonly overrides: OverrideRepo;
   readonly now: () => Date;
+  #writeErrors = 0;
 
   private constructor(db: Database.Database, path: string, now: () => Date) {
     this.db = db;
@@ -78,9 +79,23 @@ export class Journal {
     return new Journal(db, path, opts.now ?? (() => new Date()));
   }
 
-  /** Runs fn atomically: a transition and the report about it commit together or not at all. */
+  /**
+   * Runs fn atomically: a transition and the report about it commit together
+   * or not at all. A write SQLite refuses (disk full, I/O error, locked) is
+   * counted (writeErrors, for the metrics) and rethrown.
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      if (err instanceof Database.SqliteError) this.#writeErrors++;
+      throw err;
+    }
+  }
+
+  /** Transactions SQLite refused since this journal was opened. */
+  get writeErrors(): number {
+    return this.#writeErrors;
   }
 
   getMeta(key: string): string | undefined {

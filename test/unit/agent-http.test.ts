@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { startAgentEndpoints, type AgentEndpoints } from '../../src/agent/http/agent-endpoints.ts';
 import { parseListenAddress } from '../../src/agent/http/health-server.ts';
@@ -189,6 +190,30 @@ describe('agent HTTP endpoints', () => {
       assert.equal(sample(body, 'fleetlet_agent_attempt_phase', { phase: 'Pending' }), undefined, 'no phase when the journal cannot say');
     } finally {
       await ep.close();
+    }
+  });
+
+  test('a journal write SQLite refuses is counted in fleetlet_agent_journal_errors_total{operation="write"}', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetlet-http-locked-'));
+    const path = join(dir, 'journal.db');
+    const journal = Journal.open(path, { durability: 'normal' });
+    const ep = await startAgentEndpoints({ address: '127.0.0.1:0', journal, cluster: stubApi(), clusterId: 'unit', version: '1', logger });
+    // Another process holds the write lock: the journal waits its busy timeout, then SQLite refuses the write.
+    const other = new Database(path);
+    try {
+      const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${ep.server.port}/metrics`)).text(), 'fleetlet_agent_journal_errors_total', { operation: 'write' });
+      assert.equal(await scrape(), 0);
+      other.exec('BEGIN IMMEDIATE');
+      assert.throws(() => journal.transaction(() => journal.outbox.enqueue('inventory', {})), /database is locked/);
+      other.exec('ROLLBACK');
+      assert.equal(await scrape(), 1);
+      assert.equal(await scrape(), 1, 'counted once, not per scrape');
+      journal.transaction(() => journal.outbox.enqueue('inventory', {}));
+      assert.equal(await scrape(), 1, 'a write that succeeds counts nothing');
+    } finally {
+      other.close();
+      await ep.close();
+      journal.close();
     }
   });
 
