@@ -11,11 +11,11 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
+import { shippedAgentArgv } from '../support/shipped-agent.ts';
 import { testNamespace } from '../support/cluster.ts';
 import { testPolicyYaml } from '../support/test-policy.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 
-const root = new URL('../../', import.meta.url).pathname;
 
 interface LogLine {
   level: number;
@@ -39,9 +39,7 @@ function startAgent(dir: string, releaseFile: string, namespace: string): Agent 
   writeFileSync(join(dir, 'policy.yaml'), testPolicyYaml());
   const child = spawn(
     process.execPath,
-    [
-      join(root, 'bin/fleetlet.ts'),
-      'agent',
+    shippedAgentArgv([
       '--cluster-id=shutdown-test',
       `--journal=${join(dir, 'journal.db')}`,
       `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
@@ -52,7 +50,7 @@ function startAgent(dir: string, releaseFile: string, namespace: string): Agent 
       '--poll-ms=200',
       '--http-addr=127.0.0.1:0',
       '--exit-when-done',
-    ],
+    ]),
     { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const lines: LogLine[] = [];

@@ -13,11 +13,11 @@ import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import type { SignedEnvelope } from '../../src/protocol/release.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
+import { shippedAgentArgv } from '../support/shipped-agent.ts';
 import { kubeConfig, testNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner, type TestSigner } from '../support/releases.ts';
 import { testPolicyYaml } from '../support/test-policy.ts';
 
-const root = new URL('../../', import.meta.url).pathname;
 
 interface Run {
   code: number | null;
@@ -30,9 +30,7 @@ function runAgent(dir: string, releaseFile: string, env: Record<string, string> 
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      [
-        join(root, 'bin/fleetlet.ts'),
-        'agent',
+      shippedAgentArgv([
         '--cluster-id=crash-test',
         `--journal=${join(dir, 'journal.db')}`,
         `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
@@ -42,7 +40,7 @@ function runAgent(dir: string, releaseFile: string, env: Record<string, string> 
         `--policy=${join(dir, 'policy.yaml')}`,
         '--poll-ms=200',
         '--exit-when-done',
-      ],
+      ]),
       { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let stderr = '';

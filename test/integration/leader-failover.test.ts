@@ -12,11 +12,11 @@ import { HandoverStore } from '../../src/agent/kube/handover-store.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
+import { shippedAgentArgv } from '../support/shipped-agent.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 import { testPolicyYaml } from '../support/test-policy.ts';
 
-const root = new URL('../../', import.meta.url).pathname;
 
 test('a SIGKILLed leader is taken over by the standby, which finishes the upgrade', async () => {
   const agentNs = await testNamespace('lf-sys');
@@ -32,9 +32,7 @@ test('a SIGKILLed leader is taken over by the standby, which finishes the upgrad
   const start = (identity: string, withRelease: boolean) => {
     const child = spawn(
       process.execPath,
-      [
-        join(root, 'bin/fleetlet.ts'),
-        'agent',
+      shippedAgentArgv([
         '--cluster-id=failover',
         `--journal=${join(dir, `${identity}.db`)}`,
         `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
@@ -46,7 +44,7 @@ test('a SIGKILLed leader is taken over by the standby, which finishes the upgrad
         '--lease-duration-ms=4000',
         '--poll-ms=200',
         ...(withRelease ? [`--release-file=${join(dir, 'release.json')}`] : []),
-      ],
+      ]),
       { env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] },
     );
     children.push(child);

@@ -1,12 +1,14 @@
 // Without a Docker engine, the next best check of the Dockerfile: parse it,
 // assemble the final stage's file layout in a temp dir the way `docker
 // build` would (COPY from the context honours .dockerignore; the build
-// stage's node_modules becomes the production dependencies from
-// package-lock.json), and let a test run the ENTRYPOINT there. A COPY of a
-// wrong path, a file .dockerignore hides, or a runtime import of a dev
-// dependency all fail.
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+// stage's output is the production bundles and better-sqlite3, staged by
+// scripts/build.ts as its RUN line does), and let a test run the ENTRYPOINT
+// there. A COPY of a wrong path, a file .dockerignore hides, or a bundle that
+// needs a module the image lacks all fail.
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, matchesGlob, posix, relative } from 'node:path';
+import { buildBundles, stageRuntime } from '../../scripts/build.ts';
 
 export interface Instruction {
   op: string;
@@ -182,29 +184,30 @@ export function assembleFinalStage(o: AssembleOptions): Assembled {
 }
 
 /**
- * The build stage's `npm ci --omit=dev` output, emulated: a node_modules
- * holding links to exactly the production packages package-lock.json lists
- * (our own imports resolve through it, so importing a dev dependency fails).
+ * The build stage's output, emulated: its RUN `node scripts/build.ts
+ * --runtime-dir <dir>` bundles this checkout's sources and stages what the
+ * runtime needs in <dir> (scripts/build.ts stageRuntime); here the same two
+ * steps run from the build context into `dest`. The bundles are built into a
+ * directory of their own, never the checkout's dist/ that running tests use.
  */
 function copyFromBuildStage(o: AssembleOptions, stages: Stage[], from: string, srcs: string[], dest: string, line: number): void {
   const build = stages.find((s) => s.name === from);
   if (!build) throw new DockerfileUnsupported('MissingStage', `line ${line}: COPY --from=${from}: no such stage`);
   const workdir = build.instructions.filter((i) => i.op === 'WORKDIR').reduce((w, i) => posix.resolve(w, i.args), '/');
-  const npmCi = build.instructions.find((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
-  if (!npmCi || !/--omit=dev\b/.test(npmCi.args)) throw new DockerfileUnsupported('NotProductionOnly', `stage ${from} must run \`npm ci --omit=dev\``);
   const copiesLock = build.instructions.some((i) => i.op === 'COPY' && /\bpackage-lock\.json\b/.test(i.args) && /\bpackage\.json\b/.test(i.args));
   if (!copiesLock) throw new DockerfileUnsupported('NoLockfile', `stage ${from} must COPY package.json and package-lock.json before npm ci`);
-  if (srcs.length !== 1 || posix.resolve(workdir, srcs[0]!) !== posix.join(workdir, 'node_modules')) {
-    throw new DockerfileUnsupported('CopyFromStage', `line ${line}: only ${posix.join(workdir, 'node_modules')} is emulated from stage ${from}`);
+  const staging = build.instructions.map((i) => (i.op === 'RUN' ? /\bnode scripts\/build\.ts --runtime-dir (\S+)/.exec(i.args)?.[1] : undefined)).find(Boolean);
+  if (!staging) throw new DockerfileUnsupported('NoBundle', `stage ${from} must RUN \`node scripts/build.ts --runtime-dir <dir>\``);
+  const runtimeDir = posix.resolve(workdir, staging);
+  if (srcs.length !== 1 || posix.resolve(workdir, srcs[0]!).replace(/\/$/, '') !== runtimeDir) {
+    throw new DockerfileUnsupported('CopyFromStage', `line ${line}: only ${runtimeDir}/ is emulated from stage ${from}`);
   }
-  const lock = JSON.parse(readFileSync(join(o.context, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> };
-  for (const [path, meta] of Object.entries(lock.packages)) {
-    // Top-level packages only: nested ones live inside their parent's directory.
-    if (!path.startsWith('node_modules/') || path.slice('node_modules/'.length).includes('node_modules/') || meta.dev) continue;
-    const name = path.slice('node_modules/'.length);
-    const link = join(dest, name);
-    mkdirSync(dirname(link), { recursive: true });
-    symlinkSync(join(o.context, 'node_modules', name), link, 'dir');
+  const bundles = mkdtempSync(join(tmpdir(), 'fleetlet-bundles-'));
+  try {
+    buildBundles(bundles);
+    stageRuntime(dest, bundles);
+  } finally {
+    rmSync(bundles, { recursive: true, force: true });
   }
 }
 

@@ -3,7 +3,7 @@
 // (test/support/dockerfile.ts) and its ENTRYPOINT runs from there.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -36,7 +36,7 @@ describe('Dockerfile', () => {
     });
   };
 
-  test('two stages on Node 24: dependencies built with compilers, runtime without them, not root', () => {
+  test('two stages on Node 24: bundles built with compilers and dev dependencies, runtime without them, not root', () => {
     const stages = parseDockerfile(readFileSync(join(repo, 'Dockerfile'), 'utf8'));
     assert.equal(stages.length, 2);
     const [build, runtime] = stages as [(typeof stages)[0], (typeof stages)[0]];
@@ -45,21 +45,26 @@ describe('Dockerfile', () => {
     const buildRun = build.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
     assert.match(buildRun, /python3/);
     assert.match(buildRun, /g\+\+/);
-    assert.match(buildRun, /npm ci --omit=dev/);
+    assert.match(buildRun, /npm ci\b/);
+    assert.match(buildRun, /node scripts\/build\.ts --runtime-dir/);
     assert.ok(!runtime.instructions.some((i) => i.op === 'RUN' && /apt-get|npm (ci|install)/.test(i.args)), 'no compilers or installs in the runtime stage');
     assert.equal(image.user, '65532:65532');
-    assert.deepEqual(image.entrypoint, ['node', '/app/bin/fleetlet.ts', 'agent']);
+    assert.equal(image.entrypoint[0], 'node');
+    assert.equal(image.entrypoint.at(-1), '/app/dist/agent.mjs', 'the image runs the agent bundle');
     assert.ok(runtime.instructions.some((i) => i.op === 'VOLUME' && i.args.includes('/var/lib/fleetlet')), 'the journal directory is a volume');
   });
 
-  test('the image holds the agent and its production dependencies, and nothing of the tests', () => {
-    assert.ok(existsSync(join(rootfs, 'app/bin/fleetlet.ts')));
-    assert.ok(existsSync(join(rootfs, 'app/src/cli/agent-command.ts')));
-    assert.ok(existsSync(join(rootfs, 'app/package.json')), 'package.json ("type": "module") travels with the sources');
-    assert.ok(existsSync(join(rootfs, 'app/node_modules/better-sqlite3')));
-    assert.ok(existsSync(join(rootfs, 'app/node_modules/prom-client')));
-    assert.ok(!existsSync(join(rootfs, 'app/node_modules/typescript')), 'dev dependencies are left out');
-    assert.ok(!existsSync(join(rootfs, 'app/node_modules/eslint')));
+  test('the image holds the bundles, better-sqlite3 with one native binary, and nothing else', () => {
+    for (const name of ['agent', 'hub', 'fleetlet']) {
+      assert.ok(existsSync(join(rootfs, `app/dist/${name}.mjs`)), `dist/${name}.mjs`);
+      assert.ok(existsSync(join(rootfs, `app/dist/${name}.mjs.map`)), `dist/${name}.mjs.map`);
+    }
+    assert.deepEqual(readdirSync(join(rootfs, 'app/node_modules')), ['better-sqlite3'], 'no node_modules but better-sqlite3');
+    const natives = readdirSync(join(rootfs, 'app/node_modules/better-sqlite3'), { recursive: true }).map(String).filter((f) => f.endsWith('.node'));
+    assert.equal(natives.length, 1, `one native binary, not one per platform: ${natives.join(', ')}`);
+    assert.ok(!existsSync(join(rootfs, 'app/node_modules/better-sqlite3/deps')), 'no SQLite sources');
+    assert.ok(!existsSync(join(rootfs, 'app/src')), 'no TypeScript sources');
+    assert.ok(!existsSync(join(rootfs, 'app/bin')));
     assert.ok(!image.copied.some((p) => p.startsWith('test/') || p.endsWith('.test.ts')), 'no tests in the image');
   });
 
@@ -70,10 +75,16 @@ describe('Dockerfile', () => {
     assert.match(res.stdout, /--http-addr/);
   });
 
-  test('`docker run --entrypoint node <image> /app/bin/fleetlet.ts --help` lists every command', () => {
-    const res = run(['--help'], ['node', '/app/bin/fleetlet.ts']);
+  test('`docker run --entrypoint node <image> /app/dist/fleetlet.mjs --help` lists every command', () => {
+    const res = run(['--help'], ['node', '/app/dist/fleetlet.mjs']);
     assert.equal(res.status, 0, res.stderr);
     assert.match(res.stdout, /Commands:\n\s+agent/);
+  });
+
+  test('the journal opens in the image: better-sqlite3 loads its one native binary from the bundle', () => {
+    const res = run(['status', '--journal=test-journal.db'], ['node', '/app/dist/fleetlet.mjs']);
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /no upgrade attempts yet/);
   });
 
   test('the agent without a cluster id exits 2 and says what is missing', () => {
@@ -106,6 +117,7 @@ describe('.dockerignore rules', () => {
   test('the repository .dockerignore keeps out what the image must not carry and nothing it needs', () => {
     const ignored = dockerignore(readFileSync(join(repo, '.dockerignore'), 'utf8'));
     for (const p of ['node_modules/pino/package.json', '.git/HEAD', 'test/unit/journal.test.ts', 'journal.db', 'release.key.pem']) assert.equal(ignored(p), true, p);
-    for (const p of ['package.json', 'package-lock.json', 'bin/fleetlet.ts', 'src/cli/main.ts']) assert.equal(ignored(p), false, p);
+    for (const p of ['package.json', 'package-lock.json', 'bin/fleetlet.ts', 'bin/fleetlet-agent.ts', 'src/cli/main.ts', 'scripts/build.ts']) assert.equal(ignored(p), false, p);
+    assert.equal(ignored('scripts/setup.sh'), true);
   });
 });

@@ -1,0 +1,101 @@
+// `npm run build`: the production bundles, one minified ES module per entry
+// point, tree-shaken, with source maps (run them with --enable-source-maps for
+// stack traces in the TypeScript sources):
+//   dist/agent.mjs     `fleetlet agent` alone: what the image runs
+//   dist/hub.mjs       `fleetlet hub` alone
+//   dist/fleetlet.mjs  the whole CLI (agent, hub, status, rollout, keys, demo)
+// better-sqlite3 stays outside: its native binary cannot be bundled, so the
+// image carries node_modules/better-sqlite3 (and the loader it needs) only.
+// Why bundle at all: module loading, not work, is most of an idle agent's
+// memory (docs/footprint.md).
+import { buildSync, type BuildOptions, type Metafile } from 'esbuild';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+export const root = new URL('../', import.meta.url).pathname;
+export const distDir = join(root, 'dist');
+
+/** The bundles `npm run build` writes, by name under dist/ (name.mjs). */
+export const entryPoints = {
+  agent: 'bin/fleetlet-agent.ts',
+  hub: 'bin/fleetlet-hub.ts',
+  fleetlet: 'bin/fleetlet.ts',
+} as const;
+
+/** Packages left out of the bundles: native code only. */
+export const external = ['better-sqlite3'];
+
+export const buildOptions: BuildOptions = {
+  absWorkingDir: root,
+  entryPoints: Object.entries(entryPoints).map(([out, src]) => ({ in: src, out })),
+  outdir: distDir,
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node24',
+  minify: true,
+  // Readable names in stack traces and in heap snapshots (class names show in both).
+  keepNames: true,
+  sourcemap: 'linked',
+  // Mappings only: stack traces need them, not a second copy of every source.
+  sourcesContent: false,
+  // Bundled CommonJS dependencies call require() for Node's built-ins; an ES
+  // module has no require of its own.
+  banner: { js: "import{createRequire as __fleetletCreateRequire}from'node:module';const require=__fleetletCreateRequire(import.meta.url);" },
+  external,
+  // ws loads these native accelerators if present (they are not installed).
+  // They stay as require() calls that fail and are caught, as without a bundle.
+  logOverride: { 'require-resolve-not-external': 'silent' },
+  legalComments: 'linked',
+  metafile: true,
+  logLevel: 'warning',
+};
+
+/** Builds every bundle into `outdir` (default dist/); returns esbuild's metafile (sizes, inputs per output). */
+export function buildBundles(outdir = distDir): Metafile {
+  rmSync(outdir, { recursive: true, force: true });
+  const result = buildSync({ ...buildOptions, outdir });
+  return result.metafile!;
+}
+
+/**
+ * What the image's runtime stage holds besides node, laid out under `dest`
+ * as under /app: the bundles with their source maps, and of better-sqlite3
+ * only its loader and the one native binary it loads on this platform (not
+ * its C sources, not the prebuilt binaries of other platforms).
+ */
+export function stageRuntime(dest: string, bundles = distDir): string[] {
+  const files: string[] = [];
+  const copy = (from: string, to: string) => {
+    mkdirSync(dirname(join(dest, to)), { recursive: true });
+    cpSync(from, join(dest, to), { recursive: true });
+    files.push(to);
+  };
+  for (const name of Object.keys(entryPoints)) {
+    for (const ext of ['.mjs', '.mjs.map']) copy(join(bundles, name + ext), `dist/${name}${ext}`);
+  }
+  const sqlite = dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json'));
+  copy(join(sqlite, 'package.json'), 'node_modules/better-sqlite3/package.json');
+  copy(join(sqlite, 'lib'), 'node_modules/better-sqlite3/lib');
+  // The loader's own order (better-sqlite3/lib/binding.js): a compiled binary first, then the prebuilt one.
+  const compiled = join(sqlite, 'build/Release/better_sqlite3.node');
+  const prebuilt = join(sqlite, `prebuilds/${process.platform}-${process.arch}.node`);
+  if (existsSync(compiled)) copy(compiled, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node');
+  else if (existsSync(prebuilt)) copy(prebuilt, `node_modules/better-sqlite3/prebuilds/${process.platform}-${process.arch}.node`);
+  else throw new Error(`better-sqlite3 has no native binary for ${process.platform}-${process.arch} (neither ${compiled} nor ${prebuilt}): run npm ci with a compiler present`);
+  return files;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { 'runtime-dir': { type: 'string' } } });
+  const meta = buildBundles();
+  for (const [file, out] of Object.entries(meta.outputs)) {
+    if (file.endsWith('.mjs')) process.stdout.write(`${file.padEnd(22)} ${(out.bytes / 1024).toFixed(0).padStart(6)} KiB\n`);
+  }
+  if (values['runtime-dir']) {
+    for (const f of stageRuntime(values['runtime-dir'])) process.stdout.write(`staged ${f}\n`);
+  }
+}
