@@ -9,7 +9,7 @@
 // Why bundle at all: module loading, not work, is most of an idle agent's
 // memory (docs/footprint.md).
 import { buildSync, type BuildOptions, type Metafile } from 'esbuild';
-import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -87,6 +87,24 @@ export function stageRuntime(dest: string, bundles = distDir): string[] {
   else if (existsSync(prebuilt)) copy(prebuilt, `node_modules/better-sqlite3/prebuilds/${process.platform}-${process.arch}.node`);
   else throw new Error(`better-sqlite3 has no native binary for ${process.platform}-${process.arch} (neither ${compiled} nor ${prebuilt}): run npm ci with a compiler present`);
   return files;
+}
+
+/**
+ * node's arguments for the agent exactly as the image starts it: the
+ * Dockerfile's ENTRYPOINT (its node flags and the agent bundle) with /app/
+ * mapped to this checkout, then `args`. Tests and benchmarks that start an
+ * agent process use this, so they run what ships.
+ */
+export function imageAgentArgv(args: readonly string[] = []): string[] {
+  const entrypoints = [...readFileSync(join(root, 'Dockerfile'), 'utf8').matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)];
+  const last = entrypoints.at(-1);
+  if (!last) throw new Error('Dockerfile: no exec-form ENTRYPOINT');
+  const argv = JSON.parse(last[1]!) as string[];
+  if (argv[0] !== 'node') throw new Error(`Dockerfile: the ENTRYPOINT must run node, not ${argv[0]}`);
+  const mapped = argv.slice(1).map((a) => (a.startsWith('/app/') ? join(root, a.slice('/app/'.length)) : a));
+  const bundle = mapped.find((a) => a.endsWith('.mjs'));
+  if (!bundle || !existsSync(bundle)) throw new Error(`${bundle ?? 'the bundle'} is missing: run \`npm run build\` (the tests' global set-up does)`);
+  return [...mapped, ...args];
 }
 
 if (import.meta.main) {

@@ -68,6 +68,11 @@ export class Journal {
       db.pragma(`synchronous = ${opts.durability === 'normal' ? 'NORMAL' : 'FULL'}`);
       db.pragma('foreign_keys = ON');
       db.pragma('busy_timeout = 5000');
+      // better-sqlite3 builds SQLite with a 16 MB page cache; the agent's hot
+      // pages (newest attempt, outbox head, meta) fit in a few. 512 KiB keeps
+      // a large journal from filling RSS at open (quick_check reads every
+      // page): measured in docs/footprint.md.
+      db.pragma('cache_size = -512');
       const check = db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw new JournalError('JournalCorrupt', `journal ${path} failed its integrity check: ${String(check)}`);
       migrate(db);

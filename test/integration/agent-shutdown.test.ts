@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
-import { shippedAgentArgv } from '../support/shipped-agent.ts';
+import { imageAgentArgv } from '../../scripts/build.ts';
 import { testNamespace } from '../support/cluster.ts';
 import { testPolicyYaml } from '../support/test-policy.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
@@ -39,7 +39,7 @@ function startAgent(dir: string, releaseFile: string, namespace: string): Agent 
   writeFileSync(join(dir, 'policy.yaml'), testPolicyYaml());
   const child = spawn(
     process.execPath,
-    shippedAgentArgv([
+    imageAgentArgv([
       '--cluster-id=shutdown-test',
       `--journal=${join(dir, 'journal.db')}`,
       `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,

@@ -13,7 +13,7 @@ import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import type { SignedEnvelope } from '../../src/protocol/release.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
-import { shippedAgentArgv } from '../support/shipped-agent.ts';
+import { imageAgentArgv } from '../../scripts/build.ts';
 import { kubeConfig, testNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner, type TestSigner } from '../support/releases.ts';
 import { testPolicyYaml } from '../support/test-policy.ts';
@@ -30,7 +30,7 @@ function runAgent(dir: string, releaseFile: string, env: Record<string, string> 
   return new Promise((resolve) => {
     const child = spawn(
       process.execPath,
-      shippedAgentArgv([
+      imageAgentArgv([
         '--cluster-id=crash-test',
         `--journal=${join(dir, 'journal.db')}`,
         `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,

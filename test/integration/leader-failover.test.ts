@@ -12,7 +12,7 @@ import { HandoverStore } from '../../src/agent/kube/handover-store.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
-import { shippedAgentArgv } from '../support/shipped-agent.ts';
+import { imageAgentArgv } from '../../scripts/build.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 import { testPolicyYaml } from '../support/test-policy.ts';
@@ -32,7 +32,7 @@ test('a SIGKILLed leader is taken over by the standby, which finishes the upgrad
   const start = (identity: string, withRelease: boolean) => {
     const child = spawn(
       process.execPath,
-      shippedAgentArgv([
+      imageAgentArgv([
         '--cluster-id=failover',
         `--journal=${join(dir, `${identity}.db`)}`,
         `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,

@@ -3,7 +3,7 @@
 // A control plane that cannot be built or started fails the run: it is
 // never skipped, so a green run always means the cluster tests ran.
 // The production bundles are built here too: tests that start agent
-// processes run dist/agent.mjs as the image does (test/support/shipped-agent.ts).
+// processes run dist/agent.mjs as the image does (scripts/build.ts imageAgentArgv).
 import { buildBundles } from '../../scripts/build.ts';
 import { startControlPlane, type ControlPlane } from '../../src/testbed/control-plane.ts';
 
