@@ -4,19 +4,23 @@
 //   npm run bench -- --clusters 10000 --only rollout   (with `ulimit -n 20000`)
 // Benchmarks: hub (capacity, memory per agent, report latency, reconnect
 // after a hub restart), replay (outbox drain after a partition), journal
-// (transitions/s by durability), agent (idle RSS/CPU on the control plane),
+// (transitions/s by durability), agent (bench/agent-footprint.ts: real agent
+// processes, bundle and sources side by side: start → Ready, peak RSS through
+// a two-stage upgrade, RSS and CPU at rest), soak (bench/agent-soak.ts: RSS
+// before and after 200 upgrade attempts and 10,000 report cycles),
 // rollout (a Progressive rollout across simulated agents: wall time, hub CPU
 // and memory), upgrade (bench/agent-core.ts: release → first apply and the
 // agent process's RSS/CPU during an upgrade, on the built-in control plane).
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { agentIdleBench } from './agent-idle.ts';
+import { agentFootprintBench, defaultVariants } from './agent-footprint.ts';
+import { agentSoakBench } from './agent-soak.ts';
 import { hubCapacityBench } from './hub-capacity.ts';
 import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
 import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replay', 'journal', 'agent', 'rollout', 'upgrade'] as const;
+const all = ['hub', 'replay', 'journal', 'agent', 'soak', 'rollout', 'upgrade'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -30,7 +34,10 @@ const { values } = parseArgs({
     'connect-concurrency': { type: 'string', default: '200' },
     replay: { type: 'string', default: '100000' },
     'journal-ms': { type: 'string', default: '3000' },
-    'idle-ms': { type: 'string', default: '20000' },
+    'rest-ms': { type: 'string', default: '60000' },
+    starts: { type: 'string', default: '5' },
+    attempts: { type: 'string', default: '200' },
+    cycles: { type: 'string', default: '10000' },
     'no-deflate': { type: 'boolean', default: false },
     'no-restart': { type: 'boolean', default: false },
     clusters: { type: 'string', default: '2000' },
@@ -47,7 +54,7 @@ const { values } = parseArgs({
 
 if (values.help) {
   process.stdout.write(`npm run bench -- [--agents N] [--report-interval-ms MS] [--batch N] [--heartbeat-ms MS] [--measure-ms MS]
-                 [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--idle-ms MS]
+                 [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--rest-ms MS] [--starts N] [--attempts N] [--cycles N]
                  [--clusters N] [--max-concurrency N] [--canaries N] [--upgrade-ms MS] [--upgrade-jitter F] [--rollout-tick-ms MS] [--rollout-timeout-ms MS]
                  [--only ${all.join('|')} ...]\n`);
   process.exit(0);
@@ -103,4 +110,5 @@ if (only.has('upgrade')) {
   console.log('== upgrade: release arriving → first apply, and the agent process during an upgrade (real control plane)');
   spawnSync(process.execPath, [new URL('./agent-core.ts', import.meta.url).pathname], { stdio: 'inherit' });
 }
-if (only.has('agent')) await agentIdleBench({ windowMs: int('idle-ms', values['idle-ms']), heartbeatMs: 10_000 });
+if (only.has('agent')) await agentFootprintBench({ restMs: int('rest-ms', values['rest-ms']), starts: Math.max(1, int('starts', values.starts)), variants: defaultVariants() });
+if (only.has('soak')) await agentSoakBench({ attempts: int('attempts', values.attempts), cycles: int('cycles', values.cycles), heartbeatMs: 25, settleMs: 30_000, warmup: 10 });
