@@ -57,7 +57,7 @@ export class BenchAgent {
   /** Spawns the process; resolves with the milliseconds from spawn to the first 200 from /readyz. */
   async start(): Promise<number> {
     const t0 = performance.now();
-    const child = spawn(process.execPath, this.argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: process.env.FLEETLET_BENCH_LOG ?? 'warn' } });
+    const child = spawn(process.execPath, this.argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: process.env.FLEETLET_BENCH_LOG ?? 'warn', FLEETLET_PROBE_DIR: this.#bed.dir } });
     this.child = child;
     this.#bed.children.add(child);
     for (;;) {

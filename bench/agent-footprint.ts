@@ -14,7 +14,7 @@
 // The machine's load average is printed at the start and the end: CPU time
 // is robust to load, start → Ready is not.
 // Usage: node bench/agent-footprint.ts [--rest-ms 60000] [--starts 5]
-//          [--variant 'name=node args… (the agent script path last)'] [--no-defaults]
+//          [--variant 'name=node args… (the agent script path last)'] [--no-defaults] [--probe]
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { buildBundles, imageAgentArgv, root } from '../scripts/build.ts';
 import { addonsRelease, asReleaseRequest, type AddonVersions } from '../src/testbed/sample-releases.ts';
+import { summarizeHeap } from './heap-summary.ts';
 import { AgentBed, cpuSeconds, loadavg, type BenchAgent } from './agent-bed.ts';
 import { heading, line, vmHwmBytes, vmRssBytes } from './stats.ts';
 
@@ -35,6 +36,8 @@ export interface FootprintOptions {
   restMs: number;
   starts: number;
   variants: Variant[];
+  /** Where memory goes: each agent loads bench/memory-probe.ts; at the end of the rest it reports and writes a heap snapshot, summarised here. */
+  probe?: boolean;
 }
 
 export const defaultVariants = (): Variant[] => [
@@ -60,11 +63,12 @@ export async function rollout(bed: AgentBed, ids: string[], name: string, versio
 export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
   heading(`agent footprint: real agent processes, one hub, rollouts of a two-stage release; ${o.variants.length} variants side by side`);
   line('machine', `${cpus().length} CPUs, load average at start ${loadavg()}`);
-  buildBundles();
+  await buildBundles();
   const bed = await AgentBed.start({ heartbeatMs: 10_000 });
   try {
     const agents: { v: Variant; a: BenchAgent; startToReadyMs: number[]; peak: number; restRss: number; restCpu: number }[] = [];
-    for (const [i, v] of o.variants.entries()) agents.push({ v, a: await bed.agent(`footprint-${i}`, v.node), startToReadyMs: [], peak: 0, restRss: 0, restCpu: 0 });
+    const probe = o.probe ? ['--import', join(root, 'bench/memory-probe.ts')] : [];
+    for (const [i, v] of o.variants.entries()) agents.push({ v, a: await bed.agent(`footprint-${i}`, [...probe, ...v.node]), startToReadyMs: [], peak: 0, restRss: 0, restCpu: 0 });
     // Start → Ready: one process at a time (they would compete for the CPUs), variants alternating.
     for (let r = 0; r < o.starts; r++) {
       for (const x of agents) {
@@ -112,18 +116,26 @@ export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
     row(`CPU over those ${(o.restMs / 1000).toFixed(0)} s (process CPU time)`, (x) => `${x.restCpu.toFixed(2)} % of a core`);
     for (const x of agents) line(`  ${x.v.name}`, `node ${x.v.node.map((a) => a.replace(root, '')).join(' ')}`);
     line('load average at end', loadavg());
+    if (o.probe) {
+      for (const x of agents) {
+        x.a.child!.kill('SIGUSR2');
+        await sleep(5_000);
+        const snapshot = join(bed.dir, `agent-${x.a.pid}.heapsnapshot`);
+        process.stdout.write(`  ${x.v.name}:\n${summarizeHeap(snapshot)}\n`);
+      }
+    }
   } finally {
     await bed.close();
   }
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { 'rest-ms': { type: 'string', default: '60000' }, starts: { type: 'string', default: '5' }, variant: { type: 'string', multiple: true }, 'no-defaults': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { 'rest-ms': { type: 'string', default: '60000' }, starts: { type: 'string', default: '5' }, variant: { type: 'string', multiple: true }, 'no-defaults': { type: 'boolean', default: false }, probe: { type: 'boolean', default: false } } });
   const extra = (values.variant ?? []).map((spec): Variant => {
     const eq = spec.indexOf('=');
     if (eq < 1) throw new TypeError(`--variant "${spec}": expected name=node args`);
     const args = spec.slice(eq + 1).split(/\s+/).filter(Boolean).map((a) => (a.startsWith('dist/') || a.startsWith('bin/') ? join(root, a) : a));
     return { name: spec.slice(0, eq), node: args };
   });
-  await agentFootprintBench({ restMs: Number(values['rest-ms']), starts: Number(values.starts), variants: [...(values['no-defaults'] ? [] : defaultVariants()), ...extra] });
+  await agentFootprintBench({ restMs: Number(values['rest-ms']), starts: Number(values.starts), variants: [...(values['no-defaults'] ? [] : defaultVariants()), ...extra], probe: values.probe });
 }

@@ -26,7 +26,7 @@ type View = { upgrade?: { status: string; phase: string; release: { revision: nu
 
 export async function agentSoakBench(o: SoakOptions): Promise<void> {
   heading(`agent soak: ${o.attempts} upgrade attempts and ≥ ${o.cycles} report cycles (hub heartbeat ${o.heartbeatMs} ms) through one agent process (bundle)`);
-  buildBundles();
+  await buildBundles();
   const bed = await AgentBed.start({ heartbeatMs: o.heartbeatMs });
   try {
     const agent = await bed.agent('soak', imageAgentArgv(), ['--poll-ms=100']);

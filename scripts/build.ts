@@ -8,9 +8,9 @@
 // image carries node_modules/better-sqlite3 (and the loader it needs) only.
 // Why bundle at all: module loading, not work, is most of an idle agent's
 // memory (docs/footprint.md).
-import { buildSync, type BuildOptions, type Metafile } from 'esbuild';
+import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -26,6 +26,30 @@ export const entryPoints = {
 
 /** Packages left out of the bundles: native code only. */
 export const external = ['better-sqlite3'];
+
+/**
+ * Node's built-in modules and the externals are loaded with require(), never
+ * imported as ES modules. Node 24 builds an ES module's view of a built-in by
+ * reading every export, and node:http's exports include WebSocket, whose
+ * getter loads Node's own copy of undici (~10 MiB resident) that the agent
+ * never uses; importing a CommonJS package (better-sqlite3) from an ES module
+ * loads a lexer to find its exports (docs/footprint.md).
+ */
+const requireNotImport: Plugin = {
+  name: 'require-not-import',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z_/0-9-]+$/ }, (args) => {
+      if (!isBuiltin(args.path) && !external.includes(args.path)) return undefined;
+      // The require() inside the stand-in below is the real one.
+      if (args.namespace === 'require-not-import') return { path: args.path, external: true };
+      return { path: args.path, namespace: 'require-not-import' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'require-not-import' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(isBuiltin(args.path) && !args.path.startsWith('node:') ? `node:${args.path}` : args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
 
 export const buildOptions: BuildOptions = {
   absWorkingDir: root,
@@ -46,6 +70,7 @@ export const buildOptions: BuildOptions = {
   // module has no require of its own.
   banner: { js: "import{createRequire as __fleetletCreateRequire}from'node:module';const require=__fleetletCreateRequire(import.meta.url);" },
   external,
+  plugins: [requireNotImport],
   // ws loads these native accelerators if present (they are not installed).
   // They stay as require() calls that fail and are caught, as without a bundle.
   logOverride: { 'require-resolve-not-external': 'silent' },
@@ -55,9 +80,9 @@ export const buildOptions: BuildOptions = {
 };
 
 /** Builds every bundle into `outdir` (default dist/); returns esbuild's metafile (sizes, inputs per output). */
-export function buildBundles(outdir = distDir): Metafile {
+export async function buildBundles(outdir = distDir): Promise<Metafile> {
   rmSync(outdir, { recursive: true, force: true });
-  const result = buildSync({ ...buildOptions, outdir });
+  const result = await build({ ...buildOptions, outdir });
   return result.metafile!;
 }
 
@@ -108,12 +133,12 @@ export function imageAgentArgv(args: readonly string[] = []): string[] {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { 'runtime-dir': { type: 'string' } } });
-  const meta = buildBundles();
+  const { values } = parseArgs({ options: { 'runtime-dir': { type: 'string' }, outdir: { type: 'string', default: distDir } } });
+  const meta = await buildBundles(values.outdir);
   for (const [file, out] of Object.entries(meta.outputs)) {
     if (file.endsWith('.mjs')) process.stdout.write(`${file.padEnd(22)} ${(out.bytes / 1024).toFixed(0).padStart(6)} KiB\n`);
   }
   if (values['runtime-dir']) {
-    for (const f of stageRuntime(values['runtime-dir'])) process.stdout.write(`staged ${f}\n`);
+    for (const f of stageRuntime(values['runtime-dir'], values.outdir)) process.stdout.write(`staged ${f}\n`);
   }
 }

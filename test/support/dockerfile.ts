@@ -5,10 +5,10 @@
 // scripts/build.ts as its RUN line does), and let a test run the ENTRYPOINT
 // there. A COPY of a wrong path, a file .dockerignore hides, or a bundle that
 // needs a module the image lacks all fail.
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, matchesGlob, posix, relative } from 'node:path';
-import { buildBundles, stageRuntime } from '../../scripts/build.ts';
 
 export interface Instruction {
   op: string;
@@ -204,8 +204,8 @@ function copyFromBuildStage(o: AssembleOptions, stages: Stage[], from: string, s
   }
   const bundles = mkdtempSync(join(tmpdir(), 'fleetlet-bundles-'));
   try {
-    buildBundles(bundles);
-    stageRuntime(dest, bundles);
+    const res = spawnSync(process.execPath, [join(o.context, 'scripts/build.ts'), `--runtime-dir=${dest}`, `--outdir=${bundles}`], { encoding: 'utf8' });
+    if (res.status !== 0) throw new DockerfileUnsupported('BuildFailed', `line ${line}: node scripts/build.ts failed: ${res.stderr}`);
   } finally {
     rmSync(bundles, { recursive: true, force: true });
   }

@@ -11,7 +11,7 @@ let cp: ControlPlane | undefined;
 
 export async function globalSetup(): Promise<void> {
   const built = Date.now();
-  buildBundles();
+  await buildBundles();
   process.stderr.write(`# bundles: dist/ built in ${Date.now() - built} ms\n`);
   const started = Date.now();
   cp = await startControlPlane({ nodes: 3, log: (l) => process.stderr.write(`# control-plane: ${l}\n`) });
