@@ -79,11 +79,18 @@ export const buildOptions: BuildOptions = {
   logLevel: 'warning',
 };
 
+/** What must never be in the agent's bundle: the hub, the demo, the test control plane. */
+const notInAgent = [/^src\/hub\//, /^src\/testbed\//, /^src\/cli\/(demo|hub|rollout|keys)-command\.ts$/];
+
 /** Builds every bundle into `outdir` (default dist/); returns esbuild's metafile (sizes, inputs per output). */
 export async function buildBundles(outdir = distDir): Promise<Metafile> {
   rmSync(outdir, { recursive: true, force: true });
   const result = await build({ ...buildOptions, outdir });
-  return result.metafile!;
+  const meta = result.metafile!;
+  const agent = Object.entries(meta.outputs).find(([file]) => file.endsWith('/agent.mjs') || file === 'agent.mjs');
+  const stray = Object.keys(agent?.[1].inputs ?? {}).filter((f) => notInAgent.some((re) => re.test(f)));
+  if (stray.length > 0) throw new Error(`the agent's bundle must not hold ${stray.join(', ')}: an import pulls the hub, demo or testbed into the agent`);
+  return meta;
 }
 
 /**
