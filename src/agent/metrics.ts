@@ -193,7 +193,10 @@ export class AgentMetrics {
     this.journalErrors.inc({ operation: 'readiness' }, 0);
     this.journalErrors.inc({ operation: 'write' }, 0);
 
-    if (o.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fleetlet_agent_' });
+    // The event-loop lag histogram samples once a second: prom-client's
+    // default (every 10 ms) woke an idle agent 100 times a second and cost
+    // ~0.7 % of a core on its own (docs/footprint.md).
+    if (o.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'fleetlet_agent_', eventLoopMonitoringPrecision: 1000 });
 
     // Stages finished before this process started were observed by the previous one.
     const current = this.read('init', () => o.journal.attempts.current());
