@@ -87,6 +87,17 @@ describe('Dockerfile', () => {
     assert.match(res.stdout, /no upgrade attempts yet/);
   });
 
+  test("the agent bundle loads neither Node's own undici nor the CommonJS lexer (docs/footprint.md)", () => {
+    // What the agent loads before it does anything; each of these is megabytes resident.
+    const probe = "process.on('exit', () => console.error(JSON.stringify(process.moduleLoadList)));";
+    const res = run(['--help'], ['node', '--import', `data:text/javascript,${encodeURIComponent(probe)}`, '/app/dist/agent.mjs']);
+    assert.equal(res.status, 0, res.stderr);
+    const loaded = JSON.parse(res.stderr.trim().split('\n').at(-1)!) as string[];
+    assert.ok(loaded.some((m) => m.includes('better_sqlite3') || m.includes('internal/modules/cjs/loader')), 'the probe saw the module list');
+    assert.ok(!loaded.includes('NativeModule internal/deps/undici/undici'), "Node's bundled undici is loaded: an ES import of node:http?");
+    assert.ok(!loaded.includes('NativeModule internal/deps/cjs-module-lexer/lexer'), 'the CommonJS lexer is loaded: an ES import of a CommonJS package?');
+  });
+
   test('the agent without a cluster id exits 2 and says what is missing', () => {
     const res = run([]);
     assert.equal(res.status, 2, `${res.stdout}${res.stderr}`);
