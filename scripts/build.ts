@@ -123,17 +123,20 @@ export function stageRuntime(dest: string, bundles = distDir): string[] {
 
 /**
  * node's arguments for the agent exactly as the image starts it: the
- * Dockerfile's ENTRYPOINT (its node flags and the agent bundle) with /app/
- * mapped to this checkout, then `args`. Tests and benchmarks that start an
- * agent process use this, so they run what ships.
+ * Dockerfile's ENTRYPOINT (its node flags and the bundle) and its default
+ * CMD, if any, with /app/ mapped to this checkout, then `args`. Tests and
+ * benchmarks that start an agent process use this, so they run what ships.
  */
 export function imageAgentArgv(args: readonly string[] = []): string[] {
-  const entrypoints = [...readFileSync(join(root, 'Dockerfile'), 'utf8').matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)];
-  const last = entrypoints.at(-1);
-  if (!last) throw new Error('Dockerfile: no exec-form ENTRYPOINT');
-  const argv = JSON.parse(last[1]!) as string[];
-  if (argv[0] !== 'node') throw new Error(`Dockerfile: the ENTRYPOINT must run node, not ${argv[0]}`);
-  const mapped = argv.slice(1).map((a) => (a.startsWith('/app/') ? join(root, a.slice('/app/'.length)) : a));
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  const exec = (op: string) => {
+    const last = [...dockerfile.matchAll(new RegExp(`^${op}\\s+(\\[.*\\])\\s*$`, 'gm'))].at(-1);
+    return last ? (JSON.parse(last[1]!) as string[]) : undefined;
+  };
+  const entrypoint = exec('ENTRYPOINT');
+  if (!entrypoint) throw new Error('Dockerfile: no exec-form ENTRYPOINT');
+  if (entrypoint[0] !== 'node') throw new Error(`Dockerfile: the ENTRYPOINT must run node, not ${entrypoint[0]}`);
+  const mapped = [...entrypoint.slice(1), ...(exec('CMD') ?? [])].map((a) => (a.startsWith('/app/') ? join(root, a.slice('/app/'.length)) : a));
   const bundle = mapped.find((a) => a.endsWith('.mjs'));
   if (!bundle || !existsSync(bundle)) throw new Error(`${bundle ?? 'the bundle'} is missing: run \`npm run build\` (the tests' global set-up does)`);
   return [...mapped, ...args];
