@@ -40,10 +40,14 @@ export interface FootprintOptions {
   probe?: boolean;
 }
 
-export const defaultVariants = (): Variant[] => [
-  { name: 'bundle (image)', node: imageAgentArgv() },
-  { name: 'sources', node: [join(root, 'bin/fleetlet.ts'), 'agent'] },
-];
+/** The bundle as the image runs it and the sources; builds dist/ first. */
+export async function defaultVariants(): Promise<Variant[]> {
+  await buildBundles();
+  return [
+    { name: 'bundle (image)', node: imageAgentArgv() },
+    { name: 'sources', node: [join(root, 'bin/fleetlet.ts'), 'agent'] },
+  ];
+}
 
 const mibText = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -63,7 +67,6 @@ export async function rollout(bed: AgentBed, ids: string[], name: string, versio
 export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
   heading(`agent footprint: real agent processes, one hub, rollouts of a two-stage release; ${o.variants.length} variants side by side`);
   line('machine', `${cpus().length} CPUs, load average at start ${loadavg()}`);
-  await buildBundles();
   const bed = await AgentBed.start({ heartbeatMs: 10_000 });
   try {
     const agents: { v: Variant; a: BenchAgent; startToReadyMs: number[]; peak: number; restRss: number; restCpu: number }[] = [];
@@ -130,6 +133,7 @@ export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
 }
 
 if (import.meta.main) {
+  await buildBundles();
   const { values } = parseArgs({ options: { 'rest-ms': { type: 'string', default: '60000' }, starts: { type: 'string', default: '5' }, variant: { type: 'string', multiple: true }, 'no-defaults': { type: 'boolean', default: false }, probe: { type: 'boolean', default: false } } });
   const extra = (values.variant ?? []).map((spec): Variant => {
     const eq = spec.indexOf('=');
@@ -137,5 +141,5 @@ if (import.meta.main) {
     const args = spec.slice(eq + 1).split(/\s+/).filter(Boolean).map((a) => (a.startsWith('dist/') || a.startsWith('bin/') ? join(root, a) : a));
     return { name: spec.slice(0, eq), node: args };
   });
-  await agentFootprintBench({ restMs: Number(values['rest-ms']), starts: Number(values.starts), variants: [...(values['no-defaults'] ? [] : defaultVariants()), ...extra], probe: values.probe });
+  await agentFootprintBench({ restMs: Number(values['rest-ms']), starts: Number(values.starts), variants: [...(values['no-defaults'] ? [] : await defaultVariants()), ...extra], probe: values.probe });
 }

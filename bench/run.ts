@@ -110,5 +110,5 @@ if (only.has('upgrade')) {
   console.log('== upgrade: release arriving → first apply, and the agent process during an upgrade (real control plane)');
   spawnSync(process.execPath, [new URL('./agent-core.ts', import.meta.url).pathname], { stdio: 'inherit' });
 }
-if (only.has('agent')) await agentFootprintBench({ restMs: int('rest-ms', values['rest-ms']), starts: Math.max(1, int('starts', values.starts)), variants: defaultVariants() });
+if (only.has('agent')) await agentFootprintBench({ restMs: int('rest-ms', values['rest-ms']), starts: Math.max(1, int('starts', values.starts)), variants: await defaultVariants() });
 if (only.has('soak')) await agentSoakBench({ attempts: int('attempts', values.attempts), cycles: int('cycles', values.cycles), heartbeatMs: 25, settleMs: 30_000, warmup: 10 });
