@@ -15,6 +15,7 @@
 // is robust to load, start → Ready is not.
 // Usage: node bench/agent-footprint.ts [--rest-ms 60000] [--starts 5]
 //          [--variant 'name=node args… (the agent script path last)'] [--no-defaults] [--probe]
+import { build } from 'esbuild';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -52,6 +53,12 @@ export async function defaultVariants(): Promise<Variant[]> {
 const mibText = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+async function compileProbe(dir: string): Promise<string> {
+  const outfile = join(dir, 'memory-probe.mjs');
+  await build({ entryPoints: [join(root, 'bench/memory-probe.ts')], outfile, bundle: false, platform: 'node', format: 'esm', logLevel: 'warning' });
+  return outfile;
+}
+
 /** Sends `version` of the two-stage sample release to `ids` through a rollout (strategy All) and waits for it to succeed. */
 export async function rollout(bed: AgentBed, ids: string[], name: string, version: string, v: AddonVersions): Promise<void> {
   const release = { ...asReleaseRequest(addonsRelease(undefined, 1, v)), version };
@@ -70,7 +77,8 @@ export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
   const bed = await AgentBed.start({ heartbeatMs: 10_000 });
   try {
     const agents: { v: Variant; a: BenchAgent; startToReadyMs: number[]; peak: number; restRss: number; restCpu: number }[] = [];
-    const probe = o.probe ? ['--import', join(root, 'bench/memory-probe.ts')] : [];
+    // The probe goes in as plain JavaScript: a .ts file would make Node load its TypeScript stripper (megabytes of WebAssembly) into the agent.
+    const probe = o.probe ? ['--import', await compileProbe(bed.dir)] : [];
     for (const [i, v] of o.variants.entries()) agents.push({ v, a: await bed.agent(`footprint-${i}`, [...probe, ...v.node]), startToReadyMs: [], peak: 0, restRss: 0, restCpu: 0 });
     // Start → Ready: one process at a time (they would compete for the CPUs), variants alternating.
     for (let r = 0; r < o.starts; r++) {
