@@ -130,9 +130,17 @@ export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
     if (o.probe) {
       for (const x of agents) {
         x.a.child!.kill('SIGUSR2');
-        await sleep(5_000);
         const snapshot = join(bed.dir, `agent-${x.a.pid}.heapsnapshot`);
-        process.stdout.write(`  ${x.v.name}:\n${summarizeHeap(snapshot)}\n`);
+        // Written synchronously by the agent, but slowly on a busy machine: read it once it parses.
+        for (let tries = 0; ; tries++) {
+          await sleep(2_000);
+          try {
+            process.stdout.write(`  ${x.v.name}:\n${summarizeHeap(snapshot)}\n`);
+            break;
+          } catch (err) {
+            if (tries > 60) throw err;
+          }
+        }
       }
     }
   } finally {
