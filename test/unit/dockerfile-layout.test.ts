@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Journal } from '../../src/store/journal.ts';
 import { assembleFinalStage, dockerignore, parseDockerfile, type Assembled } from '../support/dockerfile.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
@@ -82,6 +83,7 @@ describe('Dockerfile', () => {
   });
 
   test('the journal opens in the image: better-sqlite3 loads its one native binary from the bundle', () => {
+    Journal.open(join(rootfs, image.workdir, 'test-journal.db')).close();
     const res = run(['status', '--journal=test-journal.db'], ['node', '/app/dist/fleetlet.mjs']);
     assert.equal(res.status, 0, res.stderr);
     assert.match(res.stdout, /no upgrade attempts yet/);
