@@ -316,11 +316,12 @@ describe('pre-flight and post-flight checks on the cluster', () => {
     });
     const label = (value: string | null) => core.patchNode({ name: 'kwok-node-0', body: [{ op: value === null ? 'remove' : 'add', path: `/metadata/labels/fleetlet.io~1pool-${name}`, ...(value === null ? {} : { value }) }] });
     await label('in');
+    // A patch, not read-modify-replace: kwok writes this node's status too, and a
+    // replace carrying the resourceVersion we read loses that race with 409 Conflict.
     const setReady = async (status: 'True' | 'False') => {
-      const node = await core.readNode({ name });
-      const now = new Date();
-      node.status = { ...node.status, conditions: [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: 'set by the test', lastHeartbeatTime: now, lastTransitionTime: now }] };
-      await core.replaceNodeStatus({ name, body: node });
+      const now = new Date().toISOString();
+      const conditions = [{ type: 'Ready', status, reason: status === 'True' ? 'KubeletReady' : 'KubeletNotReady', message: 'set by the test', lastHeartbeatTime: now, lastTransitionTime: now }];
+      await core.patchNodeStatus({ name, body: [{ op: 'add', path: '/status/conditions', value: conditions }] });
     };
     const previous = pa.policy.current;
     pa.policy.current = () => base({ checks: { builtin: { nodeSelector: pool } } });
@@ -356,10 +357,9 @@ describe('pre-flight and post-flight checks on the cluster', () => {
 
   test('an installed component that is unhealthy blocks (components-healthy) until it recovers', async () => {
     const apps = kubeConfig().makeApiClient(k8s.AppsV1Api);
+    // A patch for the same reason as setReady: the Deployment controller writes this object's status meanwhile.
     const setImage = async (img: string) => {
-      const d = await apps.readNamespacedDeployment({ name: 'dns', namespace: ns.name });
-      d.spec!.template.spec!.containers[0]!.image = img;
-      await apps.replaceNamespacedDeployment({ name: 'dns', namespace: ns.name, body: d });
+      await apps.patchNamespacedDeployment({ name: 'dns', namespace: ns.name, body: [{ op: 'replace', path: '/spec/template/spec/containers/0/image', value: img }] });
     };
     const current = image(await pa.cluster.read({ apiVersion: 'apps/v1', kind: 'Deployment', name: 'dns', namespace: ns.name }))!;
     // Someone rolled dns out by hand to an image that never gets Ready.
