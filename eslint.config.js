@@ -23,7 +23,7 @@ export default tseslint.config(
   {
     files: ['src/agent/**', 'src/hub-link/**', 'src/store/**', 'src/protocol/**'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/hub/**', '../hub', '../../hub'], message: 'The agent side never imports the hub (ARCHITECTURE.md invariant 7).' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/hub/**', '../hub', '../../hub'], message: 'The agent side never imports the hub (docs/architecture.md, invariant 9).' }] }],
     },
   },
   {

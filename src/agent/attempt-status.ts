@@ -1,5 +1,5 @@
-// An attempt as a person (and the hub) reads it: phase, the upgrade status of
-// seed 001, Kubernetes-style conditions, and per-component versions.
+// An attempt as a person (and the hub) reads it: phase, the upgrade status,
+// Kubernetes-style conditions, and per-component versions.
 import { upgradeStatusOf, type AttemptStatus, type Condition } from '../protocol/attempt.ts';
 import type { AttemptRecord, TransitionRecord } from '../store/attempt-repo.ts';
 import type { Journal } from '../store/journal.ts';

@@ -1,4 +1,4 @@
-// Hotfix overrides folded into a release (seed 003: a fix reaches every
+// Hotfix overrides folded into a release (a fix reaches every
 // affected cluster without a new release version). An override replaces
 // container images in one component's workloads; the component's digest
 // changes with it, so the fix goes through the same staged, health-gated,

@@ -1,6 +1,6 @@
 import type { ClusterClient } from '../agent/kube/cluster-client.ts';
 
-/** Target infrastructure from node provider IDs and labels (seed 001 telemetry). */
+/** Target infrastructure from node provider IDs and labels (reported in upgrade telemetry). */
 export async function detectInfrastructure(cluster: ClusterClient): Promise<string> {
   const nodes = await cluster.nodes();
   const provider = nodes.map((n) => n.providerID?.split(':')[0]).find((p) => p);

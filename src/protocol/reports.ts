@@ -19,7 +19,7 @@ export const attemptTransitionReport = z.object({
 });
 export type AttemptTransitionReport = z.infer<typeof attemptTransitionReport>;
 
-/** The telemetry event of seed 001: one per finished upgrade attempt. */
+/** The telemetry event: one per finished upgrade attempt. */
 export const upgradeCompletedReport = z.object({
   cluster_id: z.string().min(1).max(253),
   target_infrastructure: z.string().max(128),

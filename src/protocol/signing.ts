@@ -1,7 +1,7 @@
 // Release signing. The hub signs the exact JSON text of a release; the agent
 // verifies that text before parsing it, so a compromised link or a lying
 // parser can never make the agent act on bytes the hub did not sign
-// (ARCHITECTURE.md invariant 4).
+// (docs/architecture.md, invariant 4).
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { release, signedEnvelope, type Release, type ReleaseInput, type SignedEnvelope } from './release.ts';
