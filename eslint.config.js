@@ -21,9 +21,29 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/agent/**', 'src/hub-link/**', 'src/store/**', 'src/protocol/**'],
+    files: ['src/agent/**', 'src/hub-link/**', 'src/store/**', 'src/protocol/**', 'src/lib/**'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/hub/**', '../hub', '../../hub'], message: 'The agent side never imports the hub (docs/architecture.md, invariant 9).' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/hub/**', '../hub', '../../hub'], message: 'The agent side never imports the hub (docs/architecture.md, layering).' }] }],
+    },
+  },
+  {
+    files: ['src/agent/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/hub/**', '../hub', '../../hub', '../../../hub'], message: 'The agent side never imports the hub (docs/architecture.md, layering).' },
+            { group: ['**/hub-link/**'], message: 'The agent talks to the hub link only through what the composition root (src/cli) wires in.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/lib/**'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/protocol/**', '**/store/**', '**/agent/**', '**/hub-link/**', '**/hub/**', '**/cli/**'], message: 'src/lib holds helpers both sides share; it depends on nothing else in fleetlet.' }] }],
     },
   },
   {

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { Agent } from '../src/agent/agent.ts';
-import { defaultAdmission } from '../src/agent/admission.ts';
+import { defaultAdmission } from '../src/agent/intake/admission.ts';
 import { KubeClusterClient } from '../src/agent/kube/cluster-client.ts';
 import type { KubeObject } from '../src/protocol/release.ts';
 import { exportPublicKeyPem, generateReleaseKey, signRelease } from '../src/protocol/signing.ts';

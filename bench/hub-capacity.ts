@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defaultBackoff } from '../src/hub-link/backoff.ts';
+import { defaultBackoff } from '../src/lib/backoff.ts';
 import { freePort } from '../src/testbed/control-plane.ts';
 import { seedClusters } from './hub-seed.ts';
 import { launchHub, type HubStats } from './hub-process.ts';

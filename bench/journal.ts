@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { planRelease } from '../src/agent/planner.ts';
+import { planRelease } from '../src/agent/upgrade/planner.ts';
 import { release as releaseSchema } from '../src/protocol/release.ts';
 import { generateReleaseKey, signRelease } from '../src/protocol/signing.ts';
 import { Journal, type Durability } from '../src/store/journal.ts';

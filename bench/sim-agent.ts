@@ -6,7 +6,7 @@
 // Light on purpose: no zod, no journal, one timer pair per agent.
 //
 // Optional upgrade mode (`upgrade`): each agent answers a `release` the way a
-// real agent reports an upgrade (src/agent/engine.ts): attempt-transition
+// real agent reports an upgrade (src/agent/upgrade/engine.ts): attempt-transition
 // reports Pending → Upgrading → Verifying → Succeeded, then an
 // upgrade-completed report with the Succeeded one, through the same outbox,
 // seq and ack machinery, over a simulated upgrade duration. Without it,
@@ -14,7 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { backoffDelay, type BackoffPolicy } from '../src/hub-link/backoff.ts';
+import { backoffDelay, type BackoffPolicy } from '../src/lib/backoff.ts';
 import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_REPORTS_PER_BATCH, PROTOCOL_VERSION, type ReportEntry } from '../src/protocol/messages.ts';
 import type { SeededCluster } from './hub-seed.ts';
 

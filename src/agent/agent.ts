@@ -11,14 +11,14 @@ import { ReleaseRefused, verifyRelease } from '../protocol/signing.ts';
 import type { AttemptRecord } from '../store/attempt-repo.ts';
 import type { Journal } from '../store/journal.ts';
 import { defaultCompaction, type CompactionPolicy } from '../store/compaction.ts';
-import { admitRelease, ReleaseRejected, type AdmissionPolicy } from './admission.ts';
-import { Engine, HandedOver, type EngineDeps } from './engine.ts';
+import { admitRelease, ReleaseRejected, type AdmissionPolicy } from './intake/admission.ts';
+import { Engine, HandedOver, type EngineDeps } from './upgrade/engine.ts';
 import type { ClusterClient } from './kube/cluster-client.ts';
-import { planRelease } from './planner.ts';
-import { withDefaultNamespace } from './default-namespace.ts';
-import { applicableOverrides, overridesKey, withOverrides } from './overrides.ts';
+import { planRelease } from './upgrade/planner.ts';
+import { withDefaultNamespace } from './intake/default-namespace.ts';
+import { applicableOverrides, overridesKey, withOverrides } from './intake/overrides.ts';
 import { OverrideRefused, verifyOverride } from '../protocol/override.ts';
-import { Wake } from './wake.ts';
+import { Wake } from './process/wake.ts';
 
 export interface AgentDeps extends Omit<EngineDeps, 'sleep'> {
   journal: Journal;

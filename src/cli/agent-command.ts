@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, Option } from '@commander-js/extra-typings';
 import type { Logger } from 'pino';
-import type { AgentMetrics } from '../agent/metrics.ts';
+import type { AgentMetrics } from '../agent/http/metrics.ts';
 import type { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import type { AttemptPhase } from '../protocol/attempt.ts';
 import { ExitCode, wholeNumber, type CommandContext } from './cli-support.ts';
@@ -48,9 +48,9 @@ type AgentOptions = ReturnType<ReturnType<typeof agentCommand>['opts']>;
 async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   // Loaded here, not at the top: `fleetlet --help` and the other commands need none of it.
   const [{ defaultAdmission }, { startAgentEndpoints }, { GracefulShutdown }, { importPublicKeyPem }, { AGENT_VERSION, createAgentRuntime }, { loadKubeConfig }] = await Promise.all([
-    import('../agent/admission.ts'),
+    import('../agent/intake/admission.ts'),
     import('../agent/http/agent-endpoints.ts'),
-    import('../agent/shutdown.ts'),
+    import('../agent/process/shutdown.ts'),
     import('../protocol/signing.ts'),
     import('./agent-runtime.ts'),
     import('./kube-config.ts'),

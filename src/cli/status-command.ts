@@ -31,7 +31,7 @@ export async function printStatus(o: { journal: string; json: boolean; history: 
     io.err(`fleetlet status: no journal at ${o.journal} (give --journal or FLEETLET_JOURNAL)\n`);
     return ExitCode.Failed;
   }
-  const [{ Journal }, { attemptStatus }] = await Promise.all([import('../store/journal.ts'), import('../agent/attempt-status.ts')]);
+  const [{ Journal }, { attemptStatus }] = await Promise.all([import('../store/journal.ts'), import('../agent/upgrade/attempt-status.ts')]);
   const journal = Journal.open(o.journal);
   try {
     const statuses = journal.attempts.list(o.history).map((a) => attemptStatus(journal, a));

@@ -22,7 +22,7 @@ import type { Release, SignedEnvelope } from '../protocol/release.ts';
 import type { ReleaseRefusedReport } from '../protocol/reports.ts';
 import { ReleaseRefused, verifyRelease } from '../protocol/signing.ts';
 import type { Outbox } from '../store/outbox.ts';
-import { backoffDelay, defaultBackoff, type BackoffPolicy } from './backoff.ts';
+import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../lib/backoff.ts';
 
 export interface HubLinkOptions {
   /** ws:// or wss:// URL of the hub's agent endpoint (AGENT_PATH). */

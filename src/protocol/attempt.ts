@@ -1,5 +1,5 @@
 // The vocabulary of an upgrade attempt as the hub and a person read it.
-// The transitions between phases live in src/agent/lifecycle.ts.
+// The transitions between phases live in src/agent/upgrade/lifecycle.ts.
 import { z } from 'zod';
 
 export const attemptPhase = z.enum([

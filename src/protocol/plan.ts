@@ -1,5 +1,5 @@
 // A plan: the ordered stages an attempt will go through. Derived by the agent
-// (src/agent/planner.ts), stored with the attempt and reported to the hub.
+// (src/agent/upgrade/planner.ts), stored with the attempt and reported to the hub.
 import { z } from 'zod';
 
 export const plannedComponent = z.object({

@@ -208,6 +208,24 @@ export class AttemptRepo {
     }));
   }
 
+  /** Finished attempts other than the newest `keep` finished ones, oldest first (what compaction may drop). */
+  finishedBeyondNewest(keep: number): { id: string; finishedAt: string }[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT id, finished_at FROM attempts WHERE finished_at IS NOT NULL
+             AND id NOT IN (SELECT id FROM attempts WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?)
+           ORDER BY finished_at ASC`,
+        )
+        .all(keep) as { id: string; finished_at: string }[]
+    ).map((r) => ({ id: r.id, finishedAt: r.finished_at }));
+  }
+
+  /** Deletes an attempt with its transitions, snapshots, timings and checks (ON DELETE CASCADE); returns rows removed. */
+  remove(id: string): number {
+    return this.db.prepare('DELETE FROM attempts WHERE id = ?').run(id).changes;
+  }
+
   /** Counts a process start inside this attempt (crash-loop detection). */
   recordStart(attemptId: string): number {
     this.db.prepare('UPDATE attempts SET starts = starts + 1 WHERE id = ?').run(attemptId);

@@ -3,7 +3,12 @@
 // `keepAttempts` finished ones (recent history and stage timings for window
 // estimates), the release the agent works towards, and the outbox (unsent
 // reports are the hub's only copy of what happened offline).
-import type { Journal } from './journal.ts';
+//
+// The policy lives here; every statement lives in the repositories, so this
+// file knows the journal only through the narrow view below (and the journal
+// imports it, never the other way round).
+import type { AttemptRepo } from './attempt-repo.ts';
+import type { ReleaseRepo } from './release-repo.ts';
 
 export interface CompactionPolicy {
   /** Finished attempts older than this may go. */
@@ -22,59 +27,41 @@ export interface CompactionResult {
   bytesAfter: number;
 }
 
-export function compact(journal: Journal, policy: CompactionPolicy): CompactionResult {
-  const db = journal.db;
+/** What compaction needs of the journal. */
+export interface Compactable {
+  readonly attempts: Pick<AttemptRepo, 'finishedBeyondNewest' | 'remove'>;
+  readonly releases: Pick<ReleaseRepo, 'removeUnreferenced'>;
+  now(): Date;
+  transaction<T>(fn: () => T): T;
+  sizeBytes(): number;
+  /** Gives freed pages back to the filesystem. */
+  reclaim(): void;
+}
+
+export function compact(journal: Compactable, policy: CompactionPolicy): CompactionResult {
   const bytesBefore = journal.sizeBytes();
   const cutoff = new Date(journal.now().getTime() - policy.maxAgeMs).toISOString();
 
-  const removable = (): string[] =>
-    (
-      db
-        .prepare(
-          `SELECT id FROM attempts WHERE finished_at IS NOT NULL
-             AND id NOT IN (SELECT id FROM attempts WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?)
-           ORDER BY finished_at ASC`,
-        )
-        .all(policy.keepAttempts) as { id: string }[]
-    ).map((r) => r.id);
-
-  const del = db.prepare('DELETE FROM attempts WHERE id = ?');
+  // Past their age: every finished attempt beyond the newest keepAttempts, oldest first.
   let attemptsRemoved = 0;
-  db.transaction(() => {
-    for (const id of removable()) {
-      const a = db.prepare('SELECT finished_at FROM attempts WHERE id = ?').get(id) as { finished_at: string };
-      if (a.finished_at >= cutoff) break;
-      attemptsRemoved += del.run(id).changes;
+  let releasesRemoved = 0;
+  journal.transaction(() => {
+    for (const a of journal.attempts.finishedBeyondNewest(policy.keepAttempts)) {
+      if (a.finishedAt >= cutoff) break;
+      attemptsRemoved += journal.attempts.remove(a.id);
     }
-  })();
-
-  const dropReleases = () =>
-    db
-      .prepare(
-        `DELETE FROM releases WHERE id NOT IN (SELECT release_id FROM attempts)
-           AND id <> COALESCE((SELECT id FROM releases WHERE status = 'accepted' ORDER BY revision DESC LIMIT 1), -1)
-           AND received_at < ?`,
-      )
-      .run(cutoff).changes;
-  let releasesRemoved = dropReleases();
-  reclaim(journal);
+    releasesRemoved += journal.releases.removeUnreferenced(cutoff);
+  });
+  journal.reclaim();
 
   // Over the size budget: give up history, oldest first, one attempt at a time.
-  for (const id of removable()) {
+  for (const a of journal.attempts.finishedBeyondNewest(policy.keepAttempts)) {
     if (journal.sizeBytes() <= policy.maxBytes) break;
-    attemptsRemoved += del.run(id).changes;
-    releasesRemoved += db
-      .prepare(
-        `DELETE FROM releases WHERE id NOT IN (SELECT release_id FROM attempts)
-           AND id <> COALESCE((SELECT id FROM releases WHERE status = 'accepted' ORDER BY revision DESC LIMIT 1), -1)`,
-      )
-      .run().changes;
-    reclaim(journal);
+    journal.transaction(() => {
+      attemptsRemoved += journal.attempts.remove(a.id);
+      releasesRemoved += journal.releases.removeUnreferenced();
+    });
+    journal.reclaim();
   }
   return { attemptsRemoved, releasesRemoved, bytesBefore, bytesAfter: journal.sizeBytes() };
-}
-
-function reclaim(journal: Journal): void {
-  journal.db.pragma('incremental_vacuum');
-  journal.db.pragma('wal_checkpoint(TRUNCATE)');
 }

@@ -122,6 +122,11 @@ export class Journal {
     return compact(this, policy);
   }
 
+  reclaim(): void {
+    this.db.pragma('incremental_vacuum');
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }

@@ -77,6 +77,20 @@ export class ReleaseRepo {
     return row.r ?? 0;
   }
 
+  /**
+   * Deletes releases no attempt refers to, except the newest accepted one (the
+   * desired release); with `receivedBefore`, only those received before it.
+   */
+  removeUnreferenced(receivedBefore?: string): number {
+    return this.db
+      .prepare(
+        `DELETE FROM releases WHERE id NOT IN (SELECT release_id FROM attempts)
+           AND id <> COALESCE((SELECT id FROM releases WHERE status = 'accepted' ORDER BY revision DESC LIMIT 1), -1)
+           AND (? IS NULL OR received_at < ?)`,
+      )
+      .run(receivedBefore ?? null, receivedBefore ?? null).changes;
+  }
+
   refusals(limit = 20): { id: number; revision: number | null; reason: string; message: string; receivedAt: string }[] {
     return (
       this.db

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { assertTransition } from '../../src/agent/lifecycle.ts';
+import { assertTransition } from '../../src/agent/upgrade/lifecycle.ts';
 import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import type { SignedEnvelope } from '../../src/protocol/release.ts';
 import { Journal } from '../../src/store/journal.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { KubeObject } from '../../src/protocol/release.ts';
-import { attemptStatus } from '../../src/agent/attempt-status.ts';
+import { attemptStatus } from '../../src/agent/upgrade/attempt-status.ts';
 import { testNamespace, type TestNamespace } from '../support/cluster.ts';
 import { agentHarness } from '../support/agent-harness.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';

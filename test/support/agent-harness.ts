@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Agent, type AgentDeps } from '../../src/agent/agent.ts';
-import { defaultAdmission } from '../../src/agent/admission.ts';
+import { defaultAdmission } from '../../src/agent/intake/admission.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { Journal } from '../../src/store/journal.ts';
 import type { AttemptRecord } from '../../src/store/attempt-repo.ts';

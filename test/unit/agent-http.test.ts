@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { startAgentEndpoints, type AgentEndpoints } from '../../src/agent/http/agent-endpoints.ts';
 import { parseListenAddress } from '../../src/agent/http/health-server.ts';
-import { planRelease } from '../../src/agent/planner.ts';
+import { planRelease } from '../../src/agent/upgrade/planner.ts';
 import { verifyRelease } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { backoffDelay } from '../../src/hub-link/backoff.ts';
+import { backoffDelay } from '../../src/lib/backoff.ts';
 import { mulberry32 } from '../support/prng.ts';
 
 const policy = { baseMs: 100, capMs: 5_000 };

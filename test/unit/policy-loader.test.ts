@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { watchPolicyFile, type LoadedPolicy, type PolicyFileError, type PolicyWatch } from '../../src/agent/policy-loader.ts';
+import { watchPolicyFile, type LoadedPolicy, type PolicyFileError, type PolicyWatch } from '../../src/agent/gate/policy-loader.ts';
 
 const policyYaml = (cron: string, name = 'nightly') =>
   ['apiVersion: fleetlet.io/v1', 'kind: MaintenancePolicy', 'timeZone: UTC', 'windows:', `  - name: ${name}`, `    cron: "${cron}"`, '    duration: 2h', ''].join('\n');

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { durationMs, hubWindows, maintenancePolicy, parseDuration, validatePolicy, type PolicyIssue } from '../../src/protocol/policy.ts';
-import { parsePolicyYaml, PolicyFileError } from '../../src/agent/policy-loader.ts';
+import { parsePolicyYaml, PolicyFileError } from '../../src/agent/gate/policy-loader.ts';
 import { compilePolicy, windowState } from '../../src/agent/windows/index.ts';
 import { generatePolicySchema, POLICY_SCHEMA_PATH } from '../../scripts/gen-policy-schema.ts';
 

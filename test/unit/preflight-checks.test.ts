@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { prometheusQueryCheck } from '../../src/agent/checks/index.ts';
 import { journalDiskCheck, prePullDaemonSet, stageImages, type StageContext } from '../../src/agent/preflight/index.ts';
-import { planRelease } from '../../src/agent/planner.ts';
+import { planRelease } from '../../src/agent/upgrade/planner.ts';
 import { prometheusCheckSpec } from '../../src/protocol/policy.ts';
 import { release as releaseSchema } from '../../src/protocol/release.ts';
 import type { AttemptRecord } from '../../src/store/attempt-repo.ts';

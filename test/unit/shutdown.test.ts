@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import pino from 'pino';
-import { GracefulShutdown, type SignalSource } from '../../src/agent/shutdown.ts';
+import { GracefulShutdown, type SignalSource } from '../../src/agent/process/shutdown.ts';
 
 const logger = pino({ level: 'silent' });
 const signals = () => new EventEmitter() as EventEmitter & SignalSource;

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { Journal } from '../../store/journal.ts';
 import type { ClusterClient } from '../kube/cluster-client.ts';
-import { AgentMetrics } from '../metrics.ts';
+import { AgentMetrics } from './metrics.ts';
 import { startHealthServer, type HealthServer } from './health-server.ts';
 import { journalCheck, kubeApiCheck, Readiness } from './readiness.ts';
 

@@ -3,8 +3,8 @@
 // The engine asks it only before a stage starts, never while one runs, so a
 // stage that is running when its window closes is finished, not cut off.
 // The policy-driven gate is in gate-policy.ts (createPolicyGate).
-import type { Release } from '../protocol/release.ts';
-import type { AttemptRecord } from '../store/attempt-repo.ts';
+import type { Release } from '../../protocol/release.ts';
+import type { AttemptRecord } from '../../store/attempt-repo.ts';
 
 export type GateDecision =
   /** message: something a person should see although the stage may start (e.g. an escalated deferral); data: what was checked. */

@@ -9,10 +9,10 @@
 // After it takes over, the candidate must prove itself (e.g. reach the hub
 // within a configured time) or it reverts itself.
 import type { SelfUpgradeSupervisor } from './engine.ts';
-import type { HandoverStore } from './kube/handover-store.ts';
-import type { ClusterClient } from './kube/cluster-client.ts';
-import type { HandoverRecord } from '../protocol/handover.ts';
-import type { Journal } from '../store/journal.ts';
+import type { HandoverStore } from '../kube/handover-store.ts';
+import type { ClusterClient } from '../kube/cluster-client.ts';
+import type { HandoverRecord } from '../../protocol/handover.ts';
+import type { Journal } from '../../store/journal.ts';
 
 export interface SelfUpgradeOptions {
   version: string;

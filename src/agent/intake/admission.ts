@@ -4,11 +4,11 @@
 // server-side dry-run. A refusal changes nothing: the previous release and
 // state stay in force.
 import semver from 'semver';
-import type { Release } from '../protocol/release.ts';
-import type { AdmissionRejection } from '../protocol/reports.ts';
-import type { InstalledComponent } from '../store/installed-repo.ts';
-import { KubeApiError, type ClusterClient } from './kube/cluster-client.ts';
-import { describeRef, refOf } from './kube/object-ref.ts';
+import type { Release } from '../../protocol/release.ts';
+import type { AdmissionRejection } from '../../protocol/reports.ts';
+import type { InstalledComponent } from '../../store/installed-repo.ts';
+import { KubeApiError, type ClusterClient } from '../kube/cluster-client.ts';
+import { describeRef, refOf } from '../kube/object-ref.ts';
 
 export type RejectionReason = AdmissionRejection;
 

@@ -10,7 +10,7 @@ import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { validatePolicy, type Policy, type PolicyIssue } from '../protocol/policy.ts';
+import { validatePolicy, type Policy, type PolicyIssue } from '../../protocol/policy.ts';
 
 export interface LocatedIssue extends PolicyIssue {
   /** 1-based line in the file, when the field (or its nearest parent) is present. */

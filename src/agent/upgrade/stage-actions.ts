@@ -1,10 +1,10 @@
 // The cluster-changing actions of a stage, each idempotent: re-running one
 // after a crash converges to the same cluster state (ARCHITECTURE invariant 2).
-import type { Component, KubeObject } from '../protocol/release.ts';
-import type { ObjectRef, Snapshot } from '../store/attempt-repo.ts';
-import type { InstalledComponent } from '../store/installed-repo.ts';
-import type { ClusterClient } from './kube/cluster-client.ts';
-import { isOwnedBy, refKey, refOf, stampOwnership, toRestorable } from './kube/object-ref.ts';
+import type { Component, KubeObject } from '../../protocol/release.ts';
+import type { ObjectRef, Snapshot } from '../../store/attempt-repo.ts';
+import type { InstalledComponent } from '../../store/installed-repo.ts';
+import type { ClusterClient } from '../kube/cluster-client.ts';
+import { isOwnedBy, refKey, refOf, stampOwnership, toRestorable } from '../kube/object-ref.ts';
 
 /** Namespaces first, then what pods consume, workloads last: apply order that never references a missing object. */
 const kindOrder = ['Namespace', 'ServiceAccount', 'Role', 'ClusterRole', 'RoleBinding', 'ClusterRoleBinding', 'ConfigMap', 'Secret', 'Service'];

@@ -11,9 +11,9 @@
 // (reset on restart; Prometheus' rate/increase handle that).
 import { statSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { attemptPhase } from '../protocol/attempt.ts';
-import type { AttemptRecord, TransitionRecord } from '../store/attempt-repo.ts';
-import type { Journal } from '../store/journal.ts';
+import { attemptPhase } from '../../protocol/attempt.ts';
+import type { AttemptRecord, TransitionRecord } from '../../store/attempt-repo.ts';
+import type { Journal } from '../../store/journal.ts';
 
 /** Metric names, shared with manifests/components/prometheus-rules (the alerts use them). */
 export const metricNames = {

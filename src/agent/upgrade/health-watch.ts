@@ -1,6 +1,6 @@
-import type { KubeObject, WorkloadRef } from '../protocol/release.ts';
-import type { ClusterClient } from './kube/cluster-client.ts';
-import { evaluateWorkload, podProblems, type WorkloadHealth } from './kube/workload-health.ts';
+import type { KubeObject, WorkloadRef } from '../../protocol/release.ts';
+import type { ClusterClient } from '../kube/cluster-client.ts';
+import { evaluateWorkload, podProblems, type WorkloadHealth } from '../kube/workload-health.ts';
 
 export interface HealthSummary {
   healthy: boolean;

@@ -1,4 +1,4 @@
-import type { ClusterClient } from '../agent/kube/cluster-client.ts';
+import type { ClusterClient } from './cluster-client.ts';
 
 /** Target infrastructure from node provider IDs and labels (reported in upgrade telemetry). */
 export async function detectInfrastructure(cluster: ClusterClient): Promise<string> {

@@ -1,11 +1,11 @@
 // (what is installed, the desired release) → the ordered stages of a plan.
 // Pure: the same inputs always give the same plan, so a resumed attempt and
 // a fresh one agree on what to do.
-import type { Plan, PlanStage, PlannedComponent } from '../protocol/plan.ts';
-import type { Component, Release } from '../protocol/release.ts';
-import type { InstalledComponent } from '../store/installed-repo.ts';
-import { digestOf } from './kube/object-ref.ts';
-import type { AppliedOverride } from './overrides.ts';
+import type { Plan, PlanStage, PlannedComponent } from '../../protocol/plan.ts';
+import type { Component, Release } from '../../protocol/release.ts';
+import type { InstalledComponent } from '../../store/installed-repo.ts';
+import { digestOf } from '../kube/object-ref.ts';
+import type { AppliedOverride } from '../intake/overrides.ts';
 
 /** The digest covers version, manifests and health policy: a config-only change is an upgrade like any other. */
 export function componentDigest(c: Component): string {

@@ -18,7 +18,7 @@
 // Each state is written to the journal before its action starts (Mender's
 // rule): after a crash, the phase in the journal is the action that may be
 // half done, and every action is idempotent, so resuming means doing it again.
-import type { AttemptPhase } from '../protocol/attempt.ts';
+import type { AttemptPhase } from '../../protocol/attempt.ts';
 
 export const allowedTransitions: Readonly<Record<AttemptPhase, readonly AttemptPhase[]>> = {
   Pending: ['WaitingForWindow', 'PreflightChecking', 'Upgrading', 'Succeeded', 'Failed'],
@@ -39,7 +39,7 @@ export const changingPhases: ReadonlySet<AttemptPhase> = new Set(['Upgrading', '
 export class IllegalTransition extends Error {
   readonly reason = 'IllegalTransition';
   constructor(from: AttemptPhase, to: AttemptPhase) {
-    super(`an attempt cannot move from ${from} to ${to} (see src/agent/lifecycle.ts)`);
+    super(`an attempt cannot move from ${from} to ${to} (see src/agent/upgrade/lifecycle.ts)`);
     this.name = 'IllegalTransition';
   }
 }

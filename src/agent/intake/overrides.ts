@@ -3,9 +3,9 @@
 // container images in one component's workloads; the component's digest
 // changes with it, so the fix goes through the same staged, health-gated,
 // rolled-back-on-failure upgrade as any release.
-import type { Override } from '../protocol/override.ts';
-import type { Plan } from '../protocol/plan.ts';
-import type { KubeObject, Release } from '../protocol/release.ts';
+import type { Override } from '../../protocol/override.ts';
+import type { Plan } from '../../protocol/plan.ts';
+import type { KubeObject, Release } from '../../protocol/release.ts';
 
 export type AppliedOverride = NonNullable<Plan['overrides']>[number] & { images: Record<string, string> };
 

@@ -1,21 +1,21 @@
-// Drives one attempt through the lifecycle (src/agent/lifecycle.ts). The
+// Drives one attempt through the lifecycle (src/agent/upgrade/lifecycle.ts). The
 // loop reads the attempt's state from the journal, performs that state's
 // action, and persists the next state before its action starts; so the
 // journal always names what may be half done, and a restarted agent resumes
 // by calling `drive` again.
 import type { Logger } from 'pino';
-import type { AttemptPhase } from '../protocol/attempt.ts';
-import type { AttemptTransitionReport, UpgradeCompletedReport } from '../protocol/reports.ts';
-import type { Component, Release, WorkloadRef } from '../protocol/release.ts';
-import type { AttemptRecord, TransitionInput, TransitionRecord } from '../store/attempt-repo.ts';
-import type { Journal } from '../store/journal.ts';
-import { openGate, type Gate, type PostflightChecks } from './gate.ts';
+import type { AttemptPhase } from '../../protocol/attempt.ts';
+import type { AttemptTransitionReport, UpgradeCompletedReport } from '../../protocol/reports.ts';
+import type { Component, Release, WorkloadRef } from '../../protocol/release.ts';
+import type { AttemptRecord, TransitionInput, TransitionRecord } from '../../store/attempt-repo.ts';
+import type { Journal } from '../../store/journal.ts';
+import { openGate, type Gate, type PostflightChecks } from '../gate/gate.ts';
 import { checkWorkloads, explain } from './health-watch.ts';
-import { KubeApiError, type ClusterClient } from './kube/cluster-client.ts';
-import { workloadsOf } from './kube/workload-health.ts';
+import { KubeApiError, type ClusterClient } from '../kube/cluster-client.ts';
+import { workloadsOf } from '../kube/workload-health.ts';
 import { assertTransition } from './lifecycle.ts';
-import { withOverrides } from './overrides.ts';
-import { refOf } from './kube/object-ref.ts';
+import { withOverrides } from '../intake/overrides.ts';
+import { refOf } from '../kube/object-ref.ts';
 import { applyComponent, pruneComponent, restoreSnapshot, takeSnapshot } from './stage-actions.ts';
 
 export interface TransitionListener {
@@ -45,7 +45,7 @@ export interface EngineDeps {
   selfUpgrade?: SelfUpgradeSupervisor;
 }
 
-/** What the engine needs to upgrade the agent itself (src/agent/self-upgrade.ts). */
+/** What the engine needs to upgrade the agent itself (src/agent/upgrade/self-upgrade.ts). */
 export interface SelfUpgradeSupervisor {
   /** Is this process the version being installed (the candidate that took over)? */
   isRunningVersion(version: string): boolean;

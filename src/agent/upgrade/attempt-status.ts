@@ -1,8 +1,8 @@
 // An attempt as a person (and the hub) reads it: phase, the upgrade status,
 // Kubernetes-style conditions, and per-component versions.
-import { upgradeStatusOf, type AttemptStatus, type Condition } from '../protocol/attempt.ts';
-import type { AttemptRecord, TransitionRecord } from '../store/attempt-repo.ts';
-import type { Journal } from '../store/journal.ts';
+import { upgradeStatusOf, type AttemptStatus, type Condition } from '../../protocol/attempt.ts';
+import type { AttemptRecord, TransitionRecord } from '../../store/attempt-repo.ts';
+import type { Journal } from '../../store/journal.ts';
 
 export function attemptStatus(journal: Journal, a: AttemptRecord): AttemptStatus {
   const transitions = journal.attempts.transitions(a.id);

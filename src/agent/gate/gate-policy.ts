@@ -15,19 +15,19 @@
 // consults the gate only before a stage starts: a stage already running when
 // its window closes runs to its end.
 import type { Logger } from 'pino';
-import { maintenancePolicy, type CheckReport, type HubWindows, type Policy } from '../protocol/policy.ts';
-import type { Journal } from '../store/journal.ts';
-import type { Check } from './checks/check.ts';
-import { recheckDelayMs } from './checks/backoff.ts';
-import { checksFromSpecs } from './checks/from-policy.ts';
-import { kubernetesConditionCheck } from './checks/kubernetes-condition.ts';
-import { prometheusQueryCheck } from './checks/prometheus-query.ts';
-import { runChecks } from './checks/run-checks.ts';
+import { maintenancePolicy, type CheckReport, type HubWindows, type Policy } from '../../protocol/policy.ts';
+import type { Journal } from '../../store/journal.ts';
+import type { Check } from '../checks/check.ts';
+import { recheckDelayMs } from '../checks/backoff.ts';
+import { checksFromSpecs } from '../checks/from-policy.ts';
+import { kubernetesConditionCheck } from '../checks/kubernetes-condition.ts';
+import { prometheusQueryCheck } from '../checks/prometheus-query.ts';
+import { runChecks } from '../checks/run-checks.ts';
 import type { Gate, GateContext, GateDecision, PostflightChecks } from './gate.ts';
-import type { ClusterClient } from './kube/cluster-client.ts';
-import { builtinPreflightChecks, DEFERRAL_LIMIT_EXCEEDED, dryRunCheck, stageComponents, type Statfs } from './preflight/index.ts';
-import type { PrePuller } from './preflight/pre-pull.ts';
-import { compileHubWindows, compilePolicy, estimateStageMs, fitsInWindow, windowState, type CompiledPolicy, type CompiledWindowSet, type WindowOptions } from './windows/index.ts';
+import type { ClusterClient } from '../kube/cluster-client.ts';
+import { builtinPreflightChecks, DEFERRAL_LIMIT_EXCEEDED, dryRunCheck, stageComponents, type Statfs } from '../preflight/index.ts';
+import type { PrePuller } from '../preflight/pre-pull.ts';
+import { compileHubWindows, compilePolicy, estimateStageMs, fitsInWindow, windowState, type CompiledPolicy, type CompiledWindowSet, type WindowOptions } from '../windows/index.ts';
 
 export interface PolicyGateDeps {
   /** The policy in force: the loader's last valid one; undefined while none has loaded. */

@@ -3,7 +3,7 @@
 // kustomize namespace), so one release fits clusters that keep add-ons in
 // different namespaces. Applied before admission, so the allowed-namespace
 // rules see the namespaces that will really be used.
-import type { Release } from '../protocol/release.ts';
+import type { Release } from '../../protocol/release.ts';
 
 /** Kinds that have no namespace; everything else is namespaced. */
 const clusterScoped = new Set([
