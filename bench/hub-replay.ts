@@ -1,7 +1,6 @@
 // Outbox replay after a long partition: a real journal holding N
 // unacknowledged reports, then a real HubLink connects to a hub (in its own
 // process) and drains it. Reports per second from connect to empty outbox.
-import { generateReleaseKey } from '../src/protocol/signing.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +41,6 @@ export async function outboxReplayBench(o: ReplayOptions): Promise<void> {
       agentVersion: 'bench',
       credential: () => cluster.credential,
       outbox: journal.outbox,
-      releaseKey: generateReleaseKey().publicKey,
       lastRevision: () => 0,
       inventory: async () => ({ components: [], kubernetesVersion: '', targetInfrastructure: 'bench', overrides: [] }),
       onRelease: async () => {},

@@ -35,7 +35,7 @@ export async function journalBench(o: JournalBenchOptions): Promise<void> {
         if (n % 1000 === 999) attempt = journal.attempts.create({ id: `a-${n}`, releaseId: stored.id, revision: 1, releaseName: release.name, releaseVersion: release.version, plan: attempt.plan });
         const t0 = performance.now();
         journal.transaction(() => {
-          const tr = journal.attempts.transition(attempt.id, { phase: 'Upgrading', stage: 0, step: 'applied', message: `step ${n}` });
+          const tr = journal.attempts.transition(attempt.id, { phase: 'Upgrading', stage: 0, message: `step ${n}` });
           journal.outbox.enqueue('attempt-transition', { attemptId: attempt.id, release: { name: release.name, version: release.version, revision: 1 }, phase: tr.phase, stage: tr.stage, reason: null, message: tr.message, at: tr.at });
         });
         latencies.push(performance.now() - t0);

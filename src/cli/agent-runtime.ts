@@ -1,34 +1,29 @@
 // Composition root of a running agent: journal, Kubernetes client, agent
-// loop and (when a hub is configured) the hub link, wired together. Used by
-// `fleetlet agent` and by `fleetlet demo`; tests build the same pieces
-// directly when they need a different mix.
+// loop and (when a hub is configured) the hub link, wired together and
+// nothing more; what they do lives in src/agent. Used by `fleetlet agent` and
+// by `fleetlet demo`; tests build the same pieces directly when they need a
+// different mix.
 import { randomInt, type KeyObject } from 'node:crypto';
 import type * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { Agent, type AgentDeps } from '../agent/agent.ts';
-import { HandedOver } from '../agent/upgrade/engine.ts';
-import { HandoverStore, HandoverTooLarge } from '../agent/kube/handover-store.ts';
-import { LeaderElector } from '../agent/kube/leader-election.ts';
-import { candidateTarget, reportCandidacy, selfUpgradeSupervisor } from '../agent/upgrade/self-upgrade.ts';
-import { Wake } from '../agent/process/wake.ts';
-import { withDefaultNamespace } from '../agent/intake/default-namespace.ts';
 import { createPolicyGate, defaultPolicy } from '../agent/gate/gate-policy.ts';
 import { watchPolicyFile, type PolicyWatch } from '../agent/gate/policy-loader.ts';
-import { DaemonSetPrePuller } from '../agent/preflight/index.ts';
-import { verifyRelease } from '../protocol/signing.ts';
-import type { Policy } from '../protocol/policy.ts';
-import { exportMirror, importMirror, markMirrored, mirrorGeneration } from '../store/mirror.ts';
 import { defaultAdmission, type AdmissionPolicy } from '../agent/intake/admission.ts';
 import { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import { secretCredentialStore, type CredentialStore } from '../agent/kube/credential-secret.ts';
+import { HandoverStore } from '../agent/kube/handover-store.ts';
+import { LeaderElector } from '../agent/kube/leader-election.ts';
 import { StatusPublisher } from '../agent/kube/status-publisher.ts';
+import { DaemonSetPrePuller } from '../agent/preflight/index.ts';
 import { attemptStatus } from '../agent/upgrade/attempt-status.ts';
+import { candidateTarget, reportCandidacy, selfUpgradeSupervisor } from '../agent/upgrade/self-upgrade.ts';
 import { uninstallAll } from '../agent/upgrade/stage-actions.ts';
-import type { BackoffPolicy } from '../lib/backoff.ts';
 import { HubLink } from '../hub-link/hub-link.ts';
-import type { Inventory } from '../protocol/inventory.ts';
+import type { BackoffPolicy } from '../lib/backoff.ts';
+import { sleep } from '../lib/sleep.ts';
+import type { Policy } from '../protocol/policy.ts';
 import { Journal } from '../store/journal.ts';
-import { detectInfrastructure } from '../agent/kube/infrastructure.ts';
 
 export const AGENT_VERSION = process.env.FLEETLET_AGENT_VERSION ?? '0.1.0';
 
@@ -87,17 +82,15 @@ export interface AgentRuntime {
 export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRuntime> {
   const version = cfg.agentVersion ?? AGENT_VERSION;
   const now = cfg.now ?? (() => new Date());
+  const log = cfg.logger;
   const journal = Journal.open(cfg.journalPath, { now });
   const cluster = new KubeClusterClient(cfg.kubeConfig);
   const credentials = secretCredentialStore(cluster, cfg.namespace);
-  let targetInfrastructure = 'unknown';
-  let kubernetesVersion = '';
-  let hubLink: HubLink | undefined;
-  let leading = false;
-  const publisher = new StatusPublisher(cluster, cfg.namespace, cfg.logger);
+  const publisher = new StatusPublisher(cluster, cfg.namespace, log);
   const handover = new HandoverStore(cluster, cfg.namespace);
   const identity = cfg.leaderElection?.identity ?? `${cfg.clusterId}-agent`;
-  const wake = new Wake();
+  let hubLink: HubLink | undefined;
+  let leading = false;
   // Maintenance windows and checks. Without a policy file: always allowed,
   // built-in checks at their default thresholds. With one that is missing or
   // invalid at start, attempts wait (NoPolicy) rather than run unguarded.
@@ -108,70 +101,42 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     journal,
     cluster,
     now,
-    logger: cfg.logger,
+    logger: log,
     prePuller: new DaemonSetPrePuller({ cluster, namespace: cfg.namespace }),
   });
-  const sleep = (ms: number, signal: AbortSignal) => wake.wait(ms, signal);
 
   const agent = new Agent({
     journal,
     cluster,
-    logger: cfg.logger,
+    logger: log,
     now,
     clusterId: cfg.clusterId,
-    targetInfrastructure: () => targetInfrastructure,
     releaseKeys: cfg.releaseKeys,
     admission: cfg.admission ?? defaultAdmission,
     pollMs: cfg.pollMs ?? 1000,
+    reportInventory: true,
     ...(cfg.targetNamespace ? { targetNamespace: cfg.targetNamespace } : {}),
     gate,
     postflight,
-    mirror: async () => {
-      const record = exportMirror(journal, { identity, agentVersion: version });
-      try {
-        await handover.write(record);
-      } catch (err) {
-        // Too large is not transient: waiting would block the upgrade forever. Carry on, loudly.
-        if (err instanceof HandoverTooLarge) {
-          cfg.logger.error({ err: err.message }, 'no in-cluster hand-over record for this attempt');
-          return;
-        }
-        throw err;
-      }
-      markMirrored(journal, record.generation);
-    },
+    mirror: () => handover.mirror(journal, { identity, agentVersion: version }, log),
     selfUpgrade: selfUpgradeSupervisor({
-      version: version,
+      version,
       identity,
       handover,
       now,
-      sleep,
       ...(cfg.hub ? { hubConnected: () => hubLink?.connected ?? false } : {}),
       ...(cfg.selfUpgradeHubTimeoutMs ? { hubTimeoutMs: cfg.selfUpgradeHubTimeoutMs } : {}),
     }),
     ...cfg.agent,
     onTransition: (a, t) => {
-      // Outbox first (the engine already wrote the report), then a nudge to send it.
-      hubLink?.flush();
       publisher.publish(attemptStatus(journal, a), t);
-      // What the cluster runs may have changed: tell the hub (outbox first, like every report).
-      if (a.finishedAt) journal.outbox.enqueue('inventory', { components: agent.inventory(), kubernetesVersion: kubernetesVersion, targetInfrastructure, overrides: agent.runningOverrides() });
       cfg.agent?.onTransition?.(a, t);
     },
   });
 
-
   let credential = cfg.hub ? await credentials.load().catch(() => undefined) : undefined;
-  const makeHubLink = (): HubLink | undefined => {
-    if (!cfg.hub) return undefined;
-    const inventory = async (): Promise<Inventory> => ({
-      components: agent.inventory(),
-      kubernetesVersion: await cluster.serverVersion().catch(() => ''),
-      targetInfrastructure,
-      overrides: agent.runningOverrides(),
-    });
-    const hub = cfg.hub;
-    return new HubLink({
+  const makeHubLink = (hub: NonNullable<RuntimeConfig['hub']>): HubLink =>
+    new HubLink({
       url: hub.url,
       clusterId: cfg.clusterId,
       agentVersion: version,
@@ -182,62 +147,38 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
         credential = c;
       },
       outbox: journal.outbox,
-      releaseKey: cfg.releaseKeys,
-      lastRevision: () => journal.releases.lastAcceptedRevision(),
-      inventory,
-      onRelease: async (release, envelope) => {
-        await agent.admit(release, envelope);
-        hubLink?.flush();
+      lastRevision: () => agent.lastRevision(),
+      inventory: () => agent.inventory(),
+      onRelease: async (envelope) => {
+        await agent.offer(envelope);
       },
       onOverride: async (envelope) => {
         agent.offerOverride(envelope);
       },
-      onRefused: (refusal) => {
-        journal.transaction(() => journal.releases.refuse({ revision: refusal.revision ?? null, reason: refusal.reason, message: refusal.message }));
-      },
       onDeregister: async (reason) => {
-        cfg.logger.warn({ reason }, 'the hub deregistered this cluster');
+        log.warn({ reason }, 'the hub deregistered this cluster');
         credential = undefined;
         await credentials.clear().catch(() => {});
         if (hub.uninstallOnDeregister) await uninstallAll(cluster, journal);
       },
       now,
       random: () => randomInt(0, 2 ** 31) / 2 ** 31,
-      logger: cfg.logger.child({ component: 'hub-link' }),
+      logger: log,
       ...(hub.heartbeatMs ? { heartbeatMs: hub.heartbeatMs } : {}),
       ...(hub.backoff ? { backoff: hub.backoff } : {}),
       ...(hub.tls ? { tls: hub.tls } : {}),
     });
-  };
-
-  /** A new leader whose journal is behind the cluster's record imports it, so it resumes where the last leader stopped. */
-  const takeover = async (): Promise<void> => {
-    const record = await handover.read();
-    if (!record || record.generation <= mirrorGeneration(journal)) return;
-    let verified: { revision: number; release: unknown } | null = null;
-    if (record.release) {
-      // Nothing runs unless signed: the record is cluster data, so its release is verified again
-      // (as of its issue time: it was in force when the previous leader accepted it).
-      const issuedAt = Date.parse((JSON.parse(record.release.payload) as { issuedAt: string }).issuedAt);
-      const release = withDefaultNamespace(verifyRelease(record.release, cfg.releaseKeys, { now: () => new Date(issuedAt + 1), lastRevision: 0 }), cfg.targetNamespace);
-      verified = { revision: release.revision, release };
-    }
-    if (importMirror(journal, record, verified)) cfg.logger.info({ generation: record.generation, from: record.writtenBy }, 'took over from the hand-over record');
-  };
 
   const lead = async (signal: AbortSignal): Promise<'stepDown' | void> => {
     leading = true;
     try {
-      await takeover();
-      hubLink = makeHubLink();
+      // A new leader whose journal is behind the cluster's record takes it over, so it resumes where the last leader stopped.
+      const record = await handover.read();
+      if (record) agent.adoptHandover(record);
+      hubLink = cfg.hub ? makeHubLink(cfg.hub) : undefined;
       hubLink?.start(signal);
-      await agent.run(signal);
-    } catch (err) {
-      if (err instanceof HandedOver) {
-        cfg.logger.info(err.message);
-        return 'stepDown';
-      }
-      throw err;
+      const result = await agent.run(signal);
+      if (result.handedOverTo) return 'stepDown';
     } finally {
       leading = false;
       await hubLink?.stop();
@@ -265,19 +206,17 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       }
     },
     async run(signal) {
-      targetInfrastructure = await detectInfrastructure(cluster).catch(() => 'unknown');
-      kubernetesVersion = await cluster.serverVersion().catch(() => '');
       if (cfg.policyPath) {
         policyWatch = await watchPolicyFile({
           path: cfg.policyPath,
           signal,
           now,
-          logger: cfg.logger,
+          logger: log,
           onPolicy: (p) => {
-            cfg.logger.info({ file: p.file, digest: p.digest }, 'maintenance policy in force');
+            log.info({ file: p.file, digest: p.digest }, 'maintenance policy in force');
             agent.wakeUp();
           },
-          onInvalid: (err) => cfg.logger.warn({ issues: err.issues, reason: err.reason }, err.message),
+          onInvalid: (err) => log.warn({ issues: err.issues, reason: err.reason }, err.message),
         });
       }
       try {
@@ -285,12 +224,10 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
           await lead(signal);
           return;
         }
-        const elector = new LeaderElector({ ...cfg.leaderElection, cluster, namespace: cfg.namespace, identity, now, sleep, logger: cfg.logger });
+        const elector = new LeaderElector({ ...cfg.leaderElection, cluster, namespace: cfg.namespace, identity, now, sleep, logger: log });
         await elector.run(signal, lead, async () => {
           // Standing by: if the upgrade in progress installs our version, we are its candidate.
-          await reportCandidacy({ journal, cluster, handover, version: version, identity, now }).catch((err: unknown) =>
-            cfg.logger.warn({ err: (err as Error).message }, 'candidate report failed'),
-          );
+          await reportCandidacy({ journal, cluster, handover, version, identity, now }).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'candidate report failed'));
         });
       } finally {
         await publisher.idle();

@@ -1,8 +1,8 @@
 // The agent's side of the wire: one WebSocket to the hub, kept alive for as
-// long as the agent runs. It sends the outbox in order and forgets rows only
-// when the hub acknowledged them (invariant 3), and hands the agent only
-// releases whose signature, expiry and revision it verified (invariant 4).
-import type { KeyObject } from 'node:crypto';
+// long as the agent runs. Pure transport: it sends the outbox in order, as
+// soon as a row is enqueued, and forgets rows only when the hub acknowledged
+// them (docs/architecture.md, invariant 3); what the hub sends it hands on
+// unopened, because the agent is the one door for signed input (invariant 4).
 import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -18,9 +18,6 @@ import {
   type Outgoing,
   type RegistrationStatus,
 } from '../protocol/messages.ts';
-import type { Release, SignedEnvelope } from '../protocol/release.ts';
-import type { ReleaseRefusedReport } from '../protocol/reports.ts';
-import { ReleaseRefused, verifyRelease } from '../protocol/signing.ts';
 import type { Outbox } from '../store/outbox.ts';
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../lib/backoff.ts';
 
@@ -36,15 +33,12 @@ export interface HubLinkOptions {
   /** Persists the credential the hub issued on acceptance; must be durable before it resolves. */
   onCredential?: (credential: string) => Promise<void>;
   outbox: Outbox;
-  /** The hub's public release key(s); several while a key rotates. */
-  releaseKey: KeyObject | readonly KeyObject[];
-  /** Revision of the newest release the agent accepted (0 when none). */
+  /** Revision of the newest release the agent accepted (0 when none), for the hello. */
   lastRevision: () => number;
   inventory: () => Promise<Inventory>;
-  /** Called with verified releases only, one at a time; must store the release before it resolves. */
-  onRelease: (release: Release, envelope: SignedEnvelope) => Promise<void>;
-  onRefused?: (refusal: ReleaseRefused) => void;
-  /** A hotfix override's envelope, unverified: the agent verifies it (verifyOverride) like a release. */
+  /** A release's envelope as the hub sent it, unopened, one at a time: the agent verifies it, stores or refuses it, before this resolves. */
+  onRelease: (envelope: unknown) => Promise<void>;
+  /** A hotfix override's envelope, unopened, like a release's. */
   onOverride?: (envelope: unknown) => Promise<void>;
   /** The hub removed this cluster; the link stops and the credential is worthless. */
   onDeregister?: (reason: string) => Promise<void>;
@@ -70,8 +64,8 @@ export interface HubLinkCounters {
   sent: number;
   /** Reports the hub acknowledged (rows that left the outbox). */
   acked: number;
+  /** Release messages handed to the agent. */
   releases: number;
-  refused: number;
   /** Connections dropped because the hub went silent. */
   halfOpen: number;
 }
@@ -80,8 +74,8 @@ export interface HubLinkEvents {
   connected: [];
   welcome: [{ ackedSeq: number }];
   acked: [uptoSeq: number];
-  release: [release: Release];
-  refused: [refusal: ReleaseRefused];
+  /** A release message was handed to the agent (which verified it, and stored or refused it). */
+  release: [envelope: unknown];
   registration: [{ status: RegistrationStatus; reason: string | undefined }];
   deregistered: [reason: string];
   disconnected: [{ code: number; reason: string }];
@@ -119,7 +113,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
   readonly #backoff: BackoffPolicy;
   readonly #window: number;
   readonly #batchSize: number;
-  readonly #counters: HubLinkCounters = { connects: 0, reconnects: 0, sent: 0, acked: 0, releases: 0, refused: 0, halfOpen: 0 };
+  readonly #counters: HubLinkCounters = { connects: 0, reconnects: 0, sent: 0, acked: 0, releases: 0, halfOpen: 0 };
   #stopping = new AbortController();
   #loop: Promise<void> | undefined;
   #session: Session | undefined;
@@ -127,6 +121,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
   #inbound: Promise<void> = Promise.resolve();
   /** Issued by the hub this run; wins over options.credential until the process restarts. */
   #issuedCredential: string | undefined;
+  #unsubscribe: (() => void) | undefined;
 
   constructor(options: HubLinkOptions) {
     super();
@@ -150,16 +145,20 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
   start(signal?: AbortSignal): void {
     if (this.#loop) throw new Error('HubLink already started');
     signal?.addEventListener('abort', () => void this.stop(), { once: true });
+    // Every enqueue leads to a send while connected, whoever enqueued it.
+    this.#unsubscribe = this.#o.outbox.subscribe?.(() => this.#pump());
     this.#loop = this.#run();
   }
 
-  /** Hint that rows were enqueued: sends them now if the window allows. */
+  /** Hint that rows were enqueued, for an outbox that cannot tell the link itself: sends them now if the window allows. */
   flush(): void {
     this.#pump();
   }
 
   /** Closes the connection cleanly and waits for the link to wind down. */
   async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     this.#stopping.abort();
     const s = this.#session;
     if (s) {
@@ -355,7 +354,9 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         return;
       }
       case 'release':
-        await this.#receiveRelease(m.envelope);
+        this.#counters.releases++;
+        await this.#o.onRelease(m.envelope);
+        this.emit('release', m.envelope);
         return;
       case 'override':
         await this.#o.onOverride?.(m.envelope);
@@ -396,33 +397,6 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
       s.ws.close(1000, 'registration rejected');
     }
     this.emit('registration', { status, reason });
-  }
-
-  async #receiveRelease(envelope: unknown): Promise<void> {
-    let verified: Release;
-    try {
-      verified = verifyRelease(envelope, this.#o.releaseKey, { now: this.#o.now, lastRevision: this.#o.lastRevision() });
-    } catch (err) {
-      if (!(err instanceof ReleaseRefused)) throw err;
-      this.#refuse(err);
-      return;
-    }
-    this.#counters.releases++;
-    this.#log.info({ release: verified.name, version: verified.version, revision: verified.revision }, 'received a verified release');
-    // verifyRelease parsed the envelope before it checked the signature.
-    await this.#o.onRelease(verified, envelope as SignedEnvelope);
-    this.emit('release', verified);
-  }
-
-  #refuse(err: ReleaseRefused): void {
-    this.#counters.refused++;
-    this.#log.warn({ reason: err.reason, revision: err.revision, err: err.message }, 'refused a release');
-    const body: ReleaseRefusedReport = { reason: err.reason, message: err.message, at: this.#o.now().toISOString() };
-    if (err.revision !== undefined) body.revision = err.revision;
-    this.#o.outbox.enqueue('release-refused', body);
-    this.#o.onRefused?.(err);
-    this.emit('refused', err);
-    this.#pump();
   }
 
   /**

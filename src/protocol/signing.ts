@@ -116,13 +116,7 @@ export function openSignedEnvelope(envelope: unknown, trusted: KeyObject | reado
 }
 
 export function verifyRelease(envelope: unknown, trusted: KeyObject | readonly KeyObject[], opts: VerifyOptions): Release {
-  const json = openSignedEnvelope(envelope, trusted, 'release', (reason, message) => new ReleaseRefused(reason, message));
-  const parsed = release.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ReleaseRefused('Malformed', `signed release is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
-  }
-  const r = parsed.data;
+  const r = openRelease(envelope, trusted);
   if (r.revision <= opts.lastRevision) {
     throw new ReleaseRefused('Replayed', `revision ${r.revision} is not newer than the accepted revision ${opts.lastRevision}`, r.revision);
   }
@@ -131,4 +125,25 @@ export function verifyRelease(envelope: unknown, trusted: KeyObject | readonly K
     throw new ReleaseRefused('Expired', `release revision ${r.revision} expired at ${r.expiresAt}; the operator must set the release again`, r.revision);
   }
   return r;
+}
+
+/**
+ * A release another agent of this cluster accepted before (the in-cluster
+ * hand-over record is cluster data, so it is verified again): signed and well
+ * formed as always, judged as of its issue time, when it was in force for the
+ * agent that accepted it (the schema already holds expiresAt after issuedAt),
+ * and not against our revision: the record's story is the newer one.
+ */
+export function verifyAcceptedRelease(envelope: unknown, trusted: KeyObject | readonly KeyObject[]): Release {
+  return openRelease(envelope, trusted);
+}
+
+function openRelease(envelope: unknown, trusted: KeyObject | readonly KeyObject[]): Release {
+  const json = openSignedEnvelope(envelope, trusted, 'release', (reason, message) => new ReleaseRefused(reason, message));
+  const parsed = release.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ReleaseRefused('Malformed', `signed release is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return parsed.data;
 }

@@ -12,7 +12,6 @@ export interface AttemptRecord {
   releaseVersion: string;
   phase: AttemptPhase;
   stage: number | null;
-  step: string | null;
   reason: string | null;
   message: string | null;
   plan: Plan;
@@ -25,8 +24,6 @@ export interface AttemptRecord {
 export interface TransitionInput {
   phase: AttemptPhase;
   stage?: number | null;
-  /** Finer position inside a phase (e.g. "applied"), for resuming after a crash. */
-  step?: string | null;
   reason?: string | null;
   message?: string | null;
   data?: unknown;
@@ -39,11 +36,16 @@ export interface TransitionRecord {
   attemptId: string;
   phase: AttemptPhase;
   stage: number | null;
-  step: string | null;
   reason: string | null;
   message: string | null;
   data: unknown;
   at: string;
+}
+
+/** An attempt as another agent hands it over (src/protocol/handover.ts). */
+export interface AdoptedAttempt extends Pick<AttemptRecord, 'id' | 'revision' | 'releaseName' | 'releaseVersion' | 'plan' | 'phase' | 'stage' | 'reason' | 'message' | 'starts' | 'startedAt' | 'finishedAt'> {
+  transitions: Pick<TransitionRecord, 'phase' | 'stage' | 'reason' | 'message' | 'at'>[];
+  snapshots: Omit<Snapshot, 'attemptId' | 'takenAt'>[];
 }
 
 export interface ObjectRef {
@@ -88,7 +90,6 @@ interface AttemptRow {
   release_version: string;
   phase: AttemptPhase;
   stage: number | null;
-  step: string | null;
   reason: string | null;
   message: string | null;
   plan_json: string;
@@ -106,7 +107,6 @@ const toAttempt = (r: AttemptRow): AttemptRecord => ({
   releaseVersion: r.release_version,
   phase: r.phase,
   stage: r.stage,
-  step: r.step,
   reason: r.reason,
   message: r.message,
   plan: JSON.parse(r.plan_json) as Plan,
@@ -164,17 +164,16 @@ export class AttemptRepo {
       if (!cur) throw new JournalError('UnknownAttempt', `attempt ${attemptId} is not in the journal`);
       if (cur.finished_at) throw new JournalError('AttemptFinished', `attempt ${attemptId} finished at ${cur.finished_at}; it cannot change phase`);
       const info = this.db
-        .prepare(`INSERT INTO transitions (attempt_id, phase, stage, step, reason, message, data_json, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(attemptId, t.phase, t.stage ?? null, t.step ?? null, t.reason ?? null, t.message ?? null, t.data === undefined ? null : JSON.stringify(t.data), at);
+        .prepare(`INSERT INTO transitions (attempt_id, phase, stage, reason, message, data_json, at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+        .run(attemptId, t.phase, t.stage ?? null, t.reason ?? null, t.message ?? null, t.data === undefined ? null : JSON.stringify(t.data), at);
       this.db
-        .prepare(`UPDATE attempts SET phase = ?, stage = ?, step = ?, reason = ?, message = ?, updated_at = ?, finished_at = ? WHERE id = ?`)
-        .run(t.phase, t.stage ?? null, t.step ?? null, t.reason ?? null, t.message ?? null, at, t.finished ? at : null, attemptId);
+        .prepare(`UPDATE attempts SET phase = ?, stage = ?, reason = ?, message = ?, updated_at = ?, finished_at = ? WHERE id = ?`)
+        .run(t.phase, t.stage ?? null, t.reason ?? null, t.message ?? null, at, t.finished ? at : null, attemptId);
       return {
         id: Number(info.lastInsertRowid),
         attemptId,
         phase: t.phase,
         stage: t.stage ?? null,
-        step: t.step ?? null,
         reason: t.reason ?? null,
         message: t.message ?? null,
         data: t.data ?? null,
@@ -189,7 +188,6 @@ export class AttemptRepo {
       attempt_id: string;
       phase: AttemptPhase;
       stage: number | null;
-      step: string | null;
       reason: string | null;
       message: string | null;
       data_json: string | null;
@@ -200,12 +198,31 @@ export class AttemptRepo {
       attemptId: r.attempt_id,
       phase: r.phase,
       stage: r.stage,
-      step: r.step,
       reason: r.reason,
       message: r.message,
       data: r.data_json === null ? null : (JSON.parse(r.data_json) as unknown),
       at: r.at,
     }));
+  }
+
+  /**
+   * Takes in an attempt another agent of this cluster drove (the hand-over
+   * record), with its history and snapshots, replacing our copy of it; any
+   * other unfinished attempt of ours is older than that story and ends.
+   */
+  adopt(a: AdoptedAttempt, releaseId: number): void {
+    const at = this.now();
+    this.db.prepare('DELETE FROM attempts WHERE id = ?').run(a.id);
+    this.db
+      .prepare(
+        `INSERT INTO attempts (id, release_id, revision, release_name, release_version, phase, stage, reason, message, plan_json, starts, started_at, finished_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(a.id, releaseId, a.revision, a.releaseName, a.releaseVersion, a.phase, a.stage, a.reason, a.message, JSON.stringify(a.plan), a.starts, a.startedAt, a.finishedAt, at);
+    const insert = this.db.prepare(`INSERT INTO transitions (attempt_id, phase, stage, reason, message, at) VALUES (?, ?, ?, ?, ?, ?)`);
+    for (const t of a.transitions) insert.run(a.id, t.phase, t.stage, t.reason, t.message, t.at);
+    for (const snap of a.snapshots) this.saveSnapshotOnce({ attemptId: a.id, ...snap });
+    this.db.prepare(`UPDATE attempts SET finished_at = ?, phase = 'Failed', reason = 'SupersededByLeader' WHERE finished_at IS NULL AND id <> ?`).run(at, a.id);
   }
 
   /** Finished attempts other than the newest `keep` finished ones, oldest first (what compaction may drop). */

@@ -53,6 +53,12 @@ export class InstalledRepo {
       .run(c.component, c.version, c.digest, JSON.stringify(c.objects), c.attemptId, this.now());
   }
 
+  /** Replaces the whole inventory (taking over another agent's story). */
+  replaceAll(cs: { component: string; version: string; digest: string; objects: ObjectRef[] }[]): void {
+    this.db.prepare('DELETE FROM installed').run();
+    for (const c of cs) this.set({ ...c, attemptId: null });
+  }
+
   remove(component: string): void {
     this.db.prepare('DELETE FROM installed WHERE component = ?').run(component);
   }

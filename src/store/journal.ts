@@ -30,7 +30,7 @@ export interface JournalOptions {
 }
 
 export class Journal {
-  readonly db: Database.Database;
+  readonly #db: Database.Database;
   readonly path: string;
   readonly releases: ReleaseRepo;
   readonly attempts: AttemptRepo;
@@ -41,7 +41,7 @@ export class Journal {
   #writeErrors = 0;
 
   private constructor(db: Database.Database, path: string, now: () => Date) {
-    this.db = db;
+    this.#db = db;
     this.path = path;
     this.now = now;
     const iso = () => now().toISOString();
@@ -91,7 +91,7 @@ export class Journal {
    */
   transaction<T>(fn: () => T): T {
     try {
-      return this.db.transaction(fn)();
+      return this.#db.transaction(fn)();
     } catch (err) {
       if (err instanceof Database.SqliteError) this.#writeErrors++;
       throw err;
@@ -103,18 +103,33 @@ export class Journal {
     return this.#writeErrors;
   }
 
+  /** Throws unless the journal answers a query (readiness, a self-upgrade candidate's proof). */
+  ping(): void {
+    if (!this.#db.open) throw new JournalError('JournalClosed', `journal ${this.path} is closed`);
+    this.#db.prepare('SELECT COUNT(*) FROM meta').get();
+  }
+
   getMeta(key: string): string | undefined {
-    const row = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
+    const row = this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: string } | undefined;
     return row?.value;
   }
 
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /** How the file is kept (for diagnostics and the journal's own tests): WAL, the synchronous level (2 = FULL), the schema version. */
+  settings(): { journalMode: string; synchronous: number; schemaVersion: number } {
+    return {
+      journalMode: this.#db.pragma('journal_mode', { simple: true }) as string,
+      synchronous: this.#db.pragma('synchronous', { simple: true }) as number,
+      schemaVersion: this.#db.pragma('user_version', { simple: true }) as number,
+    };
   }
 
   sizeBytes(): number {
-    const pages = this.db.pragma('page_count', { simple: true }) as number;
-    const size = this.db.pragma('page_size', { simple: true }) as number;
+    const pages = this.#db.pragma('page_count', { simple: true }) as number;
+    const size = this.#db.pragma('page_size', { simple: true }) as number;
     return pages * size;
   }
 
@@ -123,11 +138,11 @@ export class Journal {
   }
 
   reclaim(): void {
-    this.db.pragma('incremental_vacuum');
-    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.#db.pragma('incremental_vacuum');
+    this.#db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.#db.open) this.#db.close();
   }
 }

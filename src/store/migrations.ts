@@ -125,6 +125,11 @@ export const migrations: readonly string[] = [
     received_at   TEXT NOT NULL
   );
   `,
+  // 3: the step column (a finer position inside a phase) was never written: every action is idempotent, so the phase is enough.
+  `
+  ALTER TABLE attempts DROP COLUMN step;
+  ALTER TABLE transitions DROP COLUMN step;
+  `,
 ];
 
 export function migrate(db: Database.Database): number {

@@ -4,6 +4,9 @@ import type { Outbox, OutboxRow, OutboxStats } from './outbox.ts';
 export class OutboxRepo implements Outbox {
   private readonly db: Database.Database;
   private readonly now: () => string;
+  private readonly listeners = new Set<() => void>();
+  /** One notification for a burst of enqueues (a transition and its completion report). */
+  private notifying = false;
   constructor(db: Database.Database, now: () => string) {
     this.db = db;
     this.now = now;
@@ -11,7 +14,20 @@ export class OutboxRepo implements Outbox {
 
   enqueue(kind: string, body: unknown): number {
     const info = this.db.prepare('INSERT INTO outbox (kind, body_json, created_at) VALUES (?, ?, ?)').run(kind, JSON.stringify(body), this.now());
+    // Transactions are synchronous, so a microtask runs after this one commits (or rolls back).
+    if (this.listeners.size > 0 && !this.notifying) {
+      this.notifying = true;
+      queueMicrotask(() => {
+        this.notifying = false;
+        for (const l of this.listeners) l();
+      });
+    }
     return Number(info.lastInsertRowid);
+  }
+
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   pending(afterSeq: number, limit: number): OutboxRow[] {
@@ -26,6 +42,19 @@ export class OutboxRepo implements Outbox {
 
   ack(uptoSeq: number): number {
     return this.db.prepare('DELETE FROM outbox WHERE seq <= ?').run(uptoSeq).changes;
+  }
+
+  /**
+   * Takes in another agent's unsent reports with their numbers, and continues
+   * numbering after its last one, so the hub never mistakes our reports for
+   * duplicates of the previous leader's.
+   */
+  adopt(pending: readonly OutboxRow[], lastSeq: number): void {
+    const insert = this.db.prepare('INSERT OR IGNORE INTO outbox (seq, kind, body_json, created_at) VALUES (?, ?, ?, ?)');
+    for (const r of pending) insert.run(r.seq, r.kind, JSON.stringify(r.body), r.createdAt);
+    const seq = Math.max(lastSeq, this.stats().lastSeq);
+    this.db.prepare(`INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox')`).run();
+    this.db.prepare(`UPDATE sqlite_sequence SET seq = ? WHERE name = 'outbox'`).run(seq);
   }
 
   stats(): OutboxStats {

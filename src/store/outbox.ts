@@ -25,4 +25,11 @@ export interface Outbox {
   /** Removes every row with seq <= uptoSeq (a cumulative acknowledgement); returns how many left. */
   ack(uptoSeq: number): number;
   stats(): OutboxStats;
+  /**
+   * Calls `listener` after each enqueue, once the code that enqueued has
+   * returned (so a row enqueued inside a transaction is committed, or gone,
+   * by then). Returns the unsubscribe. Optional: without it, the sender polls
+   * (flush) after it enqueues.
+   */
+  subscribe?(listener: () => void): () => void;
 }

@@ -52,9 +52,25 @@ export class ReleaseRepo {
     return Number(info.lastInsertRowid);
   }
 
-  /** Was this revision already refused for this reason? (The hub re-sends its desired release on every reconnect.) */
-  refusedBefore(revision: number, reason: string): boolean {
-    return this.db.prepare(`SELECT 1 FROM releases WHERE status = 'refused' AND revision = ? AND reason = ? LIMIT 1`).get(revision, reason) !== undefined;
+  /**
+   * Was this release already refused for this reason? (The hub re-sends its
+   * desired release on every reconnect.) A release is known by its revision
+   * once its signature was verified, and by its exact envelope before that.
+   */
+  refusedBefore(r: { revision: number | null; reason: string; envelope?: SignedEnvelope | undefined }): boolean {
+    if (r.revision !== null) {
+      return this.db.prepare(`SELECT 1 FROM releases WHERE status = 'refused' AND revision = ? AND reason = ? LIMIT 1`).get(r.revision, r.reason) !== undefined;
+    }
+    if (!r.envelope) return false;
+    return (
+      this.db.prepare(`SELECT 1 FROM releases WHERE status = 'refused' AND revision IS NULL AND reason = ? AND envelope_json = ? LIMIT 1`).get(r.reason, JSON.stringify(r.envelope)) !==
+      undefined
+    );
+  }
+
+  /** The id of the accepted release with this revision, if we hold it. */
+  acceptedId(revision: number): number | undefined {
+    return (this.db.prepare(`SELECT id FROM releases WHERE status = 'accepted' AND revision = ?`).get(revision) as { id: number } | undefined)?.id;
   }
 
   /** The newest accepted release: the one the agent works towards, online or not. */

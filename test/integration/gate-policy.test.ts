@@ -191,7 +191,12 @@ describe('policy gate: windows', () => {
     for (let i = 0; i < 3; i++) {
       const past = s.journal.attempts.create({ id: `past-${i}`, releaseId: 1, revision: 1, releaseName: 'edge-addons', releaseVersion: '1.0.0', plan: s.attempt.plan });
       s.journal.attempts.transition(past.id, { phase: 'Failed', finished: true });
-      s.journal.db.prepare(`INSERT INTO stage_timings (attempt_id, component, stage, started_at, finished_at, result, duration_ms) VALUES (?, 'dns', 0, ?, ?, 'Succeeded', ?)`).run(past.id, `2026-01-0${i + 1}T00:00:00Z`, `2026-01-0${i + 1}T00:06:00Z`, 6 * MIN);
+      const at = s.clock.t;
+      s.clock.t = Date.parse(`2026-01-0${i + 1}T00:00:00Z`);
+      s.journal.attempts.stageStarted(past.id, 'dns', 0);
+      s.clock.t += 6 * MIN;
+      s.journal.attempts.stageFinished(past.id, 'dns', 'Succeeded');
+      s.clock.t = at;
     }
     const go = passed(await s.evaluate());
     assert.equal((go.data as GateData | undefined)?.estimatedStageMs, 9 * MIN);

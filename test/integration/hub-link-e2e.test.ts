@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { generateReleaseKey, type ReleaseRefused } from '../../src/protocol/signing.ts';
+import { generateReleaseKey } from '../../src/protocol/signing.ts';
 import { encodeMessage } from '../../src/protocol/messages.ts';
 import type { KubeObject } from '../../src/protocol/release.ts';
 import { eventually, testNamespace, type TestNamespace } from '../support/cluster.ts';
@@ -198,19 +198,19 @@ describe('hub ↔ agent runtime on the real control plane', () => {
       const acceptedBefore = journal.releases.lastAcceptedRevision();
       const latestBefore = journal.attempts.latest();
       const dnsBefore = await read('Deployment', 'dns');
+      const compromised = compromise.hub();
       const reconnected = nextEvent(r.runtime.hubLink!, 'welcome', () => true, 15_000);
-      await f.restart(compromise.hub());
+      await f.restart(compromised);
       await reconnected;
 
-      // Every refusal the link makes; a hub re-sends its stored (bad) desired release on each connect, so pick ours by revision.
-      const refusals: ReleaseRefused[] = [];
-      r.runtime.hubLink!.on('refused', (x) => refusals.push(x));
+      // Every refusal the agent records; a hub re-sends its stored (bad) desired release on each connect, so pick ours by revision.
+      const refusals = () => journal.releases.refusals(1000).map((x) => ({ reason: x.reason, revision: x.revision ?? undefined }));
       const put = await f.api('PUT', `/api/v1/clusters/${clusterId}/release`, releaseRequest(addonsNs.name, '6.6.6', { dns: '6.6.6', proxy: '6.6.6', metrics: '6.6.6' }));
       assert.equal(put.status, 200, JSON.stringify(put.body));
       assert.equal(put.body.delivered, true);
       // An unverifiable envelope's revision is not trusted, so an UnknownKey refusal names none.
       const ours = (x: { reason: string; revision?: number | undefined }) => x.reason === compromise.reason && (x.revision === undefined || x.revision === put.body.revision);
-      const refusal = await eventually('the agent to refuse the release', async () => refusals.find(ours), 15_000, 20);
+      const refusal = await eventually('the agent to refuse the release', async () => refusals().find(ours), 15_000, 20);
       assert.equal(refusal.revision, compromise.reason === 'UnknownKey' ? undefined : put.body.revision);
 
       const c = await eventually('the hub to hear of the refusal', async () => {
@@ -229,6 +229,17 @@ describe('hub ↔ agent runtime on the real control plane', () => {
       await awaitDrained(f, r, clusterId);
       const reported = (await storedReports(f, clusterId)).filter((x) => x.kind === 'release-refused');
       assert.equal(reported.filter((x) => ours(x.body as { reason: string; revision?: number })).length, 1, 'reported once');
+
+      // The compromised hub comes back and re-sends its desired release: refused again, recorded and reported no more.
+      const resent = nextEvent(r.runtime.hubLink!, 'release', () => true, 15_000);
+      const again = nextEvent(r.runtime.hubLink!, 'welcome', () => true, 15_000);
+      await f.restart(compromised);
+      await again;
+      await resent;
+      await awaitDrained(f, r, clusterId);
+      const reportedAgain = (await storedReports(f, clusterId)).filter((x) => x.kind === 'release-refused' && ours(x.body as { reason: string; revision?: number }));
+      assert.equal(reportedAgain.length, 1, 'still reported once after the re-send');
+      assert.equal(refusals().filter(ours).length, 1, 'recorded once in the journal');
 
       // The honest hub (its own key, real time) again.
       const back = nextEvent(r.runtime.hubLink!, 'welcome', () => true, 15_000);

@@ -141,7 +141,7 @@ export async function awaitDrained(f: HubFixture, rt: RunningRuntime, clusterId:
 /**
  * Exactly once, in order: the hub holds seqs 1..lastSeq, each once, chained
  * and acknowledged; its attempt-transition reports are the journal's
- * transitions (after Pending, which is not reported) one for one; the
+ * transitions (Pending included) one for one; the
  * buffered rows arrived byte for byte; one upgrade-completed and one
  * telemetry event for the attempt.
  */
@@ -160,7 +160,7 @@ export async function assertDeliveredOnce(f: HubFixture, rt: RunningRuntime, clu
 
   const transitions = journal.attempts.transitions(attempt.id);
   assert.equal(transitions[0]?.phase, 'Pending');
-  const fromJournal = transitions.slice(1).map((t) => ({ phase: t.phase, stage: t.stage, reason: t.reason, message: t.message, at: t.at }));
+  const fromJournal = transitions.map((t) => ({ phase: t.phase, stage: t.stage, reason: t.reason, message: t.message, at: t.at }));
   const onHub = stored
     .filter((r) => r.kind === 'attempt-transition' && (r.body as { attemptId: string }).attemptId === attempt.id)
     .map((r) => {

@@ -1,10 +1,12 @@
-// An agent's hub link wired to in-memory parts, as the agent will wire it
-// to its journal.
+// An agent's hub link wired to in-memory parts, for tests of the hub: what
+// the hub sends is verified with the protocol's own verifier, and a refusal
+// is reported through the outbox, as the real agent (src/agent/agent.ts)
+// does with its journal; nothing is installed.
 import type { KeyObject } from 'node:crypto';
 import { HubLink, type HubLinkOptions } from '../../src/hub-link/hub-link.ts';
 import type { Inventory } from '../../src/protocol/inventory.ts';
 import type { Release } from '../../src/protocol/release.ts';
-import type { ReleaseRefused } from '../../src/protocol/signing.ts';
+import { ReleaseRefused, verifyRelease } from '../../src/protocol/signing.ts';
 import { BOOTSTRAP_TOKEN, testLogger, type HubFixture } from './hub-fixture.ts';
 import { MemoryOutbox } from './memory-outbox.ts';
 import { nextEvent, waitFor } from './events.ts';
@@ -49,14 +51,20 @@ export function createTestAgent(o: TestAgentOptions): TestAgent {
       state.credential = c;
     },
     outbox,
-    releaseKey: o.releaseKey,
     lastRevision: () => state.lastRevision,
     inventory: async () => state.inventory,
-    onRelease: async (r) => {
-      state.lastRevision = r.revision;
-      agent.releases.push(r);
+    onRelease: async (envelope) => {
+      try {
+        const r = verifyRelease(envelope, o.releaseKey, { now: o.now, lastRevision: state.lastRevision });
+        state.lastRevision = r.revision;
+        agent.releases.push(r);
+      } catch (err) {
+        if (!(err instanceof ReleaseRefused)) throw err;
+        agent.refusals.push(err);
+        outbox.enqueue('release-refused', { reason: err.reason, message: err.message, at: o.now().toISOString(), ...(err.revision === undefined ? {} : { revision: err.revision }) });
+        agent.link.flush();
+      }
     },
-    onRefused: (r) => agent.refusals.push(r),
     onDeregister: async (reason) => {
       agent.deregistrations.push(reason);
       state.credential = undefined;

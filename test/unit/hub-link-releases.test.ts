@@ -1,13 +1,23 @@
 // Releases reach the agent only signed, fresh and newer; every refusal is
-// reported back through the outbox.
+// reported back through the outbox, once per release.
+import * as k8s from '@kubernetes/client-node';
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { Agent } from '../../src/agent/agent.ts';
+import { defaultAdmission } from '../../src/agent/intake/admission.ts';
+import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
+import { HubLink } from '../../src/hub-link/hub-link.ts';
 import { encodeMessage, parseMessage, type ReportEntry } from '../../src/protocol/messages.ts';
+import { release as releaseSchema } from '../../src/protocol/release.ts';
 import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
+import { Journal } from '../../src/store/journal.ts';
 import { nextEvent, waitFor } from '../support/events.ts';
-import { startHubFixture, TestClock, type HubFixture } from '../support/hub-fixture.ts';
+import { startHubFixture, testLogger, TestClock, type HubFixture } from '../support/hub-fixture.ts';
 import { sampleRelease, sampleReleaseRequest } from '../support/sample-release.ts';
 import { createTestAgent, drained, enrolAgent, type TestAgent } from '../support/test-agent.ts';
 
@@ -44,8 +54,8 @@ describe('releases from the reference hub', () => {
     agents.push(again);
     const next = nextEvent(again.link, 'release');
     again.link.start();
-    const [r] = await next;
-    assert.equal((r as { version: string }).version, '1.5.0');
+    await next;
+    assert.equal(again.releases[0]?.version, '1.5.0');
     assert.equal(again.refusals.length, 0, 'revision 1 is not re-sent to an agent that holds it');
     const desired = (await f.api('GET', '/api/v1/clusters/edge-r1')).body.desiredRelease;
     assert.equal(desired.revision, 2);
@@ -68,9 +78,10 @@ describe('releases from the reference hub', () => {
     const trusted = generateReleaseKey();
     const a = await enrolAgent(f, 'edge-r3', { releaseKey: trusted.publicKey });
     agents.push(a);
-    const refused = nextEvent(a.link, 'refused');
+    const handled = nextEvent(a.link, 'release');
     await f.api('PUT', '/api/v1/clusters/edge-r3/release', sampleReleaseRequest());
-    await refused;
+    await handled;
+    assert.equal(a.refusals.length, 1);
     assert.equal(a.releases.length, 0, 'nothing ran');
     await drained(a);
     const c = (await f.api('GET', '/api/v1/clusters/edge-r3')).body;
@@ -81,26 +92,36 @@ describe('releases from the reference hub', () => {
   });
 });
 
-describe('releases over a compromised link', () => {
-  it('refuses forged, replayed, unsigned and expired releases, runs nothing, and reports each refusal', async () => {
+describe('releases over a compromised link, through the agent\'s one door', () => {
+  it('refuses forged, replayed, unsigned and expired releases, runs nothing, and reports each refusal once, however often they are re-sent', async () => {
     const key = generateReleaseKey();
     const clock = new TestClock();
     const good = signRelease(sampleRelease({ revision: 3, issuedAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-02-01T00:00:00.000Z' }), key.privateKey);
-    const old = signRelease(sampleRelease({ revision: 2, issuedAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-02-01T00:00:00.000Z' }), key.privateKey);
+    const held = sampleRelease({ revision: 2, issuedAt: '2030-01-01T00:00:00.000Z', expiresAt: '2030-02-01T00:00:00.000Z' });
+    const old = signRelease(held, key.privateKey);
     const stale = signRelease(sampleRelease({ revision: 9, issuedAt: '2029-01-01T00:00:00.000Z', expiresAt: '2029-02-01T00:00:00.000Z' }), key.privateKey);
     const forged = { ...good, payload: good.payload.replace('"revision":3', '"revision":4') };
     const unsigned = { payload: good.payload, signature: '', keyId: good.keyId };
 
-    // A man in the middle: a WebSocket server that speaks the protocol but holds no key.
+    // The agent as it runs, minus the cluster: a refusal is decided before anything asks the API server.
+    const journal = Journal.open(join(mkdtempSync(join(tmpdir(), 'fleetlet-door-')), 'journal.db'), { durability: 'normal', now: clock.now });
+    journal.releases.accept(releaseSchema.parse(held), old);
+    const nowhere = new k8s.KubeConfig();
+    nowhere.loadFromOptions({ clusters: [{ name: 'none', server: 'https://127.0.0.1:9' }], users: [{ name: 'none' }], contexts: [{ name: 'none', cluster: 'none', user: 'none' }], currentContext: 'none' });
+    const agent = new Agent({ journal, cluster: new KubeClusterClient(nowhere), logger: testLogger(), now: clock.now, clusterId: 'edge-m', releaseKeys: [key.publicKey], admission: defaultAdmission });
+
+    // A man in the middle: a WebSocket server that speaks the protocol but holds no key, and re-sends everything on every connect.
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
     await new Promise((resolve) => wss.once('listening', resolve));
     const received: ReportEntry[] = [];
+    let hellos = 0;
     wss.on('connection', (ws: WebSocket) => {
       ws.on('message', (data: Buffer) => {
         const m = parseMessage(data, 'from-agent');
         if (!m.ok) return;
         if (m.message.type === 'hello') {
-          ws.send(encodeMessage({ type: 'welcome', ackedSeq: 0, heartbeatMs: 10_000, leaseDurationMs: 50_000 }));
+          hellos++;
+          ws.send(encodeMessage({ type: 'welcome', ackedSeq: received.at(-1)?.seq ?? 0, heartbeatMs: 10_000, leaseDurationMs: 50_000 }));
           for (const envelope of [forged, old, unsigned, stale]) ws.send(encodeMessage({ type: 'release', envelope }));
         }
         if (m.message.type === 'reports') {
@@ -110,11 +131,33 @@ describe('releases over a compromised link', () => {
       });
     });
     const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/api/v1/agent`;
-    const a = createTestAgent({ url, clusterId: 'edge-m', releaseKey: key.publicKey, now: clock.now, credential: 'x'.repeat(43), lastRevision: 2 });
-    a.link.start();
+    const link = new HubLink({
+      url,
+      clusterId: 'edge-m',
+      agentVersion: '0.1.0-test',
+      credential: () => 'x'.repeat(43),
+      outbox: journal.outbox,
+      lastRevision: () => agent.lastRevision(),
+      inventory: () => agent.inventory(),
+      onRelease: async (envelope) => {
+        await agent.offer(envelope);
+      },
+      now: clock.now,
+      random: () => 0.5,
+      logger: testLogger(),
+      heartbeatMs: 200,
+      backoff: { baseMs: 20, capMs: 200 },
+    });
+    link.start();
     try {
-      await waitFor(a.link, ['acked'], () => received.length === 4, 'four refusal reports');
-      assert.equal(a.releases.length, 0, 'onRelease never called');
+      await waitFor(link, ['acked'], () => received.length === 4, 'four refusal reports');
+      // The hub drops the connection; on the next hello it re-sends the same four.
+      const again = waitFor(link, ['release'], () => link.counters.releases === 8, 'the four releases re-sent', 10_000);
+      for (const c of wss.clients) c.terminate();
+      await again;
+      assert.equal(hellos, 2);
+      assert.equal(journal.releases.lastAcceptedRevision(), 2, 'nothing was accepted');
+      assert.equal(journal.attempts.latest(), undefined, 'nothing ran');
       assert.deepEqual(
         received.map((r) => [r.kind, (r.body as { reason: string }).reason]),
         [
@@ -126,9 +169,11 @@ describe('releases over a compromised link', () => {
       );
       assert.equal((received[1]?.body as { revision?: number }).revision, 2, 'a verified revision is named');
       assert.equal((received[0]?.body as { revision?: number }).revision, undefined, 'an unverified one is not');
-      assert.equal(a.link.counters.refused, 4);
+      assert.equal(journal.outbox.stats().lastSeq, 4, 'the re-sent releases were not reported again');
+      assert.equal(journal.releases.refusals(100).length, 4, 'each refusal is in the journal once');
     } finally {
-      await a.link.stop();
+      await link.stop();
+      journal.close();
       await new Promise((resolve) => wss.close(resolve));
     }
   });

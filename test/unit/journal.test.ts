@@ -33,9 +33,7 @@ const plan: Plan = { revision: 1, stages: [], unchanged: [], removed: [] };
 
 test('opens in WAL mode with FULL synchronous by default and records the schema version', () => {
   const j = Journal.open(tmp());
-  assert.equal(j.db.pragma('journal_mode', { simple: true }), 'wal');
-  assert.equal(j.db.pragma('synchronous', { simple: true }), 2); // FULL
-  assert.equal(j.db.pragma('user_version', { simple: true }), 2);
+  assert.deepEqual(j.settings(), { journalMode: 'wal', synchronous: 2 /* FULL */, schemaVersion: 3 });
   j.close();
 });
 
@@ -70,7 +68,7 @@ test('transitions are appended in order and move the attempt; a finished attempt
   const r = j.releases.accept(release(1), envelope);
   j.attempts.create({ id: 'a1', releaseId: r.id, revision: 1, releaseName: 'addons', releaseVersion: '1.1.0', plan });
   clock.advance(1000);
-  j.attempts.transition('a1', { phase: 'Upgrading', stage: 0, step: 'snapshot' });
+  j.attempts.transition('a1', { phase: 'Upgrading', stage: 0 });
   clock.advance(1000);
   j.attempts.transition('a1', { phase: 'Succeeded', finished: true });
   const ts = j.attempts.transitions('a1');
@@ -176,8 +174,19 @@ test('over the size budget, compaction gives up history oldest first down to kee
 test('a refusal is remembered per revision and reason', () => {
   const j = Journal.open(tmp());
   j.releases.refuse({ revision: 7, reason: 'DryRunRejected', message: 'bad manifest' });
-  assert.equal(j.releases.refusedBefore(7, 'DryRunRejected'), true);
-  assert.equal(j.releases.refusedBefore(7, 'Downgrade'), false);
-  assert.equal(j.releases.refusedBefore(8, 'DryRunRejected'), false);
+  assert.equal(j.releases.refusedBefore({ revision: 7, reason: 'DryRunRejected' }), true);
+  assert.equal(j.releases.refusedBefore({ revision: 7, reason: 'Downgrade' }), false);
+  assert.equal(j.releases.refusedBefore({ revision: 8, reason: 'DryRunRejected' }), false);
+  j.close();
+});
+
+test('an unverified refusal (no trusted revision) is remembered by its exact envelope', () => {
+  const j = Journal.open(tmp());
+  const forged = { payload: '{"revision":9}', signature: 'AAAA', keyId: 'nobody' };
+  j.releases.refuse({ revision: null, reason: 'UnknownKey', message: 'untrusted key', envelope: forged });
+  assert.equal(j.releases.refusedBefore({ revision: null, reason: 'UnknownKey', envelope: { ...forged } }), true);
+  assert.equal(j.releases.refusedBefore({ revision: null, reason: 'UnknownKey', envelope: { ...forged, signature: 'BBBB' } }), false);
+  assert.equal(j.releases.refusedBefore({ revision: null, reason: 'BadSignature', envelope: forged }), false);
+  assert.equal(j.releases.refusedBefore({ revision: null, reason: 'UnknownKey' }), false, 'without an envelope nothing identifies it');
   j.close();
 });

@@ -92,8 +92,7 @@ export function journalCheck(journal: Journal): ReadinessCheck {
   return {
     name: 'journal',
     async check() {
-      if (!journal.db.open) throw new Error(`journal ${journal.path} is closed`);
-      journal.db.prepare('SELECT COUNT(*) FROM meta').get();
+      journal.ping();
     },
   };
 }

@@ -3,6 +3,9 @@
 // and the candidate each write only their own (no write ever races).
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { candidateReport, handoverRecord, type CandidateReport, type HandoverRecord } from '../../protocol/handover.ts';
+import type { Logger } from 'pino';
+import type { Journal } from '../../store/journal.ts';
+import { exportMirror, markMirrored } from '../../store/mirror.ts';
 import type { ClusterClient } from './cluster-client.ts';
 import { FIELD_MANAGER, MANAGED_BY_LABEL } from './object-ref.ts';
 
@@ -48,6 +51,23 @@ export class HandoverStore {
       data: { generation: String(record.generation), writtenBy: record.writtenBy },
       binaryData: { 'record.json.gz': gz.toString('base64') },
     });
+  }
+
+  /**
+   * Writes the journal's state as the record, then notes in the journal which
+   * generation the cluster holds. A record too large for a ConfigMap is not
+   * transient: waiting would block the upgrade forever, so it carries on, loudly.
+   */
+  async mirror(journal: Journal, who: { identity: string; agentVersion: string }, logger: Pick<Logger, 'error'>): Promise<void> {
+    const record = exportMirror(journal, who);
+    try {
+      await this.write(record);
+    } catch (err) {
+      if (!(err instanceof HandoverTooLarge)) throw err;
+      logger.error({ err: err.message }, 'no in-cluster hand-over record for this attempt');
+      return;
+    }
+    markMirrored(journal, record.generation);
   }
 
   async read(): Promise<HandoverRecord | undefined> {

@@ -1,7 +1,8 @@
 // Whether a workload has rolled out, read from the status its controller
 // wrote: the same rules `kubectl rollout status` uses, plus the failure
 // conditions Kubernetes reports, so a failure names the workload and why.
-import type { KubeObject, WorkloadRef } from '../../protocol/release.ts';
+import { workloadKind, type KubeObject, type WorkloadRef } from '../../protocol/release.ts';
+import { refOf } from './object-ref.ts';
 
 export type HealthState = 'Healthy' | 'Progressing' | 'Failed';
 
@@ -75,12 +76,16 @@ export function evaluateWorkload(ref: WorkloadRef, live: KubeObject | undefined)
   }
 }
 
+/** The workload an object is, when its kind is one whose rollout can be watched (the one place that knows those kinds). */
+export function asWorkload(o: { kind: string; name: string; namespace?: string | undefined }): WorkloadRef | undefined {
+  const kind = workloadKind.safeParse(o.kind);
+  return kind.success ? { kind: kind.data, name: o.name, namespace: o.namespace ?? 'default' } : undefined;
+}
+
 /** Workloads whose health a component's stage depends on: declared, or every workload in its manifests. */
 export function workloadsOf(manifests: KubeObject[], declared: WorkloadRef[] | undefined): WorkloadRef[] {
   if (declared && declared.length > 0) return declared;
-  return manifests
-    .filter((m) => m.kind === 'Deployment' || m.kind === 'DaemonSet' || m.kind === 'StatefulSet')
-    .map((m) => ({ kind: m.kind as WorkloadRef['kind'], name: m.metadata.name, namespace: m.metadata.namespace ?? 'default' }));
+  return manifests.flatMap((m) => asWorkload(refOf(m)) ?? []);
 }
 
 /** A short reason for why pods are not ready, to make a failure message actionable. */

@@ -2,14 +2,11 @@
 // from the objects installed now: upgrading on top of a broken component
 // hides the cause of whatever fails next, and its rollback target is already
 // bad. A component not installed yet has nothing to be unhealthy.
-import type { WorkloadRef } from '../../protocol/release.ts';
 import type { Journal } from '../../store/journal.ts';
 import type { Check } from '../checks/check.ts';
 import type { ClusterClient } from '../kube/cluster-client.ts';
-import { evaluateWorkload } from '../kube/workload-health.ts';
+import { asWorkload, evaluateWorkload } from '../kube/workload-health.ts';
 import { touchedComponentNames, type StageContext } from './stage-context.ts';
-
-const WORKLOAD_KINDS = new Set(['Deployment', 'DaemonSet', 'StatefulSet']);
 
 export function componentsHealthyCheck(cluster: ClusterClient, journal: Journal, ctx: StageContext, timeoutMs = 15_000): Check {
   return {
@@ -24,8 +21,8 @@ export function componentsHealthyCheck(cluster: ClusterClient, journal: Journal,
         const installed = journal.installed.get(name);
         if (!installed) continue;
         for (const o of installed.objects) {
-          if (!WORKLOAD_KINDS.has(o.kind)) continue;
-          const ref: WorkloadRef = { kind: o.kind as WorkloadRef['kind'], name: o.name, namespace: o.namespace ?? 'default' };
+          const ref = asWorkload(o);
+          if (!ref) continue;
           const h = evaluateWorkload(ref, await cluster.read(o));
           workloads++;
           if (h.state !== 'Healthy') problems.push(`component ${name} ${installed.version}: ${h.message} (${h.reason})`);

@@ -8,7 +8,7 @@
 // version restores its own previous spec (RolledBack, CandidateNotReady).
 // After it takes over, the candidate must prove itself (e.g. reach the hub
 // within a configured time) or it reverts itself.
-import type { SelfUpgradeSupervisor } from './engine.ts';
+import type { SelfUpgradeSupervisor } from './observe.ts';
 import type { HandoverStore } from '../kube/handover-store.ts';
 import type { ClusterClient } from '../kube/cluster-client.ts';
 import type { HandoverRecord } from '../../protocol/handover.ts';
@@ -19,7 +19,6 @@ export interface SelfUpgradeOptions {
   identity: string;
   handover: HandoverStore;
   now: () => Date;
-  sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Is the hub link up? Undefined when no hub is configured (then nothing to prove). */
   hubConnected?: () => boolean;
   /** How long a new version may take to reach the hub after it took over. */
@@ -40,17 +39,7 @@ export function selfUpgradeSupervisor(o: SelfUpgradeOptions): SelfUpgradeSupervi
       if (o.now().getTime() - at > fresh) return { ready: false, message: `${c.identity} stopped reporting (last at ${c.at})` };
       return { ready: c.ready, message: `${c.identity}: ${c.message}` };
     },
-    async postTakeover(signal) {
-      if (!o.hubConnected) return { ok: true };
-      const deadline = o.now().getTime() + (o.hubTimeoutMs ?? 120_000);
-      while (!o.hubConnected()) {
-        if (o.now().getTime() > deadline) {
-          return { ok: false, reason: 'CandidateCannotReachHub', message: `new agent ${o.version} could not reach the hub within ${Math.round((o.hubTimeoutMs ?? 120_000) / 1000)}s after taking over; reverting to the previous agent` };
-        }
-        await o.sleep(250, signal);
-      }
-      return { ok: true };
-    },
+    ...(o.hubConnected ? { hub: { connected: o.hubConnected, timeoutMs: o.hubTimeoutMs ?? 120_000 } } : {}),
   };
 }
 
@@ -71,7 +60,7 @@ export async function reportCandidacy(o: { journal: Journal; cluster: ClusterCli
   if (!candidateTarget(record, o.version)) return false;
   const problems: string[] = [];
   try {
-    o.journal.db.prepare('SELECT 1').get();
+    o.journal.ping();
   } catch (err) {
     problems.push(`journal: ${(err as Error).message}`);
   }
