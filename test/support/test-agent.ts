@@ -8,12 +8,13 @@ import type { Inventory } from '../../src/protocol/inventory.ts';
 import type { Release } from '../../src/protocol/release.ts';
 import { ReleaseRefused, verifyRelease } from '../../src/protocol/signing.ts';
 import { BOOTSTRAP_TOKEN, testLogger, type HubFixture } from './hub-fixture.ts';
+import type { Outbox } from '../../src/store/outbox.ts';
 import { MemoryOutbox } from './memory-outbox.ts';
 import { nextEvent, waitFor } from './events.ts';
 
 export interface TestAgent {
   link: HubLink;
-  outbox: MemoryOutbox;
+  outbox: Outbox;
   releases: Release[];
   refusals: ReleaseRefused[];
   deregistrations: string[];
@@ -27,7 +28,8 @@ export interface TestAgentOptions {
   now: () => Date;
   credential?: string;
   bootstrapToken?: string;
-  outbox?: MemoryOutbox;
+  /** The in-memory outbox unless given (the agent's journal, for tests of what the journal does). */
+  outbox?: Outbox;
   inventory?: Inventory;
   lastRevision?: number;
   link?: Partial<HubLinkOptions>;

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { AGENT_PATH } from '../../src/protocol/messages.ts';
+import { Journal } from '../../src/store/journal.ts';
 import { nextEvent } from '../support/events.ts';
 import { startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
 import { completed, transition } from '../support/sample-reports.ts';
@@ -40,6 +41,39 @@ describe('report delivery', () => {
     await Promise.all(agents.map((a) => a.link.stop()));
     await proxy?.close();
     await f.close();
+  });
+
+  it('every enqueue reaches a connected hub with nobody calling flush; a row goes once its transaction commits, a rolled-back one never', async () => {
+    const journal = Journal.open(':memory:');
+    try {
+      const a = await enrolAgent(f, 'edge-push', { outbox: journal.outbox });
+      agents.push(a);
+      journal.transaction(() => {
+        journal.outbox.enqueue('attempt-transition', transition(1));
+        journal.outbox.enqueue('upgrade-completed', completed('edge-push', 1));
+      });
+      await drained(a, 'the rows of a committed transaction to reach the hub');
+      assert.throws(() =>
+        journal.transaction(() => {
+          journal.outbox.enqueue('attempt-transition', transition(2));
+          throw new Error('rolled back');
+        }),
+      );
+      // A lone report after everything was acknowledged (the inventory after an attempt's last transition).
+      journal.outbox.enqueue('inventory', { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] });
+      await drained(a, 'the lone report to reach the hub');
+      assert.deepEqual(
+        (await storedReports(f, 'edge-push')).map((r) => [r.seq, r.kind]),
+        [
+          [1, 'attempt-transition'],
+          [2, 'upgrade-completed'],
+          [3, 'inventory'],
+        ],
+      );
+    } finally {
+      await Promise.all(agents.splice(0).map((x) => x.link.stop()));
+      journal.close();
+    }
   });
 
   it('says hello, gets a welcome, and delivers queued reports in order; acked rows leave the outbox', async () => {

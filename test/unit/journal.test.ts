@@ -53,7 +53,7 @@ test('refuses a journal written by a newer agent, naming both versions', () => {
   const raw = new Database(path);
   raw.pragma('user_version = 99');
   raw.close();
-  assert.throws(() => Journal.open(path), (e: unknown) => e instanceof JournalError && /99 is newer than this agent knows \(2\)/.test(e.message));
+  assert.throws(() => Journal.open(path), (e: unknown) => e instanceof JournalError && /99 is newer than this agent knows \(3\)/.test(e.message));
 });
 
 test('a file that is not a database gives a clear error', () => {

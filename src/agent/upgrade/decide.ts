@@ -97,6 +97,15 @@ export function isGatePhase(phase: AttemptPhase): phase is 'Pending' | 'WaitingF
   return phase === 'Pending' || phase === 'WaitingForWindow' || phase === 'PreflightChecking';
 }
 
+/** What the engine does in a phase before it decides (and so which `decide*` applies); undefined for the terminal phases. */
+export type Step = 'gate' | 'apply' | 'verify' | 'soak' | 'rollback';
+
+export function stepOf(phase: AttemptPhase): Step | undefined {
+  if (isGatePhase(phase)) return 'gate';
+  const steps: Partial<Record<AttemptPhase, Step>> = { Upgrading: 'apply', Verifying: 'verify', Soaking: 'soak', RollingBack: 'rollback' };
+  return steps[phase];
+}
+
 // ── before a stage: Pending, WaitingForWindow, PreflightChecking ─────────
 
 export type GateObservation =

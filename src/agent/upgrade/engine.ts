@@ -12,7 +12,7 @@ import type { Journal } from '../../store/journal.ts';
 import { openGate, type Gate, type PostflightChecks } from '../gate/gate.ts';
 import { KubeApiError, type ClusterClient } from '../kube/cluster-client.ts';
 import { refOf } from '../kube/object-ref.ts';
-import { decideApplied, decideError, decideGate, decideResume, decideRollback, decideSoak, decideVerify, isGatePhase, type Decision, type Move, type Timing } from './decide.ts';
+import { decideApplied, decideError, decideGate, decideResume, decideRollback, decideSoak, decideVerify, stepOf, type Decision, type Move, type Timing } from './decide.ts';
 import { explain } from './health-watch.ts';
 import { isTerminal } from './lifecycle.ts';
 import { Observer, type SelfUpgradeSupervisor } from './observe.ts';
@@ -142,28 +142,28 @@ export class Engine {
   /** Observes the attempt in its phase (after the phase's action, if it has one) and decides. */
   async #step(a: AttemptRecord, signal: AbortSignal): Promise<Decision> {
     const now = () => this.#now().getTime();
-    if (isGatePhase(a.phase)) {
-      const o = await this.#observe.gate(a, signal);
-      return decideGate(a, o, now());
-    }
-    switch (a.phase) {
-      case 'Upgrading':
+    switch (stepOf(a.phase)) {
+      case 'gate': {
+        const o = await this.#observe.gate(a, signal);
+        return decideGate(a, o, now());
+      }
+      case 'apply':
         await this.#applyStage(a, signal);
         return decideApplied(a);
-      case 'Verifying': {
+      case 'verify': {
         const o = await this.#observe.verify(a, signal);
         return decideVerify(a, o, now(), this.#timing);
       }
-      case 'Soaking': {
+      case 'soak': {
         const o = await this.#observe.soak(a);
         return decideSoak(a, o, now(), this.#timing);
       }
-      case 'RollingBack': {
+      case 'rollback': {
         await this.#restoreOnce(a, signal);
         const o = await this.#observe.rollback(a);
         return decideRollback(a, o, now(), this.#timing);
       }
-      default:
+      case undefined:
         throw new Error(`no action for phase ${a.phase}`);
     }
   }
