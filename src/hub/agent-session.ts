@@ -7,6 +7,7 @@
 // Lease renewals (heartbeats, any frame) only touch memory (store/clusters.ts).
 import type { Logger } from 'pino';
 import {
+  closeCodes,
   encodeMessage,
   errorReply,
   parseMessage,
@@ -28,16 +29,6 @@ export interface SessionTransport {
   close(code: number, reason: string): void;
 }
 
-/** Close codes the hub uses (4000-4999 are the application's). */
-export const closeCodes = {
-  superseded: 4000,
-  unauthenticated: 4001,
-  unsupportedVersion: 1002,
-  clusterMismatch: 4003,
-  deregistered: 4004,
-  alreadyRegistered: 4009,
-  internal: 1011,
-} as const;
 
 export class AgentSession implements LiveSession {
   readonly #ctx: HubContext;

@@ -2,6 +2,7 @@
 // a connected agent, so an agent that is offline learns the same on its next
 // connect.
 import { z } from 'zod';
+import { closeCodes } from '../protocol/messages.ts';
 import { release, type ReleaseInput } from '../protocol/release.ts';
 import { signRelease } from '../protocol/signing.ts';
 import { ApiError } from './api-error.ts';
@@ -29,12 +30,12 @@ export function deregisterCluster(ctx: HubContext, id: string): void {
   const agent = ctx.sessions.agent(id);
   if (agent) {
     agent.deliver({ type: 'deregister', reason: 'the cluster was deregistered by an operator' });
-    agent.close(4004, 'deregistered');
+    agent.close(closeCodes.deregistered, 'deregistered');
   }
   const registrant = ctx.sessions.registrant(id);
   if (registrant) {
     registrant.deliver({ type: 'registration', status: 'rejected', reason: 'the registration request was removed by an operator' });
-    registrant.close(4004, 'registration removed');
+    registrant.close(closeCodes.deregistered, 'registration removed');
   }
 }
 

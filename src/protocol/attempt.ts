@@ -18,7 +18,7 @@ export type AttemptPhase = z.infer<typeof attemptPhase>;
 
 export const terminalPhases: ReadonlySet<AttemptPhase> = new Set(['Succeeded', 'RolledBack', 'Failed']);
 
-/** The cluster's upgrade status as a person reads it: InProgress, Succeeded or Failed. */
+/** The cluster's upgrade status as a person reads it. */
 export const upgradeStatus = z.enum(['InProgress', 'Succeeded', 'Failed']);
 export type UpgradeStatus = z.infer<typeof upgradeStatus>;
 

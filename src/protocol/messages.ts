@@ -30,6 +30,17 @@ export const AGENT_PATH = '/api/v1/agent';
 /** Header naming the cluster an agent's credential is presented for. */
 export const CLUSTER_ID_HEADER = 'x-fleetlet-cluster-id';
 
+/** WebSocket close codes the hub ends a session with (4000-4999 are the application's). */
+export const closeCodes = {
+  superseded: 4000,
+  unauthenticated: 4001,
+  unsupportedVersion: 1002,
+  clusterMismatch: 4003,
+  deregistered: 4004,
+  alreadyRegistered: 4009,
+  internal: 1011,
+} as const;
+
 /** A DNS subdomain (RFC 1123), as a Kubernetes cluster UID or name fits it. */
 export const clusterId = z
   .string()

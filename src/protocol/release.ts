@@ -80,7 +80,7 @@ export const release = z
     /**
      * The hub's own windows for this release (a rollout's time window). The
      * agent intersects them with its local policy: a hub can narrow, never
-     * widen, when a cluster changes (ARCHITECTURE invariant 5). Signed with
+     * widen, when a cluster changes (docs/architecture.md, invariant 8). Signed with
      * the release, so nothing on the wire can loosen them.
      */
     windows: hubWindows.optional(),

@@ -9,7 +9,7 @@
 // Journal writes are synchronous (better-sqlite3), so a signal handler never
 // runs in the middle of one: every transaction has committed or not started.
 // Stopping this way loses nothing; the journal says where the attempt stands
-// and the next start resumes it (docs/architecture.md, invariant 1).
+// and the next start resumes it (persist-before-act: docs/architecture.md, invariant 1).
 import type { Logger } from 'pino';
 
 export type StopSignal = 'SIGTERM' | 'SIGINT';

@@ -1,5 +1,6 @@
-// An attempt as a person (and the hub) reads it: phase, the upgrade status,
-// Kubernetes-style conditions, and per-component versions.
+// An attempt as a person (and the hub) reads it: phase, upgrade status
+// (InProgress, Succeeded, Failed), Kubernetes-style conditions, and
+// per-component versions.
 import { upgradeStatusOf, type AttemptStatus, type Condition } from '../../protocol/attempt.ts';
 import type { AttemptRecord, TransitionRecord } from '../../store/attempt-repo.ts';
 import type { Journal } from '../../store/journal.ts';

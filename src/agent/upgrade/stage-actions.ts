@@ -1,5 +1,5 @@
 // The cluster-changing actions of a stage, each idempotent: re-running one
-// after a crash converges to the same cluster state (ARCHITECTURE invariant 2).
+// after a crash converges to the same cluster state (docs/architecture.md, invariant 2).
 import type { Component, KubeObject } from '../../protocol/release.ts';
 import type { ObjectRef, Snapshot } from '../../store/attempt-repo.ts';
 import type { InstalledComponent } from '../../store/installed-repo.ts';
