@@ -9,19 +9,19 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
 import { createAgentRuntime, type AgentRuntime } from '../../src/cli/agent-runtime.ts';
 import { startHub, type RunningHub } from '../../src/hub/start-hub.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
 import { addonsRelease, asReleaseRequest } from '../../src/testbed/sample-releases.ts';
 import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
 import { testPolicy } from '../support/test-policy.ts';
+import { testLogger } from '../support/test-log.ts';
 
 const keys = generateReleaseKey();
 const adminToken = randomBytes(16).toString('hex');
 const bootstrapToken = randomBytes(16).toString('hex');
 const work = mkdtempSync(join(tmpdir(), 'fleetlet-rollout-'));
-const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const logger = testLogger();
 
 interface Cluster {
   id: string;

@@ -12,7 +12,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import pino from 'pino';
 import { KubeApiError, KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { secretCredentialStore } from '../../src/agent/kube/credential-secret.ts';
 import { StatusPublisher, STATUS_CONFIGMAP } from '../../src/agent/kube/status-publisher.ts';
@@ -25,6 +24,7 @@ import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
 import { renderComponent, renderKustomization, type KObject } from '../support/kustomize.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 import { canI, serviceAccountKubeConfig } from '../support/service-account.ts';
+import { testLogger } from '../support/test-log.ts';
 
 const manifests = new URL('../../manifests/', import.meta.url).pathname;
 const NS = 'fleetlet-system';
@@ -198,7 +198,7 @@ describe('manifests', () => {
         assert.equal(await image('Deployment', 'metrics-api'), 'registry.example/metrics-api:2.0.0');
 
         // Its own records in its own namespace: status ConfigMap + Events, hub credential Secret, leader Lease.
-        const publisher = new StatusPublisher(saCluster, NS, pino({ level: 'silent' }));
+        const publisher = new StatusPublisher(saCluster, NS, testLogger());
         const last = harness.journal.attempts.transitions(v3.id).at(-1)!;
         publisher.publish(attemptStatus(harness.journal, v3), last);
         await publisher.idle();

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import pino from 'pino';
 import { HandoverStore, HandoverTooLarge } from '../../src/agent/kube/handover-store.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import type { HandoverRecord } from '../../src/protocol/handover.ts';
@@ -17,6 +16,7 @@ import type { ReleaseInput } from '../../src/protocol/release.ts';
 import { createAgentRuntime, type AgentRuntime } from '../../src/cli/agent-runtime.ts';
 import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
+import { testLogger } from '../support/test-log.ts';
 
 const signer = testSigner();
 
@@ -61,7 +61,7 @@ async function startAgent(agentNs: string, version: string, identity: string, ex
     journalPath: join(mkdtempSync(join(tmpdir(), `fleetlet-${identity}-`)), 'journal.db'),
     kubeConfig: kubeConfig(),
     releaseKeys: [signer.publicKey],
-    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    logger: testLogger(),
     policy: testPolicy(),
     namespace: agentNs,
     pollMs: 200,

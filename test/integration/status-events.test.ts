@@ -5,12 +5,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import pino from 'pino';
 import { testPolicy } from '../support/test-policy.ts';
 import { createAgentRuntime } from '../../src/cli/agent-runtime.ts';
 import { STATUS_CONFIGMAP } from '../../src/agent/kube/status-publisher.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
+import { testLogger } from '../support/test-log.ts';
 
 test('each transition is a Kubernetes Event and the status ConfigMap shows the result', async () => {
   const agentNs = await testNamespace('agent');
@@ -21,7 +21,7 @@ test('each transition is a Kubernetes Event and the status ConfigMap shows the r
     journalPath: join(mkdtempSync(join(tmpdir(), 'fleetlet-ev-')), 'journal.db'),
     kubeConfig: kubeConfig(),
     releaseKeys: [signer.publicKey],
-    logger: pino({ level: 'silent' }),
+    logger: testLogger(),
     policy: testPolicy(),
     namespace: agentNs.name,
     pollMs: 200,

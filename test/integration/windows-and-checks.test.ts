@@ -12,7 +12,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import pino from 'pino';
 import { defaultAdmission } from '../../src/agent/intake/admission.ts';
 import { Agent } from '../../src/agent/agent.ts';
 import type { TransitionListener } from '../../src/agent/upgrade/engine.ts';
@@ -27,6 +26,7 @@ import type { AttemptRecord } from '../../src/store/attempt-repo.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
 import { addonsRelease, testSigner, type TestSigner } from '../support/releases.ts';
+import { testLogger } from '../support/test-log.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -71,7 +71,7 @@ function policyAgent(signer: TestSigner, agentNamespace: string, initial: Policy
   const agent = new Agent({
     journal,
     cluster,
-    logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    logger: testLogger(),
     now,
     clusterId: 'test-cluster',
     targetInfrastructure: () => 'kwok',

@@ -3,7 +3,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { Agent, type AgentDeps } from '../../src/agent/agent.ts';
 import { defaultAdmission } from '../../src/agent/intake/admission.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
@@ -11,6 +10,7 @@ import { Journal } from '../../src/store/journal.ts';
 import type { AttemptRecord } from '../../src/store/attempt-repo.ts';
 import { kubeConfig } from './cluster.ts';
 import type { TestSigner } from './releases.ts';
+import { testLogger } from './test-log.ts';
 
 export interface Harness {
   agent: Agent;
@@ -26,7 +26,7 @@ export function agentHarness(signer: TestSigner, overrides: Partial<AgentDeps> =
   const path = journalPath ?? join(mkdtempSync(join(tmpdir(), 'fleetlet-agent-')), 'journal.db');
   const journal = Journal.open(path, { durability: 'normal' });
   const cluster = new KubeClusterClient(kubeConfig());
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = testLogger();
   const agent = new Agent({
     journal,
     cluster,

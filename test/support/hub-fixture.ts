@@ -3,16 +3,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino, type Logger } from 'pino';
+import { testLogger } from './test-log.ts';
 import { generateReleaseKey, type ReleaseKeyPair } from '../../src/protocol/signing.ts';
 import { startHub, type HubOptions, type RunningHub } from '../../src/hub/start-hub.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests-only';
 export const BOOTSTRAP_TOKEN = 'bootstrap-token-for-tests';
 
-export function testLogger(): Logger {
-  return pino({ level: process.env.FLEETLET_TEST_LOG ?? 'silent' });
-}
+/** Kept here too: the hub's tests take their logger from their fixture. */
+export { testLogger };
 
 /** A clock tests move by hand; it starts at a fixed instant so expiry is deterministic. */
 export class TestClock {

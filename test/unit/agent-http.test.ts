@@ -7,15 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import pino from 'pino';
 import { startAgentEndpoints, type AgentEndpoints } from '../../src/agent/http/agent-endpoints.ts';
 import { parseListenAddress } from '../../src/agent/http/health-server.ts';
 import { planRelease } from '../../src/agent/upgrade/planner.ts';
 import { verifyRelease } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
+import { testLogger } from '../support/test-log.ts';
 
-const logger = pino({ level: 'silent' });
+const logger = testLogger();
 
 /** A stub API: answers, fails, or hangs, as the test says. */
 function stubApi() {

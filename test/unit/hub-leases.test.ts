@@ -10,7 +10,7 @@ import { createHubMetrics } from '../../src/hub/metrics.ts';
 import { createRollout } from '../../src/hub/rollout/rollout-operations.ts';
 import { isAvailable } from '../../src/hub/rollout/observe.ts';
 import { startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
-import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 import { LEASE_MS, SessionBench } from '../support/session-bench.ts';
 import { enrolAgent, type TestAgent } from '../support/test-agent.ts';
 

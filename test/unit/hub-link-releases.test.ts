@@ -18,7 +18,7 @@ import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { nextEvent, waitFor } from '../support/events.ts';
 import { startHubFixture, testLogger, TestClock, type HubFixture } from '../support/hub-fixture.ts';
-import { sampleRelease, sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleRelease, sampleReleaseRequest } from '../support/releases.ts';
 import { createTestAgent, drained, enrolAgent, type TestAgent } from '../support/test-agent.ts';
 
 describe('releases from the reference hub', () => {

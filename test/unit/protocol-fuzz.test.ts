@@ -15,7 +15,7 @@ import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
 import { FrameMutator } from '../support/frame-mutator.ts';
 import { BOOTSTRAP_TOKEN, testLogger } from '../support/hub-fixture.ts';
 import { mulberry32 } from '../support/prng.ts';
-import { sampleRelease } from '../support/sample-release.ts';
+import { sampleRelease } from '../support/releases.ts';
 import { completed, transition } from '../support/sample-reports.ts';
 
 const key = generateReleaseKey();

@@ -8,7 +8,7 @@ import YAML from 'yaml';
 import { createHubMetrics } from '../../src/hub/metrics.ts';
 import { createRollout, tickRollouts } from '../../src/hub/rollout/rollout-operations.ts';
 import { ids, RolloutHub } from '../support/rollout-hub.ts';
-import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 
 const dir = new URL('../../manifests/hub/', import.meta.url);
 type Rule = { alert: string; expr: string; for?: string; labels: { severity: string }; annotations: { summary: string; description: string } };

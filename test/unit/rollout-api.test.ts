@@ -9,7 +9,7 @@ import { encodeMessage } from '../../src/protocol/messages.ts';
 import { verifyOverride } from '../../src/protocol/override.ts';
 import { ADMIN_TOKEN, startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
 import { connectRaw } from '../support/raw-agent.ts';
-import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 import { drained, enrolAgent, type TestAgent } from '../support/test-agent.ts';
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 5000): Promise<T> {

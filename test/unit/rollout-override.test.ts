@@ -11,7 +11,7 @@ import { OverrideRefused, signOverride, verifyOverride, type Override, type Over
 import { generateReleaseKey, ReleaseRefused, signRelease, verifyRelease } from '../../src/protocol/signing.ts';
 import type { RolloutRequestInput } from '../../src/protocol/rollout.ts';
 import { ids, RolloutHub } from '../support/rollout-hub.ts';
-import { sampleRelease, sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleRelease, sampleReleaseRequest } from '../support/releases.ts';
 
 const MIN = 60_000;
 const now = () => new Date('2030-01-02T00:00:00.000Z');

@@ -8,7 +8,7 @@ import { ApiError } from '../../src/hub/api-error.ts';
 import { cancelRollout, createRollout, pauseRollout, resumeRollout, rollbackRollout, rolloutStatus, tickRollouts } from '../../src/hub/rollout/rollout-operations.ts';
 import { verifyRelease } from '../../src/protocol/signing.ts';
 import { ids, RolloutHub } from '../support/rollout-hub.ts';
-import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 
 const MIN = 60_000;
 

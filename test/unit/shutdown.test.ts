@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import pino from 'pino';
 import { GracefulShutdown, type SignalSource } from '../../src/agent/process/shutdown.ts';
+import { testLogger } from '../support/test-log.ts';
 
-const logger = pino({ level: 'silent' });
+const logger = testLogger();
 const signals = () => new EventEmitter() as EventEmitter & SignalSource;
 const untilAborted = (signal: AbortSignal) => new Promise<void>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
 

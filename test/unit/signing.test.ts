@@ -13,7 +13,7 @@ import {
   verifyRelease,
   type RefusalReason,
 } from '../../src/protocol/signing.ts';
-import { sampleRelease } from '../support/sample-release.ts';
+import { sampleRelease } from '../support/releases.ts';
 
 const now = () => new Date('2030-01-02T00:00:00.000Z');
 const key = generateReleaseKey();
