@@ -1,8 +1,8 @@
-import type Database from 'better-sqlite3';
 import type { AttemptPhase } from '../protocol/attempt.ts';
 import type { Plan } from '../protocol/plan.ts';
 import type { KubeObject } from '../protocol/release.ts';
 import { JournalError } from './errors.ts';
+import { Repo } from './repo.ts';
 
 export interface AttemptRecord {
   id: string;
@@ -116,13 +116,7 @@ const toAttempt = (r: AttemptRow): AttemptRecord => ({
   updatedAt: r.updated_at,
 });
 
-export class AttemptRepo {
-  private readonly db: Database.Database;
-  private readonly now: () => string;
-  constructor(db: Database.Database, now: () => string) {
-    this.db = db;
-    this.now = now;
-  }
+export class AttemptRepo extends Repo {
 
   create(a: { id: string; releaseId: number; revision: number; releaseName: string; releaseVersion: string; plan: Plan }): AttemptRecord {
     const at = this.now();

@@ -1,5 +1,5 @@
-import type Database from 'better-sqlite3';
 import type { ObjectRef } from './attempt-repo.ts';
+import { Repo } from './repo.ts';
 
 export interface InstalledComponent {
   component: string;
@@ -11,13 +11,7 @@ export interface InstalledComponent {
 }
 
 /** What fleetlet has installed: the level the planner compares a release against. */
-export class InstalledRepo {
-  private readonly db: Database.Database;
-  private readonly now: () => string;
-  constructor(db: Database.Database, now: () => string) {
-    this.db = db;
-    this.now = now;
-  }
+export class InstalledRepo extends Repo {
 
   all(): InstalledComponent[] {
     return (

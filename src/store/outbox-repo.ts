@@ -1,16 +1,10 @@
-import type Database from 'better-sqlite3';
 import type { Outbox, OutboxRow, OutboxStats } from './outbox.ts';
+import { Repo } from './repo.ts';
 
-export class OutboxRepo implements Outbox {
-  private readonly db: Database.Database;
-  private readonly now: () => string;
+export class OutboxRepo extends Repo implements Outbox {
   private readonly listeners = new Set<() => void>();
   /** One notification for a burst of enqueues (a transition and its completion report). */
   private notifying = false;
-  constructor(db: Database.Database, now: () => string) {
-    this.db = db;
-    this.now = now;
-  }
 
   enqueue(kind: string, body: unknown): number {
     const info = this.db.prepare('INSERT INTO outbox (kind, body_json, created_at) VALUES (?, ?, ?)').run(kind, JSON.stringify(body), this.now());

@@ -1,15 +1,9 @@
-import type Database from 'better-sqlite3';
 import type { Override } from '../protocol/override.ts';
 import type { SignedEnvelope } from '../protocol/release.ts';
+import { Repo } from './repo.ts';
 
 /** The newest verified document per override name (a withdrawal is a document too). */
-export class OverrideRepo {
-  private readonly db: Database.Database;
-  private readonly now: () => string;
-  constructor(db: Database.Database, now: () => string) {
-    this.db = db;
-    this.now = now;
-  }
+export class OverrideRepo extends Repo {
 
   accept(o: Override, envelope: SignedEnvelope): void {
     this.db

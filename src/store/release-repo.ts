@@ -1,5 +1,5 @@
-import type Database from 'better-sqlite3';
 import type { Release, SignedEnvelope } from '../protocol/release.ts';
+import { Repo } from './repo.ts';
 
 export interface StoredRelease {
   id: number;
@@ -24,13 +24,7 @@ interface Row {
   received_at: string;
 }
 
-export class ReleaseRepo {
-  private readonly db: Database.Database;
-  private readonly now: () => string;
-  constructor(db: Database.Database, now: () => string) {
-    this.db = db;
-    this.now = now;
-  }
+export class ReleaseRepo extends Repo {
 
   /** Records a verified release; the caller has already checked signature, expiry and revision. */
   accept(release: Release, envelope: SignedEnvelope): StoredRelease {
