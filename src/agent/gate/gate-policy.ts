@@ -57,8 +57,13 @@ export interface GateData {
 
 /** How long to wait before looking again when no policy has loaded or no allowed time lies within the horizon. */
 const IDLE_RECHECK_MS = 60_000;
-/** The engine never gives a stage less than this to become healthy (engine.ts verify). */
-const MIN_STAGE_DEADLINE_S = 60;
+/**
+ * A window-fit estimate never assumes a stage can finish in less than this, even
+ * when its progress deadline is shorter: applying, rolling out and a rollback
+ * take time of their own. (The engine's deadline rule is progressDeadlineMs in
+ * src/agent/upgrade/decide.ts; this floor is the estimate's, not the engine's.)
+ */
+const MIN_STAGE_ESTIMATE_S = 60;
 
 export class PolicyGate implements Gate {
   private readonly d: PolicyGateDeps;
@@ -149,11 +154,11 @@ export class PolicyGate implements Gate {
    */
   estimateStageMs(ctx: Pick<GateContext, 'attempt' | 'release' | 'stage'>): number {
     const components = stageComponents(ctx);
-    if (components.length === 0) return MIN_STAGE_DEADLINE_S * 1000;
+    if (components.length === 0) return MIN_STAGE_ESTIMATE_S * 1000;
     return Math.max(
       ...components.map((c) =>
         estimateStageMs(
-          Math.max(MIN_STAGE_DEADLINE_S, c.health.progressDeadlineSeconds) * 1000,
+          Math.max(MIN_STAGE_ESTIMATE_S, c.health.progressDeadlineSeconds) * 1000,
           // The journal gives newest first; the estimate wants oldest first.
           this.d.journal.attempts.pastDurationsMs(c.name).reverse(),
           { soakMs: c.health.soakSeconds * 1000 },
