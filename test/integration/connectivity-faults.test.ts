@@ -201,7 +201,9 @@ describe('intermittent connectivity between agent and hub (toxiproxy)', () => {
       cut: ({ proxy }) => proxy.setEnabled(false),
       async whileCut(ctx) {
         const old = ctx.rt;
-        // Stop mid-upgrade, with transitions in the outbox the hub never acknowledged.
+        // Stop mid-upgrade, with transitions in the outbox the hub never acknowledged. The reports
+        // written before the cut took effect may have been acknowledged already, so wait for one after it.
+        await eventually('a report written while cut off', async () => (old.runtime.journal.outbox.stats().depth > 0 ? true : undefined), 60_000, 20);
         await old.stop();
         const journalPath = old.journalPath;
         const next = await ctx.start(journalPath);
