@@ -18,7 +18,7 @@ import type { Release, SignedEnvelope } from '../../src/protocol/release.ts';
 import type { Plan } from '../../src/protocol/plan.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { testSigner } from '../support/releases.ts';
-import { sampleRelease } from '../support/sample-release.ts';
+import { sampleRelease } from '../support/releases.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin/fleetlet.ts');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import YAML from 'yaml';
-import { closeCodes } from '../../src/hub/agent-session.ts';
+import { closeCodes } from '../../src/protocol/messages.ts';
 import { agentMessageSchemas, hubMessageSchemas, parseMessage } from '../../src/protocol/messages.ts';
 import { release, type ReleaseInput } from '../../src/protocol/release.ts';
 import { reportKinds } from '../../src/protocol/reports.ts';

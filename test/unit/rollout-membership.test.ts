@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { deregisterCluster } from '../../src/hub/cluster-operations.ts';
 import { createRollout, rolloutStatus, tickRollouts } from '../../src/hub/rollout/rollout-operations.ts';
 import { ids, RolloutHub } from '../support/rollout-hub.ts';
-import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 
 const MIN = 60_000;
 

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { limitsOf, type StoredSpec } from '../../src/hub/rollout/rollout-spec.ts';
 import { rolloutRequest } from '../../src/protocol/rollout.ts';
 import { baseParams, FleetSim } from '../support/rollout-sim.ts';
-import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 
 const MIN = 60_000;
 
