@@ -6,5 +6,27 @@ export function loadKubeConfig(path?: string): k8s.KubeConfig {
   if (path) kc.loadFromFile(path);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
+  return reuseConnections(kc);
+}
+
+type DispatcherFactory = (cluster: unknown, agentOptions: { ca?: unknown; cert?: unknown; key?: unknown; pfx?: unknown; servername?: unknown; rejectUnauthorized?: unknown }) => unknown;
+
+/**
+ * @kubernetes/client-node 2 builds a new undici Agent for every request
+ * (KubeConfig.createDispatcher; kubernetes-client/javascript#2893 reports
+ * the same for its https.Agent path): a new TLS context and connection per
+ * call, which an agent that polls every second turns into steady growth of
+ * native memory (docs/footprint.md, the soak). One dispatcher per distinct
+ * TLS setting is reused instead, so connections are kept alive and shared.
+ */
+export function reuseConnections(kc: k8s.KubeConfig): k8s.KubeConfig {
+  const target = kc as unknown as { createDispatcher: DispatcherFactory };
+  const create = target.createDispatcher.bind(kc);
+  const cache = new Map<string, unknown>();
+  target.createDispatcher = (cluster, agentOptions) => {
+    const key = JSON.stringify([cluster, agentOptions.ca, agentOptions.cert, agentOptions.key, agentOptions.pfx, agentOptions.servername, agentOptions.rejectUnauthorized], (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v));
+    if (!cache.has(key)) cache.set(key, create(cluster, agentOptions));
+    return cache.get(key);
+  };
   return kc;
 }
