@@ -42,4 +42,4 @@ EXPOSE 8080
 # any other command (hub, status, rollout, keygen, sign). Add
 # NODE_OPTIONS=--enable-source-maps for stack traces in TypeScript terms
 # (it costs ~90 MiB resident while on, so it is off by default).
-ENTRYPOINT ["node", "/app/dist/agent.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/agent.mjs"]
