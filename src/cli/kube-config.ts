@@ -9,7 +9,7 @@ export function loadKubeConfig(path?: string): k8s.KubeConfig {
   return reuseConnections(kc);
 }
 
-type DispatcherFactory = (cluster: unknown, agentOptions: { ca?: unknown; cert?: unknown; key?: unknown; pfx?: unknown; servername?: unknown; rejectUnauthorized?: unknown }) => unknown;
+type DispatcherFactory = (cluster: unknown, agentOptions: { ca?: unknown; cert?: unknown; key?: unknown; pfx?: unknown; passphrase?: unknown; servername?: unknown; rejectUnauthorized?: unknown }) => unknown;
 
 /**
  * @kubernetes/client-node 2 builds a new undici Agent for every request
@@ -24,9 +24,15 @@ export function reuseConnections(kc: k8s.KubeConfig): k8s.KubeConfig {
   const create = target.createDispatcher.bind(kc);
   const cache = new Map<string, unknown>();
   target.createDispatcher = (cluster, agentOptions) => {
-    const key = JSON.stringify([cluster, agentOptions.ca, agentOptions.cert, agentOptions.key, agentOptions.pfx, agentOptions.servername, agentOptions.rejectUnauthorized], (_k, v: unknown) => (Buffer.isBuffer(v) ? v.toString('base64') : v));
+    const key = JSON.stringify([cluster, agentOptions.ca, agentOptions.cert, agentOptions.key, agentOptions.pfx, agentOptions.passphrase, agentOptions.servername, agentOptions.rejectUnauthorized], asText);
     if (!cache.has(key)) cache.set(key, create(cluster, agentOptions));
     return cache.get(key);
   };
   return kc;
+}
+
+/** JSON replacer: a Buffer (CA, certificate, key) as base64, not as JSON's array of byte numbers. */
+function asText(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  return Buffer.isBuffer(raw) ? raw.toString('base64') : value;
 }
