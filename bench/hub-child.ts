@@ -63,7 +63,7 @@ try {
     dbPath: config.dbPath,
     releaseKey: generateReleaseKey().privateKey,
     adminToken: 'bench-admin-token-0123456789',
-    bootstrapTokens: ['bench-bootstrap-token'],
+    bootstrapTokens: ['bench-bootstrap-token-0123456789abcdefghijklmnop'],
     heartbeatMs: config.heartbeatMs,
     ...(config.rolloutTickMs !== undefined ? { rolloutTickMs: config.rolloutTickMs } : {}),
     now: () => new Date(),

@@ -1,13 +1,13 @@
-// Accepted clusters with known credentials, written straight into a hub
+// Accepted clusters with known agent keys, written straight into a hub
 // database before the hub starts: the capacity benchmarks measure sessions
-// and reports, not N operator accepts.
-import { issueCredential } from '../src/hub/credentials.ts';
+// and reports, not N registrations and operator accepts.
+import { generateAgentKey, type AgentKeyPair } from '../src/protocol/agent-identity.ts';
 import { ClusterStore } from '../src/hub/store/clusters.ts';
 import { openHubDatabase } from '../src/hub/store/database.ts';
 
 export interface SeededCluster {
   clusterId: string;
-  credential: string;
+  key: AgentKeyPair;
 }
 
 /** `labels`: the labels of the i-th cluster (none by default), as PUT /api/v1/clusters/:id/labels would set them. */
@@ -19,12 +19,10 @@ export function seedClusters(dbPath: string, count: number, now: () => Date, pre
     db.transaction(() => {
       for (let i = 0; i < count; i++) {
         const clusterId = `${prefix}-${i}`;
-        const { credential, hash } = issueCredential();
-        clusters.requestRegistration({ id: clusterId, labels: labels(i), agentVersion: 'sim', inventory: undefined });
-        clusters.accept(clusterId, credential, hash);
-        // As if the agent had connected once: the hub keeps only the hash.
-        clusters.markCredentialUsed(clusterId);
-        seeded.push({ clusterId, credential });
+        const key = generateAgentKey();
+        clusters.requestRegistration({ id: clusterId, labels: labels(i), agentVersion: 'sim', inventory: undefined, publicKey: key.publicKey });
+        clusters.accept(clusterId);
+        seeded.push({ clusterId, key });
       }
     })();
     return seeded;

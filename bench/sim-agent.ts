@@ -15,6 +15,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { backoffDelay, type BackoffPolicy } from '../src/lib/backoff.ts';
+import { signChallenge } from '../src/protocol/agent-identity.ts';
 import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_REPORTS_PER_BATCH, PROTOCOL_VERSION, type ReportEntry } from '../src/protocol/messages.ts';
 import type { SeededCluster } from './hub-seed.ts';
 
@@ -87,7 +88,7 @@ class SimAgent {
 
   connect(done: () => void): void {
     const ws = new WebSocket(`${this.fleet.o.baseUrl}${AGENT_PATH}`, {
-      headers: { authorization: `Bearer ${this.id.credential}`, [CLUSTER_ID_HEADER]: this.id.clusterId },
+      headers: { [CLUSTER_ID_HEADER]: this.id.clusterId },
       perMessageDeflate: this.fleet.o.deflate ?? true,
       handshakeTimeout: 30_000,
     });
@@ -99,10 +100,7 @@ class SimAgent {
         done();
       }
     };
-    ws.on('open', () => {
-      settle();
-      this.send({ type: 'hello', clusterId: this.id.clusterId, agentVersion: 'sim', inventory, lastRevision: this.lastRevision, outbox: { firstSeq: this.unacked[0]?.seq ?? null, lastSeq: this.lastSeq } });
-    });
+    ws.on('open', () => settle());
     ws.on('message', (data: Buffer) => this.onMessage(data));
     ws.on('unexpected-response', (_req, res) => {
       this.fleet.rejected++;
@@ -130,8 +128,12 @@ class SimAgent {
   }
 
   onMessage(data: Buffer): void {
-    const m = JSON.parse(data.toString('utf8')) as { type: string; ackedSeq?: number; uptoSeq?: number; heartbeatMs?: number; envelope?: unknown; code?: string; message?: string };
-    if (m.type === 'welcome') {
+    const m = JSON.parse(data.toString('utf8')) as { type: string; nonce?: string; ackedSeq?: number; uptoSeq?: number; heartbeatMs?: number; envelope?: unknown; code?: string; message?: string };
+    if (m.type === 'challenge') {
+      // Proof of possession, as a real agent answers (src/hub-link): the hello signs the hub's challenge.
+      const proof = signChallenge(this.id.key.privateKey, 'hello', m.nonce ?? '', this.id.clusterId);
+      this.send({ type: 'hello', clusterId: this.id.clusterId, agentVersion: 'sim', inventory, lastRevision: this.lastRevision, outbox: { firstSeq: this.unacked[0]?.seq ?? null, lastSeq: this.lastSeq }, proof });
+    } else if (m.type === 'welcome') {
       this.welcomed = true;
       this.attempt = 0;
       this.fleet.welcomedNow++;

@@ -134,18 +134,25 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     },
   });
 
-  let credential = cfg.hub ? await credentials.load().catch(() => undefined) : undefined;
-  const makeHubLink = (hub: NonNullable<RuntimeConfig['hub']>): HubLink =>
-    new HubLink({
+  // Read (or, on first start, created) by the leader only, so two pods never make two keys.
+  const makeHubLink = async (hub: NonNullable<RuntimeConfig['hub']>): Promise<HubLink> => {
+    const key = await credentials.loadOrCreate();
+    return new HubLink({
       url: hub.url,
       clusterId: cfg.clusterId,
       agentVersion: version,
-      credential: () => credential,
-      bootstrapToken: () => hub.bootstrapToken,
-      onCredential: async (c) => {
-        await credentials.save(c);
-        credential = c;
+      agentKey: key.key,
+      registered: () => key.registered,
+      onRegistered: async () => {
+        key.registered = true;
+        await credentials.save(key);
       },
+      legacyCredential: () => key.legacyCredential,
+      onKeyBound: async () => {
+        key.legacyCredential = undefined;
+        await credentials.save(key);
+      },
+      bootstrapToken: () => hub.bootstrapToken,
       outbox: journal.outbox,
       lastRevision: () => agent.lastRevision(),
       inventory: () => agent.inventory(),
@@ -157,8 +164,10 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       },
       onDeregister: async (reason) => {
         log.warn({ reason }, 'the hub deregistered this cluster');
-        credential = undefined;
-        await credentials.clear().catch(() => {});
+        // The key stays: registering again (with a bootstrap token) proves the same key.
+        key.registered = false;
+        key.legacyCredential = undefined;
+        await credentials.save(key).catch(() => {});
         if (hub.uninstallOnDeregister) await uninstallAll(cluster, journal);
       },
       now,
@@ -168,6 +177,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       ...(hub.backoff ? { backoff: hub.backoff } : {}),
       ...(hub.tls ? { tls: hub.tls } : {}),
     });
+  };
 
   const lead = async (signal: AbortSignal): Promise<'stepDown' | void> => {
     leading = true;
@@ -175,7 +185,13 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       // A new leader whose journal is behind the cluster's record takes it over, so it resumes where the last leader stopped.
       const record = await handover.read();
       if (record) agent.adoptHandover(record);
-      hubLink = cfg.hub ? makeHubLink(cfg.hub) : undefined;
+      // Without its key (the Secret unreadable) the agent still upgrades from what it holds; the next term tries again.
+      hubLink = cfg.hub
+        ? await makeHubLink(cfg.hub).catch((err: unknown) => {
+            log.error({ err }, 'cannot read or create this agent\'s key in its Secret: no hub link this leadership term');
+            return undefined;
+          })
+        : undefined;
       hubLink?.start(signal);
       const result = await agent.run(signal);
       if (result.handedOverTo) return 'stepDown';

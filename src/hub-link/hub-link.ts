@@ -3,12 +3,19 @@
 // soon as a row is enqueued, and forgets rows only when the hub acknowledged
 // them (docs/architecture.md, invariant 3); what the hub sends it hands on
 // unopened, because the agent is the one door for signed input (invariant 4).
+//
+// It authenticates by proof of possession (docs/security.md): the hub opens
+// every connection with a challenge, and the link answers with a register
+// (bootstrap token, public key) or a hello, each signed with the agent's own
+// key. No secret ever comes back from the hub.
 import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
+import { signChallenge, type AgentKeyPair } from '../protocol/agent-identity.ts';
 import type { Inventory } from '../protocol/inventory.ts';
 import {
+  closeCodes,
   CLUSTER_ID_HEADER,
   encodeMessage,
   MAX_FRAME_BYTES,
@@ -26,12 +33,21 @@ export interface HubLinkOptions {
   url: string;
   clusterId: string;
   agentVersion: string;
-  /** The per-cluster credential, read at every connect; undefined until registration succeeded. */
-  credential: () => string | undefined;
-  /** Used to register when there is no credential yet. */
+  /** The agent's own key pair (generated on first start, kept by the caller); it signs every connection's challenge. */
+  agentKey: AgentKeyPair;
+  /** Whether an operator accepted this cluster (as the caller persisted it): hello at once instead of registering. */
+  registered?: () => boolean;
+  /** An operator accepted the registration; must persist that before it resolves. */
+  onRegistered?: () => Promise<void>;
+  /**
+   * A bearer credential from a hub before keys, if the agent still holds
+   * one: presented once more, with the key, which the hub then binds in its
+   * place (docs/security.md, migration). onKeyBound lets the caller drop it.
+   */
+  legacyCredential?: () => string | undefined;
+  onKeyBound?: () => Promise<void>;
+  /** Used to register with the hub. */
   bootstrapToken?: () => string | undefined;
-  /** Persists the credential the hub issued on acceptance; must be durable before it resolves. */
-  onCredential?: (credential: string) => Promise<void>;
   outbox: Outbox;
   /** Revision of the newest release the agent accepted (0 when none), for the hello. */
   lastRevision: () => number;
@@ -40,8 +56,10 @@ export interface HubLinkOptions {
   onRelease: (envelope: unknown) => Promise<void>;
   /** A hotfix override's envelope, unopened, like a release's. */
   onOverride?: (envelope: unknown) => Promise<void>;
-  /** The hub removed this cluster; the link stops and the credential is worthless. */
+  /** The hub removed this cluster; the link stops. */
   onDeregister?: (reason: string) => Promise<void>;
+  /** An operator revoked this cluster's key: the link stops and does not reconnect; the agent waits for a new bootstrap. */
+  onRevoked?: (reason: string) => Promise<void>;
   now: () => Date;
   /** [0, 1), for backoff jitter. */
   random: () => number;
@@ -76,8 +94,9 @@ export interface HubLinkEvents {
   acked: [uptoSeq: number];
   /** A release message was handed to the agent (which verified it, and stored or refused it). */
   release: [envelope: unknown];
-  registration: [{ status: RegistrationStatus; reason: string | undefined }];
+  registration: [{ status: RegistrationStatus; code?: string | undefined; reason: string | undefined }];
   deregistered: [reason: string];
+  revoked: [reason: string];
   disconnected: [{ code: number; reason: string }];
   /** The hub refused the WebSocket upgrade (bad credential, wrong cluster id). */
   rejected: [{ statusCode: number; body: string }];
@@ -92,6 +111,10 @@ type Outcome = 'welcomed' | 'failed' | 'reconnect-now' | 'stop';
 interface Session {
   ws: WebSocket;
   mode: 'hello' | 'register';
+  /** Presented a legacy bearer credential at the upgrade. */
+  bearer: boolean;
+  /** The opening (register or hello) went out, in answer to the challenge. */
+  opened: boolean;
   welcomed: boolean;
   /** Highest seq sent on this connection (or acknowledged in the welcome). */
   lastSentSeq: number;
@@ -119,9 +142,11 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
   #session: Session | undefined;
   /** Messages are handled one after another, so releases never race and acks apply in order. */
   #inbound: Promise<void> = Promise.resolve();
-  /** Issued by the hub this run; wins over options.credential until the process restarts. */
-  #issuedCredential: string | undefined;
   #unsubscribe: (() => void) | undefined;
+  /** Accepted by an operator (persisted by the caller through onRegistered): connect with hello. */
+  #registered: boolean;
+  /** Bound the key on a legacy-credential hello this run: the credential is spent. */
+  #keyBound = false;
 
   constructor(options: HubLinkOptions) {
     super();
@@ -131,6 +156,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     this.#backoff = options.backoff ?? defaultBackoff;
     this.#window = Math.max(1, options.window ?? 500);
     this.#batchSize = Math.max(1, options.batchSize ?? 100);
+    this.#registered = options.registered?.() ?? false;
   }
 
   get counters(): HubLinkCounters {
@@ -192,17 +218,19 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
 
   #connectOnce(): Promise<Outcome> {
     return new Promise((resolve) => {
-      const credential = this.#issuedCredential ?? this.#o.credential();
+      const credential = this.#keyBound ? undefined : this.#o.legacyCredential?.();
       const bootstrapToken = this.#o.bootstrapToken?.();
       const headers: Record<string, string> = { [CLUSTER_ID_HEADER]: this.#o.clusterId };
       let mode: Session['mode'];
       if (credential) {
         headers.authorization = `Bearer ${credential}`;
         mode = 'hello';
+      } else if (this.#registered) {
+        mode = 'hello';
       } else if (bootstrapToken) {
         mode = 'register';
       } else {
-        this.#log.error('no credential and no bootstrap token: configure a bootstrap token to register this cluster with the hub');
+        this.#log.error('not registered and no bootstrap token: configure a bootstrap token to register this cluster with the hub');
         resolve('failed');
         return;
       }
@@ -220,7 +248,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         resolve('failed');
         return;
       }
-      const s: Session = { ws, mode, welcomed: false, lastSentSeq: 0, ackedSeq: 0, inflight: [], sawTraffic: true, silentTicks: 0, timer: undefined, outcome: 'failed' };
+      const s: Session = { ws, mode, bearer: credential !== undefined, opened: false, welcomed: false, lastSentSeq: 0, ackedSeq: 0, inflight: [], sawTraffic: true, silentTicks: 0, timer: undefined, outcome: 'failed' };
       if (this.#stopping.signal.aborted) s.outcome = 'stop';
       this.#session = s;
 
@@ -244,7 +272,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         this.#log.info({ mode }, 'connected to hub');
         this.emit('connected');
         this.#startHeartbeat(s, this.#heartbeatMs);
-        this.#inbound = this.#inbound.then(() => this.#sendOpening(s)).catch((err: unknown) => this.#log.error({ err }, 'opening the session failed'));
+        // The opening waits for the hub's challenge (#handle).
       });
       ws.on('message', (data) => {
         s.sawTraffic = true;
@@ -265,6 +293,10 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         if (this.#session === s) this.#session = undefined;
         const reason = reasonBuf.toString();
         this.#log.info({ code, reason }, 'disconnected from hub');
+        if (code === closeCodes.revoked && s.outcome !== 'stop') {
+          // #revoked stops the link before its first await, so the loop below sees it.
+          this.#revoked(s, 'the hub closed the connection: this cluster was revoked').catch((err: unknown) => this.#log.error({ err }, 'handling the revocation failed'));
+        }
         this.emit('disconnected', { code, reason });
         resolve(s.outcome);
       });
@@ -291,7 +323,9 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     }, periodMs);
   }
 
-  async #sendOpening(s: Session): Promise<void> {
+  async #sendOpening(s: Session, nonce: string): Promise<void> {
+    if (s.opened) return;
+    s.opened = true;
     let inv: Inventory = emptyInventory;
     try {
       inv = await this.#o.inventory();
@@ -305,6 +339,8 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         clusterId: this.#o.clusterId,
         agentVersion: this.#o.agentVersion,
         inventory: inv,
+        publicKey: this.#o.agentKey.publicKey,
+        proof: signChallenge(this.#o.agentKey.privateKey, 'register', nonce, this.#o.clusterId),
       });
       return;
     }
@@ -316,6 +352,9 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
       inventory: inv,
       lastRevision: this.#o.lastRevision(),
       outbox: { firstSeq: stats.firstSeq, lastSeq: stats.lastSeq },
+      proof: signChallenge(this.#o.agentKey.privateKey, 'hello', nonce, this.#o.clusterId),
+      // Over a legacy credential: the key the hub binds in its place.
+      ...(s.bearer ? { publicKey: this.#o.agentKey.publicKey } : {}),
     });
   }
 
@@ -327,8 +366,18 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     }
     const m: HubMessage = parsed.message;
     switch (m.type) {
+      case 'challenge':
+        await this.#sendOpening(s, m.nonce);
+        return;
       case 'welcome': {
         if (s.mode !== 'hello') return;
+        if (s.bearer && !this.#keyBound) {
+          this.#keyBound = true;
+          this.#registered = true;
+          this.#log.info('the hub bound this agent\'s key in place of its bearer credential');
+          await this.#o.onRegistered?.();
+          await this.#o.onKeyBound?.();
+        }
         const lastSeq = this.#o.outbox.stats().lastSeq;
         if (m.ackedSeq > lastSeq) {
           this.#log.error({ hubAckedSeq: m.ackedSeq, lastSeq }, 'hub has acknowledged reports this agent never wrote: the journal was reset; deregister and register the cluster again');
@@ -345,7 +394,16 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         return;
       }
       case 'ack': {
-        if (m.uptoSeq <= s.ackedSeq) return;
+        if (m.expectedAfterSeq !== undefined && m.expectedAfterSeq < s.lastSentSeq) {
+          // The hub holds nothing after this seq of what was sent: send it again from there.
+          this.#log.warn({ expectedAfterSeq: m.expectedAfterSeq, lastSentSeq: s.lastSentSeq }, 'hub asked to resume reports from its mark');
+          s.lastSentSeq = Math.max(m.expectedAfterSeq, m.uptoSeq);
+          s.inflight = s.inflight.filter((seq) => seq <= s.lastSentSeq);
+        }
+        if (m.uptoSeq <= s.ackedSeq) {
+          this.#pump();
+          return;
+        }
         this.#ackLocally(m.uptoSeq);
         s.ackedSeq = m.uptoSeq;
         while (s.inflight.length > 0 && (s.inflight[0] ?? 0) <= m.uptoSeq) s.inflight.shift();
@@ -362,12 +420,12 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         await this.#o.onOverride?.(m.envelope);
         return;
       case 'registration':
-        await this.#registration(s, m.status, m.credential, m.reason);
+        await this.#registration(s, m.status, m.code, m.reason);
         return;
       case 'deregister': {
         const reason = m.reason ?? 'deregistered by the hub operator';
         this.#log.warn({ reason }, 'hub deregistered this cluster; stopping the link');
-        this.#issuedCredential = undefined;
+        this.#registered = false;
         this.#stopping.abort();
         s.outcome = 'stop';
         s.ws.close(1000, 'deregistered');
@@ -378,25 +436,42 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
       case 'error':
         this.#log.warn({ code: m.code, message: m.message }, 'hub reported an error');
         this.emit('hub-error', { code: m.code, message: m.message });
+        if (m.code === 'Revoked') await this.#revoked(s, m.message);
+        // Not (or no longer) registered under this key: ask again with the bootstrap token.
+        else if ((m.code === 'Deregistered' || m.code === 'NotAccepted') && s.mode === 'hello' && !s.bearer) this.#registered = false;
         return;
     }
   }
 
-  async #registration(s: Session, status: RegistrationStatus, credential: string | undefined, reason: string | undefined): Promise<void> {
+  async #revoked(s: Session, reason: string): Promise<void> {
+    if (this.#stopping.signal.aborted) return;
+    this.#log.error({ reason }, 'this cluster was revoked on the hub: the link stops until the agent is bootstrapped again');
+    this.#registered = false;
+    this.#stopping.abort();
+    s.outcome = 'stop';
+    s.ws.close(1000, 'revoked');
+    await this.#o.onRevoked?.(reason);
+    this.emit('revoked', reason);
+  }
+
+  async #registration(s: Session, status: RegistrationStatus, code: string | undefined, reason: string | undefined): Promise<void> {
     if (s.mode !== 'register') return;
     if (status === 'pending') {
       this.#log.info('registration pending: an operator must accept this cluster on the hub');
-    } else if (status === 'accepted' && credential !== undefined) {
-      await this.#o.onCredential?.(credential);
-      this.#issuedCredential = credential;
-      this.#log.info('registration accepted; reconnecting with the issued credential');
+    } else if (status === 'accepted') {
+      await this.#o.onRegistered?.();
+      this.#registered = true;
+      this.#log.info('registration accepted; reconnecting to prove this agent\'s key');
       if (s.outcome !== 'stop') s.outcome = 'reconnect-now';
       s.ws.close(1000, 'registered');
+    } else if (code === 'Revoked') {
+      await this.#revoked(s, reason ?? 'revoked');
     } else {
-      this.#log.error({ reason }, 'hub rejected the registration');
+      // KeyConflict waits for an operator, a bad token for a new one: both retry with backoff.
+      this.#log.error({ code, reason }, 'hub rejected the registration');
       s.ws.close(1000, 'registration rejected');
     }
-    this.emit('registration', { status, reason });
+    this.emit('registration', { status, code, reason });
   }
 
   /**

@@ -1,11 +1,24 @@
-// One agent connection, as the hub sees it. Writes that must be durable
-// before the hub answers (a hello's record, a report batch) go through the
-// group committer (store/group-commit.ts): several connections' writes share
-// one commit, and the answer (welcome, ack) goes out only after it. Jobs run
-// and answers go out in submission order, so frames of one connection apply
-// in the order they arrived and an ack always follows the commit it names.
-// Lease renewals (heartbeats, any frame) only touch memory (store/clusters.ts).
+// One agent connection, as the hub sees it. The hub's first frame is a
+// challenge; the agent answers with a register (bootstrap token, its public
+// key, a signature over the challenge) or a hello (a signature with the key
+// the cluster registered), so a connection speaks for a cluster only once it
+// proved it holds that cluster's key (docs/security.md). A bearer
+// credential from before keys still authenticates at the upgrade until its
+// agent binds a key.
+//
+// Writes that must be durable before the hub answers (a registration, a
+// hello's record, a report batch) go through the group committer
+// (store/group-commit.ts): several connections' writes share one commit, and
+// the answer goes out only after it. Jobs run and answers go out in
+// submission order, so frames of one connection apply in the order they
+// arrived and an ack always follows the commit it names. Lease renewals
+// (heartbeats, pings, any frame) only touch memory (store/clusters.ts).
+//
+// Every connection has a budget (connection-budget.ts): past it the hub
+// closes with 1008 and logs once.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { agentKeyFingerprint, verifyChallenge } from '../protocol/agent-identity.ts';
 import {
   closeCodes,
   encodeMessage,
@@ -15,40 +28,61 @@ import {
   type HubMessage,
   type MessageOf,
   type Outgoing,
+  type RegistrationRefusal,
 } from '../protocol/messages.ts';
-import { matchesAny } from './credentials.ts';
+import { ConnectionBudget, type BudgetVerdict } from './connection-budget.ts';
 import { deliverCurrentOverrides } from './rollout/override-delivery.ts';
 import type { HubContext } from './hub-context.ts';
 import type { LiveSession } from './session-registry.ts';
 
-/** Who opened the connection, as established by the upgrade request. */
-export type SessionIdentity = { kind: 'cluster'; clusterId: string } | { kind: 'registrant' };
+/** Who opened the connection, as established by the upgrade request: a legacy bearer credential names its cluster; anyone else must prove a key. */
+export type SessionIdentity = { kind: 'cluster'; clusterId: string } | { kind: 'anonymous' };
 
 export interface SessionTransport {
   send(text: string): void;
   close(code: number, reason: string): void;
 }
 
+type RegisterOutcome =
+  | { status: 'pending'; created: boolean }
+  | { status: 'accepted' }
+  | { status: 'rejected'; code: RegistrationRefusal; reason: string; close: number };
 
 export class AgentSession implements LiveSession {
   readonly #ctx: HubContext;
-  readonly #identity: SessionIdentity;
   readonly #transport: SessionTransport;
-  readonly #log: Logger;
+  readonly #remote: string | undefined;
+  readonly #budget: ConnectionBudget;
+  readonly #nonce = randomBytes(32).toString('base64url');
+  #log: Logger;
+  /** The cluster this connection speaks for, once authenticated (bearer or proof). */
+  #clusterId: string | undefined;
+  /** Set by a register this connection sent (only one is allowed). */
+  #registered = false;
   #helloDone = false;
   #closed = false;
+  /** A refusal was logged already: one line per connection, not one per frame. */
+  #loggedRefusal = false;
   /** Set by any frame; the liveness timer clears it. */
   sawTraffic = true;
 
-  constructor(ctx: HubContext, identity: SessionIdentity, transport: SessionTransport) {
+  constructor(ctx: HubContext, identity: SessionIdentity, transport: SessionTransport, remoteAddress?: string) {
     this.#ctx = ctx;
-    this.#identity = identity;
     this.#transport = transport;
-    this.#log = ctx.log.child({ session: identity.kind === 'cluster' ? identity.clusterId : 'registrant' });
+    this.#remote = remoteAddress;
+    this.#budget = new ConnectionBudget(ctx.budgets);
+    this.#clusterId = identity.kind === 'cluster' ? identity.clusterId : undefined;
+    this.#log = ctx.log.child({ session: this.#clusterId ?? 'anonymous', remote: remoteAddress });
   }
 
   get clusterId(): string | undefined {
-    return this.#identity.kind === 'cluster' ? this.#identity.clusterId : undefined;
+    return this.#clusterId;
+  }
+
+  /** Sends the challenge; a bearer connection is bound to its cluster at once, so revoking the cluster ends it even before its hello. */
+  start(): void {
+    if (this.#clusterId !== undefined) this.#ctx.sessions.bind(this.#clusterId, this);
+    this.deliver({ type: 'challenge', nonce: this.#nonce });
   }
 
   deliver(message: Outgoing<HubMessage>): void {
@@ -69,9 +103,18 @@ export class AgentSession implements LiveSession {
     this.#ctx.sessions.detach(this);
   }
 
+  /** A WebSocket ping or pong: traffic, so it renews the lease like any frame (docs/hub-api.md). */
+  pinged(): void {
+    this.sawTraffic = true;
+    if (this.#helloDone && this.#clusterId !== undefined) this.#ctx.clusters.touch(this.#clusterId);
+  }
+
   handleFrame(raw: Buffer | string): void {
     this.sawTraffic = true;
     if (this.#closed) return;
+    const size = typeof raw === 'string' ? Buffer.byteLength(raw) : raw.length;
+    const admitted = this.#budget.frame(size, this.#clusterId !== undefined);
+    if (!admitted.ok) return this.#cutOff(admitted);
     const parsed = parseMessage(raw, 'from-agent');
     if (!parsed.ok) {
       this.#refuse(parsed.error);
@@ -87,8 +130,8 @@ export class AgentSession implements LiveSession {
           this.#reports(m);
           return;
         case 'heartbeat':
-          if (this.#helloDone && this.clusterId !== undefined) this.#ctx.clusters.touch(this.clusterId);
-          else if (this.#identity.kind === 'cluster') this.#refuse(new ProtocolError('UnexpectedMessage', 'send hello before anything else'));
+          if (this.#helloDone && this.#clusterId !== undefined) this.#ctx.clusters.touch(this.#clusterId);
+          else this.#refuse(new ProtocolError('UnexpectedMessage', 'send hello (or register) before anything else'));
           return;
         case 'register':
           this.#register(m);
@@ -107,9 +150,20 @@ export class AgentSession implements LiveSession {
   }
 
   #refuse(error: ProtocolError): void {
-    this.#log.warn({ reason: error.reason, path: error.path, err: error.message }, 'rejected a frame from an agent');
+    if (!this.#loggedRefusal) {
+      this.#loggedRefusal = true;
+      this.#log.warn({ reason: error.reason, path: error.path, err: error.message }, 'rejected a frame from an agent (further refusals on this connection are not logged)');
+    }
     this.deliver(errorReply(error));
-    if (error.reason === 'UnsupportedVersion') this.close(closeCodes.unsupportedVersion, 'unsupported protocol version');
+    if (error.reason === 'UnsupportedVersion') return this.close(closeCodes.unsupportedVersion, 'unsupported protocol version');
+    const verdict: BudgetVerdict = error.reason === 'TooDeep' ? { ok: false, budget: 'badFrames', message: error.message } : this.#budget.refused();
+    if (!verdict.ok) this.#cutOff(verdict);
+  }
+
+  #cutOff(verdict: Exclude<BudgetVerdict, { ok: true }>): void {
+    this.#log.warn({ budget: verdict.budget, badFrames: this.#budget.badFrames, clusterId: this.#clusterId }, `closing an agent connection over its budget: ${verdict.message}`);
+    this.deliver({ type: 'error', code: 'BudgetExceeded', message: `${verdict.message}: the hub closes this connection` });
+    this.close(closeCodes.policyViolation, `budget exceeded: ${verdict.budget}`);
   }
 
   #refuseAndClose(code: string, message: string, closeCode: number): void {
@@ -118,41 +172,85 @@ export class AgentSession implements LiveSession {
     this.close(closeCode, code);
   }
 
+  /** The address failed too often: refused without looking at what it sent. */
+  #throttled(): boolean {
+    const wait = this.#ctx.throttle.retryAfterMs(this.#remote);
+    if (wait === 0) return false;
+    this.#refuseAndClose('Throttled', `too many failed attempts from this address: retry in ${Math.ceil(wait / 1000)} s`, closeCodes.throttled);
+    return true;
+  }
+
   #hello(m: MessageOf<'hello'>): void {
-    const id = this.clusterId;
-    if (id === undefined) {
-      this.#refuseAndClose('Unauthenticated', 'hello needs a credential (Authorization: Bearer); register first with a bootstrap token', closeCodes.unauthenticated);
-      return;
-    }
-    if (m.clusterId !== id) {
-      this.#refuseAndClose('ClusterMismatch', `this credential belongs to cluster "${id}", not "${m.clusterId}"`, closeCodes.clusterMismatch);
-      return;
-    }
     if (this.#helloDone) {
       this.#refuse(new ProtocolError('UnexpectedMessage', 'hello was already sent on this connection'));
       return;
     }
-    const cluster = this.#ctx.clusters.get(id);
-    if (cluster?.status !== 'Accepted') {
-      this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub`, closeCodes.deregistered);
-      return;
+    let bindKey: string | undefined;
+    if (this.#clusterId !== undefined) {
+      // A legacy bearer credential authenticated the upgrade.
+      const id = this.#clusterId;
+      if (m.clusterId !== id) {
+        this.#refuseAndClose('ClusterMismatch', `this credential belongs to cluster "${id}", not "${m.clusterId}"`, closeCodes.clusterMismatch);
+        return;
+      }
+      if (m.publicKey !== undefined && m.proof !== undefined) {
+        if (!verifyChallenge(m.publicKey, m.proof, 'hello', this.#nonce, id)) {
+          this.#ctx.throttle.fail(this.#remote);
+          this.#refuseAndClose('BadProof', 'the hello\'s proof does not verify with the key it names: sign this connection\'s challenge', closeCodes.unauthenticated);
+          return;
+        }
+        bindKey = m.publicKey;
+      }
+    } else {
+      if (this.#registered) {
+        this.#refuse(new ProtocolError('UnexpectedMessage', 'this connection registered; reconnect to say hello'));
+        return;
+      }
+      if (this.#throttled()) return;
+      const cluster = this.#ctx.clusters.get(m.clusterId);
+      const refusal = ((): [string, string, number] | undefined => {
+        if (!cluster) return ['Deregistered', `cluster "${m.clusterId}" is not registered with this hub: register with a bootstrap token`, closeCodes.deregistered];
+        if (cluster.status === 'Revoked') return ['Revoked', `cluster "${m.clusterId}" was revoked by an operator: it needs a new bootstrap`, closeCodes.revoked];
+        if (cluster.publicKey === null) return ['Unauthenticated', `cluster "${m.clusterId}" authenticates with its bearer credential until it binds a key`, closeCodes.unauthenticated];
+        if (m.proof === undefined) return ['ProofRequired', 'hello needs a proof: sign this connection\'s challenge with the cluster\'s key', closeCodes.unauthenticated];
+        if (!verifyChallenge(cluster.publicKey, m.proof, 'hello', this.#nonce, m.clusterId)) return ['BadProof', `the proof does not verify with cluster "${m.clusterId}"'s key`, closeCodes.unauthenticated];
+        if (cluster.status !== 'Accepted') return ['NotAccepted', `cluster "${m.clusterId}" is pending: an operator must accept it`, closeCodes.unauthenticated];
+        return undefined;
+      })();
+      if (refusal) {
+        if (refusal[0] !== 'NotAccepted' && refusal[0] !== 'Revoked') this.#ctx.throttle.fail(this.#remote);
+        this.#refuseAndClose(...refusal);
+        return;
+      }
+      this.#clusterId = m.clusterId;
+      this.#log = this.#ctx.log.child({ session: m.clusterId, remote: this.#remote });
+      this.#ctx.sessions.bind(m.clusterId, this);
     }
+    const id = this.#clusterId;
     // Later frames (reports) are accepted now: their writes queue behind this one.
     this.#helloDone = true;
+    const provenKey = bindKey ?? this.#ctx.clusters.get(id)?.publicKey ?? null;
     this.#ctx.commits.submit(
       () => {
-        if (this.#ctx.clusters.get(id)?.status !== 'Accepted') return { accepted: false, ackedSeq: 0 };
+        const now = this.#ctx.clusters.get(id);
+        // The right may have ended since the frame arrived (deregistered, revoked, another key trusted).
+        if (now?.status !== 'Accepted') return { accepted: false, ackedSeq: 0 };
+        if (bindKey !== undefined) {
+          if (!this.#ctx.clusters.bindKey(id, bindKey)) return { accepted: false, ackedSeq: 0 };
+        } else if (now.publicKey !== provenKey) {
+          return { accepted: false, ackedSeq: 0 };
+        }
         this.#ctx.clusters.recordHello(id, m);
-        this.#ctx.clusters.markCredentialUsed(id);
         return { accepted: true, ackedSeq: this.#ctx.reports.ackedSeq(id) };
       },
       (outcome) => {
         if (!outcome.ok) return this.#failed(outcome.error, 'hello');
         if (this.#closed) return;
         if (!outcome.value.accepted) {
-          this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub`, closeCodes.deregistered);
+          this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub under this key`, closeCodes.deregistered);
           return;
         }
+        if (bindKey !== undefined) this.#log.info({ fingerprint: agentKeyFingerprint(bindKey) }, 'agent bound its key; its bearer credential no longer authenticates');
         this.#welcome(id, m, outcome.value.ackedSeq);
       },
     );
@@ -177,9 +275,9 @@ export class AgentSession implements LiveSession {
   }
 
   #reports(m: MessageOf<'reports'>): void {
-    const id = this.clusterId;
+    const id = this.#clusterId;
     if (id === undefined || !this.#helloDone) {
-      this.#refuse(new ProtocolError('UnexpectedMessage', id === undefined ? 'reports need a credential; register first' : 'send hello before reports'));
+      this.#refuse(new ProtocolError('UnexpectedMessage', id === undefined ? 'reports need an authenticated hello first' : 'send hello before reports'));
       return;
     }
     this.#ctx.clusters.touch(id);
@@ -190,35 +288,81 @@ export class AgentSession implements LiveSession {
         if (!outcome.ok) return this.#failed(outcome.error, 'reports');
         const result = outcome.value;
         this.#log.debug({ ...result, afterSeq: m.afterSeq, count: m.reports.length }, 'reports received');
-        this.deliver({ type: 'ack', uptoSeq: result.ackedSeq });
+        if (result.expectedAfterSeq !== undefined) {
+          this.#log.warn({ afterSeq: m.afterSeq, expectedAfterSeq: result.expectedAfterSeq }, 'a report batch followed a report the hub does not hold: asked the agent to resume from its mark');
+          this.deliver({ type: 'ack', uptoSeq: result.ackedSeq, expectedAfterSeq: result.expectedAfterSeq });
+        } else {
+          this.deliver({ type: 'ack', uptoSeq: result.ackedSeq });
+        }
         if (result.applied > 0) this.#ctx.rolloutInputChanged();
       },
     );
   }
 
   #register(m: MessageOf<'register'>): void {
-    if (this.#identity.kind !== 'registrant') {
-      this.#refuse(new ProtocolError('UnexpectedMessage', 'this connection already authenticated; register is for agents without a credential'));
+    if (this.#clusterId !== undefined || this.#registered) {
+      this.#refuse(new ProtocolError('UnexpectedMessage', this.#registered ? 'register was already sent on this connection' : 'this connection already authenticated; register is for agents without a key on the hub'));
       return;
     }
-    if (!matchesAny(m.bootstrapToken, this.#ctx.bootstrapTokens)) {
-      this.#log.warn({ clusterId: m.clusterId }, 'registration with an unknown bootstrap token refused');
-      this.deliver({ type: 'registration', status: 'rejected', reason: 'bootstrap token not recognised: ask the hub operator for a valid one' });
-      this.close(closeCodes.unauthenticated, 'bad bootstrap token');
-      return;
+    this.#registered = true;
+    if (this.#throttled()) return;
+    const reject = (code: RegistrationRefusal, reason: string, close: number, failure = true): void => {
+      if (failure) this.#ctx.throttle.fail(this.#remote);
+      this.#log.warn({ clusterId: m.clusterId, code }, `registration refused: ${reason}`);
+      this.deliver({ type: 'registration', status: 'rejected', code, reason });
+      this.close(close, code);
+    };
+    const token = this.#ctx.bootstrapTokens.check(m.bootstrapToken);
+    if (!token.ok) {
+      const why = { Unknown: 'not recognised', Expired: 'expired', Revoked: 'revoked', UsedUp: 'used up (its use limit is reached)' }[token.reason];
+      return reject('BadBootstrapToken', `bootstrap token ${why}: ask the hub operator for a valid one`, closeCodes.unauthenticated);
     }
-    const cluster = this.#ctx.clusters.requestRegistration({ id: m.clusterId, labels: m.labels ?? {}, agentVersion: m.agentVersion, inventory: m.inventory });
-    if (cluster.status === 'Pending') {
-      this.#ctx.sessions.attachRegistrant(m.clusterId, this);
-      this.#log.info({ clusterId: m.clusterId }, 'registration pending: waiting for an operator to accept');
-      this.deliver({ type: 'registration', status: 'pending', reason: 'waiting for an operator to accept this cluster' });
-    } else if (cluster.undeliveredCredential !== null) {
-      this.#log.info({ clusterId: m.clusterId }, 'delivering the credential of an accepted cluster');
-      this.deliver({ type: 'registration', status: 'accepted', credential: cluster.undeliveredCredential });
-    } else {
-      this.#log.warn({ clusterId: m.clusterId }, 'registration for a cluster id that already holds a credential refused');
-      this.deliver({ type: 'registration', status: 'rejected', reason: `cluster "${m.clusterId}" is already registered; an operator must deregister it before it can register again` });
-      this.close(closeCodes.alreadyRegistered, 'already registered');
+    if (m.publicKey === undefined || m.proof === undefined) {
+      return reject('ProofRequired', 'registration needs the agent\'s public key and a signature over the challenge: upgrade the agent', closeCodes.unauthenticated);
     }
+    if (!verifyChallenge(m.publicKey, m.proof, 'register', this.#nonce, m.clusterId)) {
+      return reject('BadProof', 'the proof does not verify with the public key sent: sign this connection\'s challenge', closeCodes.unauthenticated);
+    }
+    const publicKey = m.publicKey;
+    const fingerprint = agentKeyFingerprint(publicKey);
+    this.#ctx.commits.submit(
+      (): RegisterOutcome => {
+        const cluster = this.#ctx.clusters.get(m.clusterId);
+        if (!cluster) {
+          if (this.#ctx.clusters.countPending() >= this.#ctx.maxPendingRegistrations) {
+            return { status: 'rejected', code: 'TooManyPending', reason: 'the hub holds too many pending registrations: ask the operator to accept or remove some', close: closeCodes.throttled };
+          }
+          if (!this.#ctx.bootstrapTokens.use(token.id)) return { status: 'rejected', code: 'BadBootstrapToken', reason: 'bootstrap token used up (its use limit is reached): ask the hub operator for a valid one', close: closeCodes.unauthenticated };
+          this.#ctx.clusters.requestRegistration({ id: m.clusterId, labels: m.labels ?? {}, agentVersion: m.agentVersion, inventory: m.inventory, publicKey });
+          return { status: 'pending', created: true };
+        }
+        if (cluster.publicKey !== publicKey) {
+          this.#ctx.clusters.recordKeyConflict(m.clusterId, publicKey, this.#remote);
+          const held = cluster.publicKey === null ? 'a bearer credential from before keys' : `key ${agentKeyFingerprint(cluster.publicKey)}`;
+          return {
+            status: 'rejected',
+            code: 'KeyConflict',
+            reason: `cluster "${m.clusterId}" is registered with ${held}, not ${fingerprint}: an operator must trust this key or deregister the cluster`,
+            close: closeCodes.keyConflict,
+          };
+        }
+        if (cluster.status === 'Revoked') return { status: 'rejected', code: 'Revoked', reason: `cluster "${m.clusterId}" was revoked by an operator: it needs a new bootstrap`, close: closeCodes.revoked };
+        return cluster.status === 'Accepted' ? { status: 'accepted' } : { status: 'pending', created: false };
+      },
+      (outcome) => {
+        if (!outcome.ok) return this.#failed(outcome.error, 'register');
+        if (this.#closed) return;
+        const r = outcome.value;
+        if (r.status === 'rejected') return reject(r.code, r.reason, r.close, r.code !== 'TooManyPending' && r.code !== 'Revoked');
+        if (r.status === 'accepted') {
+          this.#log.info({ clusterId: m.clusterId, fingerprint }, 'registrant holds the key of an accepted cluster: told to connect');
+          this.deliver({ type: 'registration', status: 'accepted' });
+          return;
+        }
+        this.#ctx.sessions.attachRegistrant(m.clusterId, this);
+        if (r.created) this.#log.info({ clusterId: m.clusterId, fingerprint }, 'registration pending: waiting for an operator to accept');
+        this.deliver({ type: 'registration', status: 'pending', reason: 'waiting for an operator to accept this cluster' });
+      },
+    );
   }
 }

@@ -2,24 +2,24 @@
 // a connected agent, so an agent that is offline learns the same on its next
 // connect.
 import { z } from 'zod';
+import { agentKeyFingerprint } from '../protocol/agent-identity.ts';
 import { closeCodes } from '../protocol/messages.ts';
 import { release, type ReleaseInput } from '../protocol/release.ts';
 import { signRelease } from '../protocol/signing.ts';
 import { ApiError } from './api-error.ts';
-import { issueCredential } from './credentials.ts';
 import type { HubContext } from './hub-context.ts';
 import type { DesiredReleaseRecord } from './store/releases.ts';
 
 export function acceptCluster(ctx: HubContext, id: string): { delivered: boolean } {
   const cluster = ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}" has asked to register`);
-  if (cluster.status === 'Accepted') throw new ApiError(409, 'AlreadyAccepted', `cluster "${id}" is already accepted`);
-  const { credential, hash } = issueCredential();
-  if (!ctx.clusters.accept(id, credential, hash)) throw new ApiError(409, 'NotPending', `cluster "${id}" is no longer pending`);
-  ctx.log.info({ clusterId: id }, 'cluster accepted');
-  const waiting = ctx.sessions.registrant(id);
-  waiting?.deliver({ type: 'registration', status: 'accepted', credential });
-  return { delivered: waiting !== undefined };
+  if (cluster.status !== 'Pending') throw new ApiError(409, cluster.status === 'Accepted' ? 'AlreadyAccepted' : 'Revoked', `cluster "${id}" is ${cluster.status.toLowerCase()}, not pending`);
+  if (!ctx.clusters.accept(id)) throw new ApiError(409, 'NotPending', `cluster "${id}" is no longer pending`);
+  ctx.log.info({ clusterId: id, fingerprint: cluster.publicKey && agentKeyFingerprint(cluster.publicKey) }, 'cluster accepted');
+  // Nothing secret goes out: only connections that proved the accepted key wait here, and each must prove it again to say hello.
+  const waiting = ctx.sessions.registrants(id);
+  for (const s of waiting) s.deliver({ type: 'registration', status: 'accepted' });
+  return { delivered: waiting.length > 0 };
 }
 
 export function deregisterCluster(ctx: HubContext, id: string): void {
@@ -27,16 +27,39 @@ export function deregisterCluster(ctx: HubContext, id: string): void {
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
   ctx.clusters.delete(id);
   ctx.log.warn({ clusterId: id, status: cluster.status }, 'cluster deregistered');
-  const agent = ctx.sessions.agent(id);
-  if (agent) {
-    agent.deliver({ type: 'deregister', reason: 'the cluster was deregistered by an operator' });
-    agent.close(closeCodes.deregistered, 'deregistered');
-  }
-  const registrant = ctx.sessions.registrant(id);
-  if (registrant) {
-    registrant.deliver({ type: 'registration', status: 'rejected', reason: 'the registration request was removed by an operator' });
-    registrant.close(closeCodes.deregistered, 'registration removed');
-  }
+  ctx.sessions.closeCluster(id, closeCodes.deregistered, 'deregistered', (s) =>
+    s.deliver(cluster.status === 'Pending'
+      ? { type: 'registration', status: 'rejected', code: 'Removed', reason: 'the registration request was removed by an operator' }
+      : { type: 'deregister', reason: 'the cluster was deregistered by an operator' }),
+  );
+}
+
+/** The cluster's key stops authenticating it; every connection of the cluster ends, and its agent stops reconnecting (Revoked). */
+export function revokeCluster(ctx: HubContext, id: string): { closed: number } {
+  const cluster = ctx.clusters.get(id);
+  if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
+  if (cluster.status === 'Revoked') throw new ApiError(409, 'AlreadyRevoked', `cluster "${id}" is already revoked`);
+  ctx.clusters.revoke(id);
+  ctx.log.warn({ clusterId: id }, 'cluster revoked');
+  const message = 'an operator revoked this cluster\'s key: stop, and register again with a new bootstrap';
+  return { closed: ctx.sessions.closeCluster(id, closeCodes.revoked, 'revoked', (s) => s.deliver({ type: 'error', code: 'Revoked', message })) };
+}
+
+/**
+ * The operator trusts a key for the cluster, by its fingerprint: one a
+ * conflicting registrant proved (an agent whose Secret was wiped), replacing
+ * the key the cluster had. Connections holding the old right end.
+ */
+export function trustClusterKey(ctx: HubContext, id: string, body: unknown): { fingerprint: string; closed: number } {
+  const cluster = ctx.clusters.get(id);
+  if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
+  const req = z.strictObject({ fingerprint: z.string().min(1).max(128) }).safeParse(body);
+  if (!req.success) throw new ApiError(400, 'InvalidRequest', 'send {"fingerprint": "sha256:…"} naming one of the cluster\'s keyConflicts', req.error.issues);
+  const candidate = ctx.clusters.keyConflicts(id).find((c) => agentKeyFingerprint(c.publicKey) === req.data.fingerprint);
+  if (!candidate) throw new ApiError(404, 'UnknownKey', `cluster "${id}" has no conflicting key ${req.data.fingerprint}: see keyConflicts in GET /api/v1/clusters/${id}`);
+  ctx.clusters.trustKey(id, candidate.publicKey);
+  ctx.log.warn({ clusterId: id, fingerprint: req.data.fingerprint }, 'operator trusted a new key for the cluster');
+  return { fingerprint: req.data.fingerprint, closed: ctx.sessions.closeCluster(id, closeCodes.keyConflict, 'key replaced') };
 }
 
 /** What an operator sends: a release without the fields the hub owns (revision, issuedAt, expiresAt). */

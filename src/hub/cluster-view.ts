@@ -1,5 +1,6 @@
 // The JSON an operator reads about a cluster and about the fleet, assembled
 // from the store at request time (availability depends on the clock).
+import { agentKeyFingerprint } from '../protocol/agent-identity.ts';
 import type { Condition, UpgradeStatus } from '../protocol/attempt.ts';
 import type { InventoryComponent, InventoryOverride } from '../protocol/inventory.ts';
 import { availabilityOf, availableCondition, type Availability } from './availability.ts';
@@ -10,6 +11,10 @@ import type { UpgradeRecord } from './store/aggregate.ts';
 export interface ClusterView {
   id: string;
   registration: ClusterRecord['status'];
+  /** The key the cluster authenticates with (its fingerprint; the hub holds only the public half). */
+  key: { fingerprint: string | null; legacyCredential: boolean; revokedAt: string | null };
+  /** Registrants that proved other keys for this id: refused, for an operator to decide (trust-key or deregister). */
+  keyConflicts: { fingerprint: string; firstSeen: string; lastSeen: string; attempts: number; remoteAddress: string | null }[];
   labels: Record<string, string>;
   requestedAt: string;
   acceptedAt: string | null;
@@ -77,6 +82,8 @@ export function clusterView(ctx: HubContext, c: ClusterRecord): ClusterView {
   return {
     id: c.id,
     registration: c.status,
+    key: { fingerprint: c.publicKey === null ? null : agentKeyFingerprint(c.publicKey), legacyCredential: c.hasLegacyCredential, revokedAt: c.revokedAt },
+    keyConflicts: ctx.clusters.keyConflicts(c.id).map(({ publicKey, ...rest }) => ({ fingerprint: agentKeyFingerprint(publicKey), ...rest })),
     labels: c.labels,
     requestedAt: c.requestedAt,
     acceptedAt: c.acceptedAt,
@@ -98,7 +105,7 @@ export function clusterView(ctx: HubContext, c: ClusterRecord): ClusterView {
 }
 
 export interface FleetSummary {
-  clusters: { total: number; pending: number; accepted: number };
+  clusters: { total: number; pending: number; accepted: number; revoked: number };
   /** Clusters per release version they run (their last Succeeded release); "none" before the first. */
   byReleaseVersion: Record<string, number>;
   byUpgradeStatus: Record<UpgradeStatus | 'None', number>;
@@ -111,7 +118,7 @@ export interface FleetSummary {
 export function fleetSummary(ctx: HubContext): FleetSummary {
   const views = ctx.clusters.list().map((c) => clusterView(ctx, c));
   const summary: FleetSummary = {
-    clusters: { total: views.length, pending: 0, accepted: 0 },
+    clusters: { total: views.length, pending: 0, accepted: 0, revoked: 0 },
     byReleaseVersion: {},
     byUpgradeStatus: { InProgress: 0, Succeeded: 0, Failed: 0, None: 0 },
     byAvailability: { True: 0, Unknown: 0 },
@@ -120,8 +127,8 @@ export function fleetSummary(ctx: HubContext): FleetSummary {
   };
   const overrides = new Map<string, FleetSummary['overrides'][number]>();
   for (const v of views) {
-    if (v.registration === 'Pending') {
-      summary.clusters.pending++;
+    if (v.registration === 'Pending' || v.registration === 'Revoked') {
+      summary.clusters[v.registration === 'Pending' ? 'pending' : 'revoked']++;
       continue;
     }
     summary.clusters.accepted++;

@@ -1,5 +1,6 @@
-// Secrets the hub hands out or checks. They come from node:crypto's CSPRNG,
-// never from an injected random: a test PRNG must not be able to mint them.
+// Secrets the hub checks (operator and bootstrap tokens, legacy bearer
+// credentials). Random ones come from node:crypto's CSPRNG, never from an
+// injected random: a test PRNG must not be able to mint them.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 export interface IssuedCredential {
@@ -7,7 +8,11 @@ export interface IssuedCredential {
   hash: string;
 }
 
-/** A per-cluster bearer credential: 32 random bytes. */
+/**
+ * A per-cluster bearer credential, 32 random bytes, as hubs issued them
+ * before agents registered keys; the hub issues none now, but still
+ * accepts one by its hash until that agent binds a key (docs/security.md).
+ */
 export function issueCredential(): IssuedCredential {
   const credential = randomBytes(32).toString('base64url');
   return { credential, hash: hashSecret(credential) };

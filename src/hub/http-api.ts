@@ -4,7 +4,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError } from './api-error.ts';
-import { acceptCluster, deregisterCluster, setDesiredRelease } from './cluster-operations.ts';
+import { acceptCluster, deregisterCluster, revokeCluster, setDesiredRelease, trustClusterKey } from './cluster-operations.ts';
+import { issueBootstrapToken, revokeBootstrapToken } from './token-operations.ts';
 import { clusterView, fleetSummary } from './cluster-view.ts';
 import { bearerToken, secretMatches } from './credentials.ts';
 import type { HubContext } from './hub-context.ts';
@@ -32,6 +33,12 @@ const routes: Route[] = [
   { method: 'GET', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => clusterView(ctx, requireCluster(ctx, cid)) },
   { method: 'DELETE', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => (deregisterCluster(ctx, cid ?? ''), { deregistered: cid }) },
   { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/accept$`), handler: (ctx, [cid]) => ({ accepted: cid, ...acceptCluster(ctx, cid ?? '') }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/revoke$`), handler: (ctx, [cid]) => ({ revoked: cid, ...revokeCluster(ctx, cid ?? '') }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/trust-key$`), handler: async (ctx, [cid], _url, req) => ({ clusterId: cid, ...trustClusterKey(ctx, cid ?? '', await readJson(req)) }) },
+  // ---- bootstrap tokens (docs/security.md)
+  { method: 'GET', pattern: /^\/api\/v1\/bootstrap-tokens$/, handler: (ctx) => ({ tokens: ctx.bootstrapTokens.list() }) },
+  { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, status: 201, handler: async (ctx, _p, _url, req) => issueBootstrapToken(ctx, await readOptionalJson(req)) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/v1/bootstrap-tokens/${id}$`), handler: (ctx, [tid]) => revokeBootstrapToken(ctx, tid ?? '') },
   {
     method: 'PUT',
     pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),

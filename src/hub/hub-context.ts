@@ -3,7 +3,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { keyIdOf } from '../protocol/signing.ts';
+import { defaultBudgets, type ConnectionBudgets } from './connection-budget.ts';
+import { FailureThrottle, type FailureThrottleOptions } from './failure-throttle.ts';
 import { SessionRegistry } from './session-registry.ts';
+import { BootstrapTokenRepo } from './store/bootstrap-token-repo.ts';
 import { AggregateStore } from './store/aggregate.ts';
 import { ClusterStore } from './store/clusters.ts';
 import { GroupCommitter, type GroupCommitOptions } from './store/group-commit.ts';
@@ -34,7 +37,12 @@ export interface HubContext {
   heartbeatMs: number;
   /** graceMultiplier × heartbeatMs: after this much silence a cluster is Unknown. */
   leaseMs: number;
-  bootstrapTokens: readonly string[];
+  bootstrapTokens: BootstrapTokenRepo;
+  /** Failed authentications per source address. */
+  throttle: FailureThrottle;
+  budgets: ConnectionBudgets;
+  /** New registrations are refused past this many pending ones. */
+  maxPendingRegistrations: number;
   releaseKey: KeyObject;
   releaseKeyId: string;
   /** Lifetime of a release the hub signs. */
@@ -47,7 +55,12 @@ export interface HubContextOptions {
   log: Logger;
   heartbeatMs: number;
   graceMultiplier: number;
+  /** Tokens from the hub's configuration; they become exactly the valid 'config' tokens in the store. */
   bootstrapTokens: readonly string[];
+  throttle?: FailureThrottleOptions;
+  budgets?: Partial<ConnectionBudgets>;
+  /** Default 1,000. */
+  maxPendingRegistrations?: number;
   releaseKey: KeyObject;
   releaseKeyId?: string;
   releaseTtlMs?: number;
@@ -56,6 +69,8 @@ export interface HubContextOptions {
 
 export function createHubContext(o: HubContextOptions): HubContext {
   const clusters = new ClusterStore(o.db, o.now);
+  const bootstrapTokens = new BootstrapTokenRepo(o.db, o.now);
+  bootstrapTokens.syncConfigured(o.bootstrapTokens);
   return {
     clusters,
     releases: new ReleaseStore(o.db),
@@ -70,7 +85,10 @@ export function createHubContext(o: HubContextOptions): HubContext {
     log: o.log,
     heartbeatMs: o.heartbeatMs,
     leaseMs: o.graceMultiplier * o.heartbeatMs,
-    bootstrapTokens: o.bootstrapTokens,
+    bootstrapTokens,
+    throttle: new FailureThrottle(o.now, o.throttle),
+    budgets: { ...defaultBudgets, ...o.budgets },
+    maxPendingRegistrations: o.maxPendingRegistrations ?? 1000,
     releaseKey: o.releaseKey,
     releaseKeyId: o.releaseKeyId ?? keyIdOf(o.releaseKey),
     releaseTtlMs: o.releaseTtlMs ?? 7 * 86_400_000,

@@ -9,6 +9,9 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_FRAME_BYTES } from '../protocol/messages.ts';
 import { AgentSession, type SessionIdentity } from './agent-session.ts';
+import type { ConnectionBudgets } from './connection-budget.ts';
+import type { FailureThrottleOptions } from './failure-throttle.ts';
+import { MIN_BOOTSTRAP_TOKEN_CHARS } from './store/bootstrap-token-repo.ts';
 import { createApiHandler } from './http-api.ts';
 import { createHubContext } from './hub-context.ts';
 import { startRolloutTicker } from './rollout/rollout-ticker.ts';
@@ -26,8 +29,20 @@ export interface HubOptions {
   releaseKeyId?: string;
   /** Operators present it as "Authorization: Bearer <adminToken>". */
   adminToken: string;
-  /** Tokens an agent may register with. */
+  /**
+   * Tokens an agent may register with, from the hub's configuration (at
+   * least 43 characters: 32 random bytes, base64url). More can be issued
+   * through the API, with an expiry and a use limit.
+   */
   bootstrapTokens: readonly string[];
+  /** Per-connection abuse budgets (connection-budget.ts); defaults suit a fleet. */
+  budgets?: Partial<ConnectionBudgets>;
+  /** Failed authentications allowed per source address and window. */
+  throttle?: FailureThrottleOptions;
+  /** New registrations are refused past this many pending. Default 1,000. */
+  maxPendingRegistrations?: number;
+  /** Most simultaneous TCP connections (agents and operators). Default 20,000. */
+  maxConnections?: number;
   /** Heartbeat period agents are told to keep. Default 10 s. */
   heartbeatMs?: number;
   /** Lease = graceMultiplier × heartbeatMs. Default 5. */
@@ -60,6 +75,8 @@ export interface RunningHub {
 export async function startHub(options: HubOptions): Promise<RunningHub> {
   const log = options.logger.child({ component: 'hub' });
   if (options.adminToken.length < 16) throw new TypeError('adminToken must be at least 16 characters');
+  const weak = options.bootstrapTokens.findIndex((t) => t.length < MIN_BOOTSTRAP_TOKEN_CHARS);
+  if (weak >= 0) throw new TypeError(`bootstrap token #${weak + 1} has ${options.bootstrapTokens[weak]?.length ?? 0} characters; at least ${MIN_BOOTSTRAP_TOKEN_CHARS} are required (32 random bytes, base64url: \`openssl rand -base64 32\`)`);
   const heartbeatMs = options.heartbeatMs ?? 10_000;
   const graceMultiplier = options.graceMultiplier ?? 5;
   const db = openHubDatabase(options.dbPath);
@@ -70,6 +87,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     heartbeatMs,
     graceMultiplier,
     bootstrapTokens: options.bootstrapTokens,
+    budgets: options.budgets,
+    throttle: options.throttle,
+    maxPendingRegistrations: options.maxPendingRegistrations,
     releaseKey: options.releaseKey,
     releaseKeyId: options.releaseKeyId,
     releaseTtlMs: options.releaseTtlMs,
@@ -90,7 +110,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   leaseFlusher.unref();
 
   const api = createApiHandler(ctx, options.adminToken, log);
-  const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, api) : createHttpServer(api);
+  // Slow or idle clients cannot hold sockets open: a request's headers must arrive within 10 s and all of it within 60 s.
+  const limits = { headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 };
+  const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert, ...limits }, api) : createHttpServer(limits, api);
+  server.maxConnections = options.maxConnections ?? 20_000;
+  server.maxHeadersCount = 100;
   // permessage-deflate without context takeover: with takeover, ws compresses
   // every frame whatever its size, so each connection pins a zlib deflate and
   // inflate context (~250 KiB) for its lifetime, which is most of the hub's
@@ -129,17 +153,17 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       return;
     }
     const identity = decision.identity;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, identity));
+    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, identity, req.socket.remoteAddress));
   });
 
-  function attach(ws: WebSocket, identity: SessionIdentity): void {
+  function attach(ws: WebSocket, identity: SessionIdentity, remote: string | undefined): void {
     const session = new AgentSession(ctx, identity, {
       send: (text) => ws.send(text),
       close: (code, reason) => ws.close(code, reason),
-    });
+    }, remote);
     ws.on('message', (data: RawData) => session.handleFrame(toBuffer(data)));
-    ws.on('ping', () => (session.sawTraffic = true));
-    ws.on('pong', () => (session.sawTraffic = true));
+    ws.on('ping', () => session.pinged());
+    ws.on('pong', () => session.pinged());
     // Oversized frames end here: ws closes with 1009 and nothing was parsed.
     ws.on('error', (err) => log.warn({ err: err.message, clusterId: session.clusterId }, 'agent connection error'));
     // A connection silent for the whole lease is dead (half-open); dropping it frees the session slot.
@@ -158,6 +182,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       session.closed();
       log.info({ clusterId: session.clusterId, code, reason: reason.toString() }, 'agent disconnected');
     });
+    session.start();
   }
 
   await new Promise<void>((resolve, reject) => {

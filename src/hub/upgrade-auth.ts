@@ -1,6 +1,8 @@
-// Decides, before the WebSocket upgrade, who is connecting. A bad or foreign
-// credential is refused with an HTTP status and never reaches the protocol,
-// so it cannot change anything.
+// Decides, before the WebSocket upgrade, who is connecting. Most agents
+// connect anonymously and prove their key inside the protocol
+// (agent-session.ts); a bearer credential from before keys names its
+// cluster here. A bad or foreign credential, or an address that failed too
+// often, is refused with an HTTP status and never reaches the protocol.
 import type { IncomingMessage } from 'node:http';
 import { AGENT_PATH, CLUSTER_ID_HEADER, clusterId as clusterIdSchema } from '../protocol/messages.ts';
 import type { SessionIdentity } from './agent-session.ts';
@@ -9,15 +11,19 @@ import type { HubContext } from './hub-context.ts';
 
 export type UpgradeDecision =
   | { ok: true; identity: SessionIdentity }
-  | { ok: false; status: 400 | 401 | 403 | 404; reason: string; message: string };
+  | { ok: false; status: 400 | 401 | 403 | 404 | 429; reason: string; message: string };
 
 export function authenticateUpgrade(ctx: HubContext, req: IncomingMessage): UpgradeDecision {
   const path = new URL(req.url ?? '/', 'http://hub').pathname;
   if (path !== AGENT_PATH) return { ok: false, status: 404, reason: 'NotFound', message: `agents connect to ${AGENT_PATH}` };
 
+  const remote = req.socket.remoteAddress;
+  const wait = ctx.throttle.retryAfterMs(remote);
+  if (wait > 0) return { ok: false, status: 429, reason: 'Throttled', message: `too many failed attempts from this address: retry in ${Math.ceil(wait / 1000)} s` };
+
   const authorization = req.headers.authorization;
-  // No credential at all: the agent may only register (bootstrap token inside the protocol).
-  if (authorization === undefined) return { ok: true, identity: { kind: 'registrant' } };
+  // No credential: the agent proves its key (or registers) inside the protocol.
+  if (authorization === undefined) return { ok: true, identity: { kind: 'anonymous' } };
 
   const token = bearerToken(authorization);
   if (token === undefined) return { ok: false, status: 401, reason: 'MalformedAuthorization', message: 'expected "Authorization: Bearer <credential>"' };
@@ -26,7 +32,8 @@ export function authenticateUpgrade(ctx: HubContext, req: IncomingMessage): Upgr
   if (!claimed.success) return { ok: false, status: 400, reason: 'MissingClusterId', message: `header ${CLUSTER_ID_HEADER} must name the cluster the credential is for` };
 
   const owner = ctx.clusters.ownerOfCredential(hashSecret(token));
-  if (!owner) return { ok: false, status: 401, reason: 'UnknownCredential', message: 'credential not recognised (revoked by deregistration?): register again with a bootstrap token' };
+  if (!owner) ctx.throttle.fail(remote);
+  if (!owner) return { ok: false, status: 401, reason: 'UnknownCredential', message: 'credential not recognised (revoked, deregistered, or replaced by a key): register with a bootstrap token' };
   if (owner.id !== claimed.data) {
     return { ok: false, status: 403, reason: 'ClusterMismatch', message: `this credential does not belong to cluster "${claimed.data}"` };
   }

@@ -14,7 +14,9 @@
 //      answers `error {code: UnknownType}` and carries on, so a sender must
 //      not depend on a new type being understood by a peer one version back.
 import { z } from 'zod';
+import { agentProof, agentPublicKey, challengeNonce } from './agent-identity.ts';
 import { inventory } from './inventory.ts';
+import { labels } from './names.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const MIN_PEER_PROTOCOL_VERSION = Math.max(1, PROTOCOL_VERSION - 1);
@@ -24,20 +26,33 @@ export const MAX_PEER_PROTOCOL_VERSION = PROTOCOL_VERSION + 1;
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** Largest number of reports in one `reports` message. */
 export const MAX_REPORTS_PER_BATCH = 1000;
+/** Deepest nesting of arrays and objects in a frame; refused before JSON.parse, so a hostile frame cannot exhaust a parser's stack. */
+export const MAX_JSON_DEPTH = 64;
 
 /** The path on the hub where agents open their WebSocket. */
 export const AGENT_PATH = '/api/v1/agent';
 /** Header naming the cluster an agent's credential is presented for. */
 export const CLUSTER_ID_HEADER = 'x-fleetlet-cluster-id';
 
-/** WebSocket close codes the hub ends a session with (4000-4999 are the application's). */
+/**
+ * WebSocket close codes. 4000-4999 are the application's; an agent stops
+ * reconnecting on the ones that say retrying cannot help (see hub-link).
+ */
 export const closeCodes = {
   superseded: 4000,
   unauthenticated: 4001,
   unsupportedVersion: 1002,
+  /** An abuse budget ran out (bad frames, frame rate, oversize, nesting): RFC 6455 policy violation. */
+  policyViolation: 1008,
   clusterMismatch: 4003,
   deregistered: 4004,
+  /** The operator revoked the cluster's key: the agent stops and waits for a new bootstrap. */
+  revoked: 4005,
+  /** Another key registered under this id, or the key changed: an operator decides. */
+  keyConflict: 4009,
   alreadyRegistered: 4009,
+  /** Too many failed attempts from this address: back off. */
+  throttled: 4029,
   internal: 1011,
 } as const;
 
@@ -63,6 +78,15 @@ export const helloMessage = z.object({
   /** Revision of the newest release the agent accepted; 0 when none. */
   lastRevision: z.number().int().nonnegative(),
   outbox: z.object({ firstSeq: seq.nullable(), lastSeq: z.number().int().nonnegative() }),
+  /**
+   * The agent's signature over the hub's `challenge` (signChallenge, purpose
+   * hello): proof that it holds the key the cluster registered with. Optional
+   * in the schema only for agents that still authenticate with a bearer
+   * credential from before keys (docs/security.md, migration).
+   */
+  proof: agentProof.optional(),
+  /** With a bearer credential and no key on the hub yet: the key to bind to the cluster (migration). */
+  publicKey: agentPublicKey.optional(),
 });
 
 export const reportEntry = z.object({
@@ -108,10 +132,25 @@ export const registerMessage = z.object({
   clusterId,
   agentVersion: z.string().min(1).max(128),
   inventory: inventory.optional(),
-  labels: z.record(z.string().max(317), z.string().max(63)).optional(),
+  labels: labels.optional(),
+  /** The agent's own public key; the hub stores it and nothing else that could authenticate the cluster. */
+  publicKey: agentPublicKey.optional(),
+  /** signChallenge(purpose register) over the hub's challenge: the registrant holds the key it names. */
+  proof: agentProof.optional(),
 });
 
 // ---- hub → agent ----
+
+/**
+ * The hub's first frame on every connection: a fresh nonce the agent signs
+ * in its register or hello. New in protocol 1 (rule 3): an agent that
+ * predates it logs UnknownType and can still connect with a bearer credential.
+ */
+export const challengeMessage = z.object({
+  type: z.literal('challenge'),
+  protocolVersion: version,
+  nonce: challengeNonce,
+});
 
 export const welcomeMessage = z.object({
   type: z.literal('welcome'),
@@ -154,21 +193,34 @@ export const ackMessage = z.object({
   type: z.literal('ack'),
   protocolVersion: version,
   uptoSeq: z.number().int().nonnegative(),
+  /**
+   * Set when a batch's afterSeq named a report the hub does not hold: the
+   * hub stored nothing of it and expects the agent to send again from this
+   * seq (its acknowledged mark). An ack protocol that cannot wedge.
+   */
+  expectedAfterSeq: z.number().int().nonnegative().optional(),
 });
 
 export const registrationStatus = z.enum(['pending', 'accepted', 'rejected']);
 export type RegistrationStatus = z.infer<typeof registrationStatus>;
 
-export const registrationMessage = z
-  .object({
-    type: z.literal('registration'),
-    protocolVersion: version,
-    status: registrationStatus,
-    /** Present only with status accepted: the per-cluster bearer credential. */
-    credential: z.string().min(32).max(512).optional(),
-    reason: z.string().max(1024).optional(),
-  })
-  .refine((m) => (m.status === 'accepted') === (m.credential !== undefined), { message: 'credential is present exactly when status is accepted', path: ['credential'] });
+/** Why a registration was refused, for the agent to act on (Throttled: wait; KeyConflict: an operator decides). */
+export const registrationRefusal = z.enum(['BadBootstrapToken', 'Throttled', 'KeyConflict', 'Revoked', 'ProofRequired', 'BadProof', 'Removed', 'TooManyPending']);
+export type RegistrationRefusal = z.infer<typeof registrationRefusal>;
+
+/**
+ * The hub's answer to `register`. Accepted carries nothing secret: the
+ * agent authenticates from then on by signing each connection's challenge
+ * with the key it registered.
+ */
+export const registrationMessage = z.object({
+  type: z.literal('registration'),
+  protocolVersion: version,
+  status: registrationStatus,
+  /** With status rejected: which refusal (a later hub may add codes: treat an unknown one as final). */
+  code: z.string().max(64).optional(),
+  reason: z.string().max(1024).optional(),
+});
 
 export const deregisterMessage = z.object({
   type: z.literal('deregister'),
@@ -191,6 +243,7 @@ export const agentMessageSchemas = {
 } as const;
 
 export const hubMessageSchemas = {
+  challenge: challengeMessage,
   welcome: welcomeMessage,
   release: releaseMessage,
   override: overrideMessage,
@@ -215,7 +268,7 @@ export type WelcomeMessage = MessageOf<'welcome'>;
 /** A message to send: the sender stamps protocolVersion (see encodeMessage). */
 export type Outgoing<M> = M extends unknown ? Omit<M, 'protocolVersion'> : never;
 
-export const protocolErrorReason = z.enum(['FrameTooLarge', 'NotJson', 'UnknownType', 'UnsupportedVersion', 'InvalidMessage', 'UnexpectedMessage']);
+export const protocolErrorReason = z.enum(['FrameTooLarge', 'TooDeep', 'NotJson', 'UnknownType', 'UnsupportedVersion', 'InvalidMessage', 'UnexpectedMessage']);
 export type ProtocolErrorReason = z.infer<typeof protocolErrorReason>;
 
 /** What is wrong with a frame; the receiver answers it as an `error` message with code = reason. */
@@ -257,11 +310,15 @@ export function parseMessage(raw: Buffer | string, direction?: Direction): Parse
   } catch {
     return fail('NotJson', 'frame is not valid UTF-8 text');
   }
+  const depth = jsonDepth(text);
+  if (depth > MAX_JSON_DEPTH) return fail('TooDeep', `frame nests arrays/objects ${depth} deep; the limit is ${MAX_JSON_DEPTH}`);
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    return fail('NotJson', `frame is not JSON: ${(err as Error).message}`);
+    // Only the position: the engine's message quotes the text around it, and a frame may hold a secret (a bootstrap token).
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    return fail('NotJson', `frame is not JSON${at === undefined ? '' : ` (syntax error at position ${at})`}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('InvalidMessage', 'a message must be a JSON object', '');
 
@@ -293,6 +350,33 @@ export function parseMessage(raw: Buffer | string, direction?: Direction): Parse
     return fail('InvalidMessage', `${type}: ${path || '(root)'}: ${first?.message ?? 'invalid'}${more}`, path);
   }
   return { ok: true, message: result.data as Message };
+}
+
+/**
+ * How deeply arrays and objects nest in a JSON text (brackets outside
+ * strings). Stops counting past the limit, so the scan is cheap to fail.
+ */
+export function jsonDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \\ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) {
+      inString = true;
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > max) {
+        max = depth;
+        if (max > MAX_JSON_DEPTH) return max;
+      }
+    } else if (c === 125 /* } */ || c === 93 /* ] */) {
+      depth--;
+    }
+  }
+  return max;
 }
 
 /** Serialises a message, stamped with this side's protocol version. */

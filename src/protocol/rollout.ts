@@ -7,6 +7,7 @@ import { parse as parseCron } from 'node-cron';
 import { z } from 'zod';
 import { overrideRequest } from './override.ts';
 import { cronExpression, duration, parseDuration, timeZone } from './policy.ts';
+import { labelKey, labels, labelValue } from './names.ts';
 import { dnsLabel } from './release.ts';
 
 /** A count, or a percentage of the rollout's clusters ("10%"). */
@@ -23,10 +24,7 @@ export function durationOrZeroMs(text: string): number {
   return parseDuration(text) ?? 0;
 }
 
-const labelKey = z.string().min(1).max(317);
-const labelValue = z.string().max(63);
-
-export const labels = z.record(labelKey, labelValue).refine((l) => Object.keys(l).length <= 64, 'at most 64 labels');
+export { labels } from './names.ts';
 
 export const labelSelector = z.strictObject({
   matchLabels: z.record(labelKey, labelValue).optional(),

@@ -208,9 +208,10 @@ describe('manifests', () => {
         assert.ok(events.items.some((e) => e.involvedObject.name === STATUS_CONFIGMAP && e.reason === 'RolledBack'), 'transition Event created');
 
         const credentials = secretCredentialStore(saCluster, NS);
-        await credentials.save('cred-1');
-        await credentials.save('cred-2');
-        assert.equal(await credentials.load(), 'cred-2');
+        const identity = await credentials.loadOrCreate();
+        assert.equal((await credentials.loadOrCreate()).key.publicKey, identity.key.publicKey, 'the key is created once');
+        await credentials.save({ ...identity, registered: true });
+        assert.equal((await credentials.load())?.registered, true);
         await credentials.clear();
         assert.equal(await credentials.load(), undefined);
 

@@ -1,5 +1,6 @@
 // A real hub on 127.0.0.1:0 with a temporary database, an adjustable clock
 // and a helper for the operator API.
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,8 @@ import { generateReleaseKey, type ReleaseKeyPair } from '../../src/protocol/sign
 import { startHub, type HubOptions, type RunningHub } from '../../src/hub/start-hub.ts';
 
 export const ADMIN_TOKEN = 'admin-token-for-tests-only';
-export const BOOTSTRAP_TOKEN = 'bootstrap-token-for-tests';
+/** 43 characters, as a configured token must have (32 random bytes, base64url). */
+export const BOOTSTRAP_TOKEN = 'bootstrap-token-for-tests-0123456789abcdefgh';
 
 /** Kept here too: the hub's tests take their logger from their fixture. */
 export { testLogger };
@@ -81,4 +83,9 @@ export async function startHubFixture(overrides: Partial<HubOptions> = {}): Prom
     },
   };
   return fixture;
+}
+
+/** A stand-in agent public key for clusters written straight into a store (never verified: such tests inject the session's identity). */
+export function storedPublicKey(clusterId: string): string {
+  return createHash('sha256').update(clusterId).digest('base64url');
 }

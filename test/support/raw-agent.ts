@@ -1,11 +1,27 @@
 // A bare WebSocket client for speaking the protocol by hand: what a buggy or
-// hostile agent would send.
+// hostile agent would send. The hub's first frame (the challenge) is kept
+// apart from `messages`; prove() signs it as an agent holding `key` would.
 import WebSocket from 'ws';
+import { signChallenge, type AgentKeyPair } from '../../src/protocol/agent-identity.ts';
 import { CLUSTER_ID_HEADER, parseMessage, type HubMessage } from '../../src/protocol/messages.ts';
 
-export type RawConnect = { ok: true; ws: WebSocket; messages: HubMessage[]; next(): Promise<HubMessage>; closed: Promise<{ code: number; reason: string }> } | { ok: false; status: number; body: string };
+export interface RawConnection {
+  ok: true;
+  ws: WebSocket;
+  /** Every hub frame after the challenge. */
+  messages: HubMessage[];
+  /** The next hub frame not yet read. */
+  next(): Promise<HubMessage>;
+  closed: Promise<{ code: number; reason: string }>;
+  /** The challenge's nonce. */
+  nonce: string;
+  /** A proof over this connection's challenge with the `key` option (or the one given), for the clusterId option (or the one given). */
+  prove(purpose: 'register' | 'hello', clusterId?: string, key?: AgentKeyPair): string;
+}
 
-export function connectRaw(url: string, opts: { credential?: string; clusterId?: string } = {}): Promise<RawConnect> {
+export type RawConnect = RawConnection | { ok: false; status: number; body: string };
+
+export function connectRaw(url: string, opts: { credential?: string; clusterId?: string; key?: AgentKeyPair } = {}): Promise<RawConnect> {
   const headers: Record<string, string> = {};
   if (opts.credential !== undefined) headers.authorization = `Bearer ${opts.credential}`;
   if (opts.clusterId !== undefined) headers[CLUSTER_ID_HEADER] = opts.clusterId;
@@ -24,23 +40,34 @@ export function connectRaw(url: string, opts: { credential?: string; clusterId?:
     const messages: HubMessage[] = [];
     const waiters: ((m: HubMessage) => void)[] = [];
     let read = 0;
-    ws.on('message', (data: Buffer) => {
-      const m = parseMessage(data, 'from-hub');
-      if (!m.ok) throw m.error;
-      messages.push(m.message);
-      waiters.shift()?.(m.message);
-    });
     const closed = new Promise<{ code: number; reason: string }>((res) => ws.on('close', (code, reason) => res({ code, reason: reason.toString() })));
     ws.on('open', () => {
       ws.removeAllListeners('error');
       ws.on('error', () => undefined);
-      resolve({
-        ok: true,
-        ws,
-        messages,
-        closed,
-        next: () => (read < messages.length ? Promise.resolve(messages[read++] as HubMessage) : new Promise((res) => waiters.push((m) => (read++, res(m))))),
-      });
     });
+    ws.on('message', (data: Buffer) => {
+      const m = parseMessage(data, 'from-hub');
+      if (!m.ok) throw m.error;
+      if (m.message.type === 'challenge' && opened === undefined) {
+        const nonce = m.message.nonce;
+        opened = {
+          ok: true,
+          ws,
+          messages,
+          closed,
+          nonce,
+          prove: (purpose, clusterId = opts.clusterId ?? '', key = opts.key) => {
+            if (!key) throw new Error('prove() needs a key');
+            return signChallenge(key.privateKey, purpose, nonce, clusterId);
+          },
+          next: () => (read < messages.length ? Promise.resolve(messages[read++] as HubMessage) : new Promise((res) => waiters.push((msg) => (read++, res(msg))))),
+        };
+        resolve(opened);
+        return;
+      }
+      messages.push(m.message);
+      waiters.shift()?.(m.message);
+    });
+    let opened: RawConnection | undefined;
   });
 }

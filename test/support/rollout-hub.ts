@@ -11,7 +11,7 @@ import type { AttemptPhase } from '../../src/protocol/attempt.ts';
 import type { Inventory, InventoryOverride } from '../../src/protocol/inventory.ts';
 import type { HubMessage, Outgoing } from '../../src/protocol/messages.ts';
 import { generateReleaseKey, type ReleaseKeyPair } from '../../src/protocol/signing.ts';
-import { TestClock, testLogger } from './hub-fixture.ts';
+import { storedPublicKey, TestClock, testLogger } from './hub-fixture.ts';
 
 export const HEARTBEAT_MS = 10_000;
 export const LEASE_MS = 5 * HEARTBEAT_MS;
@@ -69,8 +69,8 @@ export class RolloutHub {
   enrol(ids: readonly string[], labels: (id: string, i: number) => Record<string, string> = () => ({}), inventory?: Inventory): void {
     this.db.transaction(() => {
       ids.forEach((id, i) => {
-        this.ctx.clusters.requestRegistration({ id, labels: labels(id, i), agentVersion: '0.1.0', inventory });
-        this.ctx.clusters.accept(id, `credential-${id}`.padEnd(40, 'x'), `hash-${id}`);
+        this.ctx.clusters.requestRegistration({ id, labels: labels(id, i), agentVersion: '0.1.0', inventory, publicKey: storedPublicKey(id) });
+        this.ctx.clusters.accept(id);
         this.ctx.clusters.recordHello(id, { agentVersion: '0.1.0', inventory: inventory ?? { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] }, lastRevision: 0 });
         this.seq.set(id, 0);
       });

@@ -7,12 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AgentSession } from '../../src/hub/agent-session.ts';
-import { issueCredential } from '../../src/hub/credentials.ts';
 import { createHubContext, type HubContext } from '../../src/hub/hub-context.ts';
 import { openHubDatabase, type HubDatabase } from '../../src/hub/store/database.ts';
 import { PROTOCOL_VERSION, parseMessage, type HubMessage, type ReportEntry } from '../../src/protocol/messages.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
-import { TestClock, testLogger } from './hub-fixture.ts';
+import { storedPublicKey, TestClock, testLogger } from './hub-fixture.ts';
 
 export const HEARTBEAT_MS = 10_000;
 export const LEASE_MS = 5 * HEARTBEAT_MS;
@@ -63,9 +62,8 @@ export class SessionBench {
 
   enrol(...ids: string[]): void {
     for (const id of ids) {
-      this.ctx.clusters.requestRegistration({ id, labels: {}, agentVersion: '0.1.0', inventory: undefined });
-      const { credential, hash } = issueCredential();
-      this.ctx.clusters.accept(id, credential, hash);
+      this.ctx.clusters.requestRegistration({ id, labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: storedPublicKey(id) });
+      this.ctx.clusters.accept(id);
     }
   }
 

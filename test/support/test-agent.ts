@@ -4,6 +4,7 @@
 // does with its journal; nothing is installed.
 import type { KeyObject } from 'node:crypto';
 import { HubLink, type HubLinkOptions } from '../../src/hub-link/hub-link.ts';
+import { generateAgentKey, type AgentKeyPair } from '../../src/protocol/agent-identity.ts';
 import type { Inventory } from '../../src/protocol/inventory.ts';
 import type { Release } from '../../src/protocol/release.ts';
 import { ReleaseRefused, verifyRelease } from '../../src/protocol/signing.ts';
@@ -18,7 +19,8 @@ export interface TestAgent {
   releases: Release[];
   refusals: ReleaseRefused[];
   deregistrations: string[];
-  state: { credential: string | undefined; lastRevision: number; inventory: Inventory };
+  revocations: string[];
+  state: { key: AgentKeyPair; registered: boolean; legacyCredential: string | undefined; lastRevision: number; inventory: Inventory };
 }
 
 export interface TestAgentOptions {
@@ -26,7 +28,12 @@ export interface TestAgentOptions {
   clusterId: string;
   releaseKey: KeyObject;
   now: () => Date;
-  credential?: string;
+  /** Default: a new key pair (a first start). */
+  key?: AgentKeyPair;
+  /** The agent believes an operator accepted it (as persisted in its Secret). */
+  registered?: boolean;
+  /** A bearer credential from a hub before keys. */
+  legacyCredential?: string;
   bootstrapToken?: string;
   /** The in-memory outbox unless given (the agent's journal, for tests of what the journal does). */
   outbox?: Outbox;
@@ -37,21 +44,28 @@ export interface TestAgentOptions {
 
 export function createTestAgent(o: TestAgentOptions): TestAgent {
   const state = {
-    credential: o.credential,
+    key: o.key ?? generateAgentKey(),
+    registered: o.registered ?? false,
+    legacyCredential: o.legacyCredential,
     lastRevision: o.lastRevision ?? 0,
     inventory: o.inventory ?? { components: [{ name: 'metrics', version: '0.9.0' }], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] },
   };
   const outbox = o.outbox ?? new MemoryOutbox(o.now);
-  const agent: TestAgent = { link: undefined as unknown as HubLink, outbox, releases: [], refusals: [], deregistrations: [], state };
+  const agent: TestAgent = { link: undefined as unknown as HubLink, outbox, releases: [], refusals: [], deregistrations: [], revocations: [], state };
   agent.link = new HubLink({
     url: o.url,
     clusterId: o.clusterId,
     agentVersion: '0.1.0-test',
-    credential: () => state.credential,
-    bootstrapToken: () => o.bootstrapToken ?? BOOTSTRAP_TOKEN,
-    onCredential: async (c) => {
-      state.credential = c;
+    agentKey: state.key,
+    registered: () => state.registered,
+    onRegistered: async () => {
+      state.registered = true;
     },
+    legacyCredential: () => state.legacyCredential,
+    onKeyBound: async () => {
+      state.legacyCredential = undefined;
+    },
+    bootstrapToken: () => o.bootstrapToken ?? BOOTSTRAP_TOKEN,
     outbox,
     lastRevision: () => state.lastRevision,
     inventory: async () => state.inventory,
@@ -69,7 +83,10 @@ export function createTestAgent(o: TestAgentOptions): TestAgent {
     },
     onDeregister: async (reason) => {
       agent.deregistrations.push(reason);
-      state.credential = undefined;
+      state.registered = false;
+    },
+    onRevoked: async (reason) => {
+      agent.revocations.push(reason);
     },
     now: o.now,
     random: () => 0.5,

@@ -42,7 +42,7 @@ describe('hub aggregation and availability', () => {
 
     // Offline, the agent kept working; when it returns the hub learns it all.
     for (let n = 1; n <= 5; n++) a.outbox.enqueue('attempt-transition', transition(n, n === 5 ? 'Succeeded' : 'Upgrading'));
-    const back = createTestAgent({ url: f.hub.url, clusterId: 'edge-av', releaseKey: f.key.publicKey, now: f.clock.now, credential: a.state.credential, outbox: a.outbox });
+    const back = createTestAgent({ url: f.hub.url, clusterId: 'edge-av', releaseKey: f.key.publicKey, now: f.clock.now, key: a.state.key, registered: true, outbox: a.outbox });
     agents.push(back);
     back.link.start();
     await drained(back);
@@ -67,7 +67,7 @@ describe('hub aggregation and availability', () => {
     await Promise.all([ok, bad, busy].map((a) => drained(a)));
 
     const s = (await f.api('GET', '/api/v1/fleet/summary')).body;
-    assert.deepEqual(s.clusters, { total: 3, pending: 0, accepted: 3 });
+    assert.deepEqual(s.clusters, { total: 3, pending: 0, accepted: 3, revoked: 0 });
     assert.deepEqual(s.byReleaseVersion, { '1.4.2': 1, none: 2 });
     assert.deepEqual(s.byUpgradeStatus, { InProgress: 1, Succeeded: 1, Failed: 1, None: 0 });
     assert.equal(s.failed.length, 1);
@@ -120,7 +120,7 @@ describe('hub frame handling over a real socket', () => {
     const a = await enrolAgent(f, 'edge-x');
     await a.link.stop();
     const before = (await f.api('GET', '/api/v1/clusters/edge-x')).body;
-    const conn = await connectRaw(f.hub.url, { credential: a.state.credential, clusterId: 'edge-x' });
+    const conn = await connectRaw(f.hub.url, { key: a.state.key, clusterId: 'edge-x' });
     assert.ok(conn.ok);
     const cases: [string | Buffer, string][] = [
       ['not json', 'NotJson'],
@@ -149,7 +149,7 @@ describe('hub frame handling over a real socket', () => {
   it('closes the connection on an oversized frame (1009) without reading it', async () => {
     const a = await enrolAgent(f, 'edge-big');
     await a.link.stop();
-    const conn = await connectRaw(f.hub.url, { credential: a.state.credential, clusterId: 'edge-big' });
+    const conn = await connectRaw(f.hub.url, { key: a.state.key, clusterId: 'edge-big' });
     assert.ok(conn.ok);
     conn.ws.send(Buffer.alloc(MAX_FRAME_BYTES + 1, 0x20));
     assert.equal((await conn.closed).code, 1009);
@@ -159,25 +159,29 @@ describe('hub frame handling over a real socket', () => {
   it('replayed and out-of-order batches never double-count; the ack covers only the contiguous prefix', async () => {
     const a = await enrolAgent(f, 'edge-dup');
     await a.link.stop();
-    const conn = await connectRaw(f.hub.url, { credential: a.state.credential, clusterId: 'edge-dup' });
+    const conn = await connectRaw(f.hub.url, { key: a.state.key, clusterId: 'edge-dup' });
     assert.ok(conn.ok);
     const hello = { type: 'hello' as const, clusterId: 'edge-dup', agentVersion: '0.1.0', inventory: { components: [], kubernetesVersion: '', targetInfrastructure: '', overrides: [] }, lastRevision: 0, outbox: { firstSeq: 1, lastSeq: 9 } };
-    conn.ws.send(encodeMessage(hello));
+    conn.ws.send(encodeMessage({ ...hello, proof: conn.prove('hello') }));
     assert.equal((await conn.next()).type, 'welcome');
     const batch = (afterSeq: number, seqs: number[]) =>
       encodeMessage({ type: 'reports', afterSeq, reports: seqs.map((seq) => ({ seq, kind: 'upgrade-completed', body: completed('edge-dup', seq), createdAt: '2030-01-01T00:00:00.000Z' })) });
+    let expected: number | undefined;
     const ackOf = async (frame: string): Promise<number> => {
       conn.ws.send(frame);
       const m = await conn.next();
       assert.equal(m.type, 'ack');
+      expected = m.type === 'ack' ? m.expectedAfterSeq : undefined;
       return m.type === 'ack' ? m.uptoSeq : -1;
     };
     assert.equal(await ackOf(batch(0, [1, 2, 3])), 3);
     assert.equal(await ackOf(batch(0, [1, 2, 3])), 3, 'a replay changes nothing');
-    assert.equal(await ackOf(batch(6, [7, 9])), 3, 'a batch after a gap is stored but not acknowledged');
+    assert.equal(expected, undefined);
+    assert.equal(await ackOf(batch(6, [7, 9])), 3, 'a batch after a report the hub does not hold is not acknowledged');
+    assert.equal(expected, 3, '… and the hub says where to resume');
     assert.equal(await ackOf(batch(3, [4, 5])), 5);
-    assert.equal(await ackOf(batch(5, [6])), 9, 'filling the gap acknowledges what was held beyond it (8 was never written)');
-    assert.equal(await ackOf(batch(6, [7, 9])), 9);
+    assert.equal(await ackOf(batch(5, [6])), 6);
+    assert.equal(await ackOf(batch(6, [7, 9])), 9, 'the chain skips 8, which the journal never wrote');
     const events = (await f.api('GET', '/api/v1/telemetry?cluster=edge-dup')).body.events;
     assert.deepEqual(events.map((e: { seq: number }) => e.seq), [1, 2, 3, 4, 5, 6, 7, 9], 'each counted once, in seq order');
     conn.ws.close();

@@ -9,7 +9,7 @@ import { clusterView } from '../../src/hub/cluster-view.ts';
 import { createHubMetrics } from '../../src/hub/metrics.ts';
 import { createRollout } from '../../src/hub/rollout/rollout-operations.ts';
 import { isAvailable } from '../../src/hub/rollout/observe.ts';
-import { startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
+import { startHubFixture, storedPublicKey, type HubFixture } from '../support/hub-fixture.ts';
 import { sampleReleaseRequest } from '../support/releases.ts';
 import { LEASE_MS, SessionBench } from '../support/session-bench.ts';
 import { enrolAgent, type TestAgent } from '../support/test-agent.ts';
@@ -101,7 +101,7 @@ describe('hub lease renewals', () => {
     b.enrol('edge-1');
     b.ctx.clusters.touch('edge-1');
     b.ctx.clusters.delete('edge-1');
-    b.ctx.clusters.requestRegistration({ id: 'edge-1', labels: {}, agentVersion: '0.1.0', inventory: undefined });
+    b.ctx.clusters.requestRegistration({ id: 'edge-1', labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: storedPublicKey('edge-1') });
     assert.equal(b.ctx.clusters.get('edge-1')?.lastSeen, null);
     assert.equal(b.ctx.clusters.flushLeases(), 0);
   });

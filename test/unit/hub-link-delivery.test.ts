@@ -101,7 +101,7 @@ describe('report delivery', () => {
     await enrolled.link.stop();
     proxy = await startTcpProxy(f.hub.port);
     // The same cluster, now through a relay the test can cut.
-    const a = createTestAgent({ url: proxy.url(AGENT_PATH), clusterId: 'edge-2', releaseKey: f.key.publicKey, now: f.clock.now, credential: enrolled.state.credential, outbox: enrolled.outbox });
+    const a = createTestAgent({ url: proxy.url(AGENT_PATH), clusterId: 'edge-2', releaseKey: f.key.publicKey, now: f.clock.now, key: enrolled.state.key, registered: true, outbox: enrolled.outbox });
     agents.push(a);
     enqueueMany(a, 'edge-2', 1, 300);
     const cutOnce = nextEvent(a.link, 'acked', (upto: number) => upto >= 60).then(() => proxy?.cut());
@@ -150,7 +150,8 @@ describe('report delivery', () => {
       clusterId: 'edge-4',
       releaseKey: f.key.publicKey,
       now: f.clock.now,
-      credential: enrolled.state.credential,
+      key: enrolled.state.key,
+      registered: true,
       link: { heartbeatMs: 50 },
     });
     agents.push(a);

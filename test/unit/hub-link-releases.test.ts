@@ -12,6 +12,7 @@ import { Agent } from '../../src/agent/agent.ts';
 import { defaultAdmission } from '../../src/agent/intake/admission.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { HubLink } from '../../src/hub-link/hub-link.ts';
+import { generateAgentKey } from '../../src/protocol/agent-identity.ts';
 import { encodeMessage, parseMessage, type ReportEntry } from '../../src/protocol/messages.ts';
 import { release as releaseSchema } from '../../src/protocol/release.ts';
 import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
@@ -50,7 +51,7 @@ describe('releases from the reference hub', () => {
     assert.equal(offline.body.revision, 2);
     assert.equal(offline.body.delivered, false);
 
-    const again = createTestAgent({ url: f.hub.url, clusterId: 'edge-r1', releaseKey: f.key.publicKey, now: f.clock.now, credential: a.state.credential, lastRevision: 1 });
+    const again = createTestAgent({ url: f.hub.url, clusterId: 'edge-r1', releaseKey: f.key.publicKey, now: f.clock.now, key: a.state.key, registered: true, lastRevision: 1 });
     agents.push(again);
     const next = nextEvent(again.link, 'release');
     again.link.start();
@@ -116,6 +117,7 @@ describe('releases over a compromised link, through the agent\'s one door', () =
     const received: ReportEntry[] = [];
     let hellos = 0;
     wss.on('connection', (ws: WebSocket) => {
+      ws.send(encodeMessage({ type: 'challenge', nonce: 'n'.repeat(43) }));
       ws.on('message', (data: Buffer) => {
         const m = parseMessage(data, 'from-agent');
         if (!m.ok) return;
@@ -135,7 +137,8 @@ describe('releases over a compromised link, through the agent\'s one door', () =
       url,
       clusterId: 'edge-m',
       agentVersion: '0.1.0-test',
-      credential: () => 'x'.repeat(43),
+      agentKey: generateAgentKey(),
+      registered: () => true,
       outbox: journal.outbox,
       lastRevision: () => agent.lastRevision(),
       inventory: () => agent.inventory(),

@@ -45,7 +45,7 @@ test('an agent that trusts the hub\'s CA registers and is welcomed over wss://',
     const welcomed = nextEvent(agent.link, 'welcome');
     assert.equal(await acceptOverHttps(`${f.hub.httpUrl}/api/v1/clusters/tls-1/accept`, tls.cert), 200);
     await welcomed;
-    assert.ok(agent.state.credential, 'the credential arrived over TLS');
+    assert.equal(agent.state.registered, true, 'the acceptance arrived over TLS');
     await agent.link.stop();
   } finally {
     await f.close();

@@ -98,11 +98,21 @@ describe('parseMessage', () => {
     assert.equal(rejection(JSON.stringify({ type: 'reports', protocolVersion: 1, afterSeq: 0, reports: [] })).path, 'reports');
   });
 
-  it('carries a credential exactly when a registration is accepted', () => {
-    const credential = 'c'.repeat(43);
-    assert.ok(parseMessage(encodeMessage({ type: 'registration', status: 'accepted', credential })).ok);
-    assert.equal(reasonOf(encodeMessage({ type: 'registration', status: 'accepted' })), 'InvalidMessage');
-    assert.equal(reasonOf(encodeMessage({ type: 'registration', status: 'pending', credential })), 'InvalidMessage');
+  it('an accepted registration carries nothing secret: a credential field from an older hub is dropped', () => {
+    const parsed = parseMessage(JSON.stringify({ type: 'registration', protocolVersion: 1, status: 'accepted', credential: 'c'.repeat(43) }));
+    assert.ok(parsed.ok);
+    assert.equal(parsed.ok && 'credential' in parsed.message, false);
+  });
+
+  it('refuses a frame nested past the depth limit before parsing it, and names only the position of a syntax error', () => {
+    const deep = `{"type":"reports","protocolVersion":1,"afterSeq":0,"reports":[{"seq":1,"kind":"x","createdAt":"","body":${'['.repeat(10_000)}${']'.repeat(10_000)}}]}`;
+    assert.equal(reasonOf(deep), 'TooDeep');
+    // Brackets inside strings do not count.
+    assert.ok(parseMessage(encodeMessage({ type: 'error', code: 'x', message: '['.repeat(1000) })).ok);
+    const secret = 'bootstrap-token-that-must-not-leak';
+    const broken = parseMessage(`{"type":"register","bootstrapToken":"${secret}",}`);
+    assert.equal(broken.ok, false);
+    assert.ok(!broken.ok && !broken.error.message.includes(secret.slice(0, 4)), broken.ok ? '' : broken.error.message);
   });
 });
 

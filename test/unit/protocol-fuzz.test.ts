@@ -8,12 +8,11 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { AgentSession } from '../../src/hub/agent-session.ts';
 import { createHubContext } from '../../src/hub/hub-context.ts';
-import { issueCredential } from '../../src/hub/credentials.ts';
 import { openHubDatabase } from '../../src/hub/store/database.ts';
 import { encodeMessage, parseMessage, ProtocolError, protocolErrorReason, type Message } from '../../src/protocol/messages.ts';
 import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
 import { FrameMutator } from '../support/frame-mutator.ts';
-import { BOOTSTRAP_TOKEN, testLogger } from '../support/hub-fixture.ts';
+import { BOOTSTRAP_TOKEN, storedPublicKey, testLogger } from '../support/hub-fixture.ts';
 import { mulberry32 } from '../support/prng.ts';
 import { sampleRelease } from '../support/releases.ts';
 import { completed, transition } from '../support/sample-reports.ts';
@@ -39,7 +38,8 @@ function seeds(clusterId: string): string[] {
     encodeMessage({ type: 'welcome', ackedSeq: 3, heartbeatMs: 10_000, leaseDurationMs: 50_000 }),
     encodeMessage({ type: 'release', envelope: signRelease(sampleRelease(), key.privateKey) }),
     encodeMessage({ type: 'ack', uptoSeq: 3 }),
-    encodeMessage({ type: 'registration', status: 'accepted', credential: 'c'.repeat(43) }),
+    encodeMessage({ type: 'registration', status: 'accepted' }),
+    encodeMessage({ type: 'challenge', nonce: 'n'.repeat(43) }),
     encodeMessage({ type: 'deregister', reason: 'bye' }),
     encodeMessage({ type: 'error', code: 'InvalidMessage', message: 'no' }),
   ];
@@ -83,17 +83,18 @@ describe('protocol fuzzing', () => {
     try {
       let t = Date.parse('2030-01-02T00:00:00.000Z');
       const now = (): Date => new Date(t);
-      const ctx = createHubContext({ db, now, log: testLogger(), heartbeatMs: 10_000, graceMultiplier: 5, bootstrapTokens: [BOOTSTRAP_TOKEN], releaseKey: key.privateKey });
-      ctx.clusters.requestRegistration({ id: 'edge-fuzz', labels: {}, agentVersion: '0.1.0', inventory: undefined });
-      const { credential, hash } = issueCredential();
-      ctx.clusters.accept('edge-fuzz', credential, hash);
+      const ctx = createHubContext({ db, now, log: testLogger(), heartbeatMs: 10_000, graceMultiplier: 5, bootstrapTokens: [BOOTSTRAP_TOKEN], releaseKey: key.privateKey,
+        // The frame-rate budget runs on the real clock; this test is about what frames say, not how fast they come.
+        budgets: { framesPerSecond: 1e9, frameBurst: 1e9 } });
+      ctx.clusters.requestRegistration({ id: 'edge-fuzz', labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: storedPublicKey('edge-fuzz') });
+      ctx.clusters.accept('edge-fuzz');
 
       // Rows written by this connection so far: a rejected frame must not move it.
       const writes = (): number => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
 
       const sent: Message[] = [];
       let closed = false;
-      const open = (kind: 'cluster' | 'registrant'): AgentSession => {
+      const open = (kind: 'cluster' | 'anonymous'): AgentSession => {
         closed = false;
         const session = new AgentSession(ctx, kind === 'cluster' ? { kind, clusterId: 'edge-fuzz' } : { kind }, {
           send: (text) => {
@@ -116,7 +117,7 @@ describe('protocol fuzzing', () => {
       let session = open('cluster');
       let rejections = 0;
       for (let i = 0; i < 8_000; i++) {
-        if (closed || i % 500 === 0) session = open(i % 1000 === 500 ? 'registrant' : 'cluster');
+        if (closed || i % 500 === 0) session = open(i % 1000 === 500 ? 'anonymous' : 'cluster');
         t += 10;
         const frame = mutator.mutate(corpus[i % corpus.length] as string);
         const parsed = parseMessage(frame, 'from-agent');

@@ -143,9 +143,9 @@ describe('rollouts over the hub API', () => {
 
     // Reconnect by hand: welcome, then the override (the release is not resent: the agent holds it).
     await a.link.stop();
-    const raw = await connectRaw(f.hub.url, { credential: a.state.credential, clusterId: 'edge-o' });
+    const raw = await connectRaw(f.hub.url, { key: a.state.key, clusterId: 'edge-o' });
     assert.ok(raw.ok);
-    raw.ws.send(encodeMessage({ type: 'hello', clusterId: 'edge-o', agentVersion: '0.2.0', inventory: { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] }, lastRevision: a.state.lastRevision, outbox: { firstSeq: null, lastSeq: 1 } }));
+    raw.ws.send(encodeMessage({ type: 'hello', proof: raw.prove('hello'), clusterId: 'edge-o', agentVersion: '0.2.0', inventory: { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] }, lastRevision: a.state.lastRevision, outbox: { firstSeq: null, lastSeq: 1 } }));
     assert.equal((await raw.next()).type, 'welcome');
     const m = await raw.next();
     assert.equal(m.type, 'override');

@@ -1,33 +1,67 @@
-// The per-cluster hub credential lives in a Secret in the agent's namespace,
-// so a successor pod (rescheduled, upgraded, or a new leader) finds it
-// without re-registering, and nothing else on disk holds it.
+// The agent's hub identity lives in a Secret in the agent's namespace, so a
+// successor pod (rescheduled, upgraded, or a new leader) finds it without
+// registering again, and nothing else on disk holds it: its Ed25519 private
+// key (generated on first start; the hub only ever sees the public half),
+// whether an operator accepted it, and, on a cluster registered with a hub
+// before keys, the bearer credential that hub issued until the key replaces
+// it (docs/security.md, migration).
+import { exportAgentKeyPem, generateAgentKey, importAgentKeyPem, type AgentKeyPair } from '../../protocol/agent-identity.ts';
 import type { ClusterClient } from './cluster-client.ts';
 
+export interface AgentIdentity {
+  key: AgentKeyPair;
+  registered: boolean;
+  legacyCredential: string | undefined;
+}
+
 export interface CredentialStore {
-  load(): Promise<string | undefined>;
-  save(credential: string): Promise<void>;
+  load(): Promise<AgentIdentity | undefined>;
+  /** The stored identity, or a new key pair written before it is returned. */
+  loadOrCreate(): Promise<AgentIdentity>;
+  save(identity: AgentIdentity): Promise<void>;
   clear(): Promise<void>;
 }
 
 export function secretCredentialStore(cluster: ClusterClient, namespace: string, name = 'fleetlet-hub-credential'): CredentialStore {
   const ref = { apiVersion: 'v1', kind: 'Secret', name, namespace };
-  return {
+  const text = (data: Record<string, string> | undefined, key: string): string | undefined => {
+    const v = data?.[key];
+    return v ? Buffer.from(v, 'base64').toString('utf8') : undefined;
+  };
+  const read = async (): Promise<{ pem?: string | undefined; registered: boolean; legacyCredential: string | undefined }> => {
+    const data = ((await cluster.read(ref)) as { data?: Record<string, string> } | undefined)?.data;
+    return { pem: text(data, 'agent.key'), registered: text(data, 'registered') === 'true', legacyCredential: text(data, 'credential') };
+  };
+  const store: CredentialStore = {
     async load() {
-      const s = (await cluster.read(ref)) as { data?: Record<string, string> } | undefined;
-      const v = s?.data?.credential;
-      return v ? Buffer.from(v, 'base64').toString('utf8') : undefined;
+      const r = await read();
+      return r.pem === undefined ? undefined : { key: importAgentKeyPem(r.pem), registered: r.registered, legacyCredential: r.legacyCredential };
     },
-    async save(credential) {
+    async loadOrCreate() {
+      const r = await read();
+      if (r.pem !== undefined) return { key: importAgentKeyPem(r.pem), registered: r.registered, legacyCredential: r.legacyCredential };
+      // First start, or first start after an upgrade from a hub credential (kept for one more hello).
+      const identity: AgentIdentity = { key: generateAgentKey(), registered: false, legacyCredential: r.legacyCredential };
+      await store.save(identity);
+      return identity;
+    },
+    async save(identity) {
+      const data: Record<string, string> = {
+        'agent.key': Buffer.from(exportAgentKeyPem(identity.key.privateKey), 'utf8').toString('base64'),
+        registered: Buffer.from(String(identity.registered), 'utf8').toString('base64'),
+      };
+      if (identity.legacyCredential !== undefined) data.credential = Buffer.from(identity.legacyCredential, 'utf8').toString('base64');
       await cluster.apply({
         apiVersion: 'v1',
         kind: 'Secret',
         metadata: { name, namespace, labels: { 'app.kubernetes.io/managed-by': 'fleetlet' } },
         type: 'Opaque',
-        data: { credential: Buffer.from(credential, 'utf8').toString('base64') },
+        data,
       });
     },
     async clear() {
       await cluster.remove(ref);
     },
   };
+  return store;
 }

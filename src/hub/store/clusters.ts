@@ -1,5 +1,6 @@
-// Clusters as the hub knows them: registration state, credential, and the
-// identity the agent last announced.
+// Clusters as the hub knows them: registration state, the agent's public
+// key (never a secret: docs/security.md), and the identity the agent last
+// announced.
 //
 // Lease renewals (lastSeen, and connectedAt on hello) live in memory and are
 // written to the database by flushLeases(), all dirty clusters in one
@@ -15,7 +16,8 @@ import type { Inventory } from '../../protocol/inventory.ts';
 import type { Statement } from 'better-sqlite3';
 import type { HubDatabase } from './database.ts';
 
-export type RegistrationState = 'Pending' | 'Accepted';
+/** Revoked: an operator withdrew the cluster's key; its agent is refused until an operator trusts a key again. */
+export type RegistrationState = 'Pending' | 'Accepted' | 'Revoked';
 
 export interface ClusterRecord {
   id: string;
@@ -31,16 +33,31 @@ export interface ClusterRecord {
   targetInfrastructure: string | null;
   agentRevision: number;
   ackedSeq: number;
-  hasCredential: boolean;
-  undeliveredCredential: string | null;
+  /** The agent's Ed25519 public key (base64url); null only for a cluster registered before keys (legacy credential). */
+  publicKey: string | null;
+  /** A bearer credential from before keys is still valid for it (docs/security.md, migration). */
+  hasLegacyCredential: boolean;
+  revokedAt: string | null;
+}
+
+const MAX_KEY_CONFLICTS = 16;
+
+/** A registrant that proved a key other than the cluster's. */
+export interface KeyConflict {
+  publicKey: string;
+  firstSeen: string;
+  lastSeen: string;
+  attempts: number;
+  remoteAddress: string | null;
 }
 
 interface ClusterRow {
   id: string;
-  status: RegistrationState;
+  status: 'Pending' | 'Accepted';
   labels: string;
   credential_hash: string | null;
-  undelivered_credential: string | null;
+  public_key: string | null;
+  revoked_at: string | null;
   requested_at: string;
   accepted_at: string | null;
   last_seen: string | null;
@@ -56,7 +73,7 @@ interface ClusterRow {
 function toRecord(r: ClusterRow): ClusterRecord {
   return {
     id: r.id,
-    status: r.status,
+    status: r.revoked_at !== null ? 'Revoked' : r.status,
     labels: JSON.parse(r.labels) as Record<string, string>,
     requestedAt: r.requested_at,
     acceptedAt: r.accepted_at,
@@ -68,8 +85,9 @@ function toRecord(r: ClusterRow): ClusterRecord {
     targetInfrastructure: r.target_infrastructure,
     agentRevision: r.agent_revision,
     ackedSeq: r.acked_seq,
-    hasCredential: r.credential_hash !== null,
-    undeliveredCredential: r.undelivered_credential,
+    publicKey: r.public_key,
+    hasLegacyCredential: r.credential_hash !== null,
+    revokedAt: r.revoked_at,
   };
 }
 
@@ -78,6 +96,7 @@ export interface RegistrationRequest {
   labels: Record<string, string>;
   agentVersion: string;
   inventory: Inventory | undefined;
+  publicKey: string;
 }
 
 /** A lease renewal not yet written to the database. */
@@ -172,8 +191,8 @@ export class ClusterStore {
     this.#leases.delete(req.id);
     this.#db
       .prepare(
-        `INSERT INTO clusters (id, status, labels, requested_at, agent_version, inventory, kubernetes_version, target_infrastructure)
-         VALUES (?, 'Pending', ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO clusters (id, status, labels, requested_at, agent_version, inventory, kubernetes_version, target_infrastructure, public_key)
+         VALUES (?, 'Pending', ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         req.id,
@@ -183,24 +202,65 @@ export class ClusterStore {
         req.inventory ? JSON.stringify(req.inventory) : null,
         req.inventory?.kubernetesVersion ?? null,
         req.inventory?.targetInfrastructure ?? null,
+        req.publicKey,
       );
     return this.get(req.id) as ClusterRecord;
   }
 
-  /** Pending → Accepted with a fresh credential; false when the cluster is not pending. */
-  accept(id: string, credential: string, credentialHash: string): boolean {
-    const res = this.#db
-      .prepare(
-        `UPDATE clusters SET status = 'Accepted', accepted_at = ?, credential_hash = ?, undelivered_credential = ?
-         WHERE id = ? AND status = 'Pending'`,
-      )
-      .run(this.#now().toISOString(), credentialHash, credential, id);
-    return res.changes === 1;
+  countPending(): number {
+    return (this.#db.prepare("SELECT count(*) AS n FROM clusters WHERE status = 'Pending'").get() as { n: number }).n;
   }
 
-  /** The agent authenticated with its credential, so it holds it: the hub forgets the plain text. */
-  markCredentialUsed(id: string): void {
-    this.#db.prepare('UPDATE clusters SET undelivered_credential = NULL WHERE id = ? AND undelivered_credential IS NOT NULL').run(id);
+  /** Pending → Accepted: the key it registered with is trusted from now on. False when the cluster is not pending. */
+  accept(id: string): boolean {
+    return this.#db.prepare("UPDATE clusters SET status = 'Accepted', accepted_at = ? WHERE id = ? AND status = 'Pending'").run(this.#now().toISOString(), id).changes === 1;
+  }
+
+  /**
+   * A bearer credential's hash, as hubs before keys issued them: for
+   * databases and benchmarks that hold such clusters (docs/security.md, migration).
+   */
+  setLegacyCredential(id: string, credentialHash: string): void {
+    this.#db.prepare('UPDATE clusters SET credential_hash = ? WHERE id = ?').run(credentialHash, id);
+  }
+
+  /** A legacy-credential agent proved a key on its hello: the key replaces the credential. False if a key is already bound. */
+  bindKey(id: string, publicKey: string): boolean {
+    return this.#db.prepare('UPDATE clusters SET public_key = ?, credential_hash = NULL WHERE id = ? AND public_key IS NULL').run(publicKey, id).changes === 1;
+  }
+
+  /** The operator trusts this key for the cluster (a conflict resolved, a rotation): any other key, credential and revocation go. */
+  trustKey(id: string, publicKey: string): boolean {
+    return this.#db.transaction(() => {
+      const changed = this.#db.prepare('UPDATE clusters SET public_key = ?, credential_hash = NULL, revoked_at = NULL WHERE id = ?').run(publicKey, id).changes === 1;
+      this.#db.prepare('DELETE FROM cluster_key_conflicts WHERE cluster_id = ? AND public_key = ?').run(id, publicKey);
+      return changed;
+    })();
+  }
+
+  /** The cluster's key (or legacy credential) stops authenticating it; the record and its history stay. */
+  revoke(id: string): boolean {
+    return this.#db.prepare('UPDATE clusters SET revoked_at = ?, credential_hash = NULL WHERE id = ? AND revoked_at IS NULL').run(this.#now().toISOString(), id).changes === 1;
+  }
+
+  /** Keeps at most MAX_KEY_CONFLICTS keys per cluster, so registrants cycling keys cannot grow the table. */
+  recordKeyConflict(id: string, publicKey: string, remoteAddress: string | undefined): void {
+    const now = this.#now().toISOString();
+    const known = this.#db.prepare('SELECT count(*) AS n, sum(public_key = ?) AS mine FROM cluster_key_conflicts WHERE cluster_id = ?').get(publicKey, id) as { n: number; mine: number | null };
+    if (known.n >= MAX_KEY_CONFLICTS && !known.mine) return;
+    this.#db
+      .prepare(
+        `INSERT INTO cluster_key_conflicts (cluster_id, public_key, first_seen, last_seen, remote_address) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (cluster_id, public_key) DO UPDATE SET last_seen = excluded.last_seen, attempts = attempts + 1, remote_address = excluded.remote_address`,
+      )
+      .run(id, publicKey, now, now, remoteAddress ?? null);
+  }
+
+  keyConflicts(id: string): KeyConflict[] {
+    const rows = this.#db
+      .prepare('SELECT public_key, first_seen, last_seen, attempts, remote_address FROM cluster_key_conflicts WHERE cluster_id = ? ORDER BY first_seen, public_key')
+      .all(id) as { public_key: string; first_seen: string; last_seen: string; attempts: number; remote_address: string | null }[];
+    return rows.map((r) => ({ publicKey: r.public_key, firstSeen: r.first_seen, lastSeen: r.last_seen, attempts: r.attempts, remoteAddress: r.remote_address }));
   }
 
   /** What the agent announced (written now) and a lease renewal that starts a connection (in memory, see flushLeases). */

@@ -3,6 +3,13 @@
 // so a report the hub acknowledged must survive a power cut. That makes each
 // commit an fsync, so the hub commits rarely: report batches share one commit
 // (group-commit.ts) and lease renewals are flushed once a second (clusters.ts).
+//
+// The file holds public keys and hashes, not secrets, but also the fleet's
+// inventory and reports: it and its -wal/-shm companions are 0600 (SQLite
+// gives the companions the main file's mode). secure_delete zeroes freed
+// pages, so a value the hub dropped (a legacy credential) does not linger in
+// the file; a checkpoint after migrating empties the WAL of what they replaced.
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { migrations } from './migrations.ts';
 
@@ -17,17 +24,26 @@ export class HubDatabaseError extends Error {
   }
 }
 
+const PRIVATE = 0o600;
+
 export function openHubDatabase(path: string): HubDatabase {
+  if (path !== ':memory:') {
+    closeSync(openSync(path, 'a', PRIVATE));
+    // A database created by an older hub (0644): tighten it and its companions.
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, PRIVATE);
+  }
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
-  migrate(db);
+  db.pragma('secure_delete = ON');
+  if (migrate(db)) db.pragma('wal_checkpoint(TRUNCATE)');
   return db;
 }
 
-function migrate(db: HubDatabase): void {
+/** True when it ran any migration. */
+function migrate(db: HubDatabase): boolean {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > migrations.length) {
     db.close();
@@ -39,4 +55,5 @@ function migrate(db: HubDatabase): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+  return current < migrations.length;
 }

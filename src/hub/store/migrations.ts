@@ -155,4 +155,41 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX override_documents_name ON override_documents (cluster_id, name, revision);
   `,
+  `
+  -- Registration by proof of possession (docs/security.md): the hub keeps the
+  -- agent's public key and never again a secret that authenticates a
+  -- cluster. A credential issued before keys stays usable (by its hash)
+  -- until that agent binds a key on its next hello.
+  ALTER TABLE clusters ADD COLUMN public_key TEXT;
+  ALTER TABLE clusters ADD COLUMN revoked_at TEXT;
+  UPDATE clusters SET undelivered_credential = NULL;
+  ALTER TABLE clusters DROP COLUMN undelivered_credential;
+
+  -- A registrant that proved a key other than the cluster's: refused, and
+  -- kept here for an operator to decide which key to trust.
+  CREATE TABLE cluster_key_conflicts (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    public_key TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    remote_address TEXT,
+    PRIMARY KEY (cluster_id, public_key)
+  ) STRICT;
+
+  -- Bootstrap tokens, by sha256 (they are 32 random bytes or more, so a
+  -- fast hash is enough and can be looked up by index).
+  CREATE TABLE bootstrap_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    -- 'config' (from the hub's command line or environment) or 'api'
+    source TEXT NOT NULL CHECK (source IN ('config', 'api')),
+    description TEXT,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    max_uses INTEGER,
+    uses INTEGER NOT NULL DEFAULT 0,
+    revoked_at TEXT
+  ) STRICT;
+  `,
 ];

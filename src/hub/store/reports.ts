@@ -2,6 +2,12 @@
 // acknowledged mark advances only along the chain of prev_seq links, so it
 // never passes a report the hub does not hold, whatever order batches
 // arrived in or how often they were re-sent.
+//
+// The chain cannot wedge: a batch whose afterSeq names a report the hub
+// neither acknowledged nor holds is not stored (the hub answers with the
+// seq it expects, and the agent resumes from there), and a report not yet
+// applied takes the link of its latest copy, so a re-send with the right
+// afterSeq repairs one that came with a wrong one.
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
 import type { Statement } from 'better-sqlite3';
@@ -13,6 +19,8 @@ export interface IngestResult {
   stored: number;
   duplicates: number;
   applied: number;
+  /** Set when the batch was not stored because its afterSeq is a report the hub does not hold: send again after this seq. */
+  expectedAfterSeq?: number;
 }
 
 export interface StoredReport {
@@ -35,6 +43,7 @@ export class ReportStore {
   readonly #ackedSeq: Statement;
   readonly #insert: Statement;
   readonly #next: Statement;
+  readonly #held: Statement;
   readonly #markProblem: Statement;
   readonly #setAcked: Statement;
 
@@ -44,8 +53,14 @@ export class ReportStore {
     this.#log = logger;
     this.#applier = new ReportApplier(db);
     this.#ackedSeq = db.prepare('SELECT acked_seq FROM clusters WHERE id = ?');
-    this.#insert = db.prepare('INSERT OR IGNORE INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
-    this.#next = db.prepare('SELECT seq, kind, body FROM reports WHERE cluster_id = ? AND prev_seq = ? AND seq > ? ORDER BY seq LIMIT 1');
+    // Only rows past the mark are written (ingest skips the rest), so the update never touches an applied report.
+    this.#insert = db.prepare(
+      `INSERT INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (cluster_id, seq) DO UPDATE SET prev_seq = excluded.prev_seq WHERE prev_seq != excluded.prev_seq`,
+    );
+    this.#held = db.prepare('SELECT 1 FROM reports WHERE cluster_id = ? AND seq = ?');
+    // The first report past the mark extends the chain when nothing lies between the mark and it.
+    this.#next = db.prepare('SELECT seq, prev_seq, kind, body FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT 1');
     this.#markProblem = db.prepare('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?');
     this.#setAcked = db.prepare('UPDATE clusters SET acked_seq = ? WHERE id = ?');
   }
@@ -60,6 +75,9 @@ export class ReportStore {
     return this.#db.transaction((): IngestResult => {
       const receivedAt = this.#now().toISOString();
       let acked = this.ackedSeq(clusterId);
+      if (afterSeq > acked && this.#held.get(clusterId, afterSeq) === undefined) {
+        return { ackedSeq: acked, stored: 0, duplicates: 0, applied: 0, expectedAfterSeq: acked };
+      }
       const insert = this.#insert;
       let stored = 0;
       let duplicates = 0;
@@ -68,9 +86,9 @@ export class ReportStore {
         if (r.seq <= acked) {
           duplicates++;
         } else {
-          const changes = insert.run(clusterId, r.seq, prev, r.kind, JSON.stringify(r.body ?? null), r.createdAt, receivedAt).changes;
-          if (changes === 1) stored++;
+          if (this.#held.get(clusterId, r.seq) === undefined) stored++;
           else duplicates++;
+          insert.run(clusterId, r.seq, prev, r.kind, JSON.stringify(r.body ?? null), r.createdAt, receivedAt);
         }
         prev = r.seq;
       }
@@ -79,8 +97,8 @@ export class ReportStore {
       const markProblem = this.#markProblem;
       let applied = 0;
       for (;;) {
-        const row = next.get(clusterId, acked, acked) as { seq: number; kind: string; body: string } | undefined;
-        if (!row) break;
+        const row = next.get(clusterId, acked) as { seq: number; prev_seq: number; kind: string; body: string } | undefined;
+        if (!row || row.prev_seq > acked) break;
         const problem = this.#applier.apply(clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
         if (problem !== null) {
           markProblem.run(problem, clusterId, row.seq);

@@ -1,0 +1,30 @@
+// Operator actions on bootstrap tokens: issue one (its text is shown once),
+// list them (never their text or hash), revoke one.
+import { z } from 'zod';
+import { ApiError } from './api-error.ts';
+import type { HubContext } from './hub-context.ts';
+import type { BootstrapToken } from './store/bootstrap-token-repo.ts';
+
+export const bootstrapTokenRequest = z.strictObject({
+  /** Lifetime; default one day, at most a year. */
+  ttlSeconds: z.number().int().min(60).max(366 * 86_400).optional(),
+  /** New registrations it may start; default 1. */
+  maxUses: z.number().int().min(1).max(1_000_000).optional(),
+  description: z.string().max(256).optional(),
+});
+
+export function issueBootstrapToken(ctx: HubContext, body: unknown): BootstrapToken & { token: string } {
+  const req = bootstrapTokenRequest.safeParse(body);
+  if (!req.success) throw new ApiError(400, 'InvalidRequest', 'send {"ttlSeconds"?: n, "maxUses"?: n, "description"?: "…"}', req.error.issues);
+  const { token, record } = ctx.bootstrapTokens.issue({ ttlMs: (req.data.ttlSeconds ?? 86_400) * 1000, maxUses: req.data.maxUses ?? 1, description: req.data.description });
+  ctx.log.info({ tokenId: record.id, expiresAt: record.expiresAt, maxUses: record.maxUses }, 'bootstrap token issued');
+  return { ...record, token };
+}
+
+export function revokeBootstrapToken(ctx: HubContext, id: string): BootstrapToken {
+  const record = ctx.bootstrapTokens.get(id);
+  if (!record) throw new ApiError(404, 'NotFound', `no bootstrap token "${id}"`);
+  if (!ctx.bootstrapTokens.revoke(id)) throw new ApiError(409, 'AlreadyRevoked', `bootstrap token "${id}" is already revoked`);
+  ctx.log.warn({ tokenId: id }, 'bootstrap token revoked');
+  return ctx.bootstrapTokens.get(id) as BootstrapToken;
+}
