@@ -356,6 +356,7 @@ export class AgentSession implements LiveSession {
         if (r.status === 'rejected') return reject(r.code, r.reason, r.close, r.code !== 'TooManyPending' && r.code !== 'Revoked');
         if (r.status === 'accepted') {
           this.#log.info({ clusterId: m.clusterId, fingerprint }, 'registrant holds the key of an accepted cluster: told to connect');
+          this.#ctx.sessions.bind(m.clusterId, this);
           this.deliver({ type: 'registration', status: 'accepted' });
           return;
         }

@@ -24,6 +24,8 @@ export const MAX_PEER_PROTOCOL_VERSION = PROTOCOL_VERSION + 1;
 
 /** Largest frame either side accepts (after permessage-deflate inflation): a release envelope may be 8 MiB of payload, escaped. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** Largest release revision an agent may claim: one a second for 30,000 years, and far from 2^53. */
+export const MAX_REVISION = 2 ** 40;
 /** Largest number of reports in one `reports` message. */
 export const MAX_REPORTS_PER_BATCH = 1000;
 /** Deepest nesting of arrays and objects in a frame; refused before JSON.parse, so a hostile frame cannot exhaust a parser's stack. */
@@ -75,8 +77,12 @@ export const helloMessage = z.object({
   clusterId,
   agentVersion: z.string().min(1).max(128),
   inventory,
-  /** Revision of the newest release the agent accepted; 0 when none. */
-  lastRevision: z.number().int().nonnegative(),
+  /**
+   * Revision of the newest release the agent accepted; 0 when none. Bounded
+   * because the hub counts its next revision past it: a claim near 2^53
+   * would leave the hub no integer to sign with.
+   */
+  lastRevision: z.number().int().nonnegative().max(MAX_REVISION),
   outbox: z.object({ firstSeq: seq.nullable(), lastSeq: z.number().int().nonnegative() }),
   /**
    * The agent's signature over the hub's `challenge` (signChallenge, purpose

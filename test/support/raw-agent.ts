@@ -1,6 +1,9 @@
 // A bare WebSocket client for speaking the protocol by hand: what a buggy or
 // hostile agent would send. The hub's first frame (the challenge) is kept
 // apart from `messages`; prove() signs it as an agent holding `key` would.
+// A hub that sends no challenge within a moment (one from before keys)
+// still gets a connection, with an empty nonce, so attacks can be replayed
+// against it.
 import WebSocket from 'ws';
 import { signChallenge, type AgentKeyPair } from '../../src/protocol/agent-identity.ts';
 import { CLUSTER_ID_HEADER, parseMessage, type HubMessage } from '../../src/protocol/messages.ts';
@@ -40,34 +43,38 @@ export function connectRaw(url: string, opts: { credential?: string; clusterId?:
     const messages: HubMessage[] = [];
     const waiters: ((m: HubMessage) => void)[] = [];
     let read = 0;
+    let opened: RawConnection | undefined;
     const closed = new Promise<{ code: number; reason: string }>((res) => ws.on('close', (code, reason) => res({ code, reason: reason.toString() })));
+    const open = (nonce: string): void => {
+      if (opened !== undefined) return;
+      opened = {
+        ok: true,
+        ws,
+        messages,
+        closed,
+        nonce,
+        prove: (purpose, clusterId = opts.clusterId ?? '', key = opts.key) => {
+          if (!key) throw new Error('prove() needs a key');
+          return signChallenge(key.privateKey, purpose, nonce, clusterId);
+        },
+        next: () => (read < messages.length ? Promise.resolve(messages[read++] as HubMessage) : new Promise((res) => waiters.push((msg) => (read++, res(msg))))),
+      };
+      resolve(opened);
+    };
     ws.on('open', () => {
       ws.removeAllListeners('error');
       ws.on('error', () => undefined);
+      setTimeout(() => open(''), 500).unref();
     });
     ws.on('message', (data: Buffer) => {
       const m = parseMessage(data, 'from-hub');
       if (!m.ok) throw m.error;
       if (m.message.type === 'challenge' && opened === undefined) {
-        const nonce = m.message.nonce;
-        opened = {
-          ok: true,
-          ws,
-          messages,
-          closed,
-          nonce,
-          prove: (purpose, clusterId = opts.clusterId ?? '', key = opts.key) => {
-            if (!key) throw new Error('prove() needs a key');
-            return signChallenge(key.privateKey, purpose, nonce, clusterId);
-          },
-          next: () => (read < messages.length ? Promise.resolve(messages[read++] as HubMessage) : new Promise((res) => waiters.push((msg) => (read++, res(msg))))),
-        };
-        resolve(opened);
+        open(m.message.nonce);
         return;
       }
       messages.push(m.message);
       waiters.shift()?.(m.message);
     });
-    let opened: RawConnection | undefined;
   });
 }
