@@ -75,7 +75,7 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promi
   say('Starting the hub and three agents (edge-1 is the canary)');
   const keys = generateReleaseKey();
   const adminToken = randomBytes(16).toString('hex');
-  const bootstrapToken = randomBytes(16).toString('hex');
+  const bootstrapToken = randomBytes(32).toString('base64url');
   const hub = await startHub({ port: 0, dbPath: join(work, 'hub.db'), releaseKey: keys.privateKey, adminToken, bootstrapTokens: [bootstrapToken], heartbeatMs: 1000, rolloutTickMs: 250, now: () => new Date(), logger });
   const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${hub.httpUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
@@ -147,7 +147,7 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promi
       await api('POST', `/api/v1/clusters/${id}/accept`);
       await api('PUT', `/api/v1/clusters/${id}/labels`, { labels: { ring: id === 'edge-1' ? 'canary' : 'prod' } });
     }
-    line('each agent registered with the bootstrap token; the operator accepted it; its credential is now in a Secret on its cluster');
+    line('each agent registered with the bootstrap token; the operator accepted its key; the private half never left the Secret on its cluster');
 
     let bad: Rollout | undefined;
     for (const step of demoSteps) {

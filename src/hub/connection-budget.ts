@@ -6,9 +6,9 @@
 export interface ConnectionBudgets {
   /** Frames refused (not JSON, invalid, unexpected) before the connection is closed. Default 10. */
   badFrames: number;
-  /** Sustained frames per second. Default 50. */
+  /** Sustained frames per second. Default 500: an agent catching up after a partition pipelines report batches as fast as acks come back. */
   framesPerSecond: number;
-  /** Frames allowed in a burst above the rate. Default 200. */
+  /** Frames allowed in a burst above the rate. Default 2,000. */
   frameBurst: number;
   /** Largest frame before the connection authenticated (register, hello). Default 256 KiB. */
   unauthenticatedFrameBytes: number;
@@ -18,8 +18,8 @@ export interface ConnectionBudgets {
 
 export const defaultBudgets: ConnectionBudgets = {
   badFrames: 10,
-  framesPerSecond: 50,
-  frameBurst: 200,
+  framesPerSecond: 500,
+  frameBurst: 2_000,
   unauthenticatedFrameBytes: 256 * 1024,
   monotonicMs: () => performance.now(),
 };

@@ -19,7 +19,7 @@ import { testLogger } from '../support/test-log.ts';
 
 const keys = generateReleaseKey();
 const adminToken = randomBytes(16).toString('hex');
-const bootstrapToken = randomBytes(16).toString('hex');
+const bootstrapToken = randomBytes(32).toString('base64url');
 const work = mkdtempSync(join(tmpdir(), 'fleetlet-rollout-'));
 const logger = testLogger();
 

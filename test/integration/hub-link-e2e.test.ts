@@ -1,11 +1,12 @@
 // The hub and the agent runtime end to end on the real control plane:
-// registration by double opt-in with the credential kept in a Secret, a
+// registration by double opt-in with the agent's key kept in a Secret, a
 // release set on the hub and upgraded by the agent, the hub's aggregate and
 // telemetry, cross-cluster access refused, releases from a compromised hub
 // refused, and deregistration with uninstall.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { agentKeyFingerprint, type AgentKeyPair } from '../../src/protocol/agent-identity.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
 import { encodeMessage } from '../../src/protocol/messages.ts';
 import type { KubeObject } from '../../src/protocol/release.ts';
@@ -30,7 +31,7 @@ describe('hub ↔ agent runtime on the real control plane', () => {
   // Real time on both sides: the agent checks expiry against its own clock.
   const now = () => new Date();
   let journalPath = '';
-  let credential = '';
+  let agentKey: AgentKeyPair | undefined;
 
   const view = async (id = clusterId) => (await f.api('GET', `/api/v1/clusters/${id}`)).body;
   const read = (kind: string, name: string, apiVersion = 'apps/v1') => rtNow().runtime.cluster.read({ apiVersion, kind, name, namespace: addonsNs.name });
@@ -52,25 +53,32 @@ describe('hub ↔ agent runtime on the real control plane', () => {
     await addonsNs.dispose();
   });
 
-  test('registers by double opt-in and keeps its credential in a Secret in its namespace', async () => {
+  test('registers by double opt-in with a key it generated and keeps in a Secret in its namespace', async () => {
     rt = await startRuntime({ clusterId, namespace: agentNs.name, hubUrl: f.hub.url, releaseKey: f.key.publicKey, bootstrapToken: BOOTSTRAP_TOKEN, uninstallOnDeregister: true });
     journalPath = rt.journalPath;
-    await eventually('the registration request', async () => ((await view()).registration === 'Pending' ? true : undefined));
-    assert.equal(await rtNow().runtime.credentials.load(), undefined, 'no credential before an operator accepts');
+    const pending = await eventually('the registration request', async () => {
+      const c = await view();
+      return c.registration === 'Pending' ? c : undefined;
+    });
+    const identity = await rtNow().runtime.credentials.load();
+    assert.ok(identity, 'the key was generated and stored on first start');
+    assert.equal(identity.registered, false, 'not accepted yet');
+    assert.equal(pending.key.fingerprint, agentKeyFingerprint(identity.key.publicKey), 'the hub holds the public half of the Secret\'s key');
     const accepted = await f.api('POST', `/api/v1/clusters/${clusterId}/accept`);
     assert.equal(accepted.status, 200);
-    assert.equal(accepted.body.delivered, true, 'the waiting agent got its credential at once');
+    assert.equal(accepted.body.delivered, true, 'the waiting agent heard at once');
 
-    const v = await eventually('the agent to connect with its credential', async () => {
+    const v = await eventually('the agent to connect with its key', async () => {
       const c = await view();
       return c.connected && c.registration === 'Accepted' ? c : undefined;
     });
     assert.equal(v.agentVersion, '0.1.0');
     const secret = await agentNs.core.readNamespacedSecret({ name: CREDENTIAL_SECRET, namespace: agentNs.name });
-    const stored = Buffer.from(secret.data?.credential ?? '', 'base64').toString('utf8');
-    assert.ok(stored.length >= 32, 'the Secret holds the credential');
-    assert.equal(stored, await rtNow().runtime.credentials.load());
-    credential = stored;
+    assert.match(Buffer.from(secret.data?.['agent.key'] ?? '', 'base64').toString('utf8'), /BEGIN PRIVATE KEY/, 'the Secret holds the private key');
+    assert.equal(secret.data?.credential, undefined, 'and no credential');
+    const stored = await rtNow().runtime.credentials.load();
+    assert.equal(stored?.registered, true, 'the acceptance is persisted');
+    agentKey = stored?.key;
   });
 
   test('a release set on the hub is upgraded in stages; the aggregate goes InProgress then Succeeded', async () => {
@@ -123,11 +131,11 @@ describe('hub ↔ agent runtime on the real control plane', () => {
     assert.equal(store.spec.template.spec.containers[0]?.image, 'registry.example/metrics-store:1.0.0');
   });
 
-  test('a restarted runtime reuses the credential from the Secret without registering again', async () => {
+  test('a restarted runtime reuses the key from the Secret without registering again', async () => {
     const before = await view();
     await rtNow().stop();
     rt = undefined;
-    // No bootstrap token: a runtime that could not find its credential would have no way in.
+    // No bootstrap token: a runtime that could not find its key would have no way in.
     rt = await startRuntime({ clusterId, namespace: agentNs.name, hubUrl: f.hub.url, releaseKey: f.key.publicKey, journalPath, uninstallOnDeregister: true });
     const after = await eventually('the restarted agent to reconnect', async () => {
       const c = await view();
@@ -135,11 +143,11 @@ describe('hub ↔ agent runtime on the real control plane', () => {
     });
     assert.equal(after.requestedAt, before.requestedAt, 'no new registration request');
     assert.equal(after.acceptedAt, before.acceptedAt, 'no new acceptance');
-    assert.equal(await rtNow().runtime.credentials.load(), credential, 'the same credential');
-    assert.equal(rtNow().runtime.hubLink?.counters.connects, 1, 'one connection, straight with the credential');
+    assert.equal((await rtNow().runtime.credentials.load())?.key.publicKey, agentKey?.publicKey, 'the same key');
+    assert.equal(rtNow().runtime.hubLink?.counters.connects, 1, 'one connection, straight to hello');
   });
 
-  test('a credential of one cluster is refused for another, and nothing changes', async () => {
+  test('the key of one cluster is refused for another, and nothing changes', async () => {
     other = await enrolAgent(f, otherId, { now });
     other.outbox.enqueue('attempt-transition', {
       attemptId: 'b-1',
@@ -156,23 +164,17 @@ describe('hub ↔ agent runtime on the real control plane', () => {
     const beforeB = await view(otherId);
     const reportsB = await storedReports(f, otherId);
 
-    // A's credential presented for B: refused before the WebSocket opens.
-    const foreign = await connectRaw(f.hub.url, { credential, clusterId: otherId });
-    assert.equal(foreign.ok, false);
-    assert.equal(!foreign.ok && foreign.status, 403);
-    assert.equal(!foreign.ok && JSON.parse(foreign.body).error.reason, 'ClusterMismatch');
-
-    // A's credential for A, then a hello (and reports) claiming B: refused inside the protocol.
-    const inside = await connectRaw(f.hub.url, { credential, clusterId });
+    // A's key signing a hello (and reports) claiming B: the proof does not verify with B's key.
+    const inside = await connectRaw(f.hub.url, { key: agentKey, clusterId: otherId });
     assert.ok(inside.ok);
     inside.ws.send(
-      encodeMessage({ type: 'hello', clusterId: otherId, agentVersion: 'evil', inventory: { components: [], kubernetesVersion: '', targetInfrastructure: '', overrides: [] }, lastRevision: 0, outbox: { firstSeq: 2, lastSeq: 2 } }),
+      encodeMessage({ type: 'hello', clusterId: otherId, agentVersion: 'evil', inventory: { components: [], kubernetesVersion: '', targetInfrastructure: '', overrides: [] }, lastRevision: 0, outbox: { firstSeq: 2, lastSeq: 2 }, proof: inside.prove('hello') }),
     );
     inside.ws.send(encodeMessage({ type: 'reports', afterSeq: 1, reports: [{ seq: 2, kind: 'attempt-transition', body: { forged: true }, createdAt: now().toISOString() }] }));
     const reply = await inside.next();
     assert.equal(reply.type, 'error');
-    assert.equal(reply.type === 'error' && reply.code, 'ClusterMismatch');
-    assert.equal((await inside.closed).code, 4003);
+    assert.equal(reply.type === 'error' && reply.code, 'BadProof');
+    assert.equal((await inside.closed).code, 4001);
 
     const afterB = await view(otherId);
     assert.deepEqual(await storedReports(f, otherId), reportsB, 'B has no new report');
@@ -269,9 +271,11 @@ describe('hub ↔ agent runtime on the real control plane', () => {
       return true;
     });
     assert.deepEqual(r.runtime.journal.installed.all(), [], 'the journal records nothing installed');
-    assert.equal(await r.runtime.credentials.load(), undefined, 'the credential Secret is gone');
+    assert.equal((await r.runtime.credentials.load())?.registered, false, 'the agent knows it must register again');
     assert.equal((await f.api('GET', `/api/v1/clusters/${clusterId}`)).status, 404);
-    const stale = await connectRaw(f.hub.url, { credential, clusterId });
-    assert.equal(!stale.ok && stale.status, 401, 'the old credential no longer opens a connection');
+    const stale = await connectRaw(f.hub.url, { key: agentKey, clusterId });
+    assert.ok(stale.ok);
+    stale.ws.send(encodeMessage({ type: 'hello', clusterId, agentVersion: '0.1.0', inventory: { components: [], kubernetesVersion: '', targetInfrastructure: '', overrides: [] }, lastRevision: 0, outbox: { firstSeq: null, lastSeq: 0 }, proof: stale.prove('hello') }));
+    assert.equal(((await stale.next()) as { code?: string }).code, 'Deregistered', 'the key no longer opens a session');
   });
 });
