@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultBackoff } from '../src/lib/backoff.ts';
 import { freePort } from '../src/testbed/control-plane.ts';
 import { seedClusters } from './hub-seed.ts';
-import { launchHub, type HubStats } from './hub-process.ts';
+import { cpuPercent, launchHub } from './hub-process.ts';
 import { SimFleet } from './sim-agent.ts';
 import { heading, kib, line, mib, ms, summarize, vmRssBytes } from './stats.ts';
 
@@ -112,9 +112,4 @@ export async function hubCapacityBench(o: HubCapacityOptions): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function cpuPercent(a: HubStats, b: HubStats): number {
-  const cpuUs = b.cpuUserUs + b.cpuSystemUs - (a.cpuUserUs + a.cpuSystemUs);
-  return (cpuUs / 1000 / (b.uptimeMs - a.uptimeMs)) * 100;
 }

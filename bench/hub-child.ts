@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { startHub, type RunningHub } from '../src/hub/start-hub.ts';
 import { generateReleaseKey } from '../src/protocol/signing.ts';
+import { BENCH_ADMIN_TOKEN } from './hub-process.ts';
 import { vmRssBytes } from './stats.ts';
 
 export interface HubChildConfig {
@@ -14,6 +15,8 @@ export interface HubChildConfig {
   heartbeatMs: number;
   /** The hub's steady rollout tick (start-hub.ts rolloutTickMs); the hub's default when absent. */
   rolloutTickMs?: number;
+  /** startHub's maxPendingRegistrations (the registration benchmark registers more than the default at once). */
+  maxPendingRegistrations?: number;
 }
 
 export type HubChildRequest = { type: 'stats' } | { type: 'stop' };
@@ -62,10 +65,11 @@ try {
     port: config.port,
     dbPath: config.dbPath,
     releaseKey: generateReleaseKey().privateKey,
-    adminToken: 'bench-admin-token-0123456789',
+    adminToken: BENCH_ADMIN_TOKEN,
     bootstrapTokens: ['bench-bootstrap-token-0123456789abcdefghijklmnop'],
     heartbeatMs: config.heartbeatMs,
     ...(config.rolloutTickMs !== undefined ? { rolloutTickMs: config.rolloutTickMs } : {}),
+    ...(config.maxPendingRegistrations !== undefined ? { maxPendingRegistrations: config.maxPendingRegistrations } : {}),
     now: () => new Date(),
     logger: pino({ level: process.env.FLEETLET_BENCH_LOG ?? 'silent' }),
   });

@@ -7,6 +7,15 @@ import type { HubChildConfig, HubChildReply } from './hub-child.ts';
 
 export type HubStats = Extract<HubChildReply, { type: 'stats' }>;
 
+/** The bench hub's operator token (hub-child.ts starts the hub with it). */
+export const BENCH_ADMIN_TOKEN = 'bench-admin-token-0123456789';
+
+/** The hub's CPU between two samples, in % of one core. */
+export function cpuPercent(a: HubStats, b: HubStats): number {
+  const cpuUs = b.cpuUserUs + b.cpuSystemUs - (a.cpuUserUs + a.cpuSystemUs);
+  return (cpuUs / 1000 / (b.uptimeMs - a.uptimeMs)) * 100;
+}
+
 /** Raised when the hub child fails to start or dies while it is asked something. */
 export class HubProcessError extends Error {
   readonly reason: 'HubStartFailed' | 'HubExited';

@@ -10,17 +10,21 @@
 // before and after 200 upgrade attempts and 10,000 report cycles),
 // rollout (a Progressive rollout across simulated agents: wall time, hub CPU
 // and memory), upgrade (bench/agent-core.ts: release → first apply and the
-// agent process's RSS/CPU during an upgrade, on the built-in control plane).
+// agent process's RSS/CPU during an upgrade, on the built-in control plane),
+// flood (a junk-frame flooder beside honest agents: their ack latency, hub
+// RSS, time to cut the flooder off), register (N agents registering with
+// proof of possession: time and hub CPU per phase).
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { agentFootprintBench, defaultVariants } from './agent-footprint.ts';
 import { agentSoakBench } from './agent-soak.ts';
+import { hubFloodBench, registrationBench } from './hub-abuse.ts';
 import { hubCapacityBench } from './hub-capacity.ts';
 import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
 import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replay', 'journal', 'agent', 'soak', 'rollout', 'upgrade'] as const;
+const all = ['hub', 'replay', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -47,6 +51,9 @@ const { values } = parseArgs({
     'upgrade-jitter': { type: 'string', default: '0.5' },
     'rollout-tick-ms': { type: 'string', default: '1000' },
     'rollout-timeout-ms': { type: 'string', default: '900000' },
+    'honest-agents': { type: 'string', default: '1000' },
+    'flood-rate': { type: 'string', default: '20000' },
+    'register-agents': { type: 'string', default: '10000' },
     only: { type: 'string', multiple: true },
     help: { type: 'boolean', default: false },
   },
@@ -55,6 +62,7 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(`npm run bench -- [--agents N] [--report-interval-ms MS] [--batch N] [--heartbeat-ms MS] [--measure-ms MS]
                  [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--rest-ms MS] [--starts N] [--attempts N] [--cycles N]
+                 [--honest-agents N] [--flood-rate N] [--register-agents N]
                  [--clusters N] [--max-concurrency N] [--canaries N] [--upgrade-ms MS] [--upgrade-jitter F] [--rollout-tick-ms MS] [--rollout-timeout-ms MS]
                  [--only ${all.join('|')} ...]\n`);
   process.exit(0);
@@ -86,6 +94,12 @@ if (only.has('hub')) {
     restart: !values['no-restart'],
     random,
   });
+}
+if (only.has('flood')) {
+  await hubFloodBench({ honestAgents: Math.max(1, int('honest-agents', values['honest-agents'])), floodRate: Math.max(1, int('flood-rate', values['flood-rate'])), measureMs: int('measure-ms', values['measure-ms']), reportIntervalMs: int('report-interval-ms', values['report-interval-ms']), random });
+}
+if (only.has('register')) {
+  await registrationBench({ agents: Math.max(1, int('register-agents', values['register-agents'])), concurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])) });
 }
 if (only.has('rollout')) {
   const jitter = Number(values['upgrade-jitter']);
