@@ -1,13 +1,16 @@
 // The operator's HTTP JSON API (documented in docs/hub-api.md). Every
-// /api/v1 route needs the admin token; agents never use this API, they
-// talk over the WebSocket.
+// /api/v1 route needs an operator token whose role allows it
+// (auth/operator-auth.ts: reads need viewer, changes operator, tokens and
+// keys admin); every mutating call is written to the audit table. Agents
+// never use this API, they talk over the WebSocket.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { ApiError } from './api-error.ts';
 import { acceptCluster, deregisterCluster, revokeCluster, setDesiredRelease, trustClusterKey } from './cluster-operations.ts';
 import { issueBootstrapToken, revokeBootstrapToken } from './token-operations.ts';
 import { clusterView, fleetSummary } from './cluster-view.ts';
-import { bearerToken, secretMatches } from './credentials.ts';
+import { authorizeOperator, identifyOperator, type OperatorRole } from './auth/operator-auth.ts';
+import { createOperatorToken, revokeOperatorToken } from './token-operations.ts';
 import type { HubContext } from './hub-context.ts';
 import { createHubMetrics } from './metrics.ts';
 import { labelsRequest } from '../protocol/rollout.ts';
@@ -23,6 +26,8 @@ interface Route {
   method: string;
   pattern: RegExp;
   status?: number;
+  /** Default: viewer for GET, operator otherwise. */
+  role?: OperatorRole;
   handler: Handler;
 }
 
@@ -33,12 +38,25 @@ const routes: Route[] = [
   { method: 'GET', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => clusterView(ctx, requireCluster(ctx, cid)) },
   { method: 'DELETE', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => (deregisterCluster(ctx, cid ?? ''), { deregistered: cid }) },
   { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/accept$`), handler: (ctx, [cid]) => ({ accepted: cid, ...acceptCluster(ctx, cid ?? '') }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/revoke$`), handler: (ctx, [cid]) => ({ revoked: cid, ...revokeCluster(ctx, cid ?? '') }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/trust-key$`), handler: async (ctx, [cid], _url, req) => ({ clusterId: cid, ...trustClusterKey(ctx, cid ?? '', await readJson(req)) }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/revoke$`), role: 'admin', handler: (ctx, [cid]) => ({ revoked: cid, ...revokeCluster(ctx, cid ?? '') }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/trust-key$`), role: 'admin', handler: async (ctx, [cid], _url, req) => ({ clusterId: cid, ...trustClusterKey(ctx, cid ?? '', await readJson(req)) }) },
   // ---- bootstrap tokens (docs/security.md)
-  { method: 'GET', pattern: /^\/api\/v1\/bootstrap-tokens$/, handler: (ctx) => ({ tokens: ctx.bootstrapTokens.list() }) },
-  { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, status: 201, handler: async (ctx, _p, _url, req) => issueBootstrapToken(ctx, await readOptionalJson(req)) },
-  { method: 'DELETE', pattern: new RegExp(`^/api/v1/bootstrap-tokens/${id}$`), handler: (ctx, [tid]) => revokeBootstrapToken(ctx, tid ?? '') },
+  { method: 'GET', pattern: /^\/api\/v1\/bootstrap-tokens$/, role: 'admin', handler: (ctx) => ({ tokens: ctx.bootstrapTokens.list() }) },
+  { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, role: 'admin', status: 201, handler: async (ctx, _p, _url, req) => issueBootstrapToken(ctx, await readOptionalJson(req)) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/v1/bootstrap-tokens/${id}$`), role: 'admin', handler: (ctx, [tid]) => revokeBootstrapToken(ctx, tid ?? '') },
+  // ---- operator tokens and the audit table (docs/security.md)
+  { method: 'GET', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', handler: (ctx) => ({ tokens: ctx.operatorTokens.list() }) },
+  { method: 'POST', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', status: 201, handler: async (ctx, _p, _url, req) => createOperatorToken(ctx, await readJson(req), identifyOperator(ctx, req.headers.authorization)?.name ?? 'unknown') },
+  { method: 'DELETE', pattern: new RegExp(`^/api/v1/operator-tokens/${id}$`), role: 'admin', handler: (ctx, [tid]) => revokeOperatorToken(ctx, tid ?? '') },
+  {
+    method: 'GET',
+    pattern: /^\/api\/v1\/audit$/,
+    role: 'admin',
+    handler: (ctx, _p, url) => {
+      const entries = ctx.audit.list({ afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
+      return { entries, next: entries.at(-1)?.id ?? null };
+    },
+  },
   {
     method: 'PUT',
     pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),
@@ -167,7 +185,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
-export function createApiHandler(ctx: HubContext, adminToken: string, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
+export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
   const metrics = createHubMetrics(ctx);
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://hub');
@@ -176,10 +194,12 @@ export function createApiHandler(ctx: HubContext, adminToken: string, log: Logge
       return;
     }
     if (url.pathname === '/metrics') {
-      // Same token as the API: the series name every cluster. Prometheus sends it with `authorization: {credentials: …}`.
-      const token = bearerToken(req.headers.authorization);
-      if (token === undefined || !secretMatches(token, adminToken)) {
-        send(res, 401, { error: { reason: 'Unauthorized', message: 'send the hub admin token as "Authorization: Bearer <token>"' } }, { 'www-authenticate': 'Bearer' });
+      // A viewer token, as for the API: the series name every cluster. Prometheus sends it with `authorization: {credentials: …}`.
+      try {
+        authorizeOperator(ctx, req.headers.authorization, 'viewer');
+      } catch (err) {
+        const e = err as ApiError;
+        send(res, e.status, { error: { reason: e.reason, message: e.message } }, { 'www-authenticate': 'Bearer' });
         return;
       }
       metrics.render().then(
@@ -194,27 +214,44 @@ export function createApiHandler(ctx: HubContext, adminToken: string, log: Logge
       );
       return;
     }
+    const mutating = req.method !== 'GET' && req.method !== 'HEAD';
+    const audit = (status: number): void => {
+      if (!mutating || !url.pathname.startsWith('/api/')) return;
+      const who = identifyOperator(ctx, req.headers.authorization);
+      try {
+        ctx.audit.record({ actor: who?.name ?? 'anonymous', role: who?.role ?? null, method: req.method ?? '', path: url.pathname, status, remoteAddress: req.socket.remoteAddress ?? null });
+      } catch (err) {
+        log.error({ err }, 'writing the audit table failed');
+      }
+    };
     void (async () => {
       try {
-        const token = bearerToken(req.headers.authorization);
-        if (url.pathname.startsWith('/api/') && (token === undefined || !secretMatches(token, adminToken))) {
-          log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress }, 'API request without a valid admin token');
-          throw new ApiError(401, 'Unauthorized', 'send the hub admin token as "Authorization: Bearer <token>"');
-        }
         const matching = routes.filter((r) => r.pattern.test(url.pathname));
-        if (matching.length === 0) throw new ApiError(404, 'NotFound', `no route ${url.pathname}`);
         const route = matching.find((r) => r.method === req.method);
+        if (url.pathname.startsWith('/api/')) {
+          // Authenticated before the route is revealed: an anonymous caller learns nothing of the API's shape.
+          try {
+            authorizeOperator(ctx, req.headers.authorization, route?.role ?? (req.method === 'GET' ? 'viewer' : 'operator'));
+          } catch (err) {
+            log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress, reason: (err as ApiError).reason }, 'API request refused: token missing or its role too low');
+            throw err;
+          }
+        }
+        if (matching.length === 0) throw new ApiError(404, 'NotFound', `no route ${url.pathname}`);
         if (!route) throw new ApiError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed here; use ${matching.map((r) => r.method).join(', ')}`);
         const params = (route.pattern.exec(url.pathname) ?? []).slice(1);
         const body = await route.handler(ctx, params, url, req);
+        audit(route.status ?? 200);
         send(res, route.status ?? 200, body);
       } catch (err) {
         if (err instanceof ApiError) {
-          if (err.status >= 400 && err.status !== 404) log.info({ method: req.method, path: url.pathname, status: err.status, reason: err.reason }, 'API request refused');
+          if (err.status >= 400 && err.status !== 404 && err.status !== 401 && err.status !== 403) log.info({ method: req.method, path: url.pathname, status: err.status, reason: err.reason }, 'API request refused');
+          audit(err.status);
           send(res, err.status, { error: { reason: err.reason, message: err.message, details: err.details } }, err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
           return;
         }
         log.error({ err, method: req.method, path: url.pathname }, 'API request failed');
+        audit(500);
         if (!res.headersSent) send(res, 500, { error: { reason: 'Internal', message: 'the hub failed; see its log' } });
         else res.destroy();
       }

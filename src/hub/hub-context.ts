@@ -6,7 +6,9 @@ import { keyIdOf } from '../protocol/signing.ts';
 import { defaultBudgets, type ConnectionBudgets } from './connection-budget.ts';
 import { FailureThrottle, type FailureThrottleOptions } from './failure-throttle.ts';
 import { SessionRegistry } from './session-registry.ts';
+import { AuditRepo } from './store/audit-repo.ts';
 import { BootstrapTokenRepo } from './store/bootstrap-token-repo.ts';
+import { OperatorTokenRepo } from './store/operator-token-repo.ts';
 import { AggregateStore } from './store/aggregate.ts';
 import { ClusterStore } from './store/clusters.ts';
 import { GroupCommitter, type GroupCommitOptions } from './store/group-commit.ts';
@@ -38,6 +40,10 @@ export interface HubContext {
   /** graceMultiplier × heartbeatMs: after this much silence a cluster is Unknown. */
   leaseMs: number;
   bootstrapTokens: BootstrapTokenRepo;
+  operatorTokens: OperatorTokenRepo;
+  audit: AuditRepo;
+  /** The admin token from the hub's configuration (auth/operator-auth.ts). */
+  adminToken: string;
   /** Failed authentications per source address. */
   throttle: FailureThrottle;
   budgets: ConnectionBudgets;
@@ -55,6 +61,8 @@ export interface HubContextOptions {
   log: Logger;
   heartbeatMs: number;
   graceMultiplier: number;
+  /** The admin token from the hub's configuration. Default: none valid (tests that build a context without the API). */
+  adminToken?: string;
   /** Tokens from the hub's configuration; they become exactly the valid 'config' tokens in the store. */
   bootstrapTokens: readonly string[];
   throttle?: FailureThrottleOptions;
@@ -86,6 +94,10 @@ export function createHubContext(o: HubContextOptions): HubContext {
     heartbeatMs: o.heartbeatMs,
     leaseMs: o.graceMultiplier * o.heartbeatMs,
     bootstrapTokens,
+    operatorTokens: new OperatorTokenRepo(o.db, o.now),
+    audit: new AuditRepo(o.db, o.now),
+    // Empty matches nothing: a presented bearer token has at least one character.
+    adminToken: o.adminToken ?? '',
     throttle: new FailureThrottle(o.now, o.throttle),
     budgets: { ...defaultBudgets, ...o.budgets },
     maxPendingRegistrations: o.maxPendingRegistrations ?? 1000,

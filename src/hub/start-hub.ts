@@ -27,7 +27,7 @@ export interface HubOptions {
   releaseKey: KeyObject;
   /** Default: derived from the key (keyIdOf). */
   releaseKeyId?: string;
-  /** Operators present it as "Authorization: Bearer <adminToken>". */
+  /** The first admin: operators present it as "Authorization: Bearer <adminToken>"; more tokens, with roles, are created through the API. */
   adminToken: string;
   /**
    * Tokens an agent may register with, from the hub's configuration (at
@@ -87,6 +87,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     heartbeatMs,
     graceMultiplier,
     bootstrapTokens: options.bootstrapTokens,
+    adminToken: options.adminToken,
     budgets: options.budgets,
     throttle: options.throttle,
     maxPendingRegistrations: options.maxPendingRegistrations,
@@ -109,7 +110,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const leaseFlusher = setInterval(flushLeases, options.leaseFlushMs ?? 1000);
   leaseFlusher.unref();
 
-  const api = createApiHandler(ctx, options.adminToken, log);
+  const api = createApiHandler(ctx, log);
   // Slow or idle clients cannot hold sockets open: a request's headers must arrive within 10 s and all of it within 60 s.
   const limits = { headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 };
   const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert, ...limits }, api) : createHttpServer(limits, api);

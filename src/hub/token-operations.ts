@@ -1,9 +1,11 @@
-// Operator actions on bootstrap tokens: issue one (its text is shown once),
-// list them (never their text or hash), revoke one.
+// Admin actions on tokens: bootstrap tokens (agents ask to register with
+// them) and operator tokens (a role each). A token's text is in the answer
+// that creates it, once; listings never show it or its hash.
 import { z } from 'zod';
 import { ApiError } from './api-error.ts';
 import type { HubContext } from './hub-context.ts';
 import type { BootstrapToken } from './store/bootstrap-token-repo.ts';
+import { operatorRoles, type OperatorToken } from './store/operator-token-repo.ts';
 
 export const bootstrapTokenRequest = z.strictObject({
   /** Lifetime; default one day, at most a year. */
@@ -27,4 +29,25 @@ export function revokeBootstrapToken(ctx: HubContext, id: string): BootstrapToke
   if (!ctx.bootstrapTokens.revoke(id)) throw new ApiError(409, 'AlreadyRevoked', `bootstrap token "${id}" is already revoked`);
   ctx.log.warn({ tokenId: id }, 'bootstrap token revoked');
   return ctx.bootstrapTokens.get(id) as BootstrapToken;
+}
+
+export const operatorTokenRequest = z.strictObject({
+  name: z.string().min(1).max(128),
+  role: z.enum(operatorRoles),
+});
+
+export function createOperatorToken(ctx: HubContext, body: unknown, createdBy: string): OperatorToken & { token: string } {
+  const req = operatorTokenRequest.safeParse(body);
+  if (!req.success) throw new ApiError(400, 'InvalidRequest', `send {"name": "…", "role": "${operatorRoles.join('" | "')}"}`, req.error.issues);
+  const { token, record } = ctx.operatorTokens.create({ name: req.data.name, role: req.data.role, createdBy });
+  ctx.log.info({ tokenId: record.id, name: record.name, role: record.role, createdBy }, 'operator token created');
+  return { ...record, token };
+}
+
+export function revokeOperatorToken(ctx: HubContext, id: string): OperatorToken {
+  const record = ctx.operatorTokens.get(id);
+  if (!record) throw new ApiError(404, 'NotFound', `no operator token "${id}"`);
+  if (!ctx.operatorTokens.revoke(id)) throw new ApiError(409, 'AlreadyRevoked', `operator token "${id}" is already revoked`);
+  ctx.log.warn({ tokenId: id, name: record.name }, 'operator token revoked');
+  return ctx.operatorTokens.get(id) as OperatorToken;
 }

@@ -84,7 +84,7 @@ export class BootstrapTokenRepo {
   }
 
   list(): BootstrapToken[] {
-    return (this.#db.prepare('SELECT * FROM bootstrap_tokens ORDER BY created_at, id').all() as Row[]).map(toToken);
+    return (this.#db.prepare('SELECT * FROM bootstrap_tokens ORDER BY created_at, rowid').all() as Row[]).map(toToken);
   }
 
   revoke(id: string): boolean {

@@ -192,4 +192,30 @@ export const migrations: readonly string[] = [
     revoked_at TEXT
   ) STRICT;
   `,
+  `
+  -- Operator tokens with a role (docs/security.md): viewer reads, operator
+  -- also accepts clusters, sets releases and runs rollouts, admin also
+  -- manages tokens and keys. Stored by sha256 (32 random bytes each).
+  CREATE TABLE operator_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    revoked_at TEXT
+  ) STRICT;
+
+  -- Every mutating API call, allowed or not: who, what, when, and the answer.
+  CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    role TEXT,
+    method TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    remote_address TEXT
+  ) STRICT;
+  `,
 ];
