@@ -2,7 +2,7 @@
 // database before the hub starts: the capacity benchmarks measure sessions
 // and reports, not N registrations and operator accepts.
 import { generateAgentKey, type AgentKeyPair } from '../src/protocol/agent-identity.ts';
-import { ClusterStore } from '../src/hub/store/clusters.ts';
+import { ClusterRepo } from '../src/hub/store/cluster-repo.ts';
 import { openHubDatabase } from '../src/hub/store/database.ts';
 
 export interface SeededCluster {
@@ -14,7 +14,7 @@ export interface SeededCluster {
 export function seedClusters(dbPath: string, count: number, now: () => Date, prefix = 'sim', labels: (i: number) => Record<string, string> = () => ({})): SeededCluster[] {
   const db = openHubDatabase(dbPath);
   try {
-    const clusters = new ClusterStore(db, now);
+    const clusters = new ClusterRepo(db, now);
     const seeded: SeededCluster[] = [];
     db.transaction(() => {
       for (let i = 0; i < count; i++) {

@@ -12,7 +12,7 @@
 // the answer goes out only after it. Jobs run and answers go out in
 // submission order, so frames of one connection apply in the order they
 // arrived and an ack always follows the commit it names. Lease renewals
-// (heartbeats, pings, any frame) only touch memory (store/clusters.ts).
+// (heartbeats, pings, any frame) only touch memory (store/cluster-repo.ts).
 //
 // Every connection has a budget (connection-budget.ts): past it the hub
 // closes with 1008 and logs once.

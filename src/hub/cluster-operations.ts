@@ -8,7 +8,7 @@ import { release, type ReleaseInput } from '../protocol/release.ts';
 import { signRelease } from '../protocol/signing.ts';
 import { ApiError } from './api-error.ts';
 import type { HubContext } from './hub-context.ts';
-import type { DesiredReleaseRecord } from './store/releases.ts';
+import type { DesiredReleaseRecord } from './store/release-repo.ts';
 
 export function acceptCluster(ctx: HubContext, id: string): { delivered: boolean } {
   const cluster = ctx.clusters.get(id);

@@ -5,8 +5,8 @@ import type { Condition, UpgradeStatus } from '../protocol/attempt.ts';
 import type { InventoryComponent, InventoryOverride } from '../protocol/inventory.ts';
 import { availabilityOf, availableCondition, type Availability } from './availability.ts';
 import type { HubContext } from './hub-context.ts';
-import type { ClusterRecord } from './store/clusters.ts';
-import type { UpgradeRecord } from './store/aggregate.ts';
+import type { ClusterRecord } from './store/cluster-repo.ts';
+import type { UpgradeRecord } from './store/aggregate-repo.ts';
 
 export interface ClusterView {
   id: string;

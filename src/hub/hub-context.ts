@@ -9,22 +9,22 @@ import { SessionRegistry } from './session-registry.ts';
 import { AuditRepo } from './store/audit-repo.ts';
 import { BootstrapTokenRepo } from './store/bootstrap-token-repo.ts';
 import { OperatorTokenRepo } from './store/operator-token-repo.ts';
-import { AggregateStore } from './store/aggregate.ts';
-import { ClusterStore } from './store/clusters.ts';
+import { AggregateRepo } from './store/aggregate-repo.ts';
+import { ClusterRepo } from './store/cluster-repo.ts';
 import { GroupCommitter, type GroupCommitOptions } from './store/group-commit.ts';
-import { OverrideStore } from './store/overrides.ts';
+import { OverrideRepo } from './store/override-repo.ts';
 import type { HubDatabase } from './store/database.ts';
-import { ReleaseStore } from './store/releases.ts';
-import { ReportStore } from './store/reports.ts';
-import { RolloutStore } from './store/rollouts.ts';
+import { ReleaseRepo } from './store/release-repo.ts';
+import { ReportRepo } from './store/report-repo.ts';
+import { RolloutRepo } from './store/rollout-repo.ts';
 
 export interface HubContext {
-  clusters: ClusterStore;
-  releases: ReleaseStore;
-  reports: ReportStore;
-  aggregate: AggregateStore;
-  rollouts: RolloutStore;
-  overrides: OverrideStore;
+  clusters: ClusterRepo;
+  releases: ReleaseRepo;
+  reports: ReportRepo;
+  aggregate: AggregateRepo;
+  rollouts: RolloutRepo;
+  overrides: OverrideRepo;
   /** Writes that must be durable before the hub answers (report batches, hellos) share one commit per event-loop turn. */
   commits: GroupCommitter;
   sessions: SessionRegistry;
@@ -76,16 +76,16 @@ export interface HubContextOptions {
 }
 
 export function createHubContext(o: HubContextOptions): HubContext {
-  const clusters = new ClusterStore(o.db, o.now);
+  const clusters = new ClusterRepo(o.db, o.now);
   const bootstrapTokens = new BootstrapTokenRepo(o.db, o.now);
   bootstrapTokens.syncConfigured(o.bootstrapTokens);
   return {
     clusters,
-    releases: new ReleaseStore(o.db),
-    reports: new ReportStore(o.db, o.now, o.log),
-    aggregate: new AggregateStore(o.db),
-    rollouts: new RolloutStore(o.db, (id) => clusters.pendingLease(id)?.lastSeen),
-    overrides: new OverrideStore(o.db),
+    releases: new ReleaseRepo(o.db),
+    reports: new ReportRepo(o.db, o.now, o.log),
+    aggregate: new AggregateRepo(o.db),
+    rollouts: new RolloutRepo(o.db, (id) => clusters.pendingLease(id)?.lastSeen),
+    overrides: new OverrideRepo(o.db),
     commits: new GroupCommitter(o.db, o.log, o.groupCommit),
     rolloutInputChanged: () => {},
     sessions: new SessionRegistry(),

@@ -53,7 +53,7 @@ export interface HubOptions {
   rolloutTickMs?: number;
   /**
    * How often lease renewals (lastSeen) kept in memory are written, all in
-   * one transaction; also on close. Default 1000 ms. See store/clusters.ts
+   * one transaction; also on close. Default 1000 ms. See store/cluster-repo.ts
    * for why losing that much in a crash is harmless.
    */
   leaseFlushMs?: number;

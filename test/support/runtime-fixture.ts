@@ -18,7 +18,7 @@ import { waitFor } from './events.ts';
 import { testLogger, type HubFixture } from './hub-fixture.ts';
 import { addonsRelease, type AddonVersions } from './releases.ts';
 import { asReleaseRequest } from '../../src/testbed/sample-releases.ts';
-import type { StoredReport } from '../../src/hub/store/reports.ts';
+import type { StoredReport } from '../../src/hub/store/report-repo.ts';
 
 export interface RuntimeEvents {
   transition: [attempt: AttemptRecord, transition: TransitionRecord];

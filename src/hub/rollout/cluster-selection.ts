@@ -4,7 +4,7 @@
 // Mandatory groups first (in the order given), then the other named groups,
 // then the rest; inside a group, by cluster id (stable across restarts).
 import type { ClusterSelector, LabelSelector, RolloutGroup } from '../../protocol/rollout.ts';
-import type { NewMember, RolloutGroupRecord } from '../store/rollouts.ts';
+import type { NewMember, RolloutGroupRecord } from '../store/rollout-repo.ts';
 
 export interface Candidate {
   id: string;

@@ -1,7 +1,7 @@
 // Turns what the hub's aggregate says of a member into the planner's input:
 // availability, and the outcome of what this rollout sent it.
 import type { Inventory } from '../../protocol/inventory.ts';
-import type { MemberRow } from '../store/rollouts.ts';
+import type { MemberRow } from '../store/rollout-repo.ts';
 import type { ClusterState, Outcome } from './plan-wave.ts';
 
 const ms = (iso: string | null): number | null => (iso === null ? null : Date.parse(iso));

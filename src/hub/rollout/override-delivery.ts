@@ -3,7 +3,7 @@
 import { signOverride, type OverrideRequest } from '../../protocol/override.ts';
 import { ApiError } from '../api-error.ts';
 import type { HubContext } from '../hub-context.ts';
-import type { OverrideDocumentRecord } from '../store/overrides.ts';
+import type { OverrideDocumentRecord } from '../store/override-repo.ts';
 
 /** Signs the cluster's next override document and stores it; the caller delivers it after its transaction commits. */
 export function issueOverride(ctx: HubContext, clusterId: string, def: OverrideRequest, withdraw: boolean): OverrideDocumentRecord {

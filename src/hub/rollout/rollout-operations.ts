@@ -8,7 +8,7 @@ import { pauseRequest, rollbackRequest, rolloutRequest, rolloutStrategy, type Ro
 import { ApiError } from '../api-error.ts';
 import { releaseRequest, setDesiredRelease } from '../cluster-operations.ts';
 import type { HubContext } from '../hub-context.ts';
-import type { RolloutRecord } from '../store/rollouts.ts';
+import type { RolloutRecord } from '../store/rollout-repo.ts';
 import { groupClusters, matchesLabels, matchesSelector, type Candidate } from './cluster-selection.ts';
 import { issueOverride } from './override-delivery.ts';
 import { clusterState, overrideOutcome, releaseOutcome } from './observe.ts';
@@ -30,7 +30,7 @@ interface Evaluation {
 }
 
 function evaluate(ctx: HubContext, record: RolloutRecord, now: number, mayStart: boolean): Evaluation {
-  const spec = record.spec as StoredSpec;
+  const spec = record.spec;
   const t = spec.target;
   const members = ctx.rollouts.members(record.name, t.kind === 'Override' ? t.override.name : undefined);
   const states = members.map((m) => {
@@ -85,7 +85,7 @@ export function createRollout(ctx: HubContext, body: unknown): RolloutView {
     const versions = req.selector.runningRelease?.versions?.filter((v) => a.versions.includes(v)) ?? a.versions;
     spec.selector = { ...req.selector, runningRelease: { name: a.releaseName, versions } };
     const other = ctx.rollouts.activeTargets().find((r) => {
-      const s = r.spec as StoredSpec;
+      const s = r.spec;
       return s.target.kind === 'Override' && s.target.override.name === target.override.name;
     });
     if (other) throw new ApiError(409, 'OverrideInActiveRollout', `override "${target.override.name}" is being rolled out by "${other.name}": cancel it first`);
@@ -172,7 +172,7 @@ function checkRelease(ctx: HubContext, body: unknown): void {
 
 /** Clusters already in an active rollout that sends releases (a release or a rollback). */
 function releaseConflicts(ctx: HubContext, ids: readonly string[]): { clusterId: string; rollout: string }[] {
-  const releaseRollouts = new Set(ctx.rollouts.activeTargets().filter((r) => (r.spec as StoredSpec).target.kind !== 'Override').map((r) => r.name));
+  const releaseRollouts = new Set(ctx.rollouts.activeTargets().filter((r) => r.spec.target.kind !== 'Override').map((r) => r.name));
   if (releaseRollouts.size === 0) return [];
   const memberships = ctx.rollouts.activeMemberships();
   const out: { clusterId: string; rollout: string }[] = [];
@@ -338,7 +338,7 @@ export function rollbackRollout(ctx: HubContext, name: string, body: unknown): {
   requireRollout(ctx, name);
   settle(ctx, name);
   const orig = requireRollout(ctx, name);
-  const origSpec = orig.spec as StoredSpec;
+  const origSpec = orig.spec;
   const rollbackName = req.data.name ?? freeName(ctx, `${name}-rollback`);
   if (ctx.rollouts.exists(rollbackName)) throw new ApiError(409, 'AlreadyExists', `a rollout "${rollbackName}" exists; pick another name`);
   const strategy = req.data.strategy ?? origSpec.strategy;

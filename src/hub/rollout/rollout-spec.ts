@@ -1,18 +1,10 @@
-// The rollout spec as the hub stores it: the operator's validated request,
-// or what a rollback derived from the rollout it undoes.
-import type { OverrideRequest } from '../../protocol/override.ts';
+// The limits a stored rollout spec (store/rollout-repo.ts) sets for a wave.
 import { durationMs } from '../../protocol/policy.ts';
-import { durationOrZeroMs, type RolloutRequest } from '../../protocol/rollout.ts';
+import { durationOrZeroMs } from '../../protocol/rollout.ts';
+import type { StoredSpec } from '../store/rollout-repo.ts';
 import { resolveLimit } from './plan-wave.ts';
 
-export type StoredTarget =
-  | { kind: 'Release'; release: Record<string, unknown> & { name: string; version: string } }
-  /** withdraw: the rollback of an override rollout sends a withdrawal of the same override. */
-  | { kind: 'Override'; override: OverrideRequest; withdraw?: boolean }
-  /** Each cluster gets back the release it had before `rollbackOf` sent it one. */
-  | { kind: 'Rollback'; rollbackOf: string };
-
-export type StoredSpec = Omit<RolloutRequest, 'target'> & { target: StoredTarget };
+export type { StoredSpec, StoredTarget } from '../store/rollout-repo.ts';
 
 export interface Limits {
   maxConcurrency: number;

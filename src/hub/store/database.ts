@@ -2,7 +2,7 @@
 // synchronous=FULL because an acknowledgement lets an agent delete its copy,
 // so a report the hub acknowledged must survive a power cut. That makes each
 // commit an fsync, so the hub commits rarely: report batches share one commit
-// (group-commit.ts) and lease renewals are flushed once a second (clusters.ts).
+// (group-commit.ts) and lease renewals are flushed once a second (cluster-repo.ts).
 //
 // The file holds public keys and hashes, not secrets, but also the fleet's
 // inventory and reports: it and its -wal/-shm companions are 0600 (SQLite

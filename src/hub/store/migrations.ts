@@ -82,7 +82,7 @@ export const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX telemetry_cluster ON telemetry (cluster_id, id);
   `,
-  // 2: rolling upgrades and hotfix overrides (src/hub/rollout, store/rollouts.ts, store/overrides.ts).
+  // 2: rolling upgrades and hotfix overrides (src/hub/rollout, store/rollout-repo.ts, store/override-repo.ts).
   `
   CREATE TABLE rollouts (
     name TEXT PRIMARY KEY,

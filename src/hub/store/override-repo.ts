@@ -47,7 +47,7 @@ const toDoc = (r: DocRow): OverrideDocumentRecord => ({
   expiresAt: r.expires_at,
 });
 
-export class OverrideStore {
+export class OverrideRepo {
   readonly #db: HubDatabase;
 
   constructor(db: HubDatabase) {

@@ -2,13 +2,28 @@
 // planner set, the fixed membership in rollout order, and per cluster what
 // was sent when and when success was first seen. Everything a restarted hub
 // needs to continue where it was; the rest is recomputed from the aggregate.
-import type { RolloutPhase } from '../../protocol/rollout.ts';
+import type { OverrideRequest } from '../../protocol/override.ts';
+import type { RolloutPhase, RolloutRequest } from '../../protocol/rollout.ts';
 import type { HubDatabase } from './database.ts';
+
+export type StoredTarget =
+  | { kind: 'Release'; release: Record<string, unknown> & { name: string; version: string } }
+  /** withdraw: the rollback of an override rollout sends a withdrawal of the same override. */
+  | { kind: 'Override'; override: OverrideRequest; withdraw?: boolean }
+  /** Each cluster gets back the release it had before `rollbackOf` sent it one. */
+  | { kind: 'Rollback'; rollbackOf: string };
+
+/**
+ * The spec as the hub stores it: the operator's request after validation
+ * (rollout-operations.ts), or what a rollback derived from the rollout it
+ * undoes. Only this repository writes the column, so what it reads back is
+ * a StoredSpec.
+ */
+export type StoredSpec = Omit<RolloutRequest, 'target'> & { target: StoredTarget };
 
 export interface RolloutRecord {
   name: string;
-  /** The validated spec as JSON (see rollout-spec.ts). */
-  spec: unknown;
+  spec: StoredSpec;
   phase: RolloutPhase;
   reason: string | null;
   message: string | null;
@@ -40,7 +55,7 @@ interface RolloutRow {
 
 const toRecord = (r: RolloutRow): RolloutRecord => ({
   name: r.name,
-  spec: JSON.parse(r.spec) as unknown,
+  spec: JSON.parse(r.spec) as StoredSpec,
   phase: r.phase,
   reason: r.reason,
   message: r.message,
@@ -118,11 +133,11 @@ interface MemberDbRow {
 
 export const ACTIVE_PHASES: readonly RolloutPhase[] = ['Progressing', 'Paused'];
 
-export class RolloutStore {
+export class RolloutRepo {
   readonly #db: HubDatabase;
   readonly #lastSeen: (clusterId: string) => string | undefined;
 
-  /** `lastSeen`: a lease renewal newer than the table's (ClusterStore keeps them in memory between flushes). */
+  /** `lastSeen`: a lease renewal newer than the table's (ClusterRepo keeps them in memory between flushes). */
   constructor(db: HubDatabase, lastSeen: (clusterId: string) => string | undefined = () => undefined) {
     this.#db = db;
     this.#lastSeen = lastSeen;
@@ -133,7 +148,7 @@ export class RolloutStore {
     return this.#db.transaction(fn)();
   }
 
-  create(r: { name: string; spec: unknown; rollbackOf: string | null; createdAt: string }, groups: readonly RolloutGroupRecord[], members: readonly NewMember[]): void {
+  create(r: { name: string; spec: StoredSpec; rollbackOf: string | null; createdAt: string }, groups: readonly RolloutGroupRecord[], members: readonly NewMember[]): void {
     this.transaction(() => {
       this.#db
         .prepare(`INSERT INTO rollouts (name, spec, phase, rollback_of, created_at, updated_at) VALUES (?, ?, 'Progressing', ?, ?, ?)`)
@@ -225,10 +240,10 @@ export class RolloutStore {
   }
 
   /** Active rollouts' names with their target kind, for conflict checks. */
-  activeTargets(): { name: string; spec: unknown }[] {
+  activeTargets(): { name: string; spec: StoredSpec }[] {
     return (this.#db.prepare(`SELECT name, spec FROM rollouts WHERE phase IN ('Progressing', 'Paused')`).all() as { name: string; spec: string }[]).map((r) => ({
       name: r.name,
-      spec: JSON.parse(r.spec) as unknown,
+      spec: JSON.parse(r.spec) as StoredSpec,
     }));
   }
 

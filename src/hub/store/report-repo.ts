@@ -11,7 +11,7 @@
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
 import type { Statement } from 'better-sqlite3';
-import { ReportApplier } from './aggregate.ts';
+import { ReportApplier } from './aggregate-repo.ts';
 import type { HubDatabase } from './database.ts';
 
 export interface IngestResult {
@@ -34,7 +34,7 @@ export interface StoredReport {
   problem: string | null;
 }
 
-export class ReportStore {
+export class ReportRepo {
   readonly #db: HubDatabase;
   readonly #now: () => Date;
   readonly #log: Logger;

@@ -33,7 +33,7 @@ const toRecord = (r: Row): DesiredReleaseRecord => ({
   expiresAt: r.expires_at,
 });
 
-export class ReleaseStore {
+export class ReleaseRepo {
   readonly #db: HubDatabase;
 
   constructor(db: HubDatabase) {

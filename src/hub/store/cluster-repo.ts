@@ -106,7 +106,7 @@ export interface Lease {
   connectedAt: string | null;
 }
 
-export class ClusterStore {
+export class ClusterRepo {
   readonly #db: HubDatabase;
   readonly #now: () => Date;
   readonly #get: Statement;

@@ -105,7 +105,7 @@ export class ReportApplier {
   }
 }
 
-export class AggregateStore {
+export class AggregateRepo {
   readonly #db: HubDatabase;
 
   constructor(db: HubDatabase) {
