@@ -128,7 +128,7 @@ function selectCandidates(ctx: HubContext, selector: StoredSpec['selector']): Ca
  * A newcomer in another active release rollout waits until that one ends.
  */
 function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): void {
-  const spec = record.spec as StoredSpec;
+  const spec = record.spec;
   const current = evaluate(ctx, record, nowMs, false);
   const selected = new Map(selectCandidates(ctx, spec.selector).map((c) => [c.id, c]));
   const leaving = current.states.filter((st, i) => !selected.has(st.id) && !isCounted(current.decision.clusters[i]?.status)).map((st) => st.id);
@@ -219,7 +219,7 @@ function applyDecision(ctx: HubContext, name: string, mayStart: boolean): TickRe
     if (!record || (record.phase !== 'Progressing' && record.phase !== 'Paused')) return undefined;
     const nowMs = ctx.now().getTime();
     const now = new Date(nowMs).toISOString();
-    if (mayStart && record.phase === 'Progressing' && (record.spec as StoredSpec).membership === 'Dynamic') reselect(ctx, record, nowMs);
+    if (mayStart && record.phase === 'Progressing' && record.spec.membership === 'Dynamic') reselect(ctx, record, nowMs);
     const ev = evaluate(ctx, record, nowMs, mayStart);
     const d = ev.decision;
     if (d.succeededNow.length > 0) ctx.rollouts.markSucceeded(name, d.succeededNow, now);
