@@ -16,7 +16,7 @@ import { exportPublicKeyPem, generateReleaseKey } from '../src/protocol/signing.
 import { startControlPlane, type ControlPlane } from '../src/testbed/control-plane.ts';
 
 const ADMIN = 'bench-admin-token-0123456789';
-const BOOTSTRAP = 'bench-bootstrap-token';
+const BOOTSTRAP = 'bench-bootstrap-token-0123456789abcdefghijklmnop';
 const HZ = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these ticks
 
 /** Seconds of CPU (user + system) a process has used: robust to other load on the machine, unlike wall-clock samples. */
