@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { defaultBackoff } from '../src/hub-link/backoff.ts';
+import { defaultBackoff } from '../src/lib/backoff.ts';
 import { generateAgentKey, signChallenge, type AgentKeyPair } from '../src/protocol/agent-identity.ts';
 import { AGENT_PATH, PROTOCOL_VERSION } from '../src/protocol/messages.ts';
 import { freePort } from '../src/testbed/control-plane.ts';
