@@ -13,18 +13,20 @@
 // agent process's RSS/CPU during an upgrade, on the built-in control plane),
 // flood (a junk-frame flooder beside honest agents: their ack latency, hub
 // RSS, time to cut the flooder off), register (N agents registering with
-// proof of possession: time and hub CPU per phase).
+// proof of possession: time and hub CPU per phase), dashboard
+// (bench/dashboard.ts: each view with 10,000 clusters in headless chromium).
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { agentFootprintBench, defaultVariants } from './agent-footprint.ts';
 import { agentSoakBench } from './agent-soak.ts';
 import { hubFloodBench, registrationBench } from './hub-abuse.ts';
+import { dashboardBench } from './dashboard.ts';
 import { hubCapacityBench } from './hub-capacity.ts';
 import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
 import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replay', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register'] as const;
+const all = ['hub', 'replay', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register', 'dashboard'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -45,6 +47,8 @@ const { values } = parseArgs({
     'no-deflate': { type: 'boolean', default: false },
     'no-restart': { type: 'boolean', default: false },
     clusters: { type: 'string', default: '2000' },
+    'dashboard-clusters': { type: 'string', default: '10000' },
+    'dashboard-runs': { type: 'string', default: '5' },
     'max-concurrency': { type: 'string', default: '500' },
     canaries: { type: 'string', default: '10' },
     'upgrade-ms': { type: 'string', default: '200' },
@@ -64,6 +68,7 @@ if (values.help) {
                  [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--rest-ms MS] [--starts N] [--attempts N] [--cycles N]
                  [--honest-agents N] [--flood-rate N] [--register-agents N]
                  [--clusters N] [--max-concurrency N] [--canaries N] [--upgrade-ms MS] [--upgrade-jitter F] [--rollout-tick-ms MS] [--rollout-timeout-ms MS]
+                 [--dashboard-clusters N] [--dashboard-runs N]
                  [--only ${all.join('|')} ...]\n`);
   process.exit(0);
 }
@@ -126,3 +131,4 @@ if (only.has('upgrade')) {
 }
 if (only.has('agent')) await agentFootprintBench({ restMs: int('rest-ms', values['rest-ms']), starts: Math.max(1, int('starts', values.starts)), variants: await defaultVariants() });
 if (only.has('soak')) await agentSoakBench({ attempts: int('attempts', values.attempts), cycles: int('cycles', values.cycles), heartbeatMs: 25, settleMs: 30_000, warmup: 10 });
+if (only.has('dashboard')) await dashboardBench({ clusters: Math.max(1, int('dashboard-clusters', values['dashboard-clusters'])), runs: Math.max(1, int('dashboard-runs', values['dashboard-runs'])) });

@@ -41,6 +41,16 @@ fi
 node_modules/.bin/node -e "new (require('better-sqlite3'))(':memory:').close()" \
   || { log "better-sqlite3 does not load under Node $NODE_VERSION; remove node_modules and re-run"; exit 1; }
 
-# 3. The test control plane (cached per version; minutes when cold, instant when warm).
+# 3. Debian's chromium, for the dashboard's browser tests (no browser can be downloaded here).
+if [[ ! -x "${FLEETLET_CHROMIUM:-/usr/bin/chromium}" ]]; then
+  if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing chromium (Debian package) for the dashboard's browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    log "chromium is missing: the dashboard's browser tests need it (apt-get install chromium, or set FLEETLET_CHROMIUM)"
+  fi
+fi
+
+# 4. The test control plane (cached per version; minutes when cold, instant when warm).
 bash scripts/build-control-plane.sh
 log "ready: Node $(node_modules/.bin/node --version), control plane in $CACHE"

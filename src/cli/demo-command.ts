@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from '@commander-js/extra-typings';
 import { addonsRelease, asReleaseRequest } from '../testbed/sample-releases.ts';
-import { ExitCode, type CommandContext } from './cli-support.ts';
+import { ExitCode, wholeNumber, type CommandContext } from './cli-support.ts';
 import { printStatus } from './status-command.ts';
 
 const say = (s: string) => process.stdout.write(`\n\x1b[1m== ${s}\x1b[0m\n`);
@@ -42,10 +42,11 @@ export function demoCommand(ctx: CommandContext) {
     .description('start the built-in test control plane and show a hub rolling releases out to three agents, canary first')
     .option('--kubeconfig <path>', 'use this cluster instead of starting the built-in control plane')
     .option('--verbose', 'show the hub and agent logs', false)
+    .option('--dashboard-port <port>', 'port of the fleet dashboard it prints (0: any free one)', wholeNumber(0), 0)
     .action(async (o) => ctx.exit(await runDemo(o)));
 }
 
-async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promise<number> {
+async function runDemo(values: { kubeconfig?: string; verbose: boolean; dashboardPort: number }): Promise<number> {
   // Loaded here: the rest of the CLI does not need the testbed or the Kubernetes client.
   const [k8s, { default: pino }, { startHub }, { maintenancePolicy }, { generateReleaseKey }, { startControlPlane }, { createAgentRuntime }] = await Promise.all([
     import('@kubernetes/client-node'),
@@ -76,7 +77,21 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promi
   const keys = generateReleaseKey();
   const adminToken = randomBytes(16).toString('hex');
   const bootstrapToken = randomBytes(32).toString('base64url');
-  const hub = await startHub({ port: 0, dbPath: join(work, 'hub.db'), releaseKey: keys.privateKey, adminToken, bootstrapTokens: [bootstrapToken], heartbeatMs: 1000, rolloutTickMs: 250, now: () => new Date(), logger });
+  const viewerToken = randomBytes(16).toString('hex');
+  const hub = await startHub({
+    port: 0,
+    dbPath: join(work, 'hub.db'),
+    releaseKey: keys.privateKey,
+    adminToken,
+    bootstrapTokens: [bootstrapToken],
+    heartbeatMs: 1000,
+    rolloutTickMs: 250,
+    dashboard: { port: values.dashboardPort, tokens: [{ token: viewerToken, role: 'viewer' }] },
+    now: () => new Date(),
+    logger,
+  });
+  line(`Follow along in the dashboard: ${hub.dashboardUrl ?? ''}`);
+  line(`  sign in with the viewer token ${viewerToken} (looks only), or the admin token ${adminToken} (may pause, resume, cancel, roll back)`);
   const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${hub.httpUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
     const json = (await res.json()) as T;
@@ -173,6 +188,10 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean }): Promi
     const telemetry = (await api('GET', '/api/v1/telemetry')) as { events: { event: { cluster_id: string; release: { version: string }; result: string; durationMs: number; target_infrastructure: string } }[] };
     for (const e of telemetry.events) line(`${e.event.cluster_id} ${e.event.release.version} ${e.event.result} in ${e.event.durationMs} ms on ${e.event.target_infrastructure}`);
     say('Done: every transition was journaled before it was acted on, and reached the hub exactly once');
+    if (process.stdin.isTTY) {
+      line(`The hub and its dashboard stay up (${hub.dashboardUrl ?? ''}): press Ctrl-C to stop.`);
+      await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    }
     return ExitCode.Ok;
   } finally {
     controller.abort();

@@ -12,9 +12,12 @@ import { AgentSession, type SessionIdentity } from './agent-session.ts';
 import type { ConnectionBudgets } from './connection-budget.ts';
 import type { FailureThrottleOptions } from './failure-throttle.ts';
 import { MIN_BOOTSTRAP_TOKEN_CHARS } from './store/bootstrap-token-repo.ts';
+import { tokenAuthorizer, type RoleToken } from './dashboard/authorize.ts';
+import { startDashboard, type RunningDashboard } from './dashboard/server.ts';
 import { createApiHandler } from './http-api.ts';
 import { createHubContext } from './hub-context.ts';
 import { startRolloutTicker } from './rollout/rollout-ticker.ts';
+import { DashboardRepo } from './store/dashboard-repo.ts';
 import { openHubDatabase } from './store/database.ts';
 import { authenticateUpgrade } from './upgrade-auth.ts';
 
@@ -59,6 +62,8 @@ export interface HubOptions {
   leaseFlushMs?: number;
   /** PEM key and certificate: serve https/wss. */
   tls?: { key: string | Buffer; cert: string | Buffer };
+  /** Serve the fleet dashboard on its own port (src/hub/dashboard). The admin token signs in as admin. */
+  dashboard?: { port: number; host?: string; tokens?: readonly RoleToken[]; assetsDir?: string };
   now: () => Date;
   logger: Logger;
 }
@@ -69,6 +74,8 @@ export interface RunningHub {
   /** Base URL of the HTTP API. */
   httpUrl: string;
   port: number;
+  /** The dashboard's address, when it was asked for. */
+  dashboardUrl?: string;
   close(): Promise<void>;
 }
 
@@ -194,6 +201,25 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     });
   });
   const { port } = server.address() as AddressInfo;
+  let dashboard: RunningDashboard | undefined;
+  if (options.dashboard) {
+    dashboard = await startDashboard({
+      ctx,
+      repo: new DashboardRepo(db),
+      authorize: tokenAuthorizer([{ token: options.adminToken, role: 'admin' }, ...(options.dashboard.tokens ?? [])]),
+      port: options.dashboard.port,
+      host: options.dashboard.host,
+      ...(options.tls ? { tls: options.tls } : {}),
+      assetsDir: options.dashboard.assetsDir,
+      logger: log,
+    }).catch(async (err: unknown) => {
+      ticker.stop();
+      clearInterval(leaseFlusher);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      db.close();
+      throw err;
+    });
+  }
   const host = options.host && options.host !== '0.0.0.0' && options.host !== '::' ? options.host : '127.0.0.1';
   const hostPart = host.includes(':') ? `[${host}]` : host;
   const secure = options.tls !== undefined;
@@ -206,6 +232,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     url,
     httpUrl,
     port,
+    ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
     close: () => (closing ??= (async () => {
       // Stop listening first, so reconnecting agents cannot keep the server open.
       shuttingDown = true;
@@ -219,6 +246,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
         setTimeout(() => ws.terminate(), 1_000).unref();
       }));
       ticker.stop();
+      await dashboard?.close();
       await Promise.all(closed);
       // Anything upgraded while the list above was taken goes too; HTTP keep-alive connections with it.
       for (const ws of wss.clients) ws.terminate();

@@ -1,0 +1,97 @@
+// The dashboard with 10,000 clusters: a hub database seeded with a fleet of
+// every state (test/support/fleet-seed.ts) and one rollout over all of it
+// (its window closed, so nothing moves), served by a real hub; a real
+// headless chromium loads each view. Times are from navigation start to the
+// view's numbers on screen (performance.now() in the page), and the
+// server's own answer time for each view's JSON.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import pino from 'pino';
+import { startHub } from '../src/hub/start-hub.ts';
+import { generateReleaseKey } from '../src/protocol/signing.ts';
+import { addonsRelease, asReleaseRequest } from '../src/testbed/sample-releases.ts';
+import { openBrowser, signIn } from '../test/support/browser.ts';
+import { fleetOf, seedFleet } from '../test/support/fleet-seed.ts';
+import { summarize } from './stats.ts';
+
+export async function dashboardBench(o: { clusters: number; runs: number }): Promise<void> {
+  console.log(`== dashboard: ${o.clusters} clusters, each view loaded ${o.runs} times in headless chromium`);
+  const dir = mkdtempSync(join(tmpdir(), 'fleetlet-dashboard-bench-'));
+  const dbPath = join(dir, 'hub.db');
+  const fleet = fleetOf(o.clusters);
+  let t = performance.now();
+  seedFleet(dbPath, fleet, () => new Date());
+  console.log(`   seeded ${o.clusters} clusters in ${Math.round(performance.now() - t)} ms`);
+  const adminToken = 'bench-admin-token-0123456789';
+  const hub = await startHub({
+    port: 0,
+    dbPath,
+    releaseKey: generateReleaseKey().privateKey,
+    adminToken,
+    bootstrapTokens: [],
+    // Long enough that no seeded cluster changes availability while measured.
+    heartbeatMs: 600_000,
+    dashboard: { port: 0 },
+    now: () => new Date(),
+    logger: pino({ level: 'silent' }),
+  });
+  const browser = await openBrowser();
+  try {
+    t = performance.now();
+    const res = await fetch(`${hub.httpUrl}/api/v1/rollouts`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'fleet-wide',
+        groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
+        restGroupSize: 2000,
+        strategy: { type: 'Progressive', maxConcurrency: '5%', progressDeadline: '1h' },
+        window: { cron: '0 3 1 1 *', duration: '1h', timeZone: 'UTC' },
+        target: { kind: 'Release', release: { ...asReleaseRequest(addonsRelease(undefined, 1, { dns: '1.4.0', proxy: '1.4.0', metrics: '1.4.0' })), version: '1.4.0' } },
+      }),
+    });
+    if (!res.ok) throw new Error(`creating the rollout failed: ${res.status} ${await res.text()}`);
+    console.log(`   a rollout over every accepted cluster created in ${Math.round(performance.now() - t)} ms`);
+
+    const base = hub.dashboardUrl ?? '';
+    const page = browser.page;
+    await signIn(page, base, adminToken);
+    // Functions, not strings: the page's CSP forbids eval, which Playwright uses for string predicates.
+    const selectorCount = ([selector, n]: [string, number]) => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll(selector).length >= n;
+    const views: { name: string; path: string; api: string; ready: [string, number] }[] = [
+      { name: 'overview', path: '/', api: '/api/overview', ready: ['[data-testid="by-release"] tr', 1] },
+      { name: 'overview, one label', path: '/?label=region%3Dregion-3', api: '/api/overview?label=region%3Dregion-3', ready: ['[data-testid="by-release"] tr', 1] },
+      { name: 'clusters, page 100', path: '/clusters?offset=4950', api: '/api/clusters?offset=4950&limit=50', ready: ['tr[data-cluster]', 50] },
+      { name: 'rollout (all clusters)', path: '/rollouts/fleet-wide', api: '/api/rollouts/fleet-wide?limit=50', ready: ['[data-testid="members"] tr[data-cluster]', 50] },
+      { name: 'a cluster', path: `/clusters/${fleet[8]?.id ?? ''}`, api: `/api/clusters/${fleet[8]?.id ?? ''}`, ready: ['[data-attempt]', 1] },
+      { name: 'hotfixes', path: '/hotfixes?override=cve-dns', api: '/api/overrides', ready: ['[data-testid="running-cve-dns"] tr[data-cluster]', 1] },
+    ];
+    for (const v of views) {
+      const rendered: number[] = [];
+      const served: number[] = [];
+      for (let i = 0; i < o.runs; i++) {
+        await page.goto(`${base}${v.path}`);
+        await page.waitForFunction(selectorCount, v.ready, { timeout: 30_000 });
+        rendered.push(await page.evaluate(() => performance.now()));
+        if (v.name === 'overview' && i === 0) {
+          const total = await page.getByTestId('total').textContent();
+          if (!total?.startsWith(`${o.clusters} clusters`)) throw new Error(`the overview counts "${total}", not ${o.clusters} clusters`);
+        }
+        const s = performance.now();
+        const r = await fetch(`${base}${v.api}`, { headers: { authorization: `Bearer ${adminToken}` } });
+        await r.arrayBuffer();
+        served.push(performance.now() - s);
+      }
+      const bytes = (await (await fetch(`${base}${v.api}`, { headers: { authorization: `Bearer ${adminToken}` } })).arrayBuffer()).byteLength;
+      const a = summarize(rendered);
+      const b = summarize(served);
+      console.log(`   ${v.name.padEnd(24)} on screen p50 ${Math.round(a.p50)} ms, max ${Math.round(a.max)} ms · JSON answered p50 ${Math.round(b.p50)} ms (${Math.round(bytes / 1024)} KiB)`);
+    }
+  } finally {
+    await browser.close();
+    await hub.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

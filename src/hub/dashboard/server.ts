@@ -1,0 +1,263 @@
+// The fleet dashboard: a Fastify server on its own port that serves the
+// browser app (built by scripts/build-dashboard.ts into dist/dashboard), the
+// read endpoints it needs, operator actions, and a server-sent event stream
+// that tells open pages when something they show changed.
+//
+// Sign-in: the browser posts a token once; it comes back as an HttpOnly,
+// SameSite=Strict cookie (EventSource cannot send an Authorization header),
+// and every request is authorized again from it, so a token revoked on the
+// hub stops working at once. API clients may send "Authorization: Bearer".
+// Writes also need the x-fleetlet-dashboard header, which no cross-site form
+// can send.
+import { existsSync, readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import fastifyCookie from '@fastify/cookie';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { ApiError } from '../api-error.ts';
+import { acceptCluster, deregisterCluster } from '../cluster-operations.ts';
+import { bearerToken } from '../credentials.ts';
+import type { HubContext } from '../hub-context.ts';
+import { cancelRollout, pauseRollout, resumeRollout, rollbackRollout } from '../rollout/rollout-operations.ts';
+import { clusterStates, type ClusterState, type DashboardRepo, type LabelFilter } from '../store/dashboard-repo.ts';
+import { atLeast, type Authorize, type Role } from './authorize.ts';
+import { clusterDetail, clusterPage, overrideClusterPage, overrideList, overview, rolloutDetail, rolloutList, type ViewDeps } from './views.ts';
+
+export const SESSION_COOKIE = 'fleetlet_dashboard';
+export const WRITE_HEADER = 'x-fleetlet-dashboard';
+/** Where `npm run build:dashboard` puts the browser app: beside a bundled hub (dist/*.mjs), or dist/ from the sources. */
+export const DEFAULT_ASSETS_DIR = [new URL('./dashboard/', import.meta.url), new URL('../../../dist/dashboard/', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(`${dir}/index.html`)) ?? fileURLToPath(new URL('../../../dist/dashboard/', import.meta.url));
+
+export interface DashboardOptions {
+  ctx: HubContext;
+  repo: DashboardRepo;
+  authorize: Authorize;
+  port: number;
+  host?: string;
+  /** PEM key and certificate: serve https (the session cookie is then Secure). */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+  assetsDir?: string;
+  /** How often open event streams are checked for changes. Default 1000 ms. */
+  pollMs?: number;
+  logger: Logger;
+}
+
+export interface RunningDashboard {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+type Handler = (req: FastifyRequest, role: Role) => unknown;
+
+const MAX_PAGE = 200;
+/** How long an unchanged overview is reused; its clock-derived parts (offline for how long) may be this old. */
+const OVERVIEW_REUSE_MS = 2000;
+
+export async function startDashboard(o: DashboardOptions): Promise<RunningDashboard> {
+  const log = o.logger.child({ component: 'dashboard' });
+  const deps: ViewDeps = { ctx: o.ctx, repo: o.repo };
+  const assetsDir = o.assetsDir ?? DEFAULT_ASSETS_DIR;
+  const indexPath = `${assetsDir}/index.html`;
+  // The https variant of Fastify's types differs only in the raw server; routes and hooks are the same.
+  const app = (o.tls ? Fastify({ bodyLimit: 64 * 1024, https: { key: o.tls.key, cert: o.tls.cert } }) : Fastify({ bodyLimit: 64 * 1024 })) as unknown as FastifyInstance;
+  await app.register(fastifyCookie);
+
+  const tokenOf = (req: FastifyRequest): string | undefined => bearerToken(req.headers.authorization) ?? req.cookies[SESSION_COOKIE];
+
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'");
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof ApiError) {
+      if (err.status >= 400 && err.status !== 404) log.info({ method: req.method, path: req.url, status: err.status, reason: err.reason }, 'dashboard request refused');
+      return reply.code(err.status).send({ error: { reason: err.reason, message: err.message, details: err.details } });
+    }
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status !== undefined && status >= 400 && status < 500) {
+      return reply.code(status).send({ error: { reason: 'BadRequest', message: (err as Error).message } });
+    }
+    log.error({ err, method: req.method, path: req.url }, 'dashboard request failed');
+    return reply.code(500).send({ error: { reason: 'Internal', message: 'the hub failed; see its log' } });
+  });
+
+  /** Authorizes the request for `needed`, or throws the refusal the sign-in page shows. */
+  const requireRole = (req: FastifyRequest, needed: Role): Role => {
+    if (needed !== 'viewer' && req.headers[WRITE_HEADER] === undefined) {
+      throw new ApiError(403, 'MissingHeader', `actions need the ${WRITE_HEADER} header (sent by the dashboard page)`);
+    }
+    const a = o.authorize(tokenOf(req));
+    if (!a.ok) throw new ApiError(401, a.reason, a.message);
+    if (!atLeast(a.role, needed)) throw new ApiError(403, 'Forbidden', `the ${a.role} role may only look; sign in with an ${needed} token to act`);
+    return a.role;
+  };
+  const read = (path: string, handler: Handler) => app.get(path, async (req) => handler(req, requireRole(req, 'viewer')));
+  const act = (path: string, handler: Handler) => app.post(path, async (req) => handler(req, requireRole(req, 'operator')));
+
+  // ---- session
+  app.get('/api/session', async (req) => ({ role: requireRole(req, 'viewer') }));
+  app.post('/api/session', async (req, reply) => {
+    const token = (req.body as { token?: unknown } | undefined)?.token;
+    const a = o.authorize(typeof token === 'string' ? token.trim() : undefined);
+    if (!a.ok) throw new ApiError(401, a.reason, a.message);
+    reply.setCookie(SESSION_COOKIE, (token as string).trim(), { httpOnly: true, sameSite: 'strict', path: '/', secure: o.tls !== undefined });
+    log.info({ role: a.role, remote: req.ip }, 'dashboard sign-in');
+    return { role: a.role };
+  });
+  app.delete('/api/session', async (_req, reply) => {
+    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    return { signedOut: true };
+  });
+
+  // ---- reads
+  // Every open page refetches the overview on each change: pages asking for the same filter while nothing changed share one answer.
+  const overviews = new Map<string, { fingerprint: string; at: number; value: ReturnType<typeof overview> }>();
+  read('/api/overview', (req) => {
+    const filter = labelFilter(req);
+    const key = JSON.stringify(filter);
+    const now = o.ctx.now().getTime();
+    const fp = o.repo.fingerprint(new Date(now - o.ctx.leaseMs).toISOString());
+    const hit = overviews.get(key);
+    if (hit && hit.fingerprint === fp && now - hit.at < OVERVIEW_REUSE_MS) return hit.value;
+    const value = overview(deps, filter);
+    if (overviews.size >= 100) overviews.clear();
+    overviews.set(key, { fingerprint: fp, at: now, value });
+    return value;
+  });
+  read('/api/clusters', (req) => {
+    const q = req.query as Record<string, string | undefined>;
+    return clusterPage(deps, { filter: labelFilter(req), states: states(q.state), search: q.q || undefined, ...paging(q) });
+  });
+  read('/api/clusters/:id', (req) => clusterDetail(deps, (req.params as { id: string }).id));
+  read('/api/rollouts', (req) => {
+    const { offset, limit } = paging(req.query as Record<string, string | undefined>);
+    return rolloutList(deps, offset, limit);
+  });
+  read('/api/rollouts/:name', (req) => {
+    const q = req.query as Record<string, string | undefined>;
+    return rolloutDetail(deps, (req.params as { name: string }).name, { group: q.group || undefined, status: q.status || undefined, ...paging(q) });
+  });
+  read('/api/overrides', () => ({ overrides: overrideList(deps) }));
+  read('/api/overrides/:name/clusters', (req) => {
+    const { offset, limit } = paging(req.query as Record<string, string | undefined>);
+    return overrideClusterPage(deps, (req.params as { name: string }).name, offset, limit);
+  });
+
+  // ---- operator actions (the same operations as the hub's API)
+  const rolloutName = (req: FastifyRequest) => (req.params as { name: string }).name;
+  const clusterId = (req: FastifyRequest) => (req.params as { id: string }).id;
+  const acted = (what: string, req: FastifyRequest, role: Role) => log.warn({ action: what, params: req.params, role, remote: req.ip }, 'dashboard action');
+  act('/api/rollouts/:name/pause', (req, role) => (acted('pause', req, role), pauseRollout(o.ctx, rolloutName(req), { reason: `paused from the dashboard (${role})` })));
+  act('/api/rollouts/:name/resume', (req, role) => (acted('resume', req, role), resumeRollout(o.ctx, rolloutName(req))));
+  act('/api/rollouts/:name/cancel', (req, role) => (acted('cancel', req, role), cancelRollout(o.ctx, rolloutName(req), 'CancelledByOperator', `cancelled from the dashboard (${role}): no new cluster starts; clusters keep what they were sent`)));
+  act('/api/rollouts/:name/rollback', (req, role) => (acted('rollback', req, role), rollbackRollout(o.ctx, rolloutName(req), {})));
+  act('/api/clusters/:id/accept', (req, role) => (acted('accept', req, role), { accepted: clusterId(req), ...acceptCluster(o.ctx, clusterId(req)) }));
+  act('/api/clusters/:id/deregister', (req, role) => (acted('deregister', req, role), deregisterCluster(o.ctx, clusterId(req)), { deregistered: clusterId(req) }));
+
+  // ---- live updates
+  const streams = new Set<{ res: ServerResponse; token: string | undefined }>();
+  let fingerprint = '';
+  const poll = setInterval(() => {
+    if (streams.size === 0) return;
+    try {
+      const now = o.ctx.now();
+      const next = o.repo.fingerprint(new Date(now.getTime() - o.ctx.leaseMs).toISOString());
+      const changed = next !== fingerprint;
+      fingerprint = next;
+      for (const s of streams) {
+        const a = o.authorize(s.token);
+        if (!a.ok) {
+          s.res.end(`event: signed-out\ndata: ${JSON.stringify({ reason: a.reason, message: a.message })}\n\n`);
+          streams.delete(s);
+        } else if (changed) s.res.write(`event: changed\ndata: ${JSON.stringify({ now: now.toISOString() })}\n\n`);
+      }
+    } catch (err) {
+      log.error({ err }, 'checking for dashboard changes failed');
+    }
+  }, o.pollMs ?? 1000);
+  poll.unref();
+  const keepAlive = setInterval(() => {
+    for (const s of streams) s.res.write(': keep-alive\n\n');
+  }, 15_000);
+  keepAlive.unref();
+
+  app.get('/api/events', async (req, reply) => {
+    requireRole(req, 'viewer');
+    const entry = { res: reply.raw, token: tokenOf(req) };
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    reply.raw.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ now: o.ctx.now().toISOString() })}\n\n`);
+    streams.add(entry);
+    req.raw.on('close', () => streams.delete(entry));
+  });
+
+  // ---- the browser app
+  if (existsSync(indexPath)) {
+    const index = readFileSync(indexPath);
+    await app.register(fastifyStatic, { root: assetsDir, prefix: '/assets/', index: false, maxAge: 0 });
+    const sendIndex = (_req: FastifyRequest, reply: FastifyReply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(index);
+    app.get('/', sendIndex);
+    app.setNotFoundHandler((req, reply) => {
+      // The app's own routes (/rollouts/x, /clusters/y) load the page, which routes itself.
+      if (req.method === 'GET' && !req.url.startsWith('/api/') && !req.url.startsWith('/assets/')) return sendIndex(req, reply);
+      return reply.code(404).send({ error: { reason: 'NotFound', message: `no route ${req.method} ${req.url}` } });
+    });
+  } else {
+    log.warn({ assetsDir }, 'dashboard assets are not built: run `npm run build`');
+    app.get('/', async (_req, reply) => reply.code(503).type('text/plain; charset=utf-8').send(`The dashboard's browser app is not built: run \`npm run build\` (expected ${indexPath}).\n`));
+  }
+
+  await app.listen({ port: o.port, host: o.host ?? '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  const host = o.host && o.host !== '0.0.0.0' && o.host !== '::' ? o.host : '127.0.0.1';
+  const url = `${o.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ url }, 'dashboard listening');
+  return {
+    url,
+    port,
+    close: async () => {
+      clearInterval(poll);
+      clearInterval(keepAlive);
+      for (const s of streams) s.res.end();
+      streams.clear();
+      await app.close();
+    },
+  };
+}
+
+function labelFilter(req: FastifyRequest): LabelFilter {
+  const raw = (req.query as Record<string, string | string[] | undefined>).label;
+  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  return list.filter((l) => l !== '').map((l) => {
+    const i = l.indexOf('=');
+    if (i <= 0) throw new ApiError(400, 'InvalidLabel', `label filter "${l}" must be key=value`);
+    return [l.slice(0, i), l.slice(i + 1)] as const;
+  });
+}
+
+function states(raw: string | undefined): ClusterState[] | undefined {
+  if (!raw) return undefined;
+  const list = raw.split(',');
+  for (const s of list) if (!(clusterStates as readonly string[]).includes(s)) throw new ApiError(400, 'InvalidState', `state "${s}" is not one of ${clusterStates.join(', ')}`);
+  return list as ClusterState[];
+}
+
+function paging(q: Record<string, string | undefined>): { offset: number; limit: number } {
+  const num = (name: string, fallback: number) => {
+    const raw = q[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) throw new ApiError(400, 'InvalidQuery', `"${name}" must be a non-negative integer`);
+    return n;
+  };
+  return { offset: num('offset', 0), limit: Math.min(Math.max(1, num('limit', 50)), MAX_PAGE) };
+}

@@ -1,0 +1,166 @@
+// What each dashboard endpoint answers, assembled from the hub's
+// repositories: counts and pages come from SQL (store/dashboard-repo.ts),
+// rollout pictures from the same evaluation the status API uses.
+import type { AttemptTransitionReport } from '../../protocol/reports.ts';
+import type { RolloutView } from '../../protocol/rollout.ts';
+import { ApiError } from '../api-error.ts';
+import { clusterView } from '../cluster-view.ts';
+import type { HubContext } from '../hub-context.ts';
+import { rolloutStatus } from '../rollout/rollout-operations.ts';
+import type { StoredSpec } from '../rollout/rollout-spec.ts';
+import { compileRolloutWindow } from '../rollout/rollout-window.ts';
+import type { ClusterState, DashboardRepo, LabelFilter } from '../store/dashboard-repo.ts';
+import type { AttemptView, ClusterDetail, OverrideClustersPage, Overview, OverrideView, Page, RolloutDetail, RolloutSummary } from './api-types.ts';
+
+/** How many transition reports a cluster page reads (its newest attempts). */
+const TRANSITIONS_SHOWN = 400;
+const TERMINAL = new Set(['Succeeded', 'RolledBack', 'Failed']);
+
+export interface ViewDeps {
+  ctx: HubContext;
+  repo: DashboardRepo;
+}
+
+const cutoffOf = (ctx: HubContext): string => new Date(ctx.now().getTime() - ctx.leaseMs).toISOString();
+
+function page<T>(r: { total: number; items: T[] }, offset: number, limit: number): Page<T> {
+  return { total: r.total, offset, limit, items: r.items };
+}
+
+export function summarize(v: RolloutView): RolloutSummary {
+  return { name: v.name, phase: v.phase, reason: v.reason, message: v.message, target: v.target, counts: v.counts, limits: v.limits, window: v.window, createdAt: v.createdAt, endedAt: v.endedAt };
+}
+
+export function overview({ ctx, repo }: ViewDeps, filter: LabelFilter): Overview {
+  const cutoff = cutoffOf(ctx);
+  const byState = repo.countByState(cutoff, filter);
+  const list = (o: { states?: ClusterState[]; phase?: string; order: 'recent' | 'lastSeen' | 'id' }) => {
+    // Lists by state are counted already (byState); only the phase list needs a count of its own.
+    const total = o.states?.reduce((n, s) => n + byState[s], 0);
+    return page(repo.clusters({ cutoff, filter, offset: 0, limit: 10, ...o, ...(total !== undefined ? { total } : {}) }), 0, 10);
+  };
+  return {
+    now: ctx.now().toISOString(),
+    leaseMs: ctx.leaseMs,
+    filter: filter.map(([k, v]) => [k, v]),
+    total: Object.values(byState).reduce((a, b) => a + b, 0),
+    byState,
+    byRelease: repo.countByRunningRelease(filter),
+    waitingForWindow: list({ phase: 'WaitingForWindow', order: 'recent' }),
+    failures: list({ states: ['Failed', 'RolledBack'], order: 'recent' }),
+    offline: list({ states: ['Unknown'], order: 'lastSeen' }),
+    pending: list({ states: ['PendingRegistration'], order: 'id' }),
+    activeRollouts: ctx.rollouts.active().map((r) => summarize(rolloutStatus(ctx, r.name))),
+    labels: repo.labelPairs(40),
+  };
+}
+
+export function clusterPage({ ctx, repo }: ViewDeps, q: { filter: LabelFilter; states?: ClusterState[]; search?: string; offset: number; limit: number }) {
+  return page(repo.clusters({ cutoff: cutoffOf(ctx), ...q, order: 'id' }), q.offset, q.limit);
+}
+
+export function clusterDetail({ ctx, repo }: ViewDeps, id: string): ClusterDetail {
+  const record = ctx.clusters.get(id);
+  if (!record) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
+  const now = ctx.now();
+  const cluster = clusterView(ctx, record);
+  const state = repo.cluster(id, cutoffOf(ctx))?.state ?? 'NoRelease';
+  // A report is normally received within a heartbeat of being written; one held longer waited in the agent's outbox.
+  const heldAfterMs = 2 * ctx.heartbeatMs;
+  const outbox = { heldReports: 0, longestHeldMs: 0, lastHeldAt: null as string | null, offlineNow: cluster.availability.status !== 'True' };
+  const byAttempt = new Map<string, AttemptView>();
+  for (const row of repo.transitions(id, TRANSITIONS_SHOWN).reverse()) {
+    const t = row.body as AttemptTransitionReport;
+    const heldMs = Math.max(0, Date.parse(row.receivedAt) - Date.parse(row.createdAt));
+    const held = heldMs > heldAfterMs;
+    if (held) {
+      outbox.heldReports++;
+      outbox.longestHeldMs = Math.max(outbox.longestHeldMs, heldMs);
+      outbox.lastHeldAt = row.receivedAt;
+    }
+    let a = byAttempt.get(t.attemptId);
+    if (!a) {
+      a = { attemptId: t.attemptId, release: t.release, startedAt: t.at, endedAt: null, phase: t.phase, durationMs: 0, transitions: [] };
+      byAttempt.set(t.attemptId, a);
+    }
+    a.transitions.push({ phase: t.phase, stage: t.stage, reason: t.reason, message: t.message, at: t.at, receivedAt: row.receivedAt, heldMs: held ? heldMs : null });
+    a.phase = t.phase;
+    if (TERMINAL.has(t.phase)) a.endedAt = t.at;
+    a.durationMs = Math.max(0, Date.parse(a.endedAt ?? now.toISOString()) - Date.parse(a.startedAt));
+  }
+  const attempts = [...byAttempt.values()].reverse();
+  const latest = attempts[0]?.transitions.at(-1);
+  const agent =
+    latest && latest.phase === 'WaitingForWindow'
+      ? { reason: latest.reason, message: latest.message, since: latest.at, nextOpensAt: /next window opens at (\S+?Z)/.exec(latest.message ?? '')?.[1] ?? null }
+      : null;
+  const rollouts = repo.memberships(id);
+  const hub: ClusterDetail['windows']['hub'] = [];
+  for (const r of rollouts) {
+    if (r.phase !== 'Progressing' && r.phase !== 'Paused') continue;
+    const spec = ctx.rollouts.get(r.name)?.spec as StoredSpec | undefined;
+    if (!spec?.window) continue;
+    const s = compileRolloutWindow(spec.window).stateAt(now.getTime());
+    hub.push({ rollout: r.name, cron: spec.window.cron, duration: spec.window.duration, timeZone: spec.window.timeZone, open: s.open, nextOpeningAt: s.nextOpeningAt === null ? null : new Date(s.nextOpeningAt).toISOString() });
+  }
+  return { now: now.toISOString(), state, cluster, attempts, outbox, windows: { agent, hub }, rollouts };
+}
+
+export function rolloutList({ ctx }: ViewDeps, offset: number, limit: number): Page<RolloutSummary> {
+  const all = ctx.rollouts.list().reverse();
+  return { total: all.length, offset, limit, items: all.slice(offset, offset + limit).map((r) => summarize(rolloutStatus(ctx, r.name))) };
+}
+
+export function rolloutDetail({ ctx }: ViewDeps, name: string, q: { group?: string; status?: string; offset: number; limit: number }): RolloutDetail {
+  const full = rolloutStatus(ctx, name, { clusters: 'all' });
+  const { clusters = [], ...rollout } = full;
+  const matching = clusters.filter((c) => (q.group === undefined || c.group === q.group) && (q.status === undefined || c.status === q.status));
+  return {
+    now: ctx.now().toISOString(),
+    rollout,
+    members: { total: matching.length, offset: q.offset, limit: q.limit, items: matching.slice(q.offset, q.offset + q.limit), group: q.group ?? null, status: q.status ?? null },
+  };
+}
+
+export function overrideList({ ctx, repo }: ViewDeps): OverrideView[] {
+  const usage = repo.overrideUsage();
+  const rollouts = ctx.rollouts.list();
+  const rolloutsOf = (name: string) =>
+    rollouts.filter((r) => {
+      const t = (r.spec as StoredSpec).target;
+      return t.kind === 'Override' && t.override.name === name;
+    }).map((r) => ({ name: r.name, phase: r.phase }));
+  const views = new Map<string, OverrideView>();
+  for (const d of ctx.overrides.list()) {
+    const def = d.definition;
+    views.set(d.name, {
+      name: d.name,
+      version: def.version,
+      component: def.component,
+      description: def.description ?? null,
+      appliesTo: def.appliesTo,
+      images: def.images,
+      withdrawn: d.withdrawn,
+      defined: true,
+      createdAt: d.createdAt,
+      updatedAt: d.updatedAt,
+      running: [],
+      runningTotal: 0,
+      rollouts: rolloutsOf(d.name),
+    });
+  }
+  for (const u of usage) {
+    let v = views.get(u.name);
+    if (!v) {
+      v = { name: u.name, version: null, component: u.component, description: null, appliesTo: null, images: {}, withdrawn: false, defined: false, createdAt: null, updatedAt: null, running: [], runningTotal: 0, rollouts: [] };
+      views.set(u.name, v);
+    }
+    v.running.push(u);
+    v.runningTotal += u.clusters;
+  }
+  return [...views.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export function overrideClusterPage({ repo }: ViewDeps, name: string, offset: number, limit: number): OverrideClustersPage {
+  return { name, ...page(repo.overrideClusters(name, offset, limit), offset, limit) };
+}

@@ -1,0 +1,306 @@
+// The fleet dashboard in a real browser (Debian's chromium through
+// playwright-core) on a real hub with three real agents, each its own
+// "cluster" on the run's control plane, plus one cluster that asked to
+// register and waits. Screenshots of each view go to FLEETLET_SCREENSHOTS
+// (docs/dashboard when the README's pictures are refreshed).
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import type { Page } from 'playwright-core';
+import { createAgentRuntime } from '../../src/cli/agent-runtime.ts';
+import { generateReleaseKey } from '../../src/protocol/signing.ts';
+import { startHub, type RunningHub } from '../../src/hub/start-hub.ts';
+import { addonsRelease, asReleaseRequest } from '../../src/testbed/sample-releases.ts';
+import { accessibilityViolations, openBrowser, signIn, type BrowserSession } from '../support/browser.ts';
+import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
+import { testPolicy } from '../support/test-policy.ts';
+
+const keys = generateReleaseKey();
+const adminToken = randomBytes(16).toString('hex');
+const operatorToken = `op-${randomBytes(16).toString('hex')}`;
+const viewerToken = `view-${randomBytes(16).toString('hex')}`;
+const bootstrapToken = randomBytes(16).toString('hex');
+const work = mkdtempSync(join(tmpdir(), 'fleetlet-dashboard-'));
+const shots = process.env.FLEETLET_SCREENSHOTS ?? join(work, 'screenshots');
+mkdirSync(shots, { recursive: true });
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+type Rollout = { phase: string; reason: string | null; counts: Record<string, number> };
+
+/** Polls the page until `probe` holds; the assertion message says what never happened. */
+async function until(page: Page, what: string, probe: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe().catch(() => false))) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what} (page ${page.url()})`);
+    await page.waitForTimeout(200);
+  }
+}
+
+const text = async (page: Page, testId: string) => (await page.getByTestId(testId).textContent()) ?? '';
+
+describe('the fleet dashboard in a real browser', () => {
+  let hub: RunningHub;
+  let port = 0;
+  let dashboardPort = 0;
+  const stops: (() => Promise<void>)[] = [];
+  const namespaces: TestNamespace[] = [];
+  let operator: BrowserSession;
+  let viewer: BrowserSession;
+  const startTheHub = async () => {
+    hub = await startHub({
+      port,
+      dbPath: join(work, 'hub.db'),
+      releaseKey: keys.privateKey,
+      adminToken,
+      bootstrapTokens: [bootstrapToken],
+      heartbeatMs: 500,
+      rolloutTickMs: 200,
+      dashboard: { port: dashboardPort, tokens: [{ token: operatorToken, role: 'operator' }, { token: viewerToken, role: 'viewer' }] },
+      now: () => new Date(),
+      logger,
+    });
+    port = hub.port;
+    dashboardPort = Number(new URL(hub.dashboardUrl ?? '').port);
+  };
+  const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown, token = adminToken): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${hub.httpUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  const ok = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await api<T>(method, path, body);
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+  const release = (version: string, v: Parameters<typeof addonsRelease>[2]) => ({ ...asReleaseRequest(addonsRelease(undefined, 1, v)), version });
+  const rollout = (name: string) => ok<Rollout>('GET', `/api/v1/rollouts/${name}`);
+  const url = (path: string) => `${hub.dashboardUrl}${path}`;
+
+  before(async () => {
+    await startTheHub();
+    // edge-new asks to register (its labels are set by the operator only on acceptance, so it has none) and is left waiting.
+    for (const [id, labels] of [
+      ['canary-1', { env: 'canary' }],
+      ['prod-1', { env: 'prod' }],
+      ['prod-2', { env: 'prod' }],
+      ['edge-new', undefined],
+    ] as const) {
+      const agentNs = await testNamespace(`${id}-sys`);
+      const addonsNs = await testNamespace(`${id}-app`);
+      namespaces.push(agentNs, addonsNs);
+      const runtime = await createAgentRuntime({
+        clusterId: id,
+        journalPath: join(work, `${id}.db`),
+        kubeConfig: kubeConfig(),
+        releaseKeys: [keys.publicKey],
+        logger,
+        namespace: agentNs.name,
+        targetNamespace: addonsNs.name,
+        policy: testPolicy(),
+        pollMs: 200,
+        hub: { url: hub.url, bootstrapToken, heartbeatMs: 500, backoff: { baseMs: 100, capMs: 500 } },
+        agent: { idleMs: 200 },
+      });
+      const controller = new AbortController();
+      const running = runtime.run(controller.signal);
+      stops.push(async () => (controller.abort(), await running));
+      await eventually(`${id} asks to register`, async () => ((await api<{ registration: string }>('GET', `/api/v1/clusters/${id}`)).body.registration === 'Pending' ? true : undefined));
+      if (labels === undefined) continue;
+      await ok('POST', `/api/v1/clusters/${id}/accept`);
+      await ok('PUT', `/api/v1/clusters/${id}/labels`, { labels });
+    }
+    await ok('POST', '/api/v1/rollouts', {
+      name: 'install-1-0',
+      strategy: { type: 'All', progressDeadline: '5m' },
+      target: { kind: 'Release', release: release('1.0.0', { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }) },
+    });
+    await eventually('every cluster on 1.0.0', async () => ((await rollout('install-1-0')).phase === 'Succeeded' ? true : undefined), 120_000);
+    operator = await openBrowser();
+    viewer = await openBrowser();
+  });
+
+  after(async () => {
+    await operator?.close();
+    await viewer?.close();
+    for (const stop of stops) await stop();
+    await hub?.close();
+    for (const ns of namespaces) await ns.dispose();
+  });
+
+  test('a wrong token gets the sign-in page with the reason; a viewer sees the right counts, by state, by release and by label', async () => {
+    const page = viewer.page;
+    await page.goto(url('/'));
+    await page.getByLabel('Token').fill('not-a-token-of-this-hub');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'UnknownToken' }).waitFor();
+    await page.screenshot({ path: join(shots, 'sign-in.png') });
+
+    await signIn(page, url('/'), viewerToken);
+    assert.equal(await text(page, 'role'), 'viewer');
+    await until(page, 'the overview to count three Succeeded clusters', async () => (await text(page, 'count-Succeeded')) === '3');
+    assert.equal(await text(page, 'count-PendingRegistration'), '1');
+    for (const s of ['InProgress', 'Failed', 'RolledBack', 'Unknown', 'NoRelease']) assert.equal(await text(page, `count-${s}`), '0', s);
+    assert.match(await text(page, 'by-release'), /edge-addons 1\.0\.0\s*3/);
+    assert.match(await text(page, 'total'), /^4 clusters/);
+
+    await page.getByLabel('Filter by label').fill('env=prod');
+    await page.getByLabel('Filter by label').press('Enter');
+    await until(page, 'the filtered overview', async () => /^2 clusters matching env=prod/.test(await text(page, 'total')));
+    assert.equal(await text(page, 'count-Succeeded'), '2');
+    assert.equal(await text(page, 'count-PendingRegistration'), '0');
+    assert.match(page.url(), /label=env%3Dprod/);
+  });
+
+  test('a failing canary shows as failed with its reason, and the rollout as paused; the cluster page shows why it rolled back', async () => {
+    await signIn(operator.page, url('/'), operatorToken);
+    await ok('POST', '/api/v1/rollouts', {
+      name: 'bad-2-0',
+      groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { env: 'canary' } } }],
+      strategy: { type: 'ProgressivePerGroup', progressDeadline: '5m' },
+      target: { kind: 'Release', release: release('2.0.0', { dns: '2.0.0', proxy: '2.0.0', metrics: '2.0.0', metricsApiSuffix: '-unready' }) },
+    });
+    const page = operator.page;
+    await page.goto(url('/rollouts/bad-2-0'));
+    await until(page, 'the rollout page to show Paused', async () => (await page.locator('h1 [data-state]').getAttribute('data-state')) === 'Paused', 150_000);
+    assert.match(await text(page, 'phase-reason'), /MandatoryGroupFailed/);
+    const failed = page.getByTestId('failed').locator('[data-cluster="canary-1"]');
+    await failed.waitFor();
+    assert.match((await failed.textContent()) ?? '', /Failed/);
+    const canaryRow = page.getByTestId('members').locator('tr[data-cluster="canary-1"]');
+    assert.equal(await canaryRow.getAttribute('data-status'), 'Failed');
+    const reason = (await canaryRow.locator('td.why').textContent()) ?? '';
+    assert.match(reason, /StageDeadlineExceeded|NotReady|Unavailable|Progress/i, `the canary's row names why it failed: ${reason}`);
+    for (const id of ['prod-1', 'prod-2']) assert.equal(await page.getByTestId('members').locator(`tr[data-cluster="${id}"]`).getAttribute('data-status'), 'ToApply');
+    assert.equal((await rollout('bad-2-0')).phase, 'Paused', 'the page and the API agree');
+    await page.screenshot({ path: join(shots, 'rollout-paused.png'), fullPage: true });
+
+    await page.goto(url('/'));
+    await until(page, 'the overview to count the rolled-back canary', async () => (await text(page, 'count-RolledBack')) === '1');
+    await page.locator('#failures').locator('xpath=..').locator('tr[data-cluster="canary-1"]').waitFor();
+    await page.screenshot({ path: join(shots, 'overview.png'), fullPage: true });
+
+    await page.goto(url('/clusters/canary-1'));
+    await page.getByTestId('rollback-reason').first().waitFor();
+    assert.match((await page.getByTestId('rollback-reason').first().textContent()) ?? '', /Rolled back because/);
+    assert.match(await text(page, 'running'), /edge-addons 1\.0\.0/);
+    await page.screenshot({ path: join(shots, 'cluster.png'), fullPage: true });
+
+    // Cancel from the page, confirmed in its dialog.
+    await page.goto(url('/rollouts/bad-2-0'));
+    await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Yes, cancel' }).click();
+    await eventually('the rollout to be cancelled', async () => ((await rollout('bad-2-0')).phase === 'Cancelled' ? true : undefined));
+    await until(page, 'the page to show Cancelled', async () => (await page.locator('h1 [data-state]').getAttribute('data-state')) === 'Cancelled');
+  });
+
+  test('pausing and resuming from the page changes the rollout; each asks first', async () => {
+    // Its hub window is closed, so the rollout waits and nothing moves but what the buttons do.
+    await ok('POST', '/api/v1/rollouts', {
+      name: 'windowed-2-1',
+      strategy: { type: 'Progressive', maxConcurrency: 1, progressDeadline: '5m' },
+      window: { cron: '0 3 1 1 *', duration: '1h', timeZone: 'UTC' },
+      target: { kind: 'Release', release: release('2.1.0', { dns: '2.1.0', proxy: '2.1.0', metrics: '2.1.0' }) },
+    });
+    const page = operator.page;
+    await page.goto(url('/rollouts/windowed-2-1'));
+    await until(page, 'the rollout page', async () => (await page.locator('h1 [data-state]').getAttribute('data-state')) === 'Progressing');
+    assert.match(await text(page, 'window'), /closed; opens in/);
+
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    assert.match((await dialog.textContent()) ?? '', /Pause rollout windowed-2-1\?/);
+    // Saying no changes nothing.
+    await dialog.getByRole('button', { name: 'No, keep it as it is' }).click();
+    assert.equal((await rollout('windowed-2-1')).phase, 'Progressing');
+
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
+    await dialog.getByRole('button', { name: 'Yes, pause' }).click();
+    await eventually('the rollout to be paused', async () => ((await rollout('windowed-2-1')).phase === 'Paused' ? true : undefined));
+    assert.equal((await rollout('windowed-2-1')).reason, 'PausedByOperator');
+    await until(page, 'the page to show Paused', async () => (await page.locator('h1 [data-state]').getAttribute('data-state')) === 'Paused');
+    await page.screenshot({ path: join(shots, 'rollout-windowed.png'), fullPage: true });
+
+    // Resume with the keyboard alone: focus the button, Enter opens the dialog, whose first button has the focus.
+    await page.getByRole('button', { name: 'Resume', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    await dialog.waitFor();
+    assert.equal(await page.locator(':focus').textContent(), 'Yes, resume');
+    await page.keyboard.press('Enter');
+    await eventually('the rollout to progress again', async () => ((await rollout('windowed-2-1')).phase === 'Progressing' ? true : undefined));
+    await until(page, 'the page to show Progressing', async () => (await page.locator('h1 [data-state]').getAttribute('data-state')) === 'Progressing');
+  });
+
+  test('a viewer sees no action buttons, and both APIs refuse its writes anyway', async () => {
+    const page = viewer.page;
+    await page.goto(url('/rollouts/windowed-2-1'));
+    await page.getByTestId('view-only').waitFor();
+    assert.equal(await page.getByTestId('actions').count(), 0);
+    for (const name of ['Pause', 'Resume', 'Cancel', 'Roll back']) assert.equal(await page.getByRole('button', { name, exact: true }).count(), 0, `no ${name} button`);
+    await page.goto(url('/clusters/edge-new'));
+    await page.locator('h1').filter({ hasText: 'edge-new' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Accept', exact: true }).count(), 0);
+
+    // The dashboard's own endpoint, with the viewer's session cookie, as the page would send it.
+    const refused = await page.evaluate(async () => {
+      const res = await fetch('/api/rollouts/windowed-2-1/pause', { method: 'POST', headers: { 'x-fleetlet-dashboard': '1', 'content-type': 'application/json' }, body: '{}' });
+      return { status: res.status, body: (await res.json()) as { error: { reason: string } } };
+    });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.reason, 'Forbidden');
+    // The hub's operator API.
+    const direct = await api('POST', '/api/v1/rollouts/windowed-2-1/pause', undefined, viewerToken);
+    assert.ok(direct.status === 401 || direct.status === 403, `the operator API refused the viewer: ${direct.status}`);
+    const accept = await api('POST', '/api/v1/clusters/edge-new/accept', undefined, viewerToken);
+    assert.ok(accept.status === 401 || accept.status === 403);
+    assert.equal((await rollout('windowed-2-1')).phase, 'Progressing', 'nothing changed');
+    assert.equal((await api<{ registration: string }>('GET', '/api/v1/clusters/edge-new')).body.registration, 'Pending');
+  });
+
+  test('every view passes an automated WCAG 2.1 AA audit (axe-core: contrast, names, roles, keyboard)', async () => {
+    const audit = await openBrowser({ bypassCSP: true });
+    try {
+      const page = audit.page;
+      await signIn(page, url('/'), operatorToken);
+      const views: [string, string][] = [
+        ['/', '[data-testid="by-state"]'],
+        ['/rollouts', '[data-testid="rollouts"]'],
+        ['/rollouts/bad-2-0', '[data-testid="members"]'],
+        ['/clusters/canary-1', '[data-attempt]'],
+        ['/clusters', 'tr[data-cluster]'],
+        ['/hotfixes', 'h1'],
+      ];
+      for (const [path, ready] of views) {
+        await page.goto(url(path));
+        await page.locator(ready).first().waitFor();
+        const violations = await accessibilityViolations(page);
+        assert.deepEqual(violations, [], `${path}: ${JSON.stringify(violations, null, 1)}`);
+      }
+      await page.goto(url('/rollouts/windowed-2-1'));
+      await page.getByRole('button', { name: 'Cancel', exact: true }).click();
+      await page.getByRole('dialog').waitFor();
+      assert.deepEqual(await accessibilityViolations(page), [], 'the confirmation dialog');
+      await page.keyboard.press('Escape');
+      await page.getByRole('dialog').waitFor({ state: 'hidden' });
+      assert.equal((await rollout('windowed-2-1')).phase, 'Progressing', 'Escape cancelled nothing');
+      await ok('POST', '/api/v1/rollouts/windowed-2-1/cancel');
+    } finally {
+      await audit.close();
+    }
+  });
+
+  test('the hub unreachable: the page says so, and reconnects by itself when it is back', async () => {
+    const page = viewer.page;
+    await page.goto(url('/'));
+    await until(page, 'the overview', async () => (await text(page, 'count-Succeeded')) !== '');
+    await hub.close();
+    await page.getByTestId('unreachable').waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: join(shots, 'unreachable.png') });
+    await startTheHub();
+    await page.getByTestId('unreachable').waitFor({ state: 'detached', timeout: 30_000 });
+    await until(page, 'the overview after reconnecting', async () => (await text(page, 'count-Succeeded')) === '2' || (await text(page, 'count-Succeeded')) === '3');
+    assert.equal(await text(page, 'role'), 'viewer', 'still signed in');
+  });
+});
