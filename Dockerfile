@@ -10,6 +10,7 @@
 # file's COPY lines and runs the entrypoint, so a wrong path fails a test.
 
 # ── build: dependencies (esbuild is a dev one), the bundles, and the runtime's files staged in /runtime
+# (web/ is the hub's dashboard app, built with the bundles; the image does not ship it: an agent never serves it)
 FROM node:24-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -20,6 +21,7 @@ RUN npm ci --no-audit --no-fund \
  && npm cache clean --force
 COPY bin ./bin
 COPY src ./src
+COPY web ./web
 COPY scripts/build.ts ./scripts/
 RUN node scripts/build.ts --runtime-dir /runtime
 

@@ -4,12 +4,14 @@
 //   dist/agent.mjs     `fleetlet agent` alone: what the image runs
 //   dist/hub.mjs       `fleetlet hub` alone
 //   dist/fleetlet.mjs  the whole CLI (agent, hub, status, rollout, keys, demo)
+//   dist/dashboard/    the hub's fleet dashboard, a browser app (web/: Preact +
+//                      Chart.js): index.html, app.js, app-style.css
 // better-sqlite3 stays outside: its native binary cannot be bundled, so the
 // image carries node_modules/better-sqlite3 (and the loader it needs) only.
 // Why bundle at all: module loading, not work, is most of an idle agent's
 // memory (docs/footprint.md).
 import { build, type BuildOptions, type Metafile, type Plugin } from 'esbuild';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -82,11 +84,30 @@ export const buildOptions: BuildOptions = {
 /** What must never be in the agent's bundle: the hub, the demo, the test control plane. */
 const notInAgent = [/^src\/hub\//, /^src\/testbed\//, /^src\/cli\/(demo|hub|rollout|keys)-command\.ts$/];
 
-/** Builds every bundle into `outdir` (default dist/); returns esbuild's metafile (sizes, inputs per output). */
+/** The dashboard's browser app, for today's browsers; the hub serves it from dashboard/ beside its bundle (src/hub/dashboard/server.ts). */
+export const dashboardOptions: BuildOptions = {
+  absWorkingDir: root,
+  entryPoints: { app: 'web/src/main.tsx', 'app-style': 'web/src/app.css' },
+  entryNames: '[name]',
+  bundle: true,
+  format: 'esm',
+  target: ['chrome120', 'firefox120', 'safari17'],
+  minify: true,
+  sourcemap: 'linked',
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  legalComments: 'linked',
+  metafile: true,
+  logLevel: 'warning',
+};
+
+/** Builds every bundle into `outdir` (default dist/), the dashboard into outdir/dashboard; returns esbuild's metafile (sizes, inputs per output). */
 export async function buildBundles(outdir = distDir): Promise<Metafile> {
   rmSync(outdir, { recursive: true, force: true });
-  const result = await build({ ...buildOptions, outdir });
-  const meta = result.metafile!;
+  const dashboardDir = join(outdir, 'dashboard');
+  const [result, web] = await Promise.all([build({ ...buildOptions, outdir }), build({ ...dashboardOptions, outdir: dashboardDir })]);
+  copyFileSync(join(root, 'web/index.html'), join(dashboardDir, 'index.html'));
+  const meta: Metafile = { inputs: { ...result.metafile!.inputs, ...web.metafile!.inputs }, outputs: { ...result.metafile!.outputs, ...web.metafile!.outputs } };
   const agent = Object.entries(meta.outputs).find(([file]) => file.endsWith('/agent.mjs') || file === 'agent.mjs');
   const stray = Object.keys(agent?.[1].inputs ?? {}).filter((f) => notInAgent.some((re) => re.test(f)));
   if (stray.length > 0) throw new Error(`the agent's bundle must not hold ${stray.join(', ')}: an import pulls the hub, demo or testbed into the agent`);
@@ -146,7 +167,7 @@ if (import.meta.main) {
   const { values } = parseArgs({ options: { 'runtime-dir': { type: 'string' }, outdir: { type: 'string', default: distDir } } });
   const meta = await buildBundles(values.outdir);
   for (const [file, out] of Object.entries(meta.outputs)) {
-    if (file.endsWith('.mjs')) process.stdout.write(`${file.padEnd(22)} ${(out.bytes / 1024).toFixed(0).padStart(6)} KiB\n`);
+    if (/\.(mjs|js|css)$/.test(file)) process.stdout.write(`${file.padEnd(30)} ${(out.bytes / 1024).toFixed(0).padStart(6)} KiB\n`);
   }
   if (values['runtime-dir']) {
     for (const f of stageRuntime(values['runtime-dir'], values.outdir)) process.stdout.write(`staged ${f}\n`);

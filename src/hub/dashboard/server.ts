@@ -1,5 +1,5 @@
 // The fleet dashboard: a Fastify server on its own port that serves the
-// browser app (built by scripts/build-dashboard.ts into dist/dashboard), the
+// browser app (built with the bundles by scripts/build.ts into dist/dashboard), the
 // read endpoints it needs, operator actions, and a server-sent event stream
 // that tells open pages when something they show changed.
 //
@@ -28,7 +28,7 @@ import { clusterDetail, clusterPage, overrideClusterPage, overrideList, overview
 
 export const SESSION_COOKIE = 'fleetlet_dashboard';
 export const WRITE_HEADER = 'x-fleetlet-dashboard';
-/** Where `npm run build:dashboard` puts the browser app: beside a bundled hub (dist/*.mjs), or dist/ from the sources. */
+/** Where `npm run build` puts the browser app: beside a bundled hub (dist/*.mjs), or dist/ from the sources. */
 export const DEFAULT_ASSETS_DIR = [new URL('./dashboard/', import.meta.url), new URL('../../../dist/dashboard/', import.meta.url)]
   .map((u) => fileURLToPath(u))
   .find((dir) => existsSync(`${dir}/index.html`)) ?? fileURLToPath(new URL('../../../dist/dashboard/', import.meta.url));
