@@ -9,7 +9,6 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
 import type { Page } from 'playwright-core';
 import { createAgentRuntime } from '../../src/cli/agent-runtime.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
@@ -17,6 +16,7 @@ import { startHub, type RunningHub } from '../../src/hub/start-hub.ts';
 import { addonsRelease, asReleaseRequest } from '../../src/testbed/sample-releases.ts';
 import { accessibilityViolations, openBrowser, signIn, type BrowserSession } from '../support/browser.ts';
 import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
+import { testLogger } from '../support/test-log.ts';
 import { testPolicy } from '../support/test-policy.ts';
 
 const keys = generateReleaseKey();
@@ -27,7 +27,7 @@ const bootstrapToken = randomBytes(16).toString('hex');
 const work = mkdtempSync(join(tmpdir(), 'fleetlet-dashboard-'));
 const shots = process.env.FLEETLET_SCREENSHOTS ?? join(work, 'screenshots');
 mkdirSync(shots, { recursive: true });
-const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+const logger = testLogger();
 
 type Rollout = { phase: string; reason: string | null; counts: Record<string, number> };
 
