@@ -110,6 +110,9 @@ describe('dashboard server', () => {
     const failed = (await call('GET', '/api/clusters?state=Failed,RolledBack', { token: VIEWER })).body;
     assert.deepEqual(failed.items.map((c: { id: string }) => c.id), fleet.filter((c) => c.state === 'Failed' || c.state === 'RolledBack').map((c) => c.id));
     assert.equal((await call('GET', '/api/clusters?state=Sideways', { token: VIEWER })).status, 400);
+    // A page by state and the overview's count by state are two queries over the same rules: they agree for every state.
+    const byState = (await call('GET', '/api/overview', { token: VIEWER })).body.byState as Record<string, number>;
+    for (const s of clusterStates) assert.equal((await call('GET', `/api/clusters?state=${s}&limit=1`, { token: VIEWER })).body.total, byState[s], s);
   });
 
   it("tells a cluster's story: attempts with their transitions and the rollback reason, its window", async () => {

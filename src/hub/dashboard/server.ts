@@ -24,7 +24,7 @@ import type { HubContext } from '../hub-context.ts';
 import { cancelRollout, pauseRollout, resumeRollout, rollbackRollout } from '../rollout/rollout-operations.ts';
 import { clusterStates, type ClusterState, type DashboardRepo, type LabelFilter } from '../store/dashboard-repo.ts';
 import { atLeast, type Authorize, type Role } from './authorize.ts';
-import { clusterDetail, clusterPage, overrideClusterPage, overrideList, overview, rolloutDetail, rolloutList, type ViewDeps } from './views.ts';
+import { clusterDetail, clusterPage, cutoffOf, overrideClusterPage, overrideList, overview, rolloutDetail, rolloutList, RolloutViews, type ViewDeps } from './views.ts';
 
 export const SESSION_COOKIE = 'fleetlet_dashboard';
 export const WRITE_HEADER = 'x-fleetlet-dashboard';
@@ -61,7 +61,12 @@ const OVERVIEW_REUSE_MS = 2000;
 
 export async function startDashboard(o: DashboardOptions): Promise<RunningDashboard> {
   const log = o.logger.child({ component: 'dashboard' });
-  const deps: ViewDeps = { ctx: o.ctx, repo: o.repo };
+  const rollouts = new RolloutViews(o.ctx, OVERVIEW_REUSE_MS);
+  /** What a request's views read; the store's fingerprint is computed at most once per request. */
+  const depsNow = (): ViewDeps => {
+    let fingerprint: string | undefined;
+    return { ctx: o.ctx, repo: o.repo, rollouts, fingerprint: () => (fingerprint ??= o.repo.fingerprint(cutoffOf(o.ctx))) };
+  };
   const assetsDir = o.assetsDir ?? DEFAULT_ASSETS_DIR;
   const indexPath = `${assetsDir}/index.html`;
   // The https variant of Fastify's types differs only in the raw server; routes and hooks are the same.
@@ -125,9 +130,10 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     const filter = labelFilter(req);
     const key = JSON.stringify(filter);
     const now = o.ctx.now().getTime();
-    const fp = o.repo.fingerprint(new Date(now - o.ctx.leaseMs).toISOString());
+    const deps = depsNow();
+    const fp = deps.fingerprint();
     const hit = overviews.get(key);
-    if (hit && hit.fingerprint === fp && now - hit.at < OVERVIEW_REUSE_MS) return hit.value;
+    if (hit && hit.fingerprint === fp && now >= hit.at && now - hit.at < OVERVIEW_REUSE_MS) return hit.value;
     const value = overview(deps, filter);
     if (overviews.size >= 100) overviews.clear();
     overviews.set(key, { fingerprint: fp, at: now, value });
@@ -135,21 +141,21 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   });
   read('/api/clusters', (req) => {
     const q = req.query as Record<string, string | undefined>;
-    return clusterPage(deps, { filter: labelFilter(req), states: states(q.state), search: q.q || undefined, ...paging(q) });
+    return clusterPage(depsNow(), { filter: labelFilter(req), states: states(q.state), search: q.q || undefined, ...paging(q) });
   });
-  read('/api/clusters/:id', (req) => clusterDetail(deps, (req.params as { id: string }).id));
+  read('/api/clusters/:id', (req) => clusterDetail(depsNow(), (req.params as { id: string }).id));
   read('/api/rollouts', (req) => {
     const { offset, limit } = paging(req.query as Record<string, string | undefined>);
-    return rolloutList(deps, offset, limit);
+    return rolloutList(depsNow(), offset, limit);
   });
   read('/api/rollouts/:name', (req) => {
     const q = req.query as Record<string, string | undefined>;
-    return rolloutDetail(deps, (req.params as { name: string }).name, { group: q.group || undefined, status: q.status || undefined, ...paging(q) });
+    return rolloutDetail(depsNow(), (req.params as { name: string }).name, { group: q.group || undefined, status: q.status || undefined, ...paging(q) });
   });
-  read('/api/overrides', () => ({ overrides: overrideList(deps) }));
+  read('/api/overrides', () => ({ overrides: overrideList(depsNow()) }));
   read('/api/overrides/:name/clusters', (req) => {
     const { offset, limit } = paging(req.query as Record<string, string | undefined>);
-    return overrideClusterPage(deps, (req.params as { name: string }).name, offset, limit);
+    return overrideClusterPage(depsNow(), (req.params as { name: string }).name, offset, limit);
   });
 
   // ---- operator actions (the same operations as the hub's API)
@@ -170,7 +176,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     if (streams.size === 0) return;
     try {
       const now = o.ctx.now();
-      const next = o.repo.fingerprint(new Date(now.getTime() - o.ctx.leaseMs).toISOString());
+      const next = o.repo.fingerprint(cutoffOf(o.ctx));
       const changed = next !== fingerprint;
       fingerprint = next;
       for (const s of streams) {

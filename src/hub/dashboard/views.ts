@@ -19,9 +19,51 @@ const TERMINAL = new Set(['Succeeded', 'RolledBack', 'Failed']);
 export interface ViewDeps {
   ctx: HubContext;
   repo: DashboardRepo;
+  rollouts: RolloutViews;
+  /** The store's fingerprint for this request (DashboardRepo.fingerprint), computed once when first asked. */
+  fingerprint(): string;
 }
 
-const cutoffOf = (ctx: HubContext): string => new Date(ctx.now().getTime() - ctx.leaseMs).toISOString();
+export const cutoffOf = (ctx: HubContext): string => new Date(ctx.now().getTime() - ctx.leaseMs).toISOString();
+
+/** How many rollouts' evaluations are kept (a 10,000-member rollout's is a few MB). */
+const ROLLOUT_VIEWS_KEPT = 16;
+
+/**
+ * Rollout evaluations shared by every request while nothing the dashboard
+ * shows has changed (the store's fingerprint), for at most `maxAgeMs` (soak
+ * and deadline countdowns move with the clock alone). Evaluating a rollout
+ * reads every member, so however many pages are open on a 10,000-cluster
+ * rollout, and however often they refetch, the dashboard evaluates it at
+ * most once per change and per `maxAgeMs`; the rollout ticker pays the same
+ * evaluation on every tick anyway.
+ */
+export class RolloutViews {
+  readonly #ctx: HubContext;
+  readonly #maxAgeMs: number;
+  readonly #views = new Map<string, { fingerprint: string; at: number; view: RolloutView }>();
+
+  constructor(ctx: HubContext, maxAgeMs: number) {
+    this.#ctx = ctx;
+    this.#maxAgeMs = maxAgeMs;
+  }
+
+  /** The rollout's status with every member, as the status API computes it. */
+  get(name: string, fingerprint: string): RolloutView {
+    const now = this.#ctx.now().getTime();
+    const hit = this.#views.get(name);
+    if (hit && hit.fingerprint === fingerprint && now >= hit.at && now - hit.at < this.#maxAgeMs) return hit.view;
+    const view = rolloutStatus(this.#ctx, name, { clusters: 'all' });
+    // Re-inserted, so the map's order is least recently computed first.
+    this.#views.delete(name);
+    this.#views.set(name, { fingerprint, at: now, view });
+    for (const oldest of this.#views.keys()) {
+      if (this.#views.size <= ROLLOUT_VIEWS_KEPT) break;
+      this.#views.delete(oldest);
+    }
+    return view;
+  }
+}
 
 function page<T>(r: { total: number; items: T[] }, offset: number, limit: number): Page<T> {
   return { total: r.total, offset, limit, items: r.items };
@@ -31,7 +73,7 @@ export function summarize(v: RolloutView): RolloutSummary {
   return { name: v.name, phase: v.phase, reason: v.reason, message: v.message, target: v.target, counts: v.counts, limits: v.limits, window: v.window, createdAt: v.createdAt, endedAt: v.endedAt };
 }
 
-export function overview({ ctx, repo }: ViewDeps, filter: LabelFilter): Overview {
+export function overview({ ctx, repo, rollouts, fingerprint }: ViewDeps, filter: LabelFilter): Overview {
   const cutoff = cutoffOf(ctx);
   const byState = repo.countByState(cutoff, filter);
   const list = (o: { states?: ClusterState[]; phase?: string; order: 'recent' | 'lastSeen' | 'id' }) => {
@@ -50,7 +92,7 @@ export function overview({ ctx, repo }: ViewDeps, filter: LabelFilter): Overview
     failures: list({ states: ['Failed', 'RolledBack'], order: 'recent' }),
     offline: list({ states: ['Unknown'], order: 'lastSeen' }),
     pending: list({ states: ['PendingRegistration'], order: 'id' }),
-    activeRollouts: ctx.rollouts.active().map((r) => summarize(rolloutStatus(ctx, r.name))),
+    activeRollouts: ctx.rollouts.active().map((r) => summarize(rollouts.get(r.name, fingerprint()))),
     labels: repo.labelPairs(40),
   };
 }
@@ -106,13 +148,14 @@ export function clusterDetail({ ctx, repo }: ViewDeps, id: string): ClusterDetai
   return { now: now.toISOString(), state, cluster, attempts, outbox, windows: { agent, hub }, rollouts };
 }
 
-export function rolloutList({ ctx }: ViewDeps, offset: number, limit: number): Page<RolloutSummary> {
+export function rolloutList({ ctx, rollouts, fingerprint }: ViewDeps, offset: number, limit: number): Page<RolloutSummary> {
   const all = ctx.rollouts.list().reverse();
-  return { total: all.length, offset, limit, items: all.slice(offset, offset + limit).map((r) => summarize(rolloutStatus(ctx, r.name))) };
+  return { total: all.length, offset, limit, items: all.slice(offset, offset + limit).map((r) => summarize(rollouts.get(r.name, fingerprint()))) };
 }
 
-export function rolloutDetail({ ctx }: ViewDeps, name: string, q: { group?: string; status?: string; offset: number; limit: number }): RolloutDetail {
-  const full = rolloutStatus(ctx, name, { clusters: 'all' });
+export function rolloutDetail({ ctx, rollouts, fingerprint }: ViewDeps, name: string, q: { group?: string; status?: string; offset: number; limit: number }): RolloutDetail {
+  if (!ctx.rollouts.get(name)) throw new ApiError(404, 'NotFound', `no rollout "${name}"`);
+  const full = rollouts.get(name, fingerprint());
   const { clusters = [], ...rollout } = full;
   const matching = clusters.filter((c) => (q.group === undefined || c.group === q.group) && (q.status === undefined || c.status === q.status));
   return {

@@ -1,6 +1,10 @@
 // Read-only aggregates for the dashboard (src/hub/dashboard): counts and
 // pages computed in SQL, so a fleet of 10,000 clusters is answered without
-// loading every cluster into the hub's memory or the browser.
+// loading every cluster into the hub's memory or the browser. Every query
+// reads an index (the dashboard's migration in store/migrations.ts): labels and reported
+// overrides are rows kept in step with the clusters' JSON by triggers, lists
+// of newest attempts walk an index on their time and stop at their page,
+// counts by state scan an index rather than the clusters' rows.
 //
 // A cluster's display state is one word, in this order of precedence:
 // PendingRegistration (not accepted yet), Unknown (lease expired: the hub
@@ -80,9 +84,36 @@ function labelWhere(filter: LabelFilter, params: Record<string, unknown>): strin
     .map(([k, v], i) => {
       params[`lk${i}`] = k;
       params[`lv${i}`] = v;
-      return `EXISTS (SELECT 1 FROM json_each(c.labels) l WHERE l.key = @lk${i} AND l.value = @lv${i})`;
+      return `c.id IN (SELECT cluster_id FROM cluster_labels WHERE key = @lk${i} AND value = @lv${i})`;
     })
     .join(' AND ');
+}
+
+/** Accepted and heard from within the lease: its state is its latest attempt's. */
+const FRESH = `c.status = 'Accepted' AND c.last_seen >= @cutoff`;
+
+/** Each display state as a condition the indexes serve (the same rules as STATE_SQL). */
+const STATE_WHERE: Record<ClusterState, string> = {
+  PendingRegistration: `c.status = 'Pending'`,
+  Unknown: `c.status = 'Accepted' AND (c.last_seen IS NULL OR c.last_seen < @cutoff)`,
+  RolledBack: `${FRESH} AND u.phase = 'RolledBack'`,
+  Failed: `${FRESH} AND u.status = 'Failed' AND u.phase <> 'RolledBack'`,
+  InProgress: `${FRESH} AND u.status = 'InProgress'`,
+  Succeeded: `${FRESH} AND u.status = 'Succeeded'`,
+  NoRelease: `${FRESH} AND u.status IS NULL`,
+};
+
+/** Clusters in any of `states`; Failed with RolledBack is every failed attempt (one index range). */
+function statesWhere(states: readonly ClusterState[]): string {
+  const set = new Set(states);
+  const parts: string[] = [];
+  if (set.has('Failed') && set.has('RolledBack')) {
+    parts.push(`${FRESH} AND u.status = 'Failed'`);
+    set.delete('Failed');
+    set.delete('RolledBack');
+  }
+  for (const s of set) parts.push(STATE_WHERE[s]);
+  return `(${parts.map((p) => `(${p})`).join(' OR ')})`;
 }
 
 const toRow = (r: RawClusterRow): ClusterRow => ({
@@ -160,7 +191,7 @@ export class DashboardRepo {
   /**
    * A page of clusters in id order. `states` narrows to those display states,
    * `phase` to an attempt phase, `search` to ids containing it; `order`
-   * 'recent' sorts by the latest attempt's time (newest first) instead.
+   * 'recent' lists clusters with an attempt, newest attempt first.
    * `total`: a count the caller already has (countByState's), which saves a scan.
    */
   clusters(o: { cutoff: string; filter: LabelFilter; states?: readonly ClusterState[]; phase?: string; search?: string; order?: 'id' | 'recent' | 'lastSeen'; offset: number; limit: number; total?: number }): { total: number; items: ClusterRow[] } {
@@ -168,10 +199,7 @@ export class DashboardRepo {
     const conds: string[] = [];
     const labels = labelWhere(o.filter, params);
     if (labels) conds.push(labels);
-    if (o.states && o.states.length > 0) {
-      conds.push(`${STATE_SQL} IN (${o.states.map((_s, i) => `@s${i}`).join(', ')})`);
-      o.states.forEach((s, i) => (params[`s${i}`] = s));
-    }
+    if (o.states && o.states.length > 0) conds.push(statesWhere(o.states));
     if (o.phase !== undefined) {
       conds.push('u.phase = @phase');
       params.phase = o.phase;
@@ -181,9 +209,12 @@ export class DashboardRepo {
       params.search = o.search;
     }
     const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
+    // Newest attempts first: only clusters with an attempt, read from the attempts' index on (status or phase, time) newest first,
+    // stopping at the page's end; CROSS JOIN keeps SQLite from starting at the clusters instead (it cannot know how few match).
+    const from = o.order === 'recent' ? 'FROM cluster_upgrade u CROSS JOIN clusters c ON c.id = u.cluster_id' : FROM;
     const order = o.order === 'recent' ? 'u.at DESC, c.id' : o.order === 'lastSeen' ? 'c.last_seen DESC, c.id' : 'c.id';
-    const total = o.total ?? (this.#db.prepare(`SELECT COUNT(*) AS n ${FROM} ${where}`).get(params) as { n: number }).n;
-    const items = (this.#db.prepare(`SELECT ${CLUSTER_COLUMNS} ${FROM} ${where} ORDER BY ${order} LIMIT @limit OFFSET @offset`).all({ ...params, limit: o.limit, offset: o.offset }) as RawClusterRow[]).map(toRow);
+    const total = o.total ?? (this.#db.prepare(`SELECT COUNT(*) AS n ${from} ${where}`).get(params) as { n: number }).n;
+    const items = (this.#db.prepare(`SELECT ${CLUSTER_COLUMNS} ${from} ${where} ORDER BY ${order} LIMIT @limit OFFSET @offset`).all({ ...params, limit: o.limit, offset: o.offset }) as RawClusterRow[]).map(toRow);
     return { total, items };
   }
 
@@ -196,7 +227,7 @@ export class DashboardRepo {
   /** The most common label pairs, for the label filter's suggestions. */
   labelPairs(limit: number): { key: string; value: string; clusters: number }[] {
     return this.#db
-      .prepare(`SELECT l.key AS key, l.value AS value, COUNT(*) AS clusters FROM clusters c, json_each(c.labels) l GROUP BY 1, 2 ORDER BY clusters DESC, key, value LIMIT ?`)
+      .prepare(`SELECT key, value, COUNT(*) AS clusters FROM cluster_labels GROUP BY 1, 2 ORDER BY clusters DESC, key, value LIMIT ?`)
       .all(limit) as { key: string; value: string; clusters: number }[];
   }
 
@@ -219,19 +250,17 @@ export class DashboardRepo {
   overrideUsage(): OverrideUsage[] {
     return this.#db
       .prepare(
-        `SELECT json_extract(o.value, '$.name') AS name, json_extract(o.value, '$.version') AS version, json_extract(o.value, '$.component') AS component, COUNT(*) AS clusters
-         FROM clusters c, json_each(c.inventory, '$.overrides') o WHERE c.inventory IS NOT NULL GROUP BY 1, 2, 3 ORDER BY name, version`,
+        `SELECT name, version, component, COUNT(*) AS clusters FROM cluster_overrides GROUP BY 1, 2, 3 ORDER BY name, version`,
       )
       .all() as OverrideUsage[];
   }
 
   /** A page of the clusters that report running the override, in id order. */
   overrideClusters(name: string, offset: number, limit: number): { total: number; items: { clusterId: string; version: string | null; runningVersion: string | null }[] } {
-    const from = `FROM clusters c, json_each(c.inventory, '$.overrides') o LEFT JOIN cluster_upgrade u ON u.cluster_id = c.id
-       WHERE c.inventory IS NOT NULL AND json_extract(o.value, '$.name') = @name`;
+    const from = `FROM cluster_overrides o LEFT JOIN cluster_upgrade u ON u.cluster_id = o.cluster_id WHERE o.name = @name`;
     const total = (this.#db.prepare(`SELECT COUNT(*) AS n ${from}`).get({ name }) as { n: number }).n;
     const items = this.#db
-      .prepare(`SELECT c.id AS clusterId, json_extract(o.value, '$.version') AS version, u.running_version AS runningVersion ${from} ORDER BY c.id LIMIT @limit OFFSET @offset`)
+      .prepare(`SELECT o.cluster_id AS clusterId, o.version AS version, u.running_version AS runningVersion ${from} ORDER BY o.cluster_id LIMIT @limit OFFSET @offset`)
       .all({ name, limit, offset }) as { clusterId: string; version: string | null; runningVersion: string | null }[];
     return { total, items };
   }

@@ -218,4 +218,55 @@ export const migrations: readonly string[] = [
     remote_address TEXT
   ) STRICT;
   `,
+  // The dashboard's aggregates and pages by index, not by reading every
+  // cluster (src/hub/store/dashboard-repo.ts): labels and reported overrides
+  // kept as rows beside the JSON they come from (triggers keep them in step
+  // with every write, whichever repository makes it), and indexes for the
+  // state counts, the newest attempts, offline clusters and running releases.
+  `
+  CREATE TABLE cluster_labels (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, key)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX cluster_labels_pair ON cluster_labels (key, value, cluster_id);
+  INSERT INTO cluster_labels SELECT c.id, l.key, l.value FROM clusters c, json_each(c.labels) l;
+  CREATE TRIGGER cluster_labels_insert AFTER INSERT ON clusters BEGIN
+    INSERT INTO cluster_labels SELECT new.id, l.key, l.value FROM json_each(new.labels) l;
+  END;
+  CREATE TRIGGER cluster_labels_update AFTER UPDATE OF labels ON clusters BEGIN
+    DELETE FROM cluster_labels WHERE cluster_id = new.id;
+    INSERT INTO cluster_labels SELECT new.id, l.key, l.value FROM json_each(new.labels) l;
+  END;
+
+  -- The hotfixes a cluster's latest inventory says it runs.
+  CREATE TABLE cluster_overrides (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    version TEXT,
+    component TEXT,
+    PRIMARY KEY (cluster_id, name)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX cluster_overrides_name ON cluster_overrides (name, cluster_id);
+  INSERT OR IGNORE INTO cluster_overrides
+    SELECT c.id, json_extract(o.value, '$.name'), json_extract(o.value, '$.version'), json_extract(o.value, '$.component')
+    FROM clusters c, json_each(c.inventory, '$.overrides') o WHERE c.inventory IS NOT NULL AND json_extract(o.value, '$.name') IS NOT NULL;
+  CREATE TRIGGER cluster_overrides_insert AFTER INSERT ON clusters WHEN new.inventory IS NOT NULL BEGIN
+    INSERT OR IGNORE INTO cluster_overrides
+      SELECT new.id, json_extract(o.value, '$.name'), json_extract(o.value, '$.version'), json_extract(o.value, '$.component')
+      FROM json_each(new.inventory, '$.overrides') o WHERE json_extract(o.value, '$.name') IS NOT NULL;
+  END;
+  CREATE TRIGGER cluster_overrides_update AFTER UPDATE OF inventory ON clusters BEGIN
+    DELETE FROM cluster_overrides WHERE cluster_id = new.id;
+    INSERT OR IGNORE INTO cluster_overrides
+      SELECT new.id, json_extract(o.value, '$.name'), json_extract(o.value, '$.version'), json_extract(o.value, '$.component')
+      FROM json_each(new.inventory, '$.overrides') o WHERE new.inventory IS NOT NULL AND json_extract(o.value, '$.name') IS NOT NULL;
+  END;
+
+  CREATE INDEX clusters_state ON clusters (status, last_seen, id);
+  CREATE INDEX cluster_upgrade_status ON cluster_upgrade (status, at);
+  CREATE INDEX cluster_upgrade_phase ON cluster_upgrade (phase, at);
+  CREATE INDEX cluster_upgrade_running ON cluster_upgrade (running_name, running_version);
+  `,
 ];
