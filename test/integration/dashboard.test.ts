@@ -205,7 +205,12 @@ describe('the fleet dashboard in a real browser', () => {
       target: { kind: 'Release', release: release('2.1.0', { dns: '2.1.0', proxy: '2.1.0', metrics: '2.1.0' }) },
     });
     const page = operator.page;
-    await page.goto(url('/rollouts/windowed-2-1'));
+    // The overview lists it among the active rollouts (asked for apart from the counts).
+    await page.goto(url('/'));
+    const active = page.locator('[data-testid="rollouts"] tr[data-rollout="windowed-2-1"]');
+    await active.waitFor();
+    assert.match((await active.textContent()) ?? '', /Progressing.*closed; opens/s);
+    await active.getByRole('link', { name: 'windowed-2-1' }).click();
     await until(page, 'the rollout page', async () => (await page.locator('h1 [data-state]').getAttribute('data-state')) === 'Progressing');
     assert.match(await text(page, 'window'), /closed; opens in/);
 

@@ -47,7 +47,6 @@ export interface Overview {
   failures: Page<ClusterRow>;
   offline: Page<ClusterRow>;
   pending: Page<ClusterRow>;
-  activeRollouts: RolloutSummary[];
   labels: { key: string; value: string; clusters: number }[];
 }
 

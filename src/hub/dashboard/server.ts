@@ -145,8 +145,9 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   });
   read('/api/clusters/:id', (req) => clusterDetail(depsNow(), (req.params as { id: string }).id));
   read('/api/rollouts', (req) => {
-    const { offset, limit } = paging(req.query as Record<string, string | undefined>);
-    return rolloutList(depsNow(), offset, limit);
+    const q = req.query as Record<string, string | undefined>;
+    const { offset, limit } = paging(q);
+    return rolloutList(depsNow(), offset, limit, q.active !== undefined && q.active !== 'false');
   });
   read('/api/rollouts/:name', (req) => {
     const q = req.query as Record<string, string | undefined>;

@@ -73,7 +73,8 @@ export function summarize(v: RolloutView): RolloutSummary {
   return { name: v.name, phase: v.phase, reason: v.reason, message: v.message, target: v.target, counts: v.counts, limits: v.limits, window: v.window, createdAt: v.createdAt, endedAt: v.endedAt };
 }
 
-export function overview({ ctx, repo, rollouts, fingerprint }: ViewDeps, filter: LabelFilter): Overview {
+/** The overview's numbers: SQL over indexes only. Its active rollouts come from /api/rollouts?active, so the counts never wait for a rollout's evaluation. */
+export function overview({ ctx, repo }: ViewDeps, filter: LabelFilter): Overview {
   const cutoff = cutoffOf(ctx);
   const byState = repo.countByState(cutoff, filter);
   const list = (o: { states?: ClusterState[]; phase?: string; order: 'recent' | 'lastSeen' | 'id' }) => {
@@ -92,7 +93,6 @@ export function overview({ ctx, repo, rollouts, fingerprint }: ViewDeps, filter:
     failures: list({ states: ['Failed', 'RolledBack'], order: 'recent' }),
     offline: list({ states: ['Unknown'], order: 'lastSeen' }),
     pending: list({ states: ['PendingRegistration'], order: 'id' }),
-    activeRollouts: ctx.rollouts.active().map((r) => summarize(rollouts.get(r.name, fingerprint()))),
     labels: repo.labelPairs(40),
   };
 }
@@ -148,8 +148,9 @@ export function clusterDetail({ ctx, repo }: ViewDeps, id: string): ClusterDetai
   return { now: now.toISOString(), state, cluster, attempts, outbox, windows: { agent, hub }, rollouts };
 }
 
-export function rolloutList({ ctx, rollouts, fingerprint }: ViewDeps, offset: number, limit: number): Page<RolloutSummary> {
-  const all = ctx.rollouts.list().reverse();
+/** Rollouts newest first; `active`: only those progressing or paused. */
+export function rolloutList({ ctx, rollouts, fingerprint }: ViewDeps, offset: number, limit: number, active = false): Page<RolloutSummary> {
+  const all = (active ? ctx.rollouts.active() : ctx.rollouts.list()).reverse();
   return { total: all.length, offset, limit, items: all.slice(offset, offset + limit).map((r) => summarize(rollouts.get(r.name, fingerprint()))) };
 }
 
