@@ -48,7 +48,7 @@ const { values } = parseArgs({
     'no-restart': { type: 'boolean', default: false },
     clusters: { type: 'string', default: '2000' },
     'dashboard-clusters': { type: 'string', default: '10000' },
-    'dashboard-runs': { type: 'string', default: '5' },
+    'dashboard-runs': { type: 'string', default: '10' },
     'max-concurrency': { type: 'string', default: '500' },
     canaries: { type: 'string', default: '10' },
     'upgrade-ms': { type: 'string', default: '200' },
