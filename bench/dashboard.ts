@@ -68,14 +68,15 @@ export async function dashboardBench(o: { clusters: number; runs: number }): Pro
     await signIn(page, base, adminToken);
     // Functions, not strings: the page's CSP forbids eval, which Playwright uses for string predicates.
     const selectorCount = ([selector, n]: [string, number]) => (globalThis as unknown as { document: { querySelectorAll(s: string): { length: number } } }).document.querySelectorAll(selector).length >= n;
-    const views: { name: string; path: string; api: string; ready: [string, number] }[] = [
+    const shots = process.env.FLEETLET_SCREENSHOTS;
+    const views: { name: string; path: string; api: string; ready: [string, number]; shot?: string }[] = [
       { name: 'overview', path: '/', api: '/api/overview', ready: ['[data-testid="by-release"] tr', 1] },
-      { name: 'overview, its rollouts', path: '/', api: '/api/rollouts?active=1&limit=50', ready: ['[data-testid="rollouts"] tr[data-rollout]', 1] },
+      { name: 'overview, its rollouts', path: '/', api: '/api/rollouts?active=1&limit=50', ready: ['[data-testid="rollouts"] tr[data-rollout]', 1], shot: 'overview' },
       { name: 'overview, one label', path: '/?label=region%3Dregion-3', api: '/api/overview?label=region%3Dregion-3', ready: ['[data-testid="by-release"] tr', 1] },
-      { name: 'clusters, page 100', path: '/clusters?offset=4950', api: '/api/clusters?offset=4950&limit=50', ready: ['tr[data-cluster]', 50] },
-      { name: 'rollout (all clusters)', path: '/rollouts/fleet-wide', api: '/api/rollouts/fleet-wide?limit=50', ready: ['[data-testid="members"] tr[data-cluster]', 50] },
+      { name: 'clusters, page 100', path: '/clusters?offset=4950', api: '/api/clusters?offset=4950&limit=50', ready: ['tr[data-cluster]', 50], shot: 'clusters' },
+      { name: 'rollout (all clusters)', path: '/rollouts/fleet-wide', api: '/api/rollouts/fleet-wide?limit=50', ready: ['[data-testid="members"] tr[data-cluster]', 50], shot: 'rollout' },
       { name: 'a cluster', path: `/clusters/${fleet[8]?.id ?? ''}`, api: `/api/clusters/${fleet[8]?.id ?? ''}`, ready: ['[data-attempt]', 1] },
-      { name: 'hotfixes', path: '/hotfixes?override=cve-dns', api: '/api/overrides', ready: ['[data-testid="running-cve-dns"] tr[data-cluster]', 1] },
+      { name: 'hotfixes', path: '/hotfixes?override=cve-dns', api: '/api/overrides', ready: ['[data-testid="running-cve-dns"] tr[data-cluster]', 1], shot: 'hotfixes' },
     ];
     for (const v of views) {
       const rendered: number[] = [];
@@ -89,6 +90,8 @@ export async function dashboardBench(o: { clusters: number; runs: number }): Pro
           const total = await page.getByTestId('total').textContent();
           if (!total?.startsWith(`${o.clusters} clusters`)) throw new Error(`the overview counts "${total}", not ${o.clusters} clusters`);
         }
+        // FLEETLET_SCREENSHOTS=docs/dashboard: the README's pictures of a large fleet.
+        if (shots && i === 0 && v.shot) await page.screenshot({ path: join(shots, `${v.shot}-${o.clusters}.png`), fullPage: true });
         await sleep(REUSE_EXPIRED_MS);
         const s = performance.now();
         const r = await fetch(`${base}${v.api}`, { headers: { authorization: `Bearer ${adminToken}` } });
