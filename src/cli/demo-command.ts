@@ -77,7 +77,6 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean; dashboar
   const keys = generateReleaseKey();
   const adminToken = randomBytes(16).toString('hex');
   const bootstrapToken = randomBytes(32).toString('base64url');
-  const viewerToken = randomBytes(16).toString('hex');
   const hub = await startHub({
     port: 0,
     dbPath: join(work, 'hub.db'),
@@ -86,18 +85,21 @@ async function runDemo(values: { kubeconfig?: string; verbose: boolean; dashboar
     bootstrapTokens: [bootstrapToken],
     heartbeatMs: 1000,
     rolloutTickMs: 250,
-    dashboard: { port: values.dashboardPort, tokens: [{ token: viewerToken, role: 'viewer' }] },
+    dashboard: { port: values.dashboardPort },
     now: () => new Date(),
     logger,
   });
-  line(`Follow along in the dashboard: ${hub.dashboardUrl ?? ''}`);
-  line(`  sign in with the viewer token ${viewerToken} (looks only), or the admin token ${adminToken} (may pause, resume, cancel, roll back)`);
   const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${hub.httpUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
     const json = (await res.json()) as T;
     if (!res.ok) throw new Error(`${method} ${path}: ${JSON.stringify(json)}`);
     return json;
   };
+  // Tokens with a role, as an admin makes them for people (docs/security.md).
+  const viewer = await api<{ token: string }>('POST', '/api/v1/operator-tokens', { name: 'demo viewer', role: 'viewer' });
+  const operator = await api<{ token: string }>('POST', '/api/v1/operator-tokens', { name: 'demo operator', role: 'operator' });
+  line(`Follow along in the dashboard: ${hub.dashboardUrl ?? ''}`);
+  line(`  sign in with the viewer token ${viewer.token} (looks only), or the operator token ${operator.token} (may pause, resume, cancel, roll back)`);
   const waitFor = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

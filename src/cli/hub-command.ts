@@ -18,8 +18,7 @@ export function hubCommand(ctx: CommandContext) {
     .option('--rollout-tick-ms <ms>', 'how often rollouts are evaluated when nothing reported', wholeNumber(50), 1000)
     .option('--tls-key <pem>', 'serve https/wss with this private key (with --tls-cert)')
     .option('--tls-cert <pem>', 'certificate chain for --tls-key')
-    .addOption(new Option('--dashboard-port <port>', 'serve the fleet dashboard (docs/dashboard.md) on this port; 0: any free one; off when unset').env('FLEETLET_DASHBOARD_PORT').argParser(wholeNumber(0)))
-    .addOption(new Option('--viewer-token <token...>', 'a token that may sign in to the dashboard to look only; the admin token may also act (repeatable; env: comma separated)').env('FLEETLET_VIEWER_TOKENS'))
+    .addOption(new Option('--dashboard-port <port>', 'serve the fleet dashboard (docs/dashboard.md) on this port, signed in with operator tokens; 0: any free one; off when unset').env('FLEETLET_DASHBOARD_PORT').argParser(wholeNumber(0)))
     .addHelpText('after', '\nLogs JSON lines on stdout (LOG_LEVEL, default info), "hub listening" once with both URLs. Stops cleanly on SIGTERM or SIGINT.')
     .action(async (o) => {
       if (!o.releaseKey || !o.adminToken) throw new UsageError('--release-key (Ed25519 private key PEM, see `fleetlet keygen`) and --admin-token (or FLEETLET_ADMIN_TOKEN) are required');
@@ -27,8 +26,6 @@ export function hubCommand(ctx: CommandContext) {
       // From the environment the list arrives as one comma-separated string.
       const given = o.bootstrapToken as string | string[] | undefined;
       const bootstrapTokens = (typeof given === 'string' ? given.split(',') : (given ?? [])).filter((t) => t !== '');
-      const viewers = o.viewerToken as string | string[] | undefined;
-      const viewerTokens = (typeof viewers === 'string' ? viewers.split(',') : (viewers ?? [])).filter((t) => t !== '');
       const [{ default: pino }, { startHub }, { importPrivateKeyPem }] = await Promise.all([import('pino'), import('../hub/start-hub.ts'), import('../protocol/signing.ts')]);
       const logger = pino({ name: 'fleetlet-hub', level: process.env.LOG_LEVEL ?? 'info' });
       const hub = await startHub({
@@ -43,7 +40,7 @@ export function hubCommand(ctx: CommandContext) {
         releaseTtlMs: o.releaseTtlMs,
         rolloutTickMs: o.rolloutTickMs,
         ...(o.tlsKey && o.tlsCert ? { tls: { key: readFileSync(o.tlsKey), cert: readFileSync(o.tlsCert) } } : {}),
-        ...(o.dashboardPort !== undefined ? { dashboard: { port: o.dashboardPort, host: o.host, tokens: viewerTokens.map((token) => ({ token, role: 'viewer' as const })) } } : {}),
+        ...(o.dashboardPort !== undefined ? { dashboard: { port: o.dashboardPort, host: o.host } } : {}),
         now: () => new Date(),
         logger,
       });

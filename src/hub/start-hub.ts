@@ -12,7 +12,6 @@ import { AgentSession, type SessionIdentity } from './agent-session.ts';
 import type { ConnectionBudgets } from './connection-budget.ts';
 import type { FailureThrottleOptions } from './failure-throttle.ts';
 import { MIN_BOOTSTRAP_TOKEN_CHARS } from './store/bootstrap-token-repo.ts';
-import { tokenAuthorizer, type RoleToken } from './dashboard/authorize.ts';
 import { startDashboard, type RunningDashboard } from './dashboard/server.ts';
 import { createApiHandler } from './http-api.ts';
 import { createHubContext } from './hub-context.ts';
@@ -62,8 +61,8 @@ export interface HubOptions {
   leaseFlushMs?: number;
   /** PEM key and certificate: serve https/wss. */
   tls?: { key: string | Buffer; cert: string | Buffer };
-  /** Serve the fleet dashboard on its own port (src/hub/dashboard). The admin token signs in as admin. */
-  dashboard?: { port: number; host?: string; tokens?: readonly RoleToken[]; assetsDir?: string };
+  /** Serve the fleet dashboard on its own port (src/hub/dashboard), signed in with operator tokens (the admin token or those made through the API). */
+  dashboard?: { port: number; host?: string; assetsDir?: string };
   now: () => Date;
   logger: Logger;
 }
@@ -206,7 +205,6 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     dashboard = await startDashboard({
       ctx,
       repo: new DashboardRepo(db),
-      authorize: tokenAuthorizer([{ token: options.adminToken, role: 'admin' }, ...(options.dashboard.tokens ?? [])]),
       port: options.dashboard.port,
       host: options.dashboard.host,
       ...(options.tls ? { tls: options.tls } : {}),

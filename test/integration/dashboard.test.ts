@@ -21,8 +21,9 @@ import { testPolicy } from '../support/test-policy.ts';
 
 const keys = generateReleaseKey();
 const adminToken = randomBytes(16).toString('hex');
-const operatorToken = `op-${randomBytes(16).toString('hex')}`;
-const viewerToken = `view-${randomBytes(16).toString('hex')}`;
+// Made through the hub's API once it runs, as an admin makes them for people.
+let operatorToken = '';
+let viewerToken = '';
 const bootstrapToken = randomBytes(16).toString('hex');
 const work = mkdtempSync(join(tmpdir(), 'fleetlet-dashboard-'));
 const shots = process.env.FLEETLET_SCREENSHOTS ?? join(work, 'screenshots');
@@ -59,7 +60,7 @@ describe('the fleet dashboard in a real browser', () => {
       bootstrapTokens: [bootstrapToken],
       heartbeatMs: 500,
       rolloutTickMs: 200,
-      dashboard: { port: dashboardPort, tokens: [{ token: operatorToken, role: 'operator' }, { token: viewerToken, role: 'viewer' }] },
+      dashboard: { port: dashboardPort },
       now: () => new Date(),
       logger,
     });
@@ -81,6 +82,8 @@ describe('the fleet dashboard in a real browser', () => {
 
   before(async () => {
     await startTheHub();
+    operatorToken = (await ok<{ token: string }>('POST', '/api/v1/operator-tokens', { name: 'on-call', role: 'operator' })).token;
+    viewerToken = (await ok<{ token: string }>('POST', '/api/v1/operator-tokens', { name: 'watcher', role: 'viewer' })).token;
     // edge-new asks to register (its labels are set by the operator only on acceptance, so it has none) and is left waiting.
     for (const [id, labels] of [
       ['canary-1', { env: 'canary' }],
@@ -236,6 +239,12 @@ describe('the fleet dashboard in a real browser', () => {
     await page.keyboard.press('Enter');
     await eventually('the rollout to progress again', async () => ((await rollout('windowed-2-1')).phase === 'Progressing' ? true : undefined));
     await until(page, 'the page to show Progressing', async () => (await page.locator('h1 [data-state]').getAttribute('data-state')) === 'Progressing');
+    // Each action is in the hub's audit table under the token's name; the refused "no" changed nothing and sent nothing.
+    const audit = (await ok<{ entries: { actor: string; role: string; path: string; status: number }[] }>('GET', '/api/v1/audit?limit=1000')).entries.filter((e) => e.path.startsWith('/api/rollouts/windowed-2-1/'));
+    assert.deepEqual(audit.map((e) => [e.actor, e.role, e.path, e.status]), [
+      ['on-call', 'operator', '/api/rollouts/windowed-2-1/pause', 200],
+      ['on-call', 'operator', '/api/rollouts/windowed-2-1/resume', 200],
+    ]);
   });
 
   test('a viewer sees no action buttons, and both APIs refuse its writes anyway', async () => {
@@ -255,6 +264,8 @@ describe('the fleet dashboard in a real browser', () => {
     });
     assert.equal(refused.status, 403);
     assert.equal(refused.body.error.reason, 'Forbidden');
+    const audited = (await ok<{ entries: { actor: string; role: string; path: string; status: number }[] }>('GET', '/api/v1/audit?limit=1000')).entries.at(-1);
+    assert.deepEqual(audited && [audited.actor, audited.role, audited.path, audited.status], ['watcher', 'viewer', '/api/rollouts/windowed-2-1/pause', 403], 'the refusal is audited');
     // The hub's operator API.
     const direct = await api('POST', '/api/v1/rollouts/windowed-2-1/pause', undefined, viewerToken);
     assert.ok(direct.status === 401 || direct.status === 403, `the operator API refused the viewer: ${direct.status}`);

@@ -5,9 +5,9 @@
 // its 10,000-cluster benchmark.
 import pino from 'pino';
 import type { AttemptPhase } from '../../src/protocol/attempt.ts';
-import { ClusterStore } from '../../src/hub/store/clusters.ts';
+import { ClusterRepo } from '../../src/hub/store/cluster-repo.ts';
 import { openHubDatabase } from '../../src/hub/store/database.ts';
-import { ReportStore } from '../../src/hub/store/reports.ts';
+import { ReportRepo } from '../../src/hub/store/report-repo.ts';
 
 export type SeedState = 'Succeeded' | 'InProgress' | 'Failed' | 'RolledBack' | 'WaitingForWindow' | 'PendingRegistration' | 'Unknown' | 'NoRelease';
 
@@ -40,19 +40,20 @@ const failing = new Set<AttemptPhase>(['RollingBack', 'RolledBack', 'Failed']);
 export function seedFleet(dbPath: string, clusters: readonly SeedCluster[], now: () => Date): void {
   const db = openHubDatabase(dbPath);
   try {
-    const store = new ClusterStore(db, now);
-    const earlier = new ClusterStore(db, () => new Date(now().getTime() - 3_600_000));
-    const reports = new ReportStore(db, now, pino({ level: 'silent' }));
+    const store = new ClusterRepo(db, now);
+    const earlier = new ClusterRepo(db, () => new Date(now().getTime() - 3_600_000));
+    const reports = new ReportRepo(db, now, pino({ level: 'silent' }));
     db.transaction(() => {
       for (const c of clusters) {
         store.requestRegistration({
           id: c.id,
           labels: c.labels,
           agentVersion: '0.1.0',
+          publicKey: `seeded-key-${c.id}`,
           inventory: { components: [], kubernetesVersion: 'v1.33.0', targetInfrastructure: 'bare-metal', overrides: c.overrides ?? [] },
         });
         if (c.state === 'PendingRegistration') continue;
-        store.accept(c.id, `credential-${c.id}`, `hash-${c.id}`);
+        store.accept(c.id);
         (c.state === 'Unknown' ? earlier : store).touch(c.id);
         const entries: { seq: number; kind: string; body: unknown; createdAt: string }[] = [];
         const at = (i: number) => new Date(now().getTime() - 600_000 + i * 1000).toISOString();

@@ -7,8 +7,9 @@ import { clusterStates } from '../../src/hub/store/dashboard-repo.ts';
 import { fleetOf, seedFleet, type SeedState } from '../support/fleet-seed.ts';
 import { ADMIN_TOKEN, startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
 
-const VIEWER = 'viewer-token-0123456789abcdef';
-const OPERATOR = 'operator-token-0123456789abcdef';
+// Operator tokens made through the hub's API, as an admin makes them.
+let VIEWER = '';
+let OPERATOR = '';
 const fleet = fleetOf(39);
 
 /** What the dashboard should call each seeded state. */
@@ -30,8 +31,10 @@ describe('dashboard server', () => {
   };
 
   before(async () => {
-    f = await startHubFixture({ dashboard: { port: 0, tokens: [{ token: VIEWER, role: 'viewer' }, { token: OPERATOR, role: 'operator' }] } });
+    f = await startHubFixture({ dashboard: { port: 0 } });
     base = f.hub.dashboardUrl ?? '';
+    VIEWER = (await f.api('POST', '/api/v1/operator-tokens', { name: 'watcher', role: 'viewer' })).body.token;
+    OPERATOR = (await f.api('POST', '/api/v1/operator-tokens', { name: 'on-call', role: 'operator' })).body.token;
     seedFleet(f.dbPath, fleet, f.clock.now);
   });
   after(() => f.close());
@@ -75,6 +78,41 @@ describe('dashboard server', () => {
     const again = await call('POST', `/api/clusters/${name}/accept`, { token: OPERATOR });
     assert.equal(again.status, 409);
     assert.equal(again.body.error.reason, 'AlreadyAccepted');
+    // Every one of them is in the hub's audit table: who, what, and the answer.
+    const path = `/api/clusters/${name}/accept`;
+    const entries = (await f.api('GET', '/api/v1/audit?limit=1000')).body.entries.filter((e: { path: string }) => e.path === path);
+    assert.deepEqual(
+      entries.map((e: { actor: string; role: string | null; method: string; status: number }) => [e.actor, e.role, e.method, e.status]),
+      [
+        ['watcher', 'viewer', 'POST', 403],
+        ['on-call', 'operator', 'POST', 403],
+        ['on-call', 'operator', 'POST', 200],
+        ['on-call', 'operator', 'POST', 409],
+      ],
+    );
+  });
+
+  it('refuses a revoked token at once, and signs out a page that streams with it', async () => {
+    const made = (await f.api('POST', '/api/v1/operator-tokens', { name: 'short-lived', role: 'viewer' })).body;
+    assert.equal((await call('GET', '/api/overview', { token: made.token })).status, 200);
+    const ac = new AbortController();
+    const res = await fetch(`${base}/api/events`, { headers: { authorization: `Bearer ${made.token}` }, signal: ac.signal });
+    assert.equal(res.status, 200);
+    assert.equal((await f.api('DELETE', `/api/v1/operator-tokens/${made.id}`)).status, 200);
+    const refused = await call('GET', '/api/overview', { token: made.token });
+    assert.equal(refused.status, 401);
+    assert.equal(refused.body.error.reason, 'UnknownToken');
+    let text = '';
+    const decoder = new TextDecoder();
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const deadline = Date.now() + 10_000;
+    while (!text.includes('event: signed-out') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+    }
+    ac.abort();
+    assert.match(text, /event: signed-out\ndata: .*UnknownToken/);
   });
 
   it('counts clusters by state and by running release in the store, and narrows by label', async () => {

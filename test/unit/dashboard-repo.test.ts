@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { ClusterStore } from '../../src/hub/store/clusters.ts';
+import { ClusterRepo } from '../../src/hub/store/cluster-repo.ts';
 import { DashboardRepo } from '../../src/hub/store/dashboard-repo.ts';
 import { openHubDatabase } from '../../src/hub/store/database.ts';
 import { migrations } from '../../src/hub/store/migrations.ts';
@@ -20,12 +20,12 @@ const dashboardMigration = migrations.findIndex((m) => m.includes('CREATE TABLE 
 describe('dashboard store', () => {
   it('keeps labels and reported hotfixes as rows in step with registration, relabelling, new inventories and deregistration', () => {
     const db = openHubDatabase(join(mkdtempSync(join(tmpdir(), 'fleetlet-dashboard-repo-')), 'hub.db'));
-    const clusters = new ClusterStore(db, now);
+    const clusters = new ClusterRepo(db, now);
     const repo = new DashboardRepo(db);
     const cutoff = new Date(now().getTime() - 30_000).toISOString();
-    clusters.requestRegistration({ id: 'a', labels: { env: 'prod', region: 'eu' }, agentVersion: '0.1.0', inventory: inventory([{ name: 'cve-dns', version: '1.2.0-hf1', component: 'dns' }]) });
-    clusters.requestRegistration({ id: 'b', labels: { env: 'prod' }, agentVersion: '0.1.0', inventory: undefined });
-    clusters.requestRegistration({ id: 'c', labels: { env: 'staging' }, agentVersion: '0.1.0', inventory: inventory([]) });
+    clusters.requestRegistration({ id: 'a', labels: { env: 'prod', region: 'eu' }, agentVersion: '0.1.0', publicKey: 'k', inventory: inventory([{ name: 'cve-dns', version: '1.2.0-hf1', component: 'dns' }]) });
+    clusters.requestRegistration({ id: 'b', labels: { env: 'prod' }, agentVersion: '0.1.0', publicKey: 'k', inventory: undefined });
+    clusters.requestRegistration({ id: 'c', labels: { env: 'staging' }, agentVersion: '0.1.0', publicKey: 'k', inventory: inventory([]) });
     const prod = () => repo.clusters({ cutoff, filter: [['env', 'prod']], offset: 0, limit: 10 }).items.map((c) => c.id);
     assert.deepEqual(prod(), ['a', 'b']);
     assert.deepEqual(repo.overrideUsage(), [{ name: 'cve-dns', version: '1.2.0-hf1', component: 'dns', clusters: 1 }]);

@@ -4,7 +4,7 @@
 import type { RolloutClusterView, RolloutView } from '../../protocol/rollout.ts';
 import type { ClusterView } from '../cluster-view.ts';
 import type { ClusterRow, ClusterState, OverrideUsage } from '../store/dashboard-repo.ts';
-import type { Role } from './authorize.ts';
+import type { OperatorRole as Role } from '../auth/operator-auth.ts';
 
 export type { ClusterRow, ClusterState, ClusterView, Role, RolloutClusterView, RolloutView };
 

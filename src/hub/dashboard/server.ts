@@ -3,10 +3,13 @@
 // read endpoints it needs, operator actions, and a server-sent event stream
 // that tells open pages when something they show changed.
 //
-// Sign-in: the browser posts a token once; it comes back as an HttpOnly,
-// SameSite=Strict cookie (EventSource cannot send an Authorization header),
-// and every request is authorized again from it, so a token revoked on the
-// hub stops working at once. API clients may send "Authorization: Bearer".
+// Sign-in: the browser posts an operator token once; it comes back as an
+// HttpOnly, SameSite=Strict cookie (EventSource cannot send an Authorization
+// header), and every request is authorized again from it by the hub's one
+// check (auth/operator-auth.ts authorizeOperator), so a token revoked on the
+// hub stops working at once. A viewer may look; acting needs the operator
+// role, as on the operator API, and every action (and every refused one) is
+// written to the audit table. API clients may send "Authorization: Bearer".
 // Writes also need the x-fleetlet-dashboard header, which no cross-site form
 // can send.
 import { existsSync, readFileSync } from 'node:fs';
@@ -18,12 +21,12 @@ import fastifyStatic from '@fastify/static';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiError } from '../api-error.ts';
+import { authorizeOperator, identifyOperator, type OperatorPrincipal, type OperatorRole } from '../auth/operator-auth.ts';
 import { acceptCluster, deregisterCluster } from '../cluster-operations.ts';
 import { bearerToken } from '../credentials.ts';
 import type { HubContext } from '../hub-context.ts';
 import { cancelRollout, pauseRollout, resumeRollout, rollbackRollout } from '../rollout/rollout-operations.ts';
 import { clusterStates, type ClusterState, type DashboardRepo, type LabelFilter } from '../store/dashboard-repo.ts';
-import { atLeast, type Authorize, type Role } from './authorize.ts';
 import { clusterDetail, clusterPage, cutoffOf, overrideClusterPage, overrideList, overview, rolloutDetail, rolloutList, RolloutViews, type ViewDeps } from './views.ts';
 
 export const SESSION_COOKIE = 'fleetlet_dashboard';
@@ -36,7 +39,6 @@ export const DEFAULT_ASSETS_DIR = [new URL('./dashboard/', import.meta.url), new
 export interface DashboardOptions {
   ctx: HubContext;
   repo: DashboardRepo;
-  authorize: Authorize;
   port: number;
   host?: string;
   /** PEM key and certificate: serve https (the session cookie is then Secure). */
@@ -53,7 +55,7 @@ export interface RunningDashboard {
   close(): Promise<void>;
 }
 
-type Handler = (req: FastifyRequest, role: Role) => unknown;
+type Handler = (req: FastifyRequest, who: OperatorPrincipal) => unknown;
 
 const MAX_PAGE = 200;
 /** How long an unchanged overview is reused; its clock-derived parts (offline for how long) may be this old. */
@@ -95,28 +97,53 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     return reply.code(500).send({ error: { reason: 'Internal', message: 'the hub failed; see its log' } });
   });
 
-  /** Authorizes the request for `needed`, or throws the refusal the sign-in page shows. */
-  const requireRole = (req: FastifyRequest, needed: Role): Role => {
-    if (needed !== 'viewer' && req.headers[WRITE_HEADER] === undefined) {
+  /** The token's holder, if it may do what needs `need`; otherwise the refusal the sign-in page shows (the hub's one check decides). */
+  const authorize = (token: string | undefined, need: OperatorRole): OperatorPrincipal => {
+    if (token === undefined || token === '') throw new ApiError(401, 'NoToken', 'sign in with a viewer, operator or admin token of this hub');
+    try {
+      return authorizeOperator(o.ctx, `Bearer ${token}`, need);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) throw new ApiError(401, 'UnknownToken', 'this token is not one this hub knows: it is mistyped, or it was revoked');
+      throw err;
+    }
+  };
+  const requireRole = (req: FastifyRequest, need: OperatorRole): OperatorPrincipal => {
+    if (need !== 'viewer' && req.headers[WRITE_HEADER] === undefined) {
       throw new ApiError(403, 'MissingHeader', `actions need the ${WRITE_HEADER} header (sent by the dashboard page)`);
     }
-    const a = o.authorize(tokenOf(req));
-    if (!a.ok) throw new ApiError(401, a.reason, a.message);
-    if (!atLeast(a.role, needed)) throw new ApiError(403, 'Forbidden', `the ${a.role} role may only look; sign in with an ${needed} token to act`);
-    return a.role;
+    return authorize(tokenOf(req), need);
+  };
+  /** Every mutating call, allowed or refused, into the hub's audit table, as the operator API does (its path tells the dashboard's from the API's). */
+  const audit = (req: FastifyRequest, token: string | undefined, status: number): void => {
+    const who = token ? identifyOperator(o.ctx, `Bearer ${token}`) : undefined;
+    try {
+      o.ctx.audit.record({ actor: who?.name ?? 'anonymous', role: who?.role ?? null, method: req.method, path: req.url.split('?')[0] ?? req.url, status, remoteAddress: req.ip });
+    } catch (err) {
+      log.error({ err }, 'writing the audit table failed');
+    }
+  };
+  const audited = async <T>(req: FastifyRequest, token: string | undefined, run: () => T | Promise<T>): Promise<T> => {
+    try {
+      const result = await run();
+      audit(req, token, 200);
+      return result;
+    } catch (err) {
+      audit(req, token, err instanceof ApiError ? err.status : 500);
+      throw err;
+    }
   };
   const read = (path: string, handler: Handler) => app.get(path, async (req) => handler(req, requireRole(req, 'viewer')));
-  const act = (path: string, handler: Handler) => app.post(path, async (req) => handler(req, requireRole(req, 'operator')));
+  const act = (path: string, handler: Handler) => app.post(path, async (req) => audited(req, tokenOf(req), () => handler(req, requireRole(req, 'operator'))));
 
   // ---- session
-  app.get('/api/session', async (req) => ({ role: requireRole(req, 'viewer') }));
+  app.get('/api/session', async (req) => ({ role: requireRole(req, 'viewer').role }));
   app.post('/api/session', async (req, reply) => {
-    const token = (req.body as { token?: unknown } | undefined)?.token;
-    const a = o.authorize(typeof token === 'string' ? token.trim() : undefined);
-    if (!a.ok) throw new ApiError(401, a.reason, a.message);
-    reply.setCookie(SESSION_COOKIE, (token as string).trim(), { httpOnly: true, sameSite: 'strict', path: '/', secure: o.tls !== undefined });
-    log.info({ role: a.role, remote: req.ip }, 'dashboard sign-in');
-    return { role: a.role };
+    const raw = (req.body as { token?: unknown } | undefined)?.token;
+    const token = typeof raw === 'string' ? raw.trim() : undefined;
+    const who = await audited(req, token, () => authorize(token, 'viewer'));
+    reply.setCookie(SESSION_COOKIE, token ?? '', { httpOnly: true, sameSite: 'strict', path: '/', secure: o.tls !== undefined });
+    log.info({ actor: who.name, role: who.role, remote: req.ip }, 'dashboard sign-in');
+    return { role: who.role };
   });
   app.delete('/api/session', async (_req, reply) => {
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
@@ -162,30 +189,37 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   // ---- operator actions (the same operations as the hub's API)
   const rolloutName = (req: FastifyRequest) => (req.params as { name: string }).name;
   const clusterId = (req: FastifyRequest) => (req.params as { id: string }).id;
-  const acted = (what: string, req: FastifyRequest, role: Role) => log.warn({ action: what, params: req.params, role, remote: req.ip }, 'dashboard action');
-  act('/api/rollouts/:name/pause', (req, role) => (acted('pause', req, role), pauseRollout(o.ctx, rolloutName(req), { reason: `paused from the dashboard (${role})` })));
-  act('/api/rollouts/:name/resume', (req, role) => (acted('resume', req, role), resumeRollout(o.ctx, rolloutName(req))));
-  act('/api/rollouts/:name/cancel', (req, role) => (acted('cancel', req, role), cancelRollout(o.ctx, rolloutName(req), 'CancelledByOperator', `cancelled from the dashboard (${role}): no new cluster starts; clusters keep what they were sent`)));
-  act('/api/rollouts/:name/rollback', (req, role) => (acted('rollback', req, role), rollbackRollout(o.ctx, rolloutName(req), {})));
-  act('/api/clusters/:id/accept', (req, role) => (acted('accept', req, role), { accepted: clusterId(req), ...acceptCluster(o.ctx, clusterId(req)) }));
-  act('/api/clusters/:id/deregister', (req, role) => (acted('deregister', req, role), deregisterCluster(o.ctx, clusterId(req)), { deregistered: clusterId(req) }));
+  const acted = (what: string, req: FastifyRequest, who: OperatorPrincipal) => log.warn({ action: what, params: req.params, actor: who.name, role: who.role, remote: req.ip }, 'dashboard action');
+  act('/api/rollouts/:name/pause', (req, who) => (acted('pause', req, who), pauseRollout(o.ctx, rolloutName(req), { reason: `paused from the dashboard by ${who.name}` })));
+  act('/api/rollouts/:name/resume', (req, who) => (acted('resume', req, who), resumeRollout(o.ctx, rolloutName(req))));
+  act('/api/rollouts/:name/cancel', (req, who) => (acted('cancel', req, who), cancelRollout(o.ctx, rolloutName(req), 'CancelledByOperator', `cancelled from the dashboard by ${who.name}: no new cluster starts; clusters keep what they were sent`)));
+  act('/api/rollouts/:name/rollback', (req, who) => (acted('rollback', req, who), rollbackRollout(o.ctx, rolloutName(req), {})));
+  act('/api/clusters/:id/accept', (req, who) => (acted('accept', req, who), { accepted: clusterId(req), ...acceptCluster(o.ctx, clusterId(req)) }));
+  act('/api/clusters/:id/deregister', (req, who) => (acted('deregister', req, who), deregisterCluster(o.ctx, clusterId(req)), { deregistered: clusterId(req) }));
 
   // ---- live updates
-  const streams = new Set<{ res: ServerResponse; token: string | undefined }>();
-  let fingerprint = '';
+  // Each stream starts with no fingerprint, so its first check always says "changed": the page refetches once
+  // after connecting, and a change between its first fetch and the stream's start is never missed.
+  const streams = new Set<{ res: ServerResponse; token: string | undefined; fingerprint: string }>();
   const poll = setInterval(() => {
     if (streams.size === 0) return;
     try {
       const now = o.ctx.now();
       const next = o.repo.fingerprint(cutoffOf(o.ctx));
-      const changed = next !== fingerprint;
-      fingerprint = next;
       for (const s of streams) {
-        const a = o.authorize(s.token);
-        if (!a.ok) {
-          s.res.end(`event: signed-out\ndata: ${JSON.stringify({ reason: a.reason, message: a.message })}\n\n`);
+        let refusal: ApiError | undefined;
+        try {
+          authorize(s.token, 'viewer');
+        } catch (err) {
+          refusal = err instanceof ApiError ? err : new ApiError(401, 'UnknownToken', String(err));
+        }
+        if (refusal) {
+          s.res.end(`event: signed-out\ndata: ${JSON.stringify({ reason: refusal.reason, message: refusal.message })}\n\n`);
           streams.delete(s);
-        } else if (changed) s.res.write(`event: changed\ndata: ${JSON.stringify({ now: now.toISOString() })}\n\n`);
+        } else if (s.fingerprint !== next) {
+          s.fingerprint = next;
+          s.res.write(`event: changed\ndata: ${JSON.stringify({ now: now.toISOString() })}\n\n`);
+        }
       }
     } catch (err) {
       log.error({ err }, 'checking for dashboard changes failed');
@@ -199,7 +233,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
 
   app.get('/api/events', async (req, reply) => {
     requireRole(req, 'viewer');
-    const entry = { res: reply.raw, token: tokenOf(req) };
+    const entry = { res: reply.raw, token: tokenOf(req), fingerprint: '' };
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     reply.raw.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ now: o.ctx.now().toISOString() })}\n\n`);
