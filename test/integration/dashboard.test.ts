@@ -24,7 +24,7 @@ const adminToken = randomBytes(16).toString('hex');
 // Made through the hub's API once it runs, as an admin makes them for people.
 let operatorToken = '';
 let viewerToken = '';
-const bootstrapToken = randomBytes(16).toString('hex');
+const bootstrapToken = randomBytes(32).toString('base64url');
 const work = mkdtempSync(join(tmpdir(), 'fleetlet-dashboard-'));
 const shots = process.env.FLEETLET_SCREENSHOTS ?? join(work, 'screenshots');
 mkdirSync(shots, { recursive: true });
