@@ -1,47 +1,82 @@
-# fleetlet agent image.
+# fleetlet: one image for the agent (the default command) and the hub.
 #   docker build -t ghcr.io/fleetlet/fleetlet:0.1.0 .
+#   docker run ghcr.io/fleetlet/fleetlet:0.1.0 agent --help
+#   docker run ghcr.io/fleetlet/fleetlet:0.1.0 hub --help
 # The runtime stage holds node, the production bundles (`npm run build`:
 # dist/agent.mjs, dist/hub.mjs, dist/fleetlet.mjs, each one minified ES
-# module with its source map) and better-sqlite3's loader and native binary:
-# no TypeScript sources, no dev dependencies, no other node_modules.
-# Bundled, an idle agent takes far less memory than running the sources
-# (docs/footprint.md has the figures).
-# test/unit/dockerfile-layout.test.ts assembles the same layout from this
-# file's COPY lines and runs the entrypoint, so a wrong path fails a test.
+# module with its source map, and dist/image.mjs, which picks one by the first
+# argument) and better-sqlite3's loader with its one native binary: no
+# TypeScript sources, no dev dependencies, no npm, no shell, no other
+# node_modules. Bundled, an idle agent takes far less memory than running the
+# sources, and the image is a third of node:*-slim's size (docs/footprint.md).
+# test/integration/image.test.ts builds this file with a real engine and runs
+# the image, in a container and in the cluster.
+#
+# Behind a TLS-intercepting proxy, hand the build its CA bundle as a secret
+# (it is mounted for the one RUN step and never stored in a layer):
+#   docker build --secret id=ca-certificates,src=/etc/ssl/certs/ca-certificates.crt .
 
-# ── build: dependencies (esbuild is a dev one), the bundles, and the runtime's files staged in /runtime
-# (web/ is the hub's dashboard app, built with the bundles; the image does not ship it: an agent never serves it)
-FROM node:24-bookworm-slim AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
+# The base is pinned to an exact Node release; bump it deliberately.
+# ── build: dependencies (esbuild is a dev one), the bundles, and the runtime's root filesystem staged in /runtime
+FROM node:24.9.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund \
- && npm cache clean --force
+# better-sqlite3 ships prebuilt binaries (N-API, glibc and musl, x64 and
+# arm64) and loads them when nothing was compiled, so no install script runs:
+# no node-gyp, no compiler, no download from the Node.js server. Only where
+# no prebuilt binary loads (another platform) are compilers installed and the
+# module compiled, against the base image's own Node headers (nodedir), so
+# the npm registry and the Debian mirror are all a build needs.
+RUN --mount=type=secret,id=ca-certificates \
+    if [ -f /run/secrets/ca-certificates ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/ca-certificates; fi; \
+    npm ci --ignore-scripts --no-audit --no-fund \
+ && npm cache clean --force \
+ && if ! node -e "new (require('better-sqlite3'))(':memory:').close()"; then \
+      echo "no prebuilt better-sqlite3 binary loads here: compiling it" \
+      && apt-get update \
+      && apt-get install -y --no-install-recommends python3 make g++ \
+      && npm_config_nodedir=/usr/local npm rebuild better-sqlite3 \
+      && node -e "new (require('better-sqlite3'))(':memory:').close()"; \
+    fi
 COPY bin ./bin
 COPY src ./src
+# web/ is the hub dashboard's browser app: scripts/build.ts bundles it with the rest (dist/dashboard).
 COPY web ./web
 COPY scripts/build.ts ./scripts/
-RUN node scripts/build.ts --runtime-dir /runtime
+# /runtime becomes the image's whole filesystem: node and the C/C++ runtime
+# libraries it and better-sqlite3 link against (as ldd lists them), /app from
+# scripts/build.ts (bundles, better-sqlite3's loader and one binary), the
+# journal directory, /tmp, and a passwd naming the non-root user.
+RUN node scripts/build.ts --runtime-dir /runtime/app \
+ && mkdir -p /runtime/usr/local/bin /runtime/etc /runtime/tmp /runtime/var/lib/fleetlet \
+ && cp /usr/local/bin/node /runtime/usr/local/bin/node \
+ && for lib in $(ldd /usr/local/bin/node $(find /runtime/app -name '*.node') | grep -o '/[^ ]*\.so[^ ]*' | sort -u); do \
+      cp --parents -L "$lib" /runtime; \
+    done \
+ && cp /etc/nsswitch.conf /runtime/etc/ \
+ && printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /runtime/etc/passwd \
+ && printf 'root:x:0:\nnonroot:x:65532:\n' > /runtime/etc/group \
+ && chmod 1777 /runtime/tmp \
+ && chown 65532:65532 /runtime/var/lib/fleetlet \
+ && chmod 0700 /runtime/var/lib/fleetlet \
+ && chroot /runtime /usr/local/bin/node -e "new (require('/app/node_modules/better-sqlite3'))(':memory:').close()"
 
-# ── runtime: no compiler, no npm cache, no dev dependencies, not root
-FROM node:24-bookworm-slim
-ENV NODE_ENV=production
+# ── runtime: only what /runtime holds; not root
+FROM scratch
+COPY --from=build /runtime/ /
+ENV NODE_ENV=production PATH=/usr/local/bin
 WORKDIR /app
-COPY --from=build /runtime/ ./
 # The journal lives on a volume (PVC or hostPath); everything else is
 # read-only, so the pod can run with readOnlyRootFilesystem.
-RUN mkdir -p /var/lib/fleetlet \
- && chown 65532:65532 /var/lib/fleetlet \
- && chmod 0700 /var/lib/fleetlet
 VOLUME ["/var/lib/fleetlet"]
 # Numeric, so Kubernetes' runAsNonRoot can verify it without /etc/passwd.
 USER 65532:65532
 EXPOSE 8080
 # Exec form: node is PID 1 and receives SIGTERM itself (the agent stops gracefully).
-# The agent's own bundle; `--entrypoint node <image> /app/dist/fleetlet.mjs` runs
-# any other command (hub, status, rollout, keygen, sign). Add
-# NODE_OPTIONS=--enable-source-maps for stack traces in TypeScript terms
-# (it costs ~90 MiB resident while on, so it is off by default).
-ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/agent.mjs"]
+# dist/image.mjs runs the bundle of the command named first: `agent` (the
+# default) dist/agent.mjs, `hub` dist/hub.mjs, any other (status, rollout,
+# keygen, sign) the whole CLI. Add NODE_OPTIONS=--enable-source-maps for stack
+# traces in TypeScript terms (it costs ~90 MiB resident while on, so it is off
+# by default).
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/image.mjs"]
+CMD ["agent"]

@@ -18,6 +18,8 @@ export GOTOOLCHAIN=local
 export GOFLAGS="${GOFLAGS:-} -trimpath"
 
 log() { printf '[control-plane] %s\n' "$*" >&2; }
+# Cold builds say how long they took (set-up time is budgeted).
+timed() { local t=$SECONDS; "$@"; local rc=$?; ((SECONDS - t < 2)) || log "  took $((SECONDS - t)) s: ${*: -1}"; return $rc; }
 
 # A build lands in a temporary directory and is renamed into place only when
 # complete, so an interrupted build never leaves a half-written cached binary.
@@ -28,12 +30,13 @@ install_into() { # <dir> <fn building into $tmp>
   if "$@" "$tmp"; then chmod 755 "$tmp"; mv "$tmp" "$dir"; else rm -rf "$tmp"; return 1; fi
 }
 
-build_kube() {
-  local out="$1" work; work="$(mktemp -d)"
-  log "building kubernetes $KUBE_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler)"
-  # k8s.io/kubernetes replaces its staging modules with local paths, so it
-  # cannot be `go install`ed: a wrapper module pins each staging module to
-  # the matching published v0.Y.Z instead.
+# k8s.io/kubernetes replaces its staging modules with local paths, so it
+# cannot be `go install`ed: a wrapper module pins each staging module to the
+# matching published v0.Y.Z instead. Every Kubernetes binary (control plane,
+# kubectl, kubelet) comes from this one module version, so they never skew.
+build_kube_cmds() { # <out> <cmd>...
+  local out="$1"; shift
+  local work; work="$(mktemp -d)"
   local staging_version="v0.${KUBE_VERSION#v1.}"
   local gomod; gomod="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
   (
@@ -43,25 +46,38 @@ build_kube() {
     grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$gomod" | awk '{print $1}' | sort -u | while read -r m; do
       go mod edit -replace="$m=$m@$staging_version"
     done
-    cat > tools.go <<'GO'
-//go:build tools
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-GO
+    { printf '//go:build tools\npackage tools\n\nimport (\n'
+      for cmd in "$@"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+      printf ')\n'; } > tools.go
     go mod tidy >/dev/null 2>&1 || go get "k8s.io/kubernetes@$KUBE_VERSION"
     local pkg=k8s.io/component-base/version
     local ld="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$KUBE_VERSION" | cut -d. -f2) -X $pkg.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION"
-    for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+    for cmd in "$@"; do
       log "  go build $cmd"
-      go build -ldflags "$ld" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+      go build -ldflags "$ld" -o "$out/$cmd" "k8s.io/kubernetes/cmd/$cmd" || exit 1
     done
   )
+  local rc=$?
   rm -rf "$work"
+  return $rc
+}
+
+build_kube() {
+  log "building kubernetes $KUBE_VERSION (kube-apiserver, kube-controller-manager, kube-scheduler)"
+  build_kube_cmds "$1" kube-apiserver kube-controller-manager kube-scheduler
+}
+
+# kubectl (with its built-in kustomize) for tests and the demo that apply
+# manifests/ as users do; the machine's own kubectl may be of another minor.
+build_kubectl() {
+  log "building kubectl $KUBE_VERSION"
+  build_kube_cmds "$1" kubectl
+}
+
+# kubelet, to join one real node to the test control plane.
+build_kubelet() {
+  log "building kubelet $KUBE_VERSION"
+  build_kube_cmds "$1" kubelet
 }
 
 build_etcd() {
@@ -99,7 +115,9 @@ mkdir -p "$CACHE"
 install_into "$CACHE/etcd-$ETCD_VERSION" build_etcd
 install_into "$CACHE/kwok-$KWOK_VERSION" build_go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" kwok
 install_into "$CACHE/toxiproxy-$TOXIPROXY_VERSION" build_go_install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" toxiproxy-server
-install_into "$CACHE/kubernetes-$KUBE_VERSION" build_kube
+timed install_into "$CACHE/kubernetes-$KUBE_VERSION" build_kube
+timed install_into "$CACHE/kubectl-$KUBE_VERSION" build_kubectl
+timed install_into "$CACHE/kubelet-$KUBE_VERSION" build_kubelet
 
 # The manifest tells the test harness where each binary is, so versions live
 # in one place (this script).
@@ -114,7 +132,9 @@ cat > "$CACHE/control-plane.json" <<JSON
   "kubeControllerManager": "$CACHE/kubernetes-$KUBE_VERSION/kube-controller-manager",
   "kubeScheduler": "$CACHE/kubernetes-$KUBE_VERSION/kube-scheduler",
   "kwok": "$CACHE/kwok-$KWOK_VERSION/kwok",
-  "toxiproxy": "$CACHE/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server"
+  "toxiproxy": "$CACHE/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server",
+  "kubectl": "$CACHE/kubectl-$KUBE_VERSION/kubectl",
+  "kubelet": "$CACHE/kubelet-$KUBE_VERSION/kubelet"
 }
 JSON
 log "ready: $CACHE/control-plane.json"

@@ -6,6 +6,7 @@
 //   dist/fleetlet.mjs  the whole CLI (agent, hub, status, rollout, keys, demo)
 //   dist/dashboard/    the hub's fleet dashboard, a browser app (web/: Preact +
 //                      Chart.js): index.html, app.js, app-style.css
+//   dist/image.mjs     the image's entry point: one of the three by the first argument
 // better-sqlite3 stays outside: its native binary cannot be bundled, so the
 // image carries node_modules/better-sqlite3 (and the loader it needs) only.
 // Why bundle at all: module loading, not work, is most of an idle agent's
@@ -24,6 +25,8 @@ export const entryPoints = {
   agent: 'bin/fleetlet-agent.ts',
   hub: 'bin/fleetlet-hub.ts',
   fleetlet: 'bin/fleetlet.ts',
+  /** The image's entry point: runs agent.mjs, hub.mjs or fleetlet.mjs by the first argument. */
+  image: 'bin/fleetlet-image.ts',
 } as const;
 
 /** Packages left out of the bundles: native code only. */

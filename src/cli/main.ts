@@ -8,6 +8,7 @@ import { completionCommand } from './completion-command.ts';
 import { demoCommand } from './demo-command.ts';
 import { hubCommand } from './hub-command.ts';
 import { keygenCommand, signCommand } from './keys-command.ts';
+import { rbacCommand } from './rbac-command.ts';
 import { rolloutCommand } from './rollout-command.ts';
 import { statusCommand } from './status-command.ts';
 
@@ -31,6 +32,7 @@ export function buildProgram(exit: (code: number) => void, o: ProgramOptions = {
   program.addCommand(demoCommand(ctx));
   program.addCommand(keygenCommand(ctx));
   program.addCommand(signCommand(ctx));
+  program.addCommand(rbacCommand(ctx));
   program.addCommand(completionCommand(ctx, () => program));
   configureTree(program, io, o.helpWidth);
   return program;

@@ -25,6 +25,9 @@ export interface ControlPlaneBinaries {
   kubeScheduler: string;
   kwok: string;
   toxiproxy: string;
+  /** kubectl (with its kustomize) and kubelet of the same Kubernetes version. */
+  kubectl: string;
+  kubelet: string;
 }
 
 export class ControlPlaneUnavailable extends Error {
@@ -46,7 +49,7 @@ export function loadBinaries(): ControlPlaneBinaries {
     throw new ControlPlaneUnavailable(`${manifest} is missing: run \`bash scripts/build-control-plane.sh\` (or \`npm run setup\`) to build the test control plane`);
   }
   const bins = JSON.parse(readFileSync(manifest, 'utf8')) as ControlPlaneBinaries;
-  for (const key of ['etcd', 'kubeApiserver', 'kubeControllerManager', 'kubeScheduler', 'kwok'] as const) {
+  for (const key of ['etcd', 'kubeApiserver', 'kubeControllerManager', 'kubeScheduler', 'kwok', 'kubectl'] as const) {
     if (!existsSync(bins[key])) throw new ControlPlaneUnavailable(`${bins[key]} (${key}) is missing: re-run scripts/build-control-plane.sh`);
   }
   return bins;

@@ -1,48 +1,103 @@
-// manifests/ against the real control plane: base and each overlay apply
-// server-side (as `kubectl apply -k --server-side` would, rendered by
-// test/support/kustomize.ts); the pod passes the Pod Security Standard its
-// namespace enforces; and the RBAC is both enough and no more: acting as the
-// fleetlet ServiceAccount (a TokenRequest token), a real upgrade and a real
-// rollback succeed, while Secrets elsewhere, ClusterRoleBindings and node
-// deletion are refused.
+// manifests/ against the real control plane, rendered and applied by the real
+// kubectl (`kubectl kustomize`, `kubectl apply --server-side -k`, built from
+// the API server's own Kubernetes version): the pod passes the Pod Security
+// Standard its namespace enforces; and the RBAC is both enough and no more:
+// acting as the fleetlet ServiceAccount (a TokenRequest token), a real
+// upgrade and a real rollback succeed in an allowed namespace, `kubectl auth
+// can-i --list` shows exactly the rights fleetlet uses, and writes anywhere
+// else, Secrets elsewhere, ClusterRoleBindings and node deletion are refused.
 //
 // These tests use the real namespace the manifests name (fleetlet-system),
 // not a per-test one: the layout fixes it, and that is what is under test.
 // The tests in this file run in order and build on each other.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
+import { agentRbacYaml } from '../../src/lib/agent-rbac.ts';
 import { KubeApiError, KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { secretCredentialStore } from '../../src/agent/kube/credential-secret.ts';
 import { StatusPublisher, STATUS_CONFIGMAP } from '../../src/agent/kube/status-publisher.ts';
 import { attemptStatus } from '../../src/agent/upgrade/attempt-status.ts';
 import { AgentMetrics, metricNames } from '../../src/agent/http/metrics.ts';
 import { defaultAdmission } from '../../src/agent/intake/admission.ts';
+import { parsePolicyYaml } from '../../src/agent/gate/policy-loader.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { agentHarness } from '../support/agent-harness.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
-import { renderComponent, renderKustomization, type KObject } from '../support/kustomize.ts';
+import { kubectl, kubectlRun } from '../support/kubectl.ts';
+import { runImage } from '../support/fleetlet-image.ts';
+import { BOOTSTRAP_TOKEN, startHubFixture } from '../support/hub-fixture.ts';
+import { runPodContainer, type PodContainer } from '../support/pod-container.ts';
+import { releaseRequest } from '../support/runtime-fixture.ts';
+import { freePort } from '../../src/testbed/control-plane.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 import { canI, serviceAccountKubeConfig } from '../support/service-account.ts';
 import { testLogger } from '../support/test-log.ts';
 
 const manifests = new URL('../../manifests/', import.meta.url).pathname;
 const NS = 'fleetlet-system';
+/** The namespace the shipped list (manifests/base/allowed-namespaces.yaml) lets releases touch. */
+const ADDONS = 'fleetlet-addons';
 const admin = kubeConfig();
 const objects = k8s.KubernetesObjectApi.makeApiClient(admin);
 const core = admin.makeApiClient(k8s.CoreV1Api);
 const apps = admin.makeApiClient(k8s.AppsV1Api);
 
-/** Server-side apply as the cluster admin, Namespaces first (what `kubectl apply -k --server-side` does). */
-async function applyAll(objs: KObject[]): Promise<void> {
-  const ordered = [...objs].sort((a, b) => Number(b.kind === 'Namespace') - Number(a.kind === 'Namespace'));
-  for (const o of ordered) {
-    await objects.patch(o as k8s.KubernetesObject, undefined, undefined, 'fleetlet-manifests-test', true, k8s.PatchStrategy.ServerSideApply);
+type KObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: unknown };
+
+const parseDocs = (text: string): KObject[] => parseAllDocuments(text).map((d) => d.toJS() as KObject).filter((o) => o && typeof o === 'object');
+
+/** `kubectl kustomize <dir>`: what `kubectl apply -k` would send. */
+async function render(dir: string): Promise<KObject[]> {
+  return parseDocs(await kubectl(['kustomize', dir]));
+}
+
+/** An overlay with components added, as a user's own kustomization would add them. */
+async function renderWith(overlay: string, components: string[]): Promise<KObject[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetlet-kustomization-'));
+  try {
+    writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${overlay}\ncomponents:\n${components.map((c) => `  - ${c}\n`).join('')}`);
+    return await render(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `kubectl apply --server-side -k <dir>`, as the cluster admin. */
+async function applyKustomization(dir: string): Promise<void> {
+  await kubectl(['apply', '--server-side', '--field-manager=fleetlet-manifests-test', '-k', dir]);
+}
+
+/** `kubectl auth can-i --list` as the fleetlet ServiceAccount, one `resource [names] [verbs]` line per rule, self-review rules left out. */
+async function canIList(namespace: string): Promise<string[]> {
+  const out = await kubectl(['auth', 'can-i', '--list', `--as=system:serviceaccount:${NS}:fleetlet`, '-n', namespace]);
+  const [header, ...rows] = out.trimEnd().split('\n');
+  const cols = ['Non-Resource URLs', 'Resource Names', 'Verbs'].map((c) => header!.indexOf(c));
+  assert.ok(cols.every((c) => c > 0), `can-i --list header: ${header}`);
+  return rows
+    .map((row) => {
+      const resource = row.slice(0, cols[0]).trim();
+      const urls = row.slice(cols[0], cols[1]).trim();
+      const names = row.slice(cols[1], cols[2]).trim().replace(/^\[|\]$/g, '').split(' ').filter(Boolean).sort();
+      const verbs = row.slice(cols[2]).trim().replace(/^\[|\]$/g, '').split(' ').filter(Boolean).sort();
+      return { resource, urls, line: `${resource} [${names.join(' ')}] [${verbs.join(' ')}]` };
+    })
+    // Every authenticated identity may review itself and read discovery (system:basic-user, system:discovery).
+    .filter((r) => r.urls === '[]' && !/^selfsubject(access|rules)?reviews\.|^selfsubjectreviews\./.test(r.resource))
+    .map((r) => r.line);
 }
 
 type PodTemplate = { spec: Record<string, unknown> & { volumes: { name: string }[]; initContainers?: unknown[]; tolerations?: unknown[] } };
 const templateOf = (o: KObject) => (o.spec as { template: PodTemplate }).template;
+
+/** Namespaces a test generated RBAC for (deleted at the end). */
+const generatedFor: string[] = [];
 
 describe('manifests', () => {
   after(async () => {
@@ -51,14 +106,19 @@ describe('manifests', () => {
       await admin.makeApiClient(k8s.RbacAuthorizationV1Api).deleteClusterRoleBinding({ name }).catch(() => {});
       await admin.makeApiClient(k8s.RbacAuthorizationV1Api).deleteClusterRole({ name }).catch(() => {});
     }
-    await core.deleteNamespace({ name: NS }).catch(() => {});
+    for (const name of ['fleetlet-agent-cluster']) {
+      await admin.makeApiClient(k8s.RbacAuthorizationV1Api).deleteClusterRoleBinding({ name }).catch(() => {});
+      await admin.makeApiClient(k8s.RbacAuthorizationV1Api).deleteClusterRole({ name }).catch(() => {});
+    }
+    for (const name of [NS, ADDONS, ...generatedFor]) await core.deleteNamespace({ name }).catch(() => {});
   });
 
   test('the PrometheusRule component parses and alerts on metrics the agent exports', async () => {
     // Not applied: PrometheusRule needs the Prometheus Operator's CRD, which
     // this control plane does not have (that is also why it is an opt-in
     // component, not part of base). Validated as YAML and against the metrics.
-    const [rule, ...rest] = renderComponent(`${manifests}components/prometheus-rules`);
+    const withRules = await renderWith(`${manifests}overlays/deployment`, [`${manifests}components/prometheus-rules`]);
+    const [rule, ...rest] = withRules.filter((o) => o.kind === 'PrometheusRule');
     assert.equal(rest.length, 0);
     assert.equal(rule!.apiVersion, 'monitoring.coreos.com/v1');
     assert.equal(rule!.kind, 'PrometheusRule');
@@ -88,35 +148,51 @@ describe('manifests', () => {
       journal.close();
     }
     // Opt-in only: no overlay applies it by default.
-    for (const overlay of ['deployment', 'daemonset']) assert.ok(!renderKustomization(`${manifests}overlays/${overlay}`).some((o) => o.kind === 'PrometheusRule'));
+    for (const overlay of ['deployment', 'daemonset']) assert.ok(!(await render(`${manifests}overlays/${overlay}`)).some((o) => o.kind === 'PrometheusRule'));
   });
 
   test('base and the deployment overlay apply; the pod meets the restricted Pod Security Standard', async () => {
-    const rendered = renderKustomization(`${manifests}overlays/deployment`);
+    const rendered = await render(`${manifests}overlays/deployment`);
     assert.deepEqual(
-      rendered.map((o) => `${o.kind}/${o.metadata.name}`).sort(),
+      rendered.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort(),
       [
-        'ClusterRole/fleetlet-agent',
-        'ClusterRoleBinding/fleetlet-agent',
-        'ConfigMap/fleetlet-policy',
-        'Deployment/fleetlet',
-        'Namespace/fleetlet-system',
-        'NetworkPolicy/fleetlet-agent',
-        'PersistentVolumeClaim/fleetlet-journal',
-        'Role/fleetlet-agent',
-        'RoleBinding/fleetlet-agent',
-        'Service/fleetlet-metrics',
-        'ServiceAccount/fleetlet',
+        'ClusterRole//fleetlet-agent-cluster',
+        'ClusterRoleBinding//fleetlet-agent-cluster',
+        'ConfigMap/fleetlet-system/fleetlet-allowed-namespaces',
+        'ConfigMap/fleetlet-system/fleetlet-policy',
+        'Deployment/fleetlet-system/fleetlet',
+        'Namespace//fleetlet-addons',
+        'Namespace//fleetlet-system',
+        'NetworkPolicy/fleetlet-system/fleetlet-agent',
+        'PersistentVolumeClaim/fleetlet-system/fleetlet-journal',
+        'Role/fleetlet-addons/fleetlet-agent-addons',
+        'Role/fleetlet-system/fleetlet-agent',
+        'Role/fleetlet-system/fleetlet-agent-addons',
+        'RoleBinding/fleetlet-addons/fleetlet-agent-addons',
+        'RoleBinding/fleetlet-system/fleetlet-agent',
+        'RoleBinding/fleetlet-system/fleetlet-agent-addons',
+        'Service/fleetlet-system/fleetlet-metrics',
+        'ServiceAccount/fleetlet-system/fleetlet',
       ],
     );
-    await applyAll(rendered);
+    // Nothing in kube-system unless named.
+    assert.ok(!rendered.some((o) => o.metadata.namespace === 'kube-system'));
+    await applyKustomization(`${manifests}overlays/deployment`);
     for (const o of rendered) {
       const live = await objects.read({ apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name, namespace: o.metadata.namespace } });
       assert.equal(live.metadata?.name, o.metadata.name, `${o.kind} ${o.metadata.name} exists`);
     }
-    // The policy ConfigMap carries manifests/examples/policy.yaml verbatim.
+    // The shipped policy allows any time and runs only the built-in checks; the example lives in manifests/examples.
     const policy = await core.readNamespacedConfigMap({ name: 'fleetlet-policy', namespace: NS });
-    assert.match(policy.data?.['policy.yaml'] ?? '', /kind: MaintenancePolicy/);
+    const shipped = parsePolicyYaml(policy.data?.['policy.yaml'] ?? '');
+    assert.equal(shipped.windows, undefined, 'no windows: any time');
+    assert.equal(shipped.blackouts.length, 0);
+    assert.deepEqual([shipped.checks.preflight.length, shipped.checks.postflight.length], [0, 0], 'built-in checks only');
+    // The example swaps in as a component, replacing the shipped one.
+    const example = (await renderWith(`${manifests}overlays/deployment`, [`${manifests}examples`])).filter((o) => o.kind === 'ConfigMap' && o.metadata.name === 'fleetlet-policy');
+    assert.equal(example.length, 1);
+    assert.equal((example[0]!.data as Record<string, string>)['policy.yaml'], readFileSync(`${manifests}examples/policy.yaml`, 'utf8'));
+    assert.ok(parsePolicyYaml((example[0]!.data as Record<string, string>)['policy.yaml']!).checks.preflight.length > 0);
 
     // Non-root, read-only root filesystem, journal writable.
     const dep = rendered.find((o) => o.kind === 'Deployment')!;
@@ -142,8 +218,8 @@ describe('manifests', () => {
   });
 
   test('the daemonset overlay applies; its pod template is the deployment one but for the journal volume', async () => {
-    const rendered = renderKustomization(`${manifests}overlays/daemonset`);
-    await applyAll(rendered);
+    const rendered = await render(`${manifests}overlays/daemonset`);
+    await applyKustomization(`${manifests}overlays/daemonset`);
     const ns = await core.readNamespace({ name: NS });
     assert.equal(ns.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'privileged', 'hostPath needs the privileged level');
     assert.equal(ns.metadata?.labels?.['pod-security.kubernetes.io/warn'], 'restricted');
@@ -157,7 +233,7 @@ describe('manifests', () => {
 
     // The two overlays carry copies of one pod template; keep them in step.
     const dsTemplate = structuredClone(templateOf(rendered.find((o) => o.kind === 'DaemonSet')!));
-    const depTemplate = structuredClone(templateOf(renderKustomization(`${manifests}overlays/deployment`).find((o) => o.kind === 'Deployment')!));
+    const depTemplate = structuredClone(templateOf((await render(`${manifests}overlays/deployment`)).find((o) => o.kind === 'Deployment')!));
     for (const t of [dsTemplate, depTemplate]) {
       t.spec.volumes = t.spec.volumes.filter((v) => v.name !== 'journal');
       delete t.spec.initContainers;
@@ -172,7 +248,8 @@ describe('manifests', () => {
     test('RBAC is enough: the agent installs, upgrades and rolls back add-ons, and keeps its own records', async () => {
       const saKc = await serviceAccountKubeConfig(NS, 'fleetlet');
       const saCluster = new KubeClusterClient(saKc);
-      const addons = await testNamespace('rbac');
+      // The namespace the shipped list allows (its Role came with the overlay).
+      const addons = { name: ADDONS, dispose: async () => {} };
       const harness = agentHarness(signer, { cluster: saCluster, admission: { ...defaultAdmission, allowedNamespaces: [addons.name] } });
       try {
         const admin = harness.cluster;
@@ -229,10 +306,42 @@ describe('manifests', () => {
       const saKc = await serviceAccountKubeConfig(NS, 'fleetlet');
       const saCluster = new KubeClusterClient(saKc);
 
+      // Exactly the rights fleetlet uses, per namespace (`kubectl auth can-i --list` as the
+      // ServiceAccount): a missing right and a surplus one both fail here.
+      const addonRules = [
+        ...['configmaps', 'services', 'serviceaccounts', 'deployments.apps', 'daemonsets.apps', 'statefulsets.apps', 'roles.rbac.authorization.k8s.io', 'rolebindings.rbac.authorization.k8s.io', 'poddisruptionbudgets.policy', 'networkpolicies.networking.k8s.io'].map(
+          (r) => `${r} [] [create delete get list patch]`,
+        ),
+        'pods [] [get list]',
+      ];
+      const clusterRules = ['nodes [] [get list]', `namespaces [${ADDONS} ${NS}] [get patch]`];
+      const ownRules = [
+        'leases.coordination.k8s.io [] [create]',
+        'leases.coordination.k8s.io [fleetlet-leader] [get patch update]',
+        'leases.coordination.k8s.io [fleetlet-defer] [get]',
+        'secrets [] [create]',
+        'secrets [fleetlet-hub-credential] [delete get patch]',
+        'configmaps [] [create]',
+        'configmaps [fleetlet-candidate fleetlet-handover fleetlet-status] [get patch]',
+        'events [] [create patch]',
+      ];
+      const expected: Record<string, string[]> = {
+        [NS]: [...ownRules, ...addonRules, ...clusterRules],
+        [ADDONS]: [...addonRules, ...clusterRules],
+        'kube-system': clusterRules,
+        default: clusterRules,
+      };
+      for (const [namespace, want] of Object.entries(expected)) {
+        const got = await canIList(namespace);
+        const missing = want.filter((r) => !got.includes(r));
+        const surplus = got.filter((r) => !want.includes(r));
+        assert.deepEqual({ missing, surplus }, { missing: [], surplus: [] }, `kubectl auth can-i --list -n ${namespace} as the fleetlet ServiceAccount`);
+      }
+
       // The review itself works: what the agent needs is allowed.
       for (const q of [
-        { verb: 'patch', group: 'apps', resource: 'deployments', namespace: 'anywhere' },
-        { verb: 'delete', resource: 'configmaps', namespace: 'anywhere' },
+        { verb: 'patch', group: 'apps', resource: 'deployments', namespace: ADDONS },
+        { verb: 'delete', resource: 'configmaps', namespace: ADDONS },
         { verb: 'list', resource: 'nodes' },
         { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: NS, name: 'fleetlet-leader' },
         { verb: 'get', resource: 'secrets', namespace: NS, name: 'fleetlet-hub-credential' },
@@ -240,18 +349,26 @@ describe('manifests', () => {
         assert.equal((await canI(saKc, q)).allowed, true, `allowed: ${JSON.stringify(q)}`);
       }
       for (const q of [
+        // Outside the list, no writes at all; kube-system above all.
+        { verb: 'patch', group: 'apps', resource: 'deployments', namespace: 'anywhere' },
+        { verb: 'create', group: 'apps', resource: 'daemonsets', namespace: 'kube-system' },
+        { verb: 'create', resource: 'serviceaccounts', namespace: 'kube-system' },
+        { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'rolebindings', namespace: 'kube-system' },
+        { verb: 'create', resource: 'namespaces' },
+        { verb: 'delete', resource: 'namespaces', name: ADDONS },
         { verb: 'get', resource: 'secrets', namespace: 'kube-system' },
+        { verb: 'get', resource: 'secrets', namespace: ADDONS },
         { verb: 'list', resource: 'secrets' },
         { verb: 'get', resource: 'secrets', namespace: NS, name: 'someone-elses-secret' },
         { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings' },
         { verb: 'create', group: 'rbac.authorization.k8s.io', resource: 'clusterroles' },
-        { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: 'anywhere' },
+        { verb: 'escalate', group: 'rbac.authorization.k8s.io', resource: 'roles', namespace: ADDONS },
         { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: 'cluster-admin' },
         { verb: 'delete', resource: 'nodes' },
         { verb: 'patch', resource: 'nodes' },
-        { verb: 'create', resource: 'pods', namespace: 'default' },
-        { verb: 'create', resource: 'pods/exec', namespace: 'default' },
-        { verb: 'update', group: 'apps', resource: 'deployments', namespace: 'anywhere' },
+        { verb: 'create', resource: 'pods', namespace: ADDONS },
+        { verb: 'create', resource: 'pods/exec', namespace: ADDONS },
+        { verb: 'update', group: 'apps', resource: 'deployments', namespace: ADDONS },
         { verb: 'update', group: 'coordination.k8s.io', resource: 'leases', namespace: 'kube-system', name: 'kube-scheduler' },
       ]) {
         assert.equal((await canI(saKc, q)).allowed, false, `denied: ${JSON.stringify(q)}`);
@@ -275,17 +392,111 @@ describe('manifests', () => {
       await assert.rejects(saKc.makeApiClient(k8s.CoreV1Api).deleteNode({ name: 'kwok-node-0', dryRun: 'All' }), (err: k8s.ApiException<unknown>) => err.code === 403);
 
       // Without escalate/bind, a Role granting what fleetlet does not hold is refused (the documented choice).
-      const ns = await testNamespace('rbac-role');
-      try {
+      const ns = { name: ADDONS };
+      {
         await assert.rejects(
           saCluster.apply({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'reads-secrets', namespace: ns.name }, rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] } as never),
           (err: unknown) => forbidden(err) && /escalat|not currently held/i.test((err as Error).message),
         );
         // One granting what it holds is fine: add-ons may bring such Roles.
         await saCluster.apply({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'reads-config', namespace: ns.name }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list'] }] } as never);
-      } finally {
-        await ns.dispose();
       }
+      // And a namespace outside the list is out of reach, even for an object the agent could write elsewhere.
+      const outside = await testNamespace('outside');
+      try {
+        await assert.rejects(saCluster.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: outside.name }, data: {} } as never), forbidden);
+      } finally {
+        await outside.dispose();
+      }
+    });
+
+    test('the built image runs as the Deployment describes it: ServiceAccount token, read-only, non-root; it registers, upgrades add-ons, stops on SIGTERM', async (t) => {
+      const { host, tag } = await runImage();
+      const f = await startHubFixture({ now: () => new Date(), heartbeatMs: 1_000 });
+      const clusterId = `in-cluster-${randomBytes(3).toString('hex')}`;
+      const work = mkdtempSync(join(tmpdir(), 'fleetlet-in-cluster-'));
+      let pod: PodContainer | undefined;
+      try {
+        // What docs/deploy.md asks an operator to create, with kubectl.
+        const pub = join(work, 'release.pub.pem');
+        writeFileSync(pub, f.key.publicKey.export({ type: 'spki', format: 'pem' }));
+        await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-cluster', `--from-literal=cluster-id=${clusterId}`, `--from-literal=hub-url=${f.hub.url}`]);
+        await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-release-key', `--from-file=release.pub.pem=${pub}`]);
+        await kubectl(['-n', NS, 'create', 'secret', 'generic', 'fleetlet-bootstrap', `--from-literal=token=${BOOTSTRAP_TOKEN}`]);
+
+        const dep = (await render(`${manifests}overlays/deployment`)).find((o) => o.kind === 'Deployment')!;
+        const journal = join(work, 'journal');
+        mkdirSync(journal);
+        const httpPort = await freePort();
+        const server = new URL(admin.getCurrentCluster()!.server);
+        pod = await runPodContainer({
+          kc: admin,
+          dockerHost: host,
+          image: tag,
+          namespace: NS,
+          podName: `fleetlet-${randomBytes(3).toString('hex')}`,
+          template: (dep.spec as { template: k8s.V1PodTemplateSpec }).template,
+          container: 'agent',
+          caFile: join(process.env.FLEETLET_TEST_CP_DIR!, 'pki', 'apiserver.crt'),
+          apiHost: server.hostname,
+          apiPort: Number(server.port),
+          rewriteArg: (a) => (a === '--http-addr=:8080' ? `--http-addr=127.0.0.1:${httpPort}` : a),
+          volumeDirs: { journal },
+        });
+        const running = pod;
+
+        // Registration by double opt-in: the agent asks, the operator accepts.
+        await eventually('the agent asks to register', async () => ((await f.api('GET', `/api/v1/clusters/${clusterId}`)).body?.registration === 'Pending' ? true : undefined), 90_000, 250);
+        assert.equal((await f.api('POST', `/api/v1/clusters/${clusterId}/accept`)).status, 200);
+        await eventually('the agent is Ready', async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, 250);
+        // Its credential landed in the one Secret it may write.
+        await eventually('the hub credential Secret', async () => ((await core.readNamespacedSecret({ name: 'fleetlet-hub-credential', namespace: NS }).catch(() => undefined))?.data?.credential ? true : undefined), 30_000);
+
+        const put = await f.api('PUT', `/api/v1/clusters/${clusterId}/release`, releaseRequest(ADDONS, '9.1.0', { dns: '9.1.0', proxy: '9.1.0', metrics: '9.1.0' }));
+        assert.equal(put.status, 200, JSON.stringify(put.body));
+        const upgrade = await eventually(
+          'the hub to show the upgrade finished',
+          async () => {
+            const u = (await f.api('GET', `/api/v1/clusters/${clusterId}`)).body?.upgrade;
+            return u?.release?.revision === put.body.revision && u.status !== 'InProgress' ? u : undefined;
+          },
+          180_000,
+          500,
+        );
+        assert.equal(upgrade.status, 'Succeeded', JSON.stringify(upgrade));
+        const dns = await apps.readNamespacedDeployment({ name: 'dns', namespace: ADDONS });
+        assert.equal(dns.spec?.template.spec?.containers[0]?.image, 'registry.example/dns:9.1.0');
+
+        // The journal is on the volume, written by uid 65532; the root filesystem stayed read-only.
+        assert.ok(readdirSync(journal).includes('journal.db'));
+        assert.equal(statSync(join(journal, 'journal.db')).uid, 65532);
+        // SIGTERM (docker stop): the agent stops gracefully within the pod's grace period, exit 0.
+        assert.equal(await running.stop(), 0, await running.logs());
+      } catch (err) {
+        if (pod) t.diagnostic(`agent logs:\n${(await pod.logs().catch(() => '')).slice(-6000)}\ndocker ${pod.args.join(' ')}`);
+        throw err;
+      } finally {
+        await pod?.remove();
+        await f.close();
+        for (const [kind, name] of [['configmap', 'fleetlet-cluster'], ['configmap', 'fleetlet-release-key'], ['secret', 'fleetlet-bootstrap']]) await kubectlRun(['-n', NS, 'delete', kind!, name!, '--ignore-not-found']);
+        rmSync(work, { recursive: true, force: true });
+      }
+    });
+
+    test('the RBAC comes from one list: the shipped file is `fleetlet rbac` output, and another list grants writes only in its namespaces', async () => {
+      const cli = spawnSync(process.execPath, [new URL('../../bin/fleetlet.ts', import.meta.url).pathname, 'rbac', '--allowed-namespaces', ADDONS], { encoding: 'utf8' });
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.equal(readFileSync(`${manifests}base/allowed-namespaces.yaml`, 'utf8'), cli.stdout, 'manifests/base/allowed-namespaces.yaml is up to date: regenerate it with `fleetlet rbac`');
+
+      const [a, b, other] = [await testNamespace('list-a'), await testNamespace('list-b'), await testNamespace('list-other')];
+      generatedFor.push(a.name, b.name, other.name);
+      await kubectl(['apply', '--server-side', '--field-manager=fleetlet-manifests-test', '-f', '-'], { input: agentRbacYaml({ allowedNamespaces: [a.name, b.name], agentNamespace: NS }, 'test') });
+      const saKc = await serviceAccountKubeConfig(NS, 'fleetlet');
+      for (const [namespace, allowed] of [[a.name, true], [b.name, true], [other.name, false], ['kube-system', false]] as const) {
+        assert.equal((await canI(saKc, { verb: 'create', group: 'apps', resource: 'deployments', namespace })).allowed, allowed, `create deployments in ${namespace}`);
+      }
+      const cm = await core.readNamespacedConfigMap({ name: 'fleetlet-allowed-namespaces', namespace: NS });
+      assert.equal(cm.data?.namespaces, `${NS},${a.name},${b.name}`, 'the agent gets the same list (plus its own namespace)');
     });
   });
 });
