@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -30,17 +30,18 @@ import { parsePolicyYaml } from '../../src/agent/gate/policy-loader.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { agentHarness } from '../support/agent-harness.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
-import { kubectl, kubectlRun } from '../support/kubectl.ts';
+import { kubectl } from '../support/kubectl.ts';
+import { DocShell, shellBlocks } from '../support/doc-shell.ts';
+import { docker, dockerClient } from '../support/docker-engine.ts';
 import { runImage } from '../support/fleetlet-image.ts';
-import { BOOTSTRAP_TOKEN, startHubFixture } from '../support/hub-fixture.ts';
 import { runPodContainer, type PodContainer } from '../support/pod-container.ts';
-import { releaseRequest } from '../support/runtime-fixture.ts';
-import { freePort } from '../../src/testbed/control-plane.ts';
+import { freePort, loadBinaries } from '../../src/testbed/control-plane.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 import { canI, serviceAccountKubeConfig } from '../support/service-account.ts';
 import { testLogger } from '../support/test-log.ts';
 
-const manifests = new URL('../../manifests/', import.meta.url).pathname;
+const repo = new URL('../../', import.meta.url).pathname;
+const manifests = `${repo}manifests/`;
 const NS = 'fleetlet-system';
 /** The namespace the shipped list (manifests/base/allowed-namespaces.yaml) lets releases touch. */
 const ADDONS = 'fleetlet-addons';
@@ -111,6 +112,95 @@ describe('manifests', () => {
       await admin.makeApiClient(k8s.RbacAuthorizationV1Api).deleteClusterRole({ name }).catch(() => {});
     }
     for (const name of [NS, ADDONS, ...generatedFor]) await core.deleteNamespace({ name }).catch(() => {});
+  });
+
+  test('docs/deploy.md, executed: build, apply, register, first rollout', async (t) => {
+    const { host } = await runImage();
+    const work = mkdtempSync(join(tmpdir(), 'fleetlet-newcomer-'));
+    // A clone of the repository, as the reader has it.
+    const clone = join(work, 'fleetlet');
+    mkdirSync(clone);
+    for (const entry of ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'bin', 'src', 'manifests', 'schema']) cpSync(join(repo, entry), join(clone, entry), { recursive: true });
+    // `kubectl`, `docker` and `fleetlet` as the reader has them.
+    const bin = join(work, 'bin');
+    mkdirSync(bin);
+    symlinkSync(loadBinaries().kubectl, join(bin, 'kubectl'));
+    symlinkSync(dockerClient(), join(bin, 'docker'));
+    writeFileSync(join(bin, 'fleetlet'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(repo, 'bin/fleetlet.ts'))} "$@"\n`, { mode: 0o755 });
+    const hubPort = await freePort();
+    const shell = new DocShell({
+      cwd: clone,
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: work, KUBECONFIG: process.env.FLEETLET_TEST_KUBECONFIG!, DOCKER_HOST: host, DOCKER_BUILDKIT: '1', LOG_LEVEL: 'warn' },
+      // This machine's address and a free port for the document's example ones.
+      substitutions: [['192.0.2.10', '127.0.0.1'], ['8443', String(hubPort)]],
+    });
+    const blocks = shellBlocks(readFileSync(join(repo, 'docs/deploy.md'), 'utf8'));
+    // The one block not run here: loading the image into kind or k3d (neither is installed; the
+    // image is already in the engine the test runs it from).
+    assert.deepEqual(blocks.filter((b) => b.mode === 'skip').map((b) => b.code.split('\n')[0]!.split(' ')[0]), ['kind']);
+    let pod: PodContainer | undefined;
+    let hub: { output: () => string } | undefined;
+    const outputs: string[] = [];
+    try {
+      for (const block of blocks) {
+        if (block.mode === 'skip') continue;
+        if (block.mode === 'background') {
+          hub = shell.start(block);
+          await eventually('the hub listens', async () => ((await fetch(`http://127.0.0.1:${hubPort}/healthz`).catch(() => undefined)) ? true : undefined), 30_000);
+          continue;
+        }
+        const res = await shell.run(block);
+        assert.equal(res.code, 0, `docs/deploy.md line ${block.line}:\n${block.code}\n--- exit ${res.code}\n${res.stdout}\n${res.stderr}${hub ? `\n--- hub\n${hub.output()}` : ''}`);
+        outputs.push(res.stdout);
+        if (/rollout status deploy\/fleetlet/.test(block.code)) {
+          // Where a kubelet would start the pod: the applied Deployment's container, with the built image.
+          const dep = await apps.readNamespacedDeployment({ name: 'fleetlet', namespace: NS });
+          const image = dep.spec!.template.spec!.containers[0]!.image!;
+          assert.equal(image, 'fleetlet:0.1.0', 'the overlay named the image the reader built');
+          const httpPort = await freePort();
+          const server = new URL(admin.getCurrentCluster()!.server);
+          const journal = join(work, 'journal-volume');
+          mkdirSync(journal);
+          pod = await runPodContainer({
+            kc: admin,
+            dockerHost: host,
+            image,
+            namespace: NS,
+            podName: `fleetlet-${randomBytes(3).toString('hex')}`,
+            template: dep.spec!.template,
+            container: 'agent',
+            caFile: join(process.env.FLEETLET_TEST_CP_DIR!, 'pki', 'apiserver.crt'),
+            apiHost: server.hostname,
+            apiPort: Number(server.port),
+            rewriteArg: (a) => (a === '--http-addr=:8080' ? `--http-addr=127.0.0.1:${httpPort}` : a),
+            volumeDirs: { journal },
+          });
+          const started = pod;
+          t.after(() => started.remove());
+        }
+      }
+      assert.ok(pod, 'the document applied the Deployment');
+      // Step 1 printed the agent's usage from the image; step 7 showed the status ConfigMap's phase.
+      assert.match(outputs[0]!, /^fleetlet agent \[options\]/);
+      assert.equal(outputs.at(-1)!.split('\n')[0], 'Succeeded');
+      const hello = await apps.readNamespacedDeployment({ name: 'hello', namespace: ADDONS });
+      assert.equal(hello.spec?.template.spec?.containers[0]?.image, 'registry.k8s.io/pause:3.10');
+      // The agent ran with a read-only root filesystem as uid 65532, its journal on the volume.
+      const journalFile = join(work, 'journal-volume', 'journal.db');
+      assert.equal(statSync(journalFile).uid, 65532);
+      const inspect = JSON.parse((await docker(host, ['inspect', pod.id])).stdout) as { HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] }; Config: { User: string } }[];
+      assert.equal(inspect[0]!.HostConfig.ReadonlyRootfs, true);
+      assert.deepEqual(inspect[0]!.HostConfig.CapDrop, ['ALL']);
+      assert.equal(inspect[0]!.Config.User, '65532:65532');
+      // SIGTERM (docker stop): a graceful stop within the pod's grace period, exit 0.
+      assert.equal(await pod.stop(), 0, await pod.logs());
+    } catch (err) {
+      if (pod) t.diagnostic(`agent logs:\n${(await pod.logs().catch(() => '')).slice(-6000)}`);
+      throw err;
+    } finally {
+      await shell.stop();
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 
   test('the PrometheusRule component parses and alerts on metrics the agent exports', async () => {
@@ -407,79 +497,6 @@ describe('manifests', () => {
         await assert.rejects(saCluster.apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'x', namespace: outside.name }, data: {} } as never), forbidden);
       } finally {
         await outside.dispose();
-      }
-    });
-
-    test('the built image runs as the Deployment describes it: ServiceAccount token, read-only, non-root; it registers, upgrades add-ons, stops on SIGTERM', async (t) => {
-      const { host, tag } = await runImage();
-      const f = await startHubFixture({ now: () => new Date(), heartbeatMs: 1_000 });
-      const clusterId = `in-cluster-${randomBytes(3).toString('hex')}`;
-      const work = mkdtempSync(join(tmpdir(), 'fleetlet-in-cluster-'));
-      let pod: PodContainer | undefined;
-      try {
-        // What docs/deploy.md asks an operator to create, with kubectl.
-        const pub = join(work, 'release.pub.pem');
-        writeFileSync(pub, f.key.publicKey.export({ type: 'spki', format: 'pem' }));
-        await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-cluster', `--from-literal=cluster-id=${clusterId}`, `--from-literal=hub-url=${f.hub.url}`]);
-        await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-release-key', `--from-file=release.pub.pem=${pub}`]);
-        await kubectl(['-n', NS, 'create', 'secret', 'generic', 'fleetlet-bootstrap', `--from-literal=token=${BOOTSTRAP_TOKEN}`]);
-
-        const dep = (await render(`${manifests}overlays/deployment`)).find((o) => o.kind === 'Deployment')!;
-        const journal = join(work, 'journal');
-        mkdirSync(journal);
-        const httpPort = await freePort();
-        const server = new URL(admin.getCurrentCluster()!.server);
-        pod = await runPodContainer({
-          kc: admin,
-          dockerHost: host,
-          image: tag,
-          namespace: NS,
-          podName: `fleetlet-${randomBytes(3).toString('hex')}`,
-          template: (dep.spec as { template: k8s.V1PodTemplateSpec }).template,
-          container: 'agent',
-          caFile: join(process.env.FLEETLET_TEST_CP_DIR!, 'pki', 'apiserver.crt'),
-          apiHost: server.hostname,
-          apiPort: Number(server.port),
-          rewriteArg: (a) => (a === '--http-addr=:8080' ? `--http-addr=127.0.0.1:${httpPort}` : a),
-          volumeDirs: { journal },
-        });
-        const running = pod;
-
-        // Registration by double opt-in: the agent asks, the operator accepts.
-        await eventually('the agent asks to register', async () => ((await f.api('GET', `/api/v1/clusters/${clusterId}`)).body?.registration === 'Pending' ? true : undefined), 90_000, 250);
-        assert.equal((await f.api('POST', `/api/v1/clusters/${clusterId}/accept`)).status, 200);
-        await eventually('the agent is Ready', async () => ((await fetch(`http://127.0.0.1:${httpPort}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined), 60_000, 250);
-        // Its credential landed in the one Secret it may write.
-        await eventually('the hub credential Secret', async () => ((await core.readNamespacedSecret({ name: 'fleetlet-hub-credential', namespace: NS }).catch(() => undefined))?.data?.credential ? true : undefined), 30_000);
-
-        const put = await f.api('PUT', `/api/v1/clusters/${clusterId}/release`, releaseRequest(ADDONS, '9.1.0', { dns: '9.1.0', proxy: '9.1.0', metrics: '9.1.0' }));
-        assert.equal(put.status, 200, JSON.stringify(put.body));
-        const upgrade = await eventually(
-          'the hub to show the upgrade finished',
-          async () => {
-            const u = (await f.api('GET', `/api/v1/clusters/${clusterId}`)).body?.upgrade;
-            return u?.release?.revision === put.body.revision && u.status !== 'InProgress' ? u : undefined;
-          },
-          180_000,
-          500,
-        );
-        assert.equal(upgrade.status, 'Succeeded', JSON.stringify(upgrade));
-        const dns = await apps.readNamespacedDeployment({ name: 'dns', namespace: ADDONS });
-        assert.equal(dns.spec?.template.spec?.containers[0]?.image, 'registry.example/dns:9.1.0');
-
-        // The journal is on the volume, written by uid 65532; the root filesystem stayed read-only.
-        assert.ok(readdirSync(journal).includes('journal.db'));
-        assert.equal(statSync(join(journal, 'journal.db')).uid, 65532);
-        // SIGTERM (docker stop): the agent stops gracefully within the pod's grace period, exit 0.
-        assert.equal(await running.stop(), 0, await running.logs());
-      } catch (err) {
-        if (pod) t.diagnostic(`agent logs:\n${(await pod.logs().catch(() => '')).slice(-6000)}\ndocker ${pod.args.join(' ')}`);
-        throw err;
-      } finally {
-        await pod?.remove();
-        await f.close();
-        for (const [kind, name] of [['configmap', 'fleetlet-cluster'], ['configmap', 'fleetlet-release-key'], ['secret', 'fleetlet-bootstrap']]) await kubectlRun(['-n', NS, 'delete', kind!, name!, '--ignore-not-found']);
-        rmSync(work, { recursive: true, force: true });
       }
     });
 
