@@ -117,7 +117,8 @@ install_into "$CACHE/kwok-$KWOK_VERSION" build_go_install "sigs.k8s.io/kwok/cmd/
 install_into "$CACHE/toxiproxy-$TOXIPROXY_VERSION" build_go_install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" toxiproxy-server
 timed install_into "$CACHE/kubernetes-$KUBE_VERSION" build_kube
 timed install_into "$CACHE/kubectl-$KUBE_VERSION" build_kubectl
-timed install_into "$CACHE/kubelet-$KUBE_VERSION" build_kubelet
+# kubelet only on request: it joins a real node, which not every machine can run.
+if [[ "${FLEETLET_BUILD_KUBELET:-0}" == 1 ]]; then timed install_into "$CACHE/kubelet-$KUBE_VERSION" build_kubelet; fi
 
 # The manifest tells the test harness where each binary is, so versions live
 # in one place (this script).
@@ -133,8 +134,7 @@ cat > "$CACHE/control-plane.json" <<JSON
   "kubeScheduler": "$CACHE/kubernetes-$KUBE_VERSION/kube-scheduler",
   "kwok": "$CACHE/kwok-$KWOK_VERSION/kwok",
   "toxiproxy": "$CACHE/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server",
-  "kubectl": "$CACHE/kubectl-$KUBE_VERSION/kubectl",
-  "kubelet": "$CACHE/kubelet-$KUBE_VERSION/kubelet"
+  "kubectl": "$CACHE/kubectl-$KUBE_VERSION/kubectl"
 }
 JSON
 log "ready: $CACHE/control-plane.json"

@@ -25,9 +25,8 @@ export interface ControlPlaneBinaries {
   kubeScheduler: string;
   kwok: string;
   toxiproxy: string;
-  /** kubectl (with its kustomize) and kubelet of the same Kubernetes version. */
+  /** kubectl (with its kustomize), of the same Kubernetes version. */
   kubectl: string;
-  kubelet: string;
 }
 
 export class ControlPlaneUnavailable extends Error {
