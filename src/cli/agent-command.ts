@@ -151,6 +151,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
       metrics = endpoints.metrics;
       // A self-upgrade candidate is Ready only once it proved itself, so the rolling update waits for it.
       endpoints.readiness.add({ name: 'candidate-handover', check: () => runtime.candidateReadiness() });
+      endpoints.readiness.add({ name: 'leader-election', check: () => runtime.electionReadiness() });
       shutdown.onClose('http server', () => endpoints.close());
     } catch (err) {
       logger.error({ err: (err as Error).message, address: values.httpAddr }, 'cannot serve probes and metrics');

@@ -75,6 +75,8 @@ export interface AgentRuntime {
   leading(): boolean;
   /** Not ready while this instance is a self-upgrade candidate that has not yet proven itself. */
   candidateReadiness(): Promise<void>;
+  /** Not ready while the Lease API refuses this instance (e.g. a missing permission): it could never lead. */
+  electionReadiness(): Promise<void>;
   /** Runs until the signal aborts; closes the hub link and the journal on the way out. */
   run(signal: AbortSignal): Promise<void>;
 }
@@ -104,6 +106,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     logger: log,
     prePuller: new DaemonSetPrePuller({ cluster, namespace: cfg.namespace }),
   });
+  const elector = cfg.leaderElection ? new LeaderElector({ ...cfg.leaderElection, cluster, namespace: cfg.namespace, identity, now, sleep, logger: log }) : undefined;
 
   const agent = new Agent({
     journal,
@@ -221,6 +224,10 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
         throw new Error(`candidate ${version} has not yet proven it can open the journal and reach the Kubernetes API${report?.identity === identity ? `: ${report.message}` : ''}`);
       }
     },
+    async electionReadiness() {
+      const problem = elector?.problem();
+      if (problem) throw new Error(problem);
+    },
     async run(signal) {
       if (cfg.policyPath) {
         policyWatch = await watchPolicyFile({
@@ -240,7 +247,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
           await lead(signal);
           return;
         }
-        const elector = new LeaderElector({ ...cfg.leaderElection, cluster, namespace: cfg.namespace, identity, now, sleep, logger: log });
+        if (!elector) throw new Error('leader election is configured but no elector was created');
         await elector.run(signal, lead, async () => {
           // Standing by: if the upgrade in progress installs our version, we are its candidate.
           await reportCandidacy({ journal, cluster, handover, version, identity, now }).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'candidate report failed'));

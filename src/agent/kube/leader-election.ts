@@ -32,8 +32,13 @@ type Lease = KubeObject & { spec?: LeaseSpec };
 /** MicroTime wants six fractional digits. */
 const microTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
+/** Longest wait between attempts while the Lease API keeps failing. */
+const MAX_ERROR_BACKOFF_MS = 30_000;
+
 export class LeaderElector {
   private readonly o: Required<Omit<LeaderElectionOptions, 'name'>> & { name: string };
+  private failure: string | undefined;
+  private failures = 0;
 
   constructor(options: LeaderElectionOptions) {
     this.o = { name: 'fleetlet-leader', leaseDurationMs: 15_000, retryMs: 2_000, ...options };
@@ -41,6 +46,49 @@ export class LeaderElector {
 
   get identity(): string {
     return this.o.identity;
+  }
+
+  /**
+   * Why this instance cannot take part in the election right now (the Lease
+   * API answered with an error, e.g. a missing permission), or undefined.
+   * Readiness reports it: an agent that can never lead must not look Ready.
+   */
+  problem(): string | undefined {
+    return this.failure;
+  }
+
+  /** Tries to take or renew the lease; an API error is logged once, kept for readiness, and counts as "not leading". */
+  private async attempt(): Promise<boolean> {
+    try {
+      const won = await this.tryAcquireOrRenew();
+      if (this.failure) this.o.logger.info({ identity: this.o.identity }, 'leader election works again');
+      this.failure = undefined;
+      this.failures = 0;
+      return won;
+    } catch (err) {
+      const message = this.describe(err);
+      if (message !== this.failure) this.o.logger.error({ identity: this.o.identity, err: (err as Error).message }, message);
+      this.failure = message;
+      this.failures++;
+      return false;
+    }
+  }
+
+  private describe(err: unknown): string {
+    const lease = `Lease ${this.o.namespace}/${this.o.name}`;
+    if (err instanceof KubeApiError && err.status === 403) {
+      return `cannot take part in leader election: ${err.message}; the agent's ServiceAccount needs get, update and patch on ${lease} and create on leases in ${this.o.namespace} (manifests/base/rbac-own-namespace.yaml)`;
+    }
+    if (err instanceof KubeApiError && err.status === 404 && /namespace/i.test(err.message)) {
+      return `cannot take part in leader election: namespace ${this.o.namespace} does not exist (kubectl create namespace ${this.o.namespace})`;
+    }
+    return `cannot take part in leader election (${lease}): ${(err as Error).message}`;
+  }
+
+  /** The wait before the next attempt: the retry period, doubled per consecutive API error up to 30 s. */
+  private retryDelay(): number {
+    if (this.failures === 0) return this.o.retryMs;
+    return Math.min(MAX_ERROR_BACKOFF_MS, this.o.retryMs * 2 ** Math.min(this.failures - 1, 10));
   }
 
   /** Who holds the lease now (undefined when free or expired). */
@@ -57,9 +105,9 @@ export class LeaderElector {
    */
   async run(signal: AbortSignal, lead: (leading: AbortSignal) => Promise<'stepDown' | void>, onStandby?: (holder: string | undefined) => Promise<void>): Promise<void> {
     while (!signal.aborted) {
-      if (!(await this.tryAcquireOrRenew().catch(() => false))) {
+      if (!(await this.attempt())) {
         await onStandby?.(await this.holder().catch(() => undefined));
-        await this.o.sleep(this.o.retryMs, signal);
+        await this.o.sleep(this.retryDelay(), signal);
         continue;
       }
       this.o.logger.info({ identity: this.o.identity }, 'became leader');
@@ -93,7 +141,7 @@ export class LeaderElector {
     while (!leading.signal.aborted) {
       await this.o.sleep(Math.max(200, Math.floor(this.o.leaseDurationMs / 3)), leading.signal);
       if (leading.signal.aborted) return;
-      if (await this.tryAcquireOrRenew().catch(() => false)) {
+      if (await this.attempt()) {
         lastRenew = this.o.now().getTime();
       } else if (this.o.now().getTime() - lastRenew > this.o.leaseDurationMs * 0.8) {
         // Stop acting before anyone else may take over.

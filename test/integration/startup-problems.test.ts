@@ -1,0 +1,98 @@
+// An agent whose ServiceAccount lacks a permission it needs does not sit
+// Ready and silent: the real agent process, acting as a ServiceAccount
+// without rights on its leader Lease, logs one line naming the missing
+// permission and how to grant it, reports NotReady with that reason, keeps
+// retrying with backoff, and becomes Ready once the Role is granted.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import { freePort } from '../../src/testbed/control-plane.ts';
+import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
+import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
+import { testSigner } from '../support/releases.ts';
+import { serviceAccountKubeConfig } from '../support/service-account.ts';
+import { testPolicyYaml } from '../support/test-policy.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+
+test('a missing Lease permission: one log line naming it, NotReady with the reason, Ready once granted', async () => {
+  const ns = await testNamespace('perm');
+  const admin = kubeConfig();
+  const core = admin.makeApiClient(k8s.CoreV1Api);
+  const rbac = admin.makeApiClient(k8s.RbacAuthorizationV1Api);
+  const dir = mkdtempSync(join(tmpdir(), 'fleetlet-perm-'));
+  await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'fleetlet' } } });
+  const saKc = await serviceAccountKubeConfig(ns.name, 'fleetlet');
+  writeFileSync(join(dir, 'kubeconfig'), saKc.exportConfig());
+  writeFileSync(join(dir, 'key.pub.pem'), exportPublicKeyPem(testSigner().publicKey));
+  writeFileSync(join(dir, 'policy.yaml'), testPolicyYaml());
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      join(root, 'bin/fleetlet.ts'),
+      'agent',
+      '--cluster-id=perm',
+      `--journal=${join(dir, 'journal.db')}`,
+      `--kubeconfig=${join(dir, 'kubeconfig')}`,
+      `--namespace=${ns.name}`,
+      `--release-key=${join(dir, 'key.pub.pem')}`,
+      `--policy=${join(dir, 'policy.yaml')}`,
+      `--allowed-namespaces=${ns.name}`,
+      '--leader-elect',
+      '--identity=perm-a',
+      `--http-addr=127.0.0.1:${port}`,
+    ],
+    { env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let log = '';
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (log += c));
+  child.stderr.setEncoding('utf8').on('data', (c: string) => (log += c));
+  const readyz = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz?verbose`).catch(() => undefined);
+    return res ? { status: res.status, body: await res.text() } : undefined;
+  };
+  try {
+    const notReady = await eventually('/readyz names the missing permission', async () => {
+      const r = await readyz();
+      return r && r.status === 503 && /leases/.test(r.body) ? r : undefined;
+    });
+    assert.match(notReady.body, /forbidden/i);
+    assert.match(notReady.body, /rbac-own-namespace\.yaml/);
+    // Retries go on (with backoff), but the log says it once, not once per retry.
+    await new Promise((r) => setTimeout(r, 5_000));
+    const lines = log.split('\n').filter((l) => /cannot take part in leader election/.test(l));
+    assert.equal(lines.length, 1, `one log line, not one per retry:\n${lines.join('\n')}`);
+    assert.equal(JSON.parse(lines[0]!).level, 50, 'logged as an error');
+    assert.ok(!log.includes('became leader'));
+
+    // The operator grants what the line asked for: the agent recovers by itself.
+    await rbac.createNamespacedRole({
+      namespace: ns.name,
+      body: {
+        metadata: { name: 'lease' },
+        rules: [
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['fleetlet-leader'], verbs: ['get', 'update', 'patch'] },
+        ],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: ns.name,
+      body: { metadata: { name: 'lease' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'lease' }, subjects: [{ kind: 'ServiceAccount', name: 'fleetlet', namespace: ns.name }] },
+    });
+    await eventually('the agent leads once the Role is granted', async () => (log.includes('became leader') ? true : undefined), 60_000);
+    await eventually('the leader-election check passes', async () => {
+      const r = await readyz();
+      return r && !/leader-election failed/.test(r.body) && /leader-election ok/.test(r.body) ? true : undefined;
+    });
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await ns.dispose();
+  }
+});
