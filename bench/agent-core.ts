@@ -90,7 +90,7 @@ try {
   writeFileSync(join(dir, 'key.pub.pem'), exportPublicKeyPem(keys.publicKey));
   await core.createNamespace({ body: { metadata: { name: 'bench-proc' } } });
   writeFileSync(join(dir, 'v1.json'), JSON.stringify(signRelease(addonsRelease('bench-proc', 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }), keys.privateKey)));
-  const child = spawn(process.execPath, [join(root, 'bin/fleetlet.ts'), 'agent', '--cluster-id=bench', `--journal=${join(dir, 'j.db')}`, `--kubeconfig=${cp.kubeconfigPath}`, `--release-key=${join(dir, 'key.pub.pem')}`, `--release-file=${join(dir, 'v1.json')}`, '--namespace=bench-proc', '--poll-ms=1000'], {
+  const child = spawn(process.execPath, [join(root, 'bin/fleetlet.ts'), 'agent', '--cluster-id=bench', `--journal=${join(dir, 'j.db')}`, `--kubeconfig=${cp.kubeconfigPath}`, `--release-key=${join(dir, 'key.pub.pem')}`, `--release-file=${join(dir, 'v1.json')}`, '--namespace=bench-proc', '--allowed-namespaces=bench-proc', '--poll-ms=1000'], {
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, LOG_LEVEL: 'warn' },
   });

@@ -28,7 +28,9 @@ export function agentCommand(ctx: CommandContext) {
     .option('--no-leader-elect', 'act without a Lease even inside a cluster')
     .option('--identity <name>', "this instance's name in the Lease (default $FLEETLET_POD_NAME or the host name)")
     .option('--lease-duration-ms <ms>', "how long a leader's Lease holds without renewal", wholeNumber(1000), 15_000)
-    .option('--allowed-namespaces <a,b*>', 'namespaces releases may touch, comma separated, * as a suffix wildcard (default: all)')
+    .addOption(new Option('--allowed-namespaces <a,b*>', 'namespaces releases may touch, comma separated, * as a suffix wildcard; required, no default (* allows all, on purpose only)').env('FLEETLET_ALLOWED_NAMESPACES'))
+    .option('--allow-host-access', 'admit releases whose pods reach the node (host network/PID/IPC, hostPath, host ports, privileged containers); refused by default', false)
+    .option('--allow-cluster-role-bindings', 'admit releases whose RoleBindings bind ClusterRoles; refused by default', false)
     .option('--target-namespace <ns>', "where a release's namespaced objects without a namespace go")
     .option('--uninstall-on-deregister', 'remove what fleetlet installed when the hub deregisters the cluster', false)
     .option('--poll-ms <ms>', 'health poll interval', wholeNumber(50), 1000)
@@ -58,6 +60,11 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   const clusterId = values.clusterId;
   if (!clusterId) {
     logger.error('--cluster-id (or FLEETLET_CLUSTER_ID) is required');
+    return ExitCode.Usage;
+  }
+  const allowedNamespaces = (values.allowedNamespaces ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+  if (allowedNamespaces.length === 0) {
+    logger.error('--allowed-namespaces (or FLEETLET_ALLOWED_NAMESPACES) is required: name the namespaces releases may touch, e.g. --allowed-namespaces=monitoring,ingress (the manifests pass the list from manifests/base/allowed-namespaces.yaml)');
     return ExitCode.Usage;
   }
   // From the environment a single path arrives as a string.
@@ -94,7 +101,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
     logger,
     namespace: values.namespace,
     pollMs: values.pollMs,
-    admission: values.allowedNamespaces ? { ...defaultAdmission, allowedNamespaces: values.allowedNamespaces.split(',') } : defaultAdmission,
+    admission: { ...defaultAdmission, allowedNamespaces, allowHostAccess: values.allowHostAccess === true, allowClusterRoleBindings: values.allowClusterRoleBindings === true },
     ...(values.policy ? { policyPath: values.policy } : {}),
     ...(values.targetNamespace ? { targetNamespace: values.targetNamespace } : {}),
     ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname(), leaseDurationMs: values.leaseDurationMs } } : {}),

@@ -32,7 +32,7 @@ export const upgradeCompletedReport = z.object({
 export type UpgradeCompletedReport = z.infer<typeof upgradeCompletedReport>;
 
 /** Why the agent's admission refused a correctly signed release (src/agent/intake/admission.ts). */
-export const admissionRejection = z.enum(['ForbiddenNamespace', 'ForbiddenKind', 'Downgrade', 'DryRunRejected', 'UnsupportedKubernetesVersion']);
+export const admissionRejection = z.enum(['ForbiddenNamespace', 'ForbiddenKind', 'HostAccess', 'ClusterRoleBinding', 'Downgrade', 'DryRunRejected', 'UnsupportedKubernetesVersion']);
 export type AdmissionRejection = z.infer<typeof admissionRejection>;
 
 export const releaseRefusedReport = z.object({

@@ -46,6 +46,7 @@ function startAgent(dir: string, releaseFile: string, namespace: string): Agent 
       `--release-key=${join(dir, 'release.pub.pem')}`,
       `--release-file=${releaseFile}`,
       `--namespace=${namespace}`,
+      `--allowed-namespaces=${namespace}`,
       `--policy=${join(dir, 'policy.yaml')}`,
       '--poll-ms=200',
       '--http-addr=127.0.0.1:0',

@@ -37,6 +37,7 @@ function runAgent(dir: string, releaseFile: string, env: Record<string, string> 
         `--release-key=${join(dir, 'release.pub.pem')}`,
         `--release-file=${releaseFile}`,
         `--namespace=${readFileSync(join(dir, 'namespace'), 'utf8')}`,
+        `--allowed-namespaces=${readFileSync(join(dir, 'namespace'), 'utf8')}`,
         `--policy=${join(dir, 'policy.yaml')}`,
         '--poll-ms=200',
         '--exit-when-done',

@@ -38,6 +38,7 @@ test('a SIGKILLed leader is taken over by the standby, which finishes the upgrad
         `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
         `--release-key=${join(dir, 'key.pub.pem')}`,
         `--namespace=${agentNs.name}`,
+        `--allowed-namespaces=${addonsNs.name}`,
         `--policy=${join(dir, 'policy.yaml')}`,
         '--leader-elect',
         `--identity=${identity}`,

@@ -26,6 +26,10 @@ export interface AdmissionPolicy {
   allowedNamespaces: string[];
   /** Kinds a release may contain (Kind or group/Kind). */
   allowedKinds: string[];
+  /** Pods with host access (host network/PID/IPC, hostPath volumes, host ports, privileged containers) may be created. */
+  allowHostAccess?: boolean;
+  /** RoleBindings may bind ClusterRoles (admin, edit, cluster-admin, ...), not only the release's own Roles. */
+  allowClusterRoleBindings?: boolean;
 }
 
 export const defaultAdmission: AdmissionPolicy = {
@@ -57,6 +61,55 @@ export function checkScope(release: Release, policy: AdmissionPolicy): void {
       const ns = m.kind === 'Namespace' ? m.metadata.name : m.metadata.namespace;
       if (ns !== undefined && !policy.allowedNamespaces.some((p) => matches(p, ns))) {
         throw new ReleaseRejected('ForbiddenNamespace', `component ${c.name}: ${describeRef(refOf(m))} is in namespace ${ns}, which this cluster does not allow (allowed: ${policy.allowedNamespaces.join(', ')})`);
+      }
+    }
+  }
+}
+
+type PodSpecLike = {
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  volumes?: { name?: string; hostPath?: unknown }[];
+  containers?: ContainerLike[];
+  initContainers?: ContainerLike[];
+};
+type ContainerLike = { name?: string; securityContext?: { privileged?: boolean }; ports?: { hostPort?: number }[] };
+
+/** What in a pod spec reaches the node itself; empty when nothing does. */
+export function hostAccessOf(pod: PodSpecLike): string[] {
+  const found: string[] = [];
+  for (const f of ['hostNetwork', 'hostPID', 'hostIPC'] as const) if (pod[f]) found.push(f);
+  for (const v of pod.volumes ?? []) if (v.hostPath) found.push(`hostPath volume ${v.name ?? ''}`.trim());
+  for (const c of [...(pod.containers ?? []), ...(pod.initContainers ?? [])]) {
+    if (c.securityContext?.privileged) found.push(`privileged container ${c.name ?? ''}`.trim());
+    if ((c.ports ?? []).some((p) => p.hostPort)) found.push(`hostPort on container ${c.name ?? ''}`.trim());
+  }
+  return found;
+}
+
+/**
+ * A signed release runs with the agent's rights; these two would reach
+ * beyond the namespaces it manages (docs/security.md, trust boundary): a pod
+ * with host access reaches the node, and a RoleBinding to a ClusterRole
+ * (admin, edit, cluster-admin) grants what the release's own Roles could not.
+ * Refused unless this cluster's admission allows them.
+ */
+export function checkPrivilege(release: Release, policy: AdmissionPolicy): void {
+  for (const c of release.components) {
+    for (const m of c.manifests) {
+      if (!policy.allowHostAccess && ['Deployment', 'DaemonSet', 'StatefulSet'].includes(m.kind)) {
+        const pod = (m as { spec?: { template?: { spec?: PodSpecLike } } }).spec?.template?.spec;
+        const found = pod ? hostAccessOf(pod) : [];
+        if (found.length > 0) {
+          throw new ReleaseRejected('HostAccess', `component ${c.name}: ${describeRef(refOf(m))} asks for host access (${found.join(', ')}), which this cluster does not allow; start the agent with --allow-host-access to permit it`);
+        }
+      }
+      if (!policy.allowClusterRoleBindings && m.kind === 'RoleBinding') {
+        const ref = (m as { roleRef?: { kind?: string; name?: string } }).roleRef;
+        if (ref?.kind === 'ClusterRole') {
+          throw new ReleaseRejected('ClusterRoleBinding', `component ${c.name}: ${describeRef(refOf(m))} binds ClusterRole ${ref.name}, which this cluster does not allow (a release may bind only its own Roles); start the agent with --allow-cluster-role-bindings to permit it`);
+        }
       }
     }
   }
@@ -106,6 +159,7 @@ export async function dryRun(release: Release, cluster: ClusterClient): Promise<
 
 export async function admitRelease(release: Release, deps: { cluster: ClusterClient; installed: InstalledComponent[]; policy: AdmissionPolicy }): Promise<void> {
   checkScope(release, deps.policy);
+  checkPrivilege(release, deps.policy);
   checkDowngrade(release, deps.installed);
   checkKubernetesVersion(release, await deps.cluster.serverVersion());
   await dryRun(release, deps.cluster);
