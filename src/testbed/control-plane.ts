@@ -181,7 +181,7 @@ export async function startControlPlane(opts: StartOptions = {}): Promise<Contro
       '--secure-port=0',
       `--service-account-private-key-file=${join(dir, 'sa.key')}`,
       `--root-ca-file=${join(dir, 'pki', 'apiserver.crt')}`,
-      '--controllers=*,-nodeipam,-cloud-node-lifecycle,-route,-service-lb-controller,-persistentvolume-binder,-attachdetach',
+      '--controllers=*,-nodeipam,-cloud-node-lifecycle,-route,-service-lb-controller,-attachdetach',
       '--concurrent-deployment-syncs=10',
       '--v=0',
     ]);

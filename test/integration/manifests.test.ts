@@ -138,6 +138,15 @@ describe('manifests', () => {
     // The one block not run here: loading the image into kind or k3d (neither is installed; the
     // image is already in the engine the test runs it from).
     assert.deepEqual(blocks.filter((b) => b.mode === 'skip').map((b) => b.code.split('\n')[0]!.split(' ')[0]), ['kind']);
+    // The cluster's storage, where kind's or k3d's provisioner would make it: a volume for the journal's claim.
+    const journalVolume = join(work, 'journal-volume');
+    mkdirSync(journalVolume);
+    await core.createPersistentVolume({
+      body: {
+        metadata: { name: `fleetlet-journal-${randomBytes(3).toString('hex')}` },
+        spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', hostPath: { path: journalVolume } },
+      },
+    });
     let pod: PodContainer | undefined;
     let hub: { output: () => string } | undefined;
     const outputs: string[] = [];
@@ -159,8 +168,6 @@ describe('manifests', () => {
           assert.equal(image, 'fleetlet:0.1.0', 'the overlay named the image the reader built');
           const httpPort = await freePort();
           const server = new URL(admin.getCurrentCluster()!.server);
-          const journal = join(work, 'journal-volume');
-          mkdirSync(journal);
           pod = await runPodContainer({
             kc: admin,
             dockerHost: host,
@@ -173,7 +180,7 @@ describe('manifests', () => {
             apiHost: server.hostname,
             apiPort: Number(server.port),
             rewriteArg: (a) => (a === '--http-addr=:8080' ? `--http-addr=127.0.0.1:${httpPort}` : a),
-            volumeDirs: { journal },
+            volumeDirs: { journal: journalVolume },
           });
           const started = pod;
           t.after(() => started.remove());
@@ -186,7 +193,7 @@ describe('manifests', () => {
       const hello = await apps.readNamespacedDeployment({ name: 'hello', namespace: ADDONS });
       assert.equal(hello.spec?.template.spec?.containers[0]?.image, 'registry.k8s.io/pause:3.10');
       // The agent ran with a read-only root filesystem as uid 65532, its journal on the volume.
-      const journalFile = join(work, 'journal-volume', 'journal.db');
+      const journalFile = join(journalVolume, 'journal.db');
       assert.equal(statSync(journalFile).uid, 65532);
       const inspect = JSON.parse((await docker(host, ['inspect', pod.id])).stdout) as { HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] }; Config: { User: string } }[];
       assert.equal(inspect[0]!.HostConfig.ReadonlyRootfs, true);
