@@ -141,9 +141,11 @@ describe('manifests', () => {
     // The cluster's storage, where kind's or k3d's provisioner would make it: a volume for the journal's claim.
     const journalVolume = join(work, 'journal-volume');
     mkdirSync(journalVolume);
+    const volumeName = `fleetlet-journal-${randomBytes(3).toString('hex')}`;
+    t.after(() => core.deletePersistentVolume({ name: volumeName }).then(() => {}, () => {}));
     await core.createPersistentVolume({
       body: {
-        metadata: { name: `fleetlet-journal-${randomBytes(3).toString('hex')}` },
+        metadata: { name: volumeName },
         spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', hostPath: { path: journalVolume } },
       },
     });
