@@ -94,6 +94,19 @@ async function canIList(namespace: string): Promise<string[]> {
     .map((r) => r.line);
 }
 
+/** Rules as `resource [names] [verbs]`, merged per resource and names (kubectl compacts rules the same way). */
+function mergeRules(lines: string[]): string[] {
+  const merged = new Map<string, Set<string>>();
+  for (const line of lines) {
+    const m = /^(\S+ \[[^\]]*\]) \[([^\]]*)\]$/.exec(line);
+    assert.ok(m, `rule line: ${line}`);
+    const verbs = merged.get(m[1]!) ?? new Set<string>();
+    for (const v of m[2]!.split(' ').filter(Boolean)) verbs.add(v);
+    merged.set(m[1]!, verbs);
+  }
+  return [...merged].map(([k, v]) => `${k} [${[...v].sort().join(' ')}]`).sort();
+}
+
 type PodTemplate = { spec: Record<string, unknown> & { volumes: { name: string }[]; initContainers?: unknown[]; tolerations?: unknown[] } };
 const templateOf = (o: KObject) => (o.spec as { template: PodTemplate }).template;
 
@@ -431,9 +444,10 @@ describe('manifests', () => {
         default: clusterRules,
       };
       for (const [namespace, want] of Object.entries(expected)) {
-        const got = await canIList(namespace);
-        const missing = want.filter((r) => !got.includes(r));
-        const surplus = got.filter((r) => !want.includes(r));
+        const got = mergeRules(await canIList(namespace));
+        const wanted = mergeRules(want);
+        const missing = wanted.filter((r) => !got.includes(r));
+        const surplus = got.filter((r) => !wanted.includes(r));
         assert.deepEqual({ missing, surplus }, { missing: [], surplus: [] }, `kubectl auth can-i --list -n ${namespace} as the fleetlet ServiceAccount`);
       }
 
