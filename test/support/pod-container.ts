@@ -106,7 +106,7 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
   const command = (c.command ?? []).map(expand);
 
   const sc = { ...spec.securityContext, ...c.securityContext };
-  const flags: string[] = ['--network=host', `--name=${o.podName}`, `--hostname=${o.podName}`];
+  const flags: string[] = ['--network=host', `--name=${o.podName}`];
   if (sc.runAsUser !== undefined) flags.push(`--user=${sc.runAsUser}:${sc.runAsGroup ?? sc.runAsUser}`);
   if (fsGroup !== undefined) flags.push(`--group-add=${fsGroup}`);
   if (c.securityContext?.readOnlyRootFilesystem) flags.push('--read-only');
