@@ -47,7 +47,9 @@ export function loadBinaries(): ControlPlaneBinaries {
   if (!existsSync(manifest)) {
     throw new ControlPlaneUnavailable(`${manifest} is missing: run \`bash scripts/build-control-plane.sh\` (or \`npm run setup\`) to build the test control plane`);
   }
-  const bins = JSON.parse(readFileSync(manifest, 'utf8')) as ControlPlaneBinaries;
+  const read = JSON.parse(readFileSync(manifest, 'utf8')) as Omit<ControlPlaneBinaries, 'kubectl'> & { kubectl?: string };
+  // kubectl is cached beside the control plane, keyed by the same Kubernetes version.
+  const bins: ControlPlaneBinaries = { ...read, kubectl: read.kubectl ?? join(cacheDir(), `kubectl-${read.kubeVersion}`, 'kubectl') };
   for (const key of ['etcd', 'kubeApiserver', 'kubeControllerManager', 'kubeScheduler', 'kwok', 'kubectl'] as const) {
     if (!existsSync(bins[key])) throw new ControlPlaneUnavailable(`${bins[key]} (${key}) is missing: re-run scripts/build-control-plane.sh`);
   }
