@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
@@ -63,7 +63,9 @@ async function render(dir: string): Promise<KObject[]> {
 async function renderWith(overlay: string, components: string[]): Promise<KObject[]> {
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-kustomization-'));
   try {
-    writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${overlay}\ncomponents:\n${components.map((c) => `  - ${c}\n`).join('')}`);
+    // kustomize takes relative paths only.
+    const rel = (p: string) => relative(dir, p);
+    writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${rel(overlay)}\ncomponents:\n${components.map((c) => `  - ${rel(c)}\n`).join('')}`);
     return await render(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -98,11 +100,16 @@ async function canIList(namespace: string): Promise<string[]> {
 function mergeRules(lines: string[]): string[] {
   const merged = new Map<string, Set<string>>();
   for (const line of lines) {
-    const m = /^(\S+ \[[^\]]*\]) \[([^\]]*)\]$/.exec(line);
+    const m = /^(\S+) \[([^\]]*)\] \[([^\]]*)\]$/.exec(line);
     assert.ok(m, `rule line: ${line}`);
-    const verbs = merged.get(m[1]!) ?? new Set<string>();
-    for (const v of m[2]!.split(' ').filter(Boolean)) verbs.add(v);
-    merged.set(m[1]!, verbs);
+    // One entry per resource name (kubectl prints a line per name).
+    const names = m[2]!.split(' ').filter(Boolean);
+    for (const name of names.length > 0 ? names : ['']) {
+      const key = `${m[1]} [${name}]`;
+      const verbs = merged.get(key) ?? new Set<string>();
+      for (const v of m[3]!.split(' ').filter(Boolean)) verbs.add(v);
+      merged.set(key, verbs);
+    }
   }
   return [...merged].map(([k, v]) => `${k} [${[...v].sort().join(' ')}]`).sort();
 }
@@ -144,8 +151,14 @@ describe('manifests', () => {
     const shell = new DocShell({
       cwd: clone,
       env: { PATH: `${bin}:${process.env.PATH}`, HOME: work, KUBECONFIG: process.env.FLEETLET_TEST_KUBECONFIG!, DOCKER_HOST: host, DOCKER_BUILDKIT: '1', LOG_LEVEL: 'warn' },
-      // This machine's address and a free port for the document's example ones.
-      substitutions: [['192.0.2.10', '127.0.0.1'], ['8443', String(hubPort)]],
+      // This machine's address and a free port for the document's example ones; the build as the
+      // harness runs it (this engine has no bridge network, and the registry is behind a
+      // TLS-intercepting proxy: the CA goes in as a build secret, as the document says).
+      substitutions: [
+        ['192.0.2.10', '127.0.0.1'],
+        ['8443', String(hubPort)],
+        ['docker build -t', `docker build --network=host --secret id=ca-certificates,src=${process.env.FLEETLET_BUILD_CA ?? '/etc/ssl/certs/ca-certificates.crt'} -t`],
+      ],
     });
     const blocks = shellBlocks(readFileSync(join(repo, 'docs/deploy.md'), 'utf8'));
     // The one block not run here: loading the image into kind or k3d (neither is installed; the

@@ -96,9 +96,13 @@ test('a missing Lease permission: one log line naming it, NotReady with the reas
       const r = await readyz();
       return r && !/leader-election failed/.test(r.body) && /leader-election ok/.test(r.body) ? true : undefined;
     });
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- agent output (exit ${child.exitCode ?? 'running'}):\n${log.slice(-4000)}`, { cause: err });
   } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
     await ns.dispose();
   }
 });
