@@ -5,11 +5,12 @@
 // retrying with backoff, and becomes Ready once the Role is granted.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { freePort } from '../../src/testbed/control-plane.ts';
 import { exportPublicKeyPem } from '../../src/protocol/signing.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
@@ -76,21 +77,15 @@ test('a missing Lease permission: one log line naming it, NotReady with the reas
     assert.match(lines[0]!.msg, /forbidden.*rbac-own-namespace\.yaml/);
     assert.ok(!log.includes('became leader'));
 
-    // The operator grants what the line asked for: the agent recovers by itself.
-    await rbac.createNamespacedRole({
-      namespace: ns.name,
-      body: {
-        metadata: { name: 'lease' },
-        rules: [
-          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
-          { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['fleetlet-leader'], verbs: ['get', 'update', 'patch'] },
-        ],
-      },
-    });
-    await rbac.createNamespacedRoleBinding({
-      namespace: ns.name,
-      body: { metadata: { name: 'lease' }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'lease' }, subjects: [{ kind: 'ServiceAccount', name: 'fleetlet', namespace: ns.name }] },
-    });
+    // The operator grants what the line asked for (the agent's own-namespace Role from the
+    // manifests, in this namespace): the agent recovers by itself.
+    const own = parseAllDocuments(readFileSync(join(root, 'manifests/base/rbac-own-namespace.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { namespace: string }; subjects?: { namespace: string }[] });
+    for (const o of own) {
+      o.metadata.namespace = ns.name;
+      for (const sub of o.subjects ?? []) sub.namespace = ns.name;
+    }
+    await rbac.createNamespacedRole({ namespace: ns.name, body: own.find((o) => o.kind === 'Role') as k8s.V1Role });
+    await rbac.createNamespacedRoleBinding({ namespace: ns.name, body: own.find((o) => o.kind === 'RoleBinding') as k8s.V1RoleBinding });
     await eventually('the agent leads once the Role is granted', async () => (log.includes('became leader') ? true : undefined), 60_000);
     await eventually('the leader-election check passes', async () => {
       const r = await readyz();
