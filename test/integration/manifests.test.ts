@@ -30,7 +30,7 @@ import { parsePolicyYaml } from '../../src/agent/gate/policy-loader.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { agentHarness } from '../support/agent-harness.ts';
 import { eventually, kubeConfig, testNamespace } from '../support/cluster.ts';
-import { kubectl } from '../support/kubectl.ts';
+import { kubectl, kubectlRun } from '../support/kubectl.ts';
 import { DocShell, shellBlocks } from '../support/doc-shell.ts';
 import { docker, dockerClient } from '../support/docker-engine.ts';
 import { runImage } from '../support/fleetlet-image.ts';
@@ -234,6 +234,10 @@ describe('manifests', () => {
       throw err;
     } finally {
       await shell.stop();
+      await pod?.remove();
+      // Leave no trace for the tests below: everything the document applied, its namespaces included.
+      const removed = await kubectlRun(['delete', '-k', 'my-fleetlet', '--ignore-not-found', '--wait=true', '--timeout=120s'], { cwd: clone });
+      if (removed.code !== 0) t.diagnostic(`kubectl delete -k my-fleetlet: ${removed.stderr}`);
       rmSync(work, { recursive: true, force: true });
     }
   });
