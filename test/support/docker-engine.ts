@@ -4,7 +4,7 @@
 // no bridge network and touches no iptables rules: containers and builds use
 // the host network, where the test control plane listens on loopback.
 // Started by the global set-up, stopped by its pid in the teardown.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -85,6 +85,14 @@ export async function startDockerEngine(dir: string, log: (line: string) => void
     const deadline = Date.now() + 20_000;
     while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) await sleep(100);
     if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
+    // dockerd leaves its default network namespace mounted under the exec root; unmount
+    // whatever is still mounted below the engine's directory so it can be removed.
+    const mounts = readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(`${dir}/`))
+      .sort((a, b) => b.length - a.length);
+    for (const m of mounts) spawnSync('umount', ['-l', m]);
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
