@@ -34,7 +34,7 @@ describe('the fleetlet image (real docker build)', () => {
 
     const agent = await run([tag, 'agent', '--help']);
     assert.equal(agent.code, 0, agent.stderr);
-    assert.match(agent.stdout, /^fleetlet agent \[options\]/);
+    assert.match(agent.stdout, /^Usage: fleetlet agent \[options\]/);
     const hub = await run([tag, 'hub', '--help']);
     assert.equal(hub.code, 0, hub.stderr);
     assert.match(hub.stdout, /fleetlet hub/);

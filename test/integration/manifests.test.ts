@@ -216,7 +216,7 @@ describe('manifests', () => {
       }
       assert.ok(pod, 'the document applied the Deployment');
       // Step 1 printed the agent's usage from the image; step 7 showed the status ConfigMap's phase.
-      assert.match(outputs[0]!, /^fleetlet agent \[options\]/);
+      assert.match(outputs[0]!, /^Usage: fleetlet agent \[options\]/);
       assert.equal(outputs.at(-1)!.split('\n')[0], 'Succeeded');
       const hello = await apps.readNamespacedDeployment({ name: 'hello', namespace: ADDONS });
       assert.equal(hello.spec?.template.spec?.containers[0]?.image, 'registry.k8s.io/pause:3.10');
