@@ -25,7 +25,15 @@ export async function globalSetup(): Promise<void> {
   const started = Date.now();
   engineDir = await mkdtemp(join(tmpdir(), 'fleetlet-docker-'));
   const log = (l: string) => process.stderr.write(`# control-plane: ${l}\n`);
-  [cp, engine] = await Promise.all([startControlPlane({ nodes: 3, log }), startDockerEngine(engineDir, (l) => process.stderr.write(`# docker: ${l}\n`))]);
+  const [cpResult, engineResult] = await Promise.allSettled([startControlPlane({ nodes: 3, log }), startDockerEngine(engineDir, (l) => process.stderr.write(`# docker: ${l}\n`))]);
+  if (cpResult.status === 'rejected' || engineResult.status === 'rejected') {
+    // Whatever did start is stopped by its pid; the run fails with the first error.
+    if (cpResult.status === 'fulfilled') await cpResult.value.stop();
+    if (engineResult.status === 'fulfilled') await engineResult.value.stop();
+    await rm(engineDir, { recursive: true, force: true }).catch(() => {});
+    throw cpResult.status === 'rejected' ? cpResult.reason : (engineResult as PromiseRejectedResult).reason;
+  }
+  [cp, engine] = [cpResult.value, engineResult.value];
   process.env.FLEETLET_TEST_KUBECONFIG = cp.kubeconfigPath;
   process.env.FLEETLET_TEST_KUBE_VERSION = cp.kubeVersion;
   process.env.FLEETLET_TEST_CP_DIR = cp.dir;
