@@ -2,7 +2,7 @@
 // access, RoleBindings to ClusterRoles) are refused unless the cluster allows them.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkPrivilege, defaultAdmission, hostAccessOf, ReleaseRejected } from '../../src/agent/admission.ts';
+import { checkPrivilege, defaultAdmission, hostAccessOf, ReleaseRejected } from '../../src/agent/intake/admission.ts';
 import { addonsRelease } from '../../src/testbed/sample-releases.ts';
 import type { Release } from '../../src/protocol/release.ts';
 

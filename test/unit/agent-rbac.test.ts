@@ -1,7 +1,7 @@
 // The agent's RBAC from one list of namespaces (src/lib/agent-rbac.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { defaultAdmission } from '../../src/agent/admission.ts';
+import { defaultAdmission } from '../../src/agent/intake/admission.ts';
 import { addonResources, agentRbacObjects, InvalidNamespaceList, parseNamespaceList } from '../../src/lib/agent-rbac.ts';
 
 test('a Role and RoleBinding in each listed namespace and the agent\'s own, nothing elsewhere', () => {
