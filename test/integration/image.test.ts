@@ -31,7 +31,9 @@ describe('the fleetlet image (real docker build)', () => {
     const { Config: config, Size: size } = inspect!;
     t.diagnostic(`image size ${(size / 2 ** 20).toFixed(1)} MiB uncompressed`);
     assert.equal(config.User, '65532:65532');
-    assert.deepEqual(config.Entrypoint, ['node', '/app/dist/image.mjs']);
+    // node (with the V8 flags docs/footprint.md chose) running the image's entry bundle.
+    assert.equal(config.Entrypoint[0], 'node');
+    assert.equal(config.Entrypoint.at(-1), '/app/dist/image.mjs');
     assert.deepEqual(config.Cmd, ['agent']);
     assert.ok('/var/lib/fleetlet' in config.Volumes);
 
