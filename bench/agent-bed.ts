@@ -128,6 +128,7 @@ export class AgentBed {
       `--bootstrap-token=${BOOTSTRAP}`,
       `--namespace=${id}-sys`,
       `--target-namespace=${id}-app`,
+      `--allowed-namespaces=${id}-app`,
       '--leader-elect',
       `--identity=${id}`,
       `--http-addr=127.0.0.1:${port}`,

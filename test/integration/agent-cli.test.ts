@@ -43,7 +43,7 @@ test('--exit-when-done with a refused release file exits 3 at once instead of wa
     const stranger = testSigner();
     writeFileSync(join(dir, 'key.pub.pem'), exportPublicKeyPem(trusted.publicKey));
     writeFileSync(join(dir, 'v1.json'), JSON.stringify(stranger.sign(addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }))));
-    const r = await agent(['--cluster-id=cli', `--journal=${join(dir, 'j.db')}`, `--namespace=${ns.name}`, `--release-key=${join(dir, 'key.pub.pem')}`, `--release-file=${join(dir, 'v1.json')}`, '--exit-when-done']);
+    const r = await agent(['--cluster-id=cli', `--journal=${join(dir, 'j.db')}`, `--namespace=${ns.name}`, `--allowed-namespaces=${ns.name}`, `--release-key=${join(dir, 'key.pub.pem')}`, `--release-file=${join(dir, 'v1.json')}`, '--exit-when-done']);
     assert.equal(r.hung, false, `the agent did not exit: ${r.stdout}`);
     assert.equal(r.code, 3, r.stdout + r.stderr);
     assert.match(r.stdout, /"reason":"UnknownKey"[^\n]*release file refused/);
@@ -56,7 +56,7 @@ test('a missing agent namespace is named at start-up and the agent exits 1 inste
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-agent-cli-'));
   const signer = testSigner();
   writeFileSync(join(dir, 'key.pub.pem'), exportPublicKeyPem(signer.publicKey));
-  const r = await agent(['--cluster-id=cli', `--journal=${join(dir, 'j.db')}`, '--namespace=no-such-namespace-here', `--release-key=${join(dir, 'key.pub.pem')}`]);
+  const r = await agent(['--cluster-id=cli', `--journal=${join(dir, 'j.db')}`, '--namespace=no-such-namespace-here', '--allowed-namespaces=addons', `--release-key=${join(dir, 'key.pub.pem')}`]);
   assert.equal(r.hung, false, `the agent did not exit: ${r.stdout}`);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /the agent's namespace \\"no-such-namespace-here\\" does not exist: create it \(kubectl create namespace no-such-namespace-here\) or pass --namespace/);

@@ -34,6 +34,7 @@ test('the release of docs/protocol.md signs with fleetlet sign and an agent appl
       `--journal=${join(dir, 'journal.db')}`,
       `--kubeconfig=${process.env.FLEETLET_TEST_KUBECONFIG}`,
       `--namespace=${ns.name}`,
+      `--allowed-namespaces=${ns.name}`,
       `--release-key=${join(dir, 'hub-key.pub.pem')}`,
       `--release-file=${join(dir, 'release.json')}`,
       '--poll-ms=200',
