@@ -140,7 +140,7 @@ describe('manifests', () => {
     // A clone of the repository, as the reader has it.
     const clone = join(work, 'fleetlet');
     mkdirSync(clone);
-    for (const entry of ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'bin', 'src', 'scripts', 'manifests', 'schema']) cpSync(join(repo, entry), join(clone, entry), { recursive: true });
+    for (const entry of ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'bin', 'src', 'web', 'scripts', 'manifests', 'schema']) cpSync(join(repo, entry), join(clone, entry), { recursive: true });
     // `kubectl`, `docker` and `fleetlet` as the reader has them.
     const bin = join(work, 'bin');
     mkdirSync(bin);
