@@ -140,6 +140,7 @@ export function OverviewPage({ url }: { url: URL }) {
               ))}
             </ul>
           )}
+          {data.pending.total > data.pending.items.length ? <a href={clustersLink({ state: 'PendingRegistration' })}>All {data.pending.total} pending clusters</a> : null}
         </section>
       </div>
     </>
