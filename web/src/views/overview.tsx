@@ -22,8 +22,9 @@ function labelQuery(url: URL): string {
 export function OverviewPage({ url }: { url: URL }) {
   const q = labelQuery(url);
   const { data, error } = useApi<Overview>(`/api/overview${q ? `?${q}` : ''}`);
-  // Asked for apart: the counts are SQL over indexes, a rollout's summary is its evaluation, and the counts must not wait for it.
-  const active = useApi<Page<RolloutSummary>>('/api/rollouts?active=1&limit=50');
+  // Asked for apart, once the counts are here: the counts are SQL over indexes, a rollout's summary is its evaluation
+  // (every member read), and the hub answers one request at a time, so the counts must not queue behind it.
+  const active = useApi<Page<RolloutSummary>>(data ? '/api/rollouts?active=1&limit=50' : null);
   if (!data) return <><h1>Fleet overview</h1><Failure error={error} />{error ? null : <p class="loading">Loading…</p>}</>;
   const now = Date.parse(data.now);
   const clustersLink = (extra: Record<string, string>) => withQuery(new URL(`/clusters${q ? `?${q}` : ''}`, location.href), extra);
