@@ -10,6 +10,7 @@ import { hubCommand } from './hub-command.ts';
 import { keygenCommand, signCommand } from './keys-command.ts';
 import { rbacCommand } from './rbac-command.ts';
 import { rolloutCommand } from './rollout-command.ts';
+import { tokenCommand } from './token-command.ts';
 import { statusCommand } from './status-command.ts';
 
 export interface ProgramOptions {
@@ -29,6 +30,7 @@ export function buildProgram(exit: (code: number) => void, o: ProgramOptions = {
   program.addCommand(statusCommand(ctx));
   program.addCommand(hubCommand(ctx));
   program.addCommand(rolloutCommand(ctx));
+  program.addCommand(tokenCommand(ctx));
   program.addCommand(demoCommand(ctx));
   program.addCommand(keygenCommand(ctx));
   program.addCommand(signCommand(ctx));

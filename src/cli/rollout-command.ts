@@ -5,25 +5,17 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import YAML from 'yaml';
 import { clusterRolloutStatuses, type RolloutView, type StatusCounts } from '../protocol/rollout.ts';
-import { ExitCode, processIo, type CliIo, configureTree, runCommand, type CommandContext } from './cli-support.ts';
+import { ExitCode, processIo, configureTree, runCommand, type CommandContext } from './cli-support.ts';
+import { HubClientError, hubClient, hubSubcommand, type HubClientIo } from './hub-client.ts';
 
-export class RolloutCommandError extends Error {
-  override readonly name = 'RolloutCommandError';
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.reason = reason;
-  }
-}
-
-export interface RolloutCommandIo extends CliIo {
-  fetch: typeof fetch;
+/** What the rollout commands read and write through: a test gives its own. */
+export type RolloutCommandIo = HubClientIo & {
   sleep: (ms: number) => Promise<void>;
   now: () => Date;
   /** Redraw in place (a terminal) or print a line per change (a log). */
   tty: boolean;
   readFile: (path: string) => string;
-}
+};
 
 const defaultIo = (): RolloutCommandIo => ({
   ...processIo(),
@@ -44,52 +36,6 @@ export function rolloutExitCode(v: Pick<RolloutView, 'phase' | 'counts'>): numbe
   return ExitCode.Stopped;
 }
 
-interface HubFlags {
-  hub?: string;
-  token?: string;
-  json: boolean;
-}
-
-/** A subcommand with --hub, --token and --json, on each so its help shows them. */
-function hubSubcommand(name: string) {
-  return new Command(name)
-    .option('--hub <url>', 'hub HTTP API (env: FLEETLET_HUB_API; default http://127.0.0.1:8443)')
-    .option('--token <token>', 'hub admin token (env: FLEETLET_ADMIN_TOKEN)')
-    .option('--json', 'print the hub\'s JSON answer instead of text', false);
-}
-
-function client(flags: HubFlags, io: RolloutCommandIo) {
-  // The environment through io, so a test (or an embedding) decides what it holds.
-  const hub = (flags.hub ?? io.env.FLEETLET_HUB_API ?? 'http://127.0.0.1:8443').replace(/\/+$/, '');
-  const token = flags.token ?? io.env.FLEETLET_ADMIN_TOKEN;
-  return async (method: string, path: string, body?: unknown): Promise<unknown> => {
-    if (token === undefined) throw new RolloutCommandError('NoToken', 'give the hub admin token with --token or FLEETLET_ADMIN_TOKEN');
-    let res: Response;
-    try {
-      res = await io.fetch(`${hub}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      });
-    } catch (err) {
-      throw new RolloutCommandError('HubUnreachable', `cannot reach the hub at ${hub}: ${(err as Error).message}`);
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = text ? (JSON.parse(text) as unknown) : undefined;
-    } catch {
-      throw new RolloutCommandError('NotJson', `${method} ${path}: ${res.status}: the answer is not JSON (is ${hub} a fleetlet hub?)`);
-    }
-    if (!res.ok) {
-      const e = (json as { error?: { reason?: string; message?: string; details?: unknown } } | undefined)?.error;
-      const details = e?.details === undefined ? '' : `\n${JSON.stringify(e.details, null, 2)}`;
-      throw new RolloutCommandError(e?.reason ?? `Http${res.status}`, `${method} ${path}: ${res.status} ${e?.reason ?? ''}: ${e?.message ?? text}${details}`);
-    }
-    return json;
-  };
-}
-
 function intervalArg(text: string): number {
   const m = /^(\d+)(ms|s|m)?$/.exec(text);
   if (!m) throw new InvalidArgumentError('must be like 500ms, 2s or 1m');
@@ -103,7 +49,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
     try {
       ctx.exit(await body());
     } catch (err) {
-      if (!(err instanceof RolloutCommandError)) throw err;
+      if (!(err instanceof HubClientError)) throw err;
       io.err(`fleetlet rollout: ${err.message}\n`);
       ctx.exit(ExitCode.Failed);
     }
@@ -113,7 +59,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
     try {
       return YAML.parse(io.readFile(path)) as unknown;
     } catch (err) {
-      throw new RolloutCommandError('BadFile', `cannot read ${path}: ${(err as Error).message}`);
+      throw new HubClientError('BadFile', `cannot read ${path}: ${(err as Error).message}`);
     }
   };
   const rollout = new Command('rollout')
@@ -125,7 +71,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
       .description('create a rollout from a file (docs/hub-api.md)')
       .requiredOption('-f, --file <rollout.yaml|json>', 'the rollout request')
       .action((o) => run(async () => {
-        const v = (await client(o, io)('POST', '/api/v1/rollouts', file(o.file))) as RolloutView;
+        const v = (await hubClient(o, io)('POST', '/api/v1/rollouts', file(o.file))) as RolloutView;
         show(v, o.json);
         return ExitCode.Ok;
       })),
@@ -134,7 +80,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
     hubSubcommand('list')
       .description('every rollout with its phase and counts')
       .action((o) => run(async () => {
-        const { rollouts } = (await client(o, io)('GET', '/api/v1/rollouts')) as { rollouts: RolloutView[] };
+        const { rollouts } = (await hubClient(o, io)('GET', '/api/v1/rollouts')) as { rollouts: RolloutView[] };
         if (o.json) io.out(`${JSON.stringify(rollouts, null, 2)}\n`);
         else {
           io.out('NAME                            PHASE        SUCCEEDED  PROGRESSING  FAILED  TIMEDOUT  SKIPPED  TOAPPLY\n');
@@ -155,7 +101,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
       .addOption(new Option('--clusters <which>', 'list every cluster, not only the failed ones').choices(['all']))
       .addHelpText('after', '\nExits 0 when the rollout is Progressing or Succeeded (with --watch: once it Succeeded), 3 when it stands Paused, Cancelled or Completed with failures.')
       .action((name, o) => run(async () => {
-        const call = client(o, io);
+        const call = hubClient(o, io);
         const path = `/api/v1/rollouts/${encodeURIComponent(name)}${o.clusters === 'all' ? '?clusters=all' : ''}`;
         if (!o.watch) {
           const v = (await call('GET', path)) as RolloutView;
@@ -183,7 +129,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
       .argument('<name>', 'the rollout')
       .option('--reason <text>', 'why, shown in the status')
       .action((name, o) => run(async () => {
-        show((await client(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/pause`, o.reason !== undefined ? { reason: o.reason } : {})) as RolloutView, o.json);
+        show((await hubClient(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/pause`, o.reason !== undefined ? { reason: o.reason } : {})) as RolloutView, o.json);
         return ExitCode.Ok;
       })),
   );
@@ -196,7 +142,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
         .description(what)
         .argument('<name>', 'the rollout')
         .action((name, o) => run(async () => {
-          show((await client(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/${verb}`)) as RolloutView, o.json);
+          show((await hubClient(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/${verb}`)) as RolloutView, o.json);
           return ExitCode.Ok;
         })),
     );
@@ -209,7 +155,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
       .option('-f, --file <rollback.yaml|json>', 'strategy, window, unknownClusters for the rollback (default: copied)')
       .action((name, o) => run(async () => {
         const body = { ...((o.file !== undefined ? (file(o.file) as Record<string, unknown>) : undefined) ?? {}), ...(o.name !== undefined ? { name: o.name } : {}) };
-        const res = (await client(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/rollback`, body)) as { rollback: RolloutView; excluded: string[] };
+        const res = (await hubClient(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/rollback`, body)) as { rollback: RolloutView; excluded: string[] };
         if (res.excluded.length > 0) io.err(`${res.excluded.length} cluster(s) had no earlier release and are left out: ${res.excluded.slice(0, 20).join(', ')}${res.excluded.length > 20 ? ', …' : ''}\n`);
         show(res.rollback, o.json);
         return ExitCode.Ok;
@@ -220,7 +166,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
       .description('which clusters run which hotfix override, and since when; and which affected clusters do not run it yet')
       .argument('[name]', 'one override (default: every one)')
       .action((name, o) => run(async () => {
-        const call = client(o, io);
+        const call = hubClient(o, io);
         const defs = name !== undefined ? [(await call('GET', `/api/v1/overrides/${encodeURIComponent(name)}`)) as OverrideDefinition] : ((await call('GET', '/api/v1/overrides')) as { overrides: OverrideDefinition[] }).overrides;
         const report = [];
         for (const d of defs) {
