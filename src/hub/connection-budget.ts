@@ -2,6 +2,7 @@
 // frames, frames per second, and frame size before it has authenticated.
 // Past any of them the hub closes with 1008 (policy violation); a flooder
 // costs one log line and one close, not a line and a reply per frame.
+import { TokenBucket } from './token-bucket.ts';
 
 export interface ConnectionBudgets {
   /** Frames refused (not JSON, invalid, unexpected) before the connection is closed. Default 10. */
@@ -28,14 +29,12 @@ export type BudgetVerdict = { ok: true } | { ok: false; budget: 'badFrames' | 'f
 
 export class ConnectionBudget {
   readonly #b: ConnectionBudgets;
+  readonly #rate: TokenBucket;
   #badFrames = 0;
-  #tokens: number;
-  #refilledAt: number;
 
   constructor(budgets: ConnectionBudgets) {
     this.#b = budgets;
-    this.#tokens = budgets.frameBurst;
-    this.#refilledAt = budgets.monotonicMs();
+    this.#rate = new TokenBucket(budgets.framesPerSecond, budgets.frameBurst, budgets.monotonicMs);
   }
 
   get badFrames(): number {
@@ -44,11 +43,7 @@ export class ConnectionBudget {
 
   /** Every frame, before it is parsed. */
   frame(bytes: number, authenticated: boolean): BudgetVerdict {
-    const now = this.#b.monotonicMs();
-    this.#tokens = Math.min(this.#b.frameBurst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#b.framesPerSecond);
-    this.#refilledAt = now;
-    if (this.#tokens < 1) return { ok: false, budget: 'frameRate', message: `more than ${this.#b.framesPerSecond} frames per second (burst ${this.#b.frameBurst})` };
-    this.#tokens -= 1;
+    if (this.#rate.take() > 0) return { ok: false, budget: 'frameRate', message: `more than ${this.#b.framesPerSecond} frames per second (burst ${this.#b.frameBurst})` };
     if (!authenticated && bytes > this.#b.unauthenticatedFrameBytes) {
       return { ok: false, budget: 'frameSize', message: `a ${bytes}-byte frame before authenticating; the limit is ${this.#b.unauthenticatedFrameBytes}` };
     }

@@ -187,8 +187,22 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
   const metrics = createHubMetrics(ctx);
+  let rateLimitLoggedAt = -Infinity;
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://hub');
+    if (url.pathname.startsWith('/api/')) {
+      // Before the token is looked at: a flood of guesses costs a bucket, not a hash and an audit row each.
+      const wait = ctx.apiRateLimit.take(req.socket.remoteAddress);
+      if (wait > 0) {
+        const { perSecond, burst } = ctx.apiRateLimit.limits;
+        if (performance.now() - rateLimitLoggedAt > 10_000) {
+          rateLimitLoggedAt = performance.now();
+          log.warn({ remote: req.socket.remoteAddress, perSecond, burst }, 'API requests rate limited (logged at most every 10 s)');
+        }
+        send(res, 429, { error: { reason: 'RateLimited', message: `more than ${perSecond} API requests per second from this address (burst ${burst}): retry in ${Math.ceil(wait / 1000)} s` } }, { 'retry-after': String(Math.ceil(wait / 1000)) });
+        return;
+      }
+    }
     if (url.pathname === '/healthz') {
       send(res, 200, { status: 'ok' });
       return;

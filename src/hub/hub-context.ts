@@ -4,6 +4,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { keyIdOf } from '../protocol/signing.ts';
 import { defaultBudgets, type ConnectionBudgets } from './connection-budget.ts';
+import { ApiRateLimit, type ApiRateLimits } from './api-rate-limit.ts';
 import { FailureThrottle, type FailureThrottleOptions } from './failure-throttle.ts';
 import { SessionRegistry } from './session-registry.ts';
 import { AuditRepo } from './store/audit-repo.ts';
@@ -47,6 +48,8 @@ export interface HubContext {
   /** Failed authentications per source address. */
   throttle: FailureThrottle;
   budgets: ConnectionBudgets;
+  /** Operator API requests per source address (api-rate-limit.ts). */
+  apiRateLimit: ApiRateLimit;
   /** New registrations are refused past this many pending ones. */
   maxPendingRegistrations: number;
   releaseKey: KeyObject;
@@ -67,6 +70,7 @@ export interface HubContextOptions {
   bootstrapTokens: readonly string[];
   throttle?: FailureThrottleOptions;
   budgets?: Partial<ConnectionBudgets>;
+  apiRateLimits?: Partial<ApiRateLimits>;
   /** Default 1,000. */
   maxPendingRegistrations?: number;
   releaseKey: KeyObject;
@@ -100,6 +104,7 @@ export function createHubContext(o: HubContextOptions): HubContext {
     adminToken: o.adminToken ?? '',
     throttle: new FailureThrottle(o.now, o.throttle),
     budgets: { ...defaultBudgets, ...o.budgets },
+    apiRateLimit: new ApiRateLimit(o.apiRateLimits),
     maxPendingRegistrations: o.maxPendingRegistrations ?? 1000,
     releaseKey: o.releaseKey,
     releaseKeyId: o.releaseKeyId ?? keyIdOf(o.releaseKey),

@@ -10,6 +10,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_FRAME_BYTES } from '../protocol/messages.ts';
 import { AgentSession, type SessionIdentity } from './agent-session.ts';
 import type { ConnectionBudgets } from './connection-budget.ts';
+import type { ApiRateLimits } from './api-rate-limit.ts';
 import type { FailureThrottleOptions } from './failure-throttle.ts';
 import { MIN_BOOTSTRAP_TOKEN_CHARS } from './store/bootstrap-token-repo.ts';
 import { startDashboard, type RunningDashboard } from './dashboard/server.ts';
@@ -39,6 +40,8 @@ export interface HubOptions {
   bootstrapTokens: readonly string[];
   /** Per-connection abuse budgets (connection-budget.ts); defaults suit a fleet. */
   budgets?: Partial<ConnectionBudgets>;
+  /** Operator API requests per source address (api-rate-limit.ts); defaults suit people and scripts, not a load test. */
+  apiRateLimits?: Partial<ApiRateLimits>;
   /** Failed authentications allowed per source address and window. */
   throttle?: FailureThrottleOptions;
   /** New registrations are refused past this many pending. Default 1,000. */
@@ -95,6 +98,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     bootstrapTokens: options.bootstrapTokens,
     adminToken: options.adminToken,
     budgets: options.budgets,
+    apiRateLimits: options.apiRateLimits,
     throttle: options.throttle,
     maxPendingRegistrations: options.maxPendingRegistrations,
     releaseKey: options.releaseKey,
