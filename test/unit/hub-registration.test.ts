@@ -90,6 +90,8 @@ describe('registration and agent keys', () => {
     const a = await enrolAgent(f, 'edge-d');
     const b = await enrolAgent(f, 'edge-e');
     agents.push(a, b);
+    // B's own agent stops first: its heartbeats would move lastSeen, and only the attacker's frames are under test.
+    await b.link.stop();
     const bBefore = (await f.api('GET', '/api/v1/clusters/edge-e')).body;
     f.clock.advance(60_000);
 
