@@ -13,6 +13,9 @@
 // submission order, so frames of one connection apply in the order they
 // arrived and an ack always follows the commit it names. Lease renewals
 // (heartbeats, pings, any frame) only touch memory (store/cluster-repo.ts).
+// The store is asynchronous, so a connection's frames are handled one after
+// another (#turn): a frame's reads finish, and its write is submitted,
+// before the next frame is looked at.
 //
 // Every connection has a budget (connection-budget.ts): past it the hub
 // closes with 1008 and logs once.
@@ -65,6 +68,8 @@ export class AgentSession implements LiveSession {
   #loggedRefusal = false;
   /** Set by any frame; the liveness timer clears it. */
   sawTraffic = true;
+  /** The frame being handled; the next waits for it. */
+  #turn: Promise<void> = Promise.resolve();
 
   constructor(ctx: HubContext, identity: SessionIdentity, transport: SessionTransport, remoteAddress?: string) {
     this.#ctx = ctx;
@@ -121,25 +126,33 @@ export class AgentSession implements LiveSession {
       return;
     }
     const m = parsed.message;
-    try {
-      switch (m.type) {
-        case 'hello':
-          this.#hello(m);
-          return;
-        case 'reports':
-          this.#reports(m);
-          return;
-        case 'heartbeat':
-          if (this.#helloDone && this.#clusterId !== undefined) this.#ctx.clusters.touch(this.#clusterId);
-          else this.#refuse(new ProtocolError('UnexpectedMessage', 'send hello (or register) before anything else'));
-          return;
-        case 'register':
-          this.#register(m);
-          return;
+    this.#turn = this.#turn.then(async () => {
+      if (this.#closed) return;
+      try {
+        switch (m.type) {
+          case 'hello':
+            await this.#hello(m);
+            return;
+          case 'reports':
+            this.#reports(m);
+            return;
+          case 'heartbeat':
+            if (this.#helloDone && this.#clusterId !== undefined) this.#ctx.clusters.touch(this.#clusterId);
+            else this.#refuse(new ProtocolError('UnexpectedMessage', 'send hello (or register) before anything else'));
+            return;
+          case 'register':
+            await this.#register(m);
+            return;
+        }
+      } catch (err) {
+        this.#failed(err, m.type);
       }
-    } catch (err) {
-      this.#failed(err, m.type);
-    }
+    });
+  }
+
+  /** Resolves once every frame received so far was handled (its write submitted): for tests. */
+  settled(): Promise<void> {
+    return this.#turn;
   }
 
   /** A store failure: nothing was acknowledged, so the agent re-sends after reconnecting. */
@@ -180,7 +193,7 @@ export class AgentSession implements LiveSession {
     return true;
   }
 
-  #hello(m: MessageOf<'hello'>): void {
+  async #hello(m: MessageOf<'hello'>): Promise<void> {
     if (this.#helloDone) {
       this.#refuse(new ProtocolError('UnexpectedMessage', 'hello was already sent on this connection'));
       return;
@@ -207,7 +220,7 @@ export class AgentSession implements LiveSession {
         return;
       }
       if (this.#throttled()) return;
-      const cluster = this.#ctx.clusters.get(m.clusterId);
+      const cluster = await this.#ctx.clusters.get(m.clusterId);
       const refusal = ((): [string, string, number] | undefined => {
         if (!cluster) return ['Deregistered', `cluster "${m.clusterId}" is not registered with this hub: register with a bootstrap token`, closeCodes.deregistered];
         if (cluster.status === 'Revoked') return ['Revoked', `cluster "${m.clusterId}" was revoked by an operator: it needs a new bootstrap`, closeCodes.revoked];
@@ -229,19 +242,19 @@ export class AgentSession implements LiveSession {
     const id = this.#clusterId;
     // Later frames (reports) are accepted now: their writes queue behind this one.
     this.#helloDone = true;
-    const provenKey = bindKey ?? this.#ctx.clusters.get(id)?.publicKey ?? null;
+    const provenKey = bindKey ?? (await this.#ctx.clusters.get(id))?.publicKey ?? null;
     this.#ctx.commits.submit(
-      () => {
-        const now = this.#ctx.clusters.get(id);
+      async () => {
+        const now = await this.#ctx.clusters.get(id);
         // The right may have ended since the frame arrived (deregistered, revoked, another key trusted).
         if (now?.status !== 'Accepted') return { accepted: false, ackedSeq: 0 };
         if (bindKey !== undefined) {
-          if (!this.#ctx.clusters.bindKey(id, bindKey)) return { accepted: false, ackedSeq: 0 };
+          if (!(await this.#ctx.clusters.bindKey(id, bindKey))) return { accepted: false, ackedSeq: 0 };
         } else if (now.publicKey !== provenKey) {
           return { accepted: false, ackedSeq: 0 };
         }
-        this.#ctx.clusters.recordHello(id, m);
-        return { accepted: true, ackedSeq: this.#ctx.reports.ackedSeq(id) };
+        await this.#ctx.clusters.recordHello(id, m);
+        return { accepted: true, ackedSeq: await this.#ctx.reports.ackedSeq(id) };
       },
       (outcome) => {
         if (!outcome.ok) return this.#failed(outcome.error, 'hello');
@@ -251,13 +264,13 @@ export class AgentSession implements LiveSession {
           return;
         }
         if (bindKey !== undefined) this.#log.info({ fingerprint: agentKeyFingerprint(bindKey) }, 'agent bound its key; its bearer credential no longer authenticates');
-        this.#welcome(id, m, outcome.value.ackedSeq);
+        this.#welcome(id, m, outcome.value.ackedSeq).catch((err: unknown) => this.#failed(err, 'hello'));
       },
     );
   }
 
   /** After the hello is committed: this connection becomes the cluster's, and learns what the hub holds. */
-  #welcome(id: string, m: MessageOf<'hello'>, ackedSeq: number): void {
+  async #welcome(id: string, m: MessageOf<'hello'>, ackedSeq: number): Promise<void> {
     const previous = this.#ctx.sessions.attachAgent(id, this);
     previous?.close(closeCodes.superseded, 'superseded by a newer connection');
     if (m.outbox.firstSeq !== null && m.outbox.firstSeq - 1 > ackedSeq) {
@@ -267,9 +280,11 @@ export class AgentSession implements LiveSession {
     }
     this.#log.info({ agentVersion: m.agentVersion, ackedSeq, outbox: m.outbox, lastRevision: m.lastRevision }, 'agent connected');
     this.deliver({ type: 'welcome', ackedSeq, heartbeatMs: this.#ctx.heartbeatMs, leaseDurationMs: this.#ctx.leaseMs });
-    const desired = this.#ctx.releases.latest(id);
+    // An older connection of this agent on another replica ends too.
+    await this.#ctx.bus.publish({ t: 'hello', c: id });
+    const desired = await this.#ctx.releases.latest(id);
     if (desired && desired.revision > m.lastRevision) this.deliver({ type: 'release', envelope: desired.envelope });
-    deliverCurrentOverrides(this.#ctx, id);
+    await deliverCurrentOverrides(this.#ctx, id);
     // Availability and inventory (overrides) changed: rollouts may move.
     this.#ctx.rolloutInputChanged();
   }
@@ -299,7 +314,7 @@ export class AgentSession implements LiveSession {
     );
   }
 
-  #register(m: MessageOf<'register'>): void {
+  async #register(m: MessageOf<'register'>): Promise<void> {
     if (this.#clusterId !== undefined || this.#registered) {
       this.#refuse(new ProtocolError('UnexpectedMessage', this.#registered ? 'register was already sent on this connection' : 'this connection already authenticated; register is for agents without a key on the hub'));
       return;
@@ -312,7 +327,7 @@ export class AgentSession implements LiveSession {
       this.deliver({ type: 'registration', status: 'rejected', code, reason });
       this.close(close, code);
     };
-    const token = this.#ctx.bootstrapTokens.check(m.bootstrapToken);
+    const token = await this.#ctx.bootstrapTokens.check(m.bootstrapToken);
     if (!token.ok) {
       const why = { Unknown: 'not recognised', Expired: 'expired', Revoked: 'revoked', UsedUp: 'used up (its use limit is reached)' }[token.reason];
       return reject('BadBootstrapToken', `bootstrap token ${why}: ask the hub operator for a valid one`, closeCodes.unauthenticated);
@@ -326,18 +341,18 @@ export class AgentSession implements LiveSession {
     const publicKey = m.publicKey;
     const fingerprint = agentKeyFingerprint(publicKey);
     this.#ctx.commits.submit(
-      (): RegisterOutcome => {
-        const cluster = this.#ctx.clusters.get(m.clusterId);
+      async (): Promise<RegisterOutcome> => {
+        const cluster = await this.#ctx.clusters.get(m.clusterId);
         if (!cluster) {
-          if (this.#ctx.clusters.countPending() >= this.#ctx.maxPendingRegistrations) {
+          if ((await this.#ctx.clusters.countPending()) >= this.#ctx.maxPendingRegistrations) {
             return { status: 'rejected', code: 'TooManyPending', reason: 'the hub holds too many pending registrations: ask the operator to accept or remove some', close: closeCodes.throttled };
           }
-          if (!this.#ctx.bootstrapTokens.use(token.id)) return { status: 'rejected', code: 'BadBootstrapToken', reason: 'bootstrap token used up (its use limit is reached): ask the hub operator for a valid one', close: closeCodes.unauthenticated };
-          this.#ctx.clusters.requestRegistration({ id: m.clusterId, labels: m.labels ?? {}, agentVersion: m.agentVersion, inventory: m.inventory, publicKey });
+          if (!(await this.#ctx.bootstrapTokens.use(token.id))) return { status: 'rejected', code: 'BadBootstrapToken', reason: 'bootstrap token used up (its use limit is reached): ask the hub operator for a valid one', close: closeCodes.unauthenticated };
+          await this.#ctx.clusters.requestRegistration({ id: m.clusterId, labels: m.labels ?? {}, agentVersion: m.agentVersion, inventory: m.inventory, publicKey });
           return { status: 'pending', created: true };
         }
         if (cluster.publicKey !== publicKey) {
-          this.#ctx.clusters.recordKeyConflict(m.clusterId, publicKey, this.#remote);
+          await this.#ctx.clusters.recordKeyConflict(m.clusterId, publicKey, this.#remote);
           const held = cluster.publicKey === null ? 'a bearer credential from before keys' : `key ${agentKeyFingerprint(cluster.publicKey)}`;
           return {
             status: 'rejected',

@@ -9,40 +9,39 @@ import { signRelease } from '../protocol/signing.ts';
 import { ApiError } from './api-error.ts';
 import type { HubContext } from './hub-context.ts';
 import type { DesiredReleaseRecord } from './store/release-repo.ts';
+import { closeClusterEverywhere, pushAccepted, pushRelease } from './replicas/fleet-delivery.ts';
 
-export function acceptCluster(ctx: HubContext, id: string): { delivered: boolean } {
-  const cluster = ctx.clusters.get(id);
+export async function acceptCluster(ctx: HubContext, id: string): Promise<{ delivered: boolean }> {
+  const cluster = await ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}" has asked to register`);
   if (cluster.status !== 'Pending') throw new ApiError(409, cluster.status === 'Accepted' ? 'AlreadyAccepted' : 'Revoked', `cluster "${id}" is ${cluster.status.toLowerCase()}, not pending`);
-  if (!ctx.clusters.accept(id)) throw new ApiError(409, 'NotPending', `cluster "${id}" is no longer pending`);
+  if (!(await ctx.clusters.accept(id))) throw new ApiError(409, 'NotPending', `cluster "${id}" is no longer pending`);
   ctx.log.info({ clusterId: id, fingerprint: cluster.publicKey && agentKeyFingerprint(cluster.publicKey) }, 'cluster accepted');
   // Nothing secret goes out: only connections that proved the accepted key wait here, and each must prove it again to say hello.
-  const waiting = ctx.sessions.registrants(id);
-  for (const s of waiting) s.deliver({ type: 'registration', status: 'accepted' });
-  return { delivered: waiting.length > 0 };
+  return { delivered: await pushAccepted(ctx, id) };
 }
 
-export function deregisterCluster(ctx: HubContext, id: string): void {
-  const cluster = ctx.clusters.get(id);
+export async function deregisterCluster(ctx: HubContext, id: string): Promise<void> {
+  const cluster = await ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
-  ctx.clusters.delete(id);
+  await ctx.clusters.delete(id);
   ctx.log.warn({ clusterId: id, status: cluster.status }, 'cluster deregistered');
-  ctx.sessions.closeCluster(id, closeCodes.deregistered, 'deregistered', (s) =>
-    s.deliver(cluster.status === 'Pending'
+  await closeClusterEverywhere(ctx, id, closeCodes.deregistered, 'deregistered', () =>
+    cluster.status === 'Pending'
       ? { type: 'registration', status: 'rejected', code: 'Removed', reason: 'the registration request was removed by an operator' }
-      : { type: 'deregister', reason: 'the cluster was deregistered by an operator' }),
+      : { type: 'deregister', reason: 'the cluster was deregistered by an operator' },
   );
 }
 
 /** The cluster's key stops authenticating it; every connection of the cluster ends, and its agent stops reconnecting (Revoked). */
-export function revokeCluster(ctx: HubContext, id: string): { closed: number } {
-  const cluster = ctx.clusters.get(id);
+export async function revokeCluster(ctx: HubContext, id: string): Promise<{ closed: number }> {
+  const cluster = await ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
   if (cluster.status === 'Revoked') throw new ApiError(409, 'AlreadyRevoked', `cluster "${id}" is already revoked`);
-  ctx.clusters.revoke(id);
+  await ctx.clusters.revoke(id);
   ctx.log.warn({ clusterId: id }, 'cluster revoked');
   const message = 'an operator revoked this cluster\'s key: stop, and register again with a new bootstrap';
-  return { closed: ctx.sessions.closeCluster(id, closeCodes.revoked, 'revoked', (s) => s.deliver({ type: 'error', code: 'Revoked', message })) };
+  return { closed: await closeClusterEverywhere(ctx, id, closeCodes.revoked, 'revoked', () => ({ type: 'error', code: 'Revoked', message })) };
 }
 
 /**
@@ -50,16 +49,16 @@ export function revokeCluster(ctx: HubContext, id: string): { closed: number } {
  * conflicting registrant proved (an agent whose Secret was wiped), replacing
  * the key the cluster had. Connections holding the old right end.
  */
-export function trustClusterKey(ctx: HubContext, id: string, body: unknown): { fingerprint: string; closed: number } {
-  const cluster = ctx.clusters.get(id);
+export async function trustClusterKey(ctx: HubContext, id: string, body: unknown): Promise<{ fingerprint: string; closed: number }> {
+  const cluster = await ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
   const req = z.strictObject({ fingerprint: z.string().min(1).max(128) }).safeParse(body);
   if (!req.success) throw new ApiError(400, 'InvalidRequest', 'send {"fingerprint": "sha256:…"} naming one of the cluster\'s keyConflicts', req.error.issues);
-  const candidate = ctx.clusters.keyConflicts(id).find((c) => agentKeyFingerprint(c.publicKey) === req.data.fingerprint);
+  const candidate = (await ctx.clusters.keyConflicts(id)).find((c) => agentKeyFingerprint(c.publicKey) === req.data.fingerprint);
   if (!candidate) throw new ApiError(404, 'UnknownKey', `cluster "${id}" has no conflicting key ${req.data.fingerprint}: see keyConflicts in GET /api/v1/clusters/${id}`);
-  ctx.clusters.trustKey(id, candidate.publicKey);
+  await ctx.clusters.trustKey(id, candidate.publicKey);
   ctx.log.warn({ clusterId: id, fingerprint: req.data.fingerprint }, 'operator trusted a new key for the cluster');
-  return { fingerprint: req.data.fingerprint, closed: ctx.sessions.closeCluster(id, closeCodes.keyConflict, 'key replaced') };
+  return { fingerprint: req.data.fingerprint, closed: await closeClusterEverywhere(ctx, id, closeCodes.keyConflict, 'key replaced') };
 }
 
 /** What an operator sends: a release without the fields the hub owns (revision, issuedAt, expiresAt). */
@@ -78,8 +77,8 @@ export const releaseRequest = z.object({
 export type ReleaseRequest = z.infer<typeof releaseRequest>;
 
 /** `deliver: false` (rollouts): the caller pushes the release itself once its own transaction has committed. */
-export function setDesiredRelease(ctx: HubContext, id: string, body: unknown, opts: { deliver?: boolean } = {}): { record: DesiredReleaseRecord; delivered: boolean } {
-  const cluster = ctx.clusters.get(id);
+export async function setDesiredRelease(ctx: HubContext, id: string, body: unknown, opts: { deliver?: boolean } = {}): Promise<{ record: DesiredReleaseRecord; delivered: boolean }> {
+  const cluster = await ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
   if (cluster.status !== 'Accepted') throw new ApiError(409, 'NotAccepted', `cluster "${id}" is pending: accept it first`);
   const req = releaseRequest.safeParse(body);
@@ -96,7 +95,7 @@ export function setDesiredRelease(ctx: HubContext, id: string, body: unknown, op
   const check = release.safeParse(build(1));
   if (!check.success) throw new ApiError(400, 'InvalidRelease', 'the release does not validate', check.error.issues);
 
-  const record = ctx.releases.issue(id, (revision) => ({
+  const record = await ctx.releases.issue(id, (revision) => ({
     name: check.data.name,
     version: check.data.version,
     envelope: signRelease(build(revision), ctx.releaseKey, ctx.releaseKeyId),
@@ -105,7 +104,5 @@ export function setDesiredRelease(ctx: HubContext, id: string, body: unknown, op
   }));
   ctx.log.info({ clusterId: id, revision: record.revision, release: record.name, version: record.version }, 'desired release set');
   if (opts.deliver === false) return { record, delivered: false };
-  const agent = ctx.sessions.agent(id);
-  agent?.deliver({ type: 'release', envelope: record.envelope });
-  return { record, delivered: agent !== undefined };
+  return { record, delivered: await pushRelease(ctx, id, record.envelope) };
 }

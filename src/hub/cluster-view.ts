@@ -45,11 +45,21 @@ export interface ClusterView {
 
 const camel = /^[A-Za-z][A-Za-z0-9]*$/;
 
-export function clusterView(ctx: HubContext, c: ClusterRecord): ClusterView {
+/**
+ * Connected to this replica, or (several replicas) renewed its lease within
+ * two heartbeats: the agent renews once per heartbeat and each replica
+ * writes renewals once a second, so a live agent on another replica is never
+ * older than that, and one that went away shows disconnected within it.
+ */
+export function isConnected(ctx: HubContext, c: ClusterRecord, now: Date): boolean {
+  if (ctx.sessions.isConnected(c.id)) return true;
+  return ctx.bus.distributed && c.lastSeen !== null && now.getTime() - Date.parse(c.lastSeen) <= 2 * ctx.heartbeatMs + 1000;
+}
+
+export async function clusterView(ctx: HubContext, c: ClusterRecord): Promise<ClusterView> {
   const now = ctx.now();
   const availability = availabilityOf(c.lastSeen, c.connectedAt, now, ctx.leaseMs);
-  const up = ctx.aggregate.upgrade(c.id);
-  const desired = ctx.releases.latest(c.id);
+  const [up, desired, keyConflicts] = await Promise.all([ctx.aggregate.upgrade(c.id), ctx.releases.latest(c.id), ctx.clusters.keyConflicts(c.id)]);
   const fallback = c.acceptedAt ?? c.requestedAt;
   const conditions: Condition[] = [availableCondition(availability, fallback)];
 
@@ -83,7 +93,7 @@ export function clusterView(ctx: HubContext, c: ClusterRecord): ClusterView {
     id: c.id,
     registration: c.status,
     key: { fingerprint: c.publicKey === null ? null : agentKeyFingerprint(c.publicKey), legacyCredential: c.hasLegacyCredential, revokedAt: c.revokedAt },
-    keyConflicts: ctx.clusters.keyConflicts(c.id).map(({ publicKey, ...rest }) => ({ fingerprint: agentKeyFingerprint(publicKey), ...rest })),
+    keyConflicts: keyConflicts.map(({ publicKey, ...rest }) => ({ fingerprint: agentKeyFingerprint(publicKey), ...rest })),
     labels: c.labels,
     requestedAt: c.requestedAt,
     acceptedAt: c.acceptedAt,
@@ -93,7 +103,7 @@ export function clusterView(ctx: HubContext, c: ClusterRecord): ClusterView {
     components: c.inventory?.components ?? [],
     overrides: c.inventory?.overrides ?? [],
     lastSeen: c.lastSeen,
-    connected: ctx.sessions.isConnected(c.id),
+    connected: isConnected(ctx, c, now),
     availability,
     desiredRelease: desired ? { name: desired.name, version: desired.version, revision: desired.revision, issuedAt: desired.issuedAt, expiresAt: desired.expiresAt } : null,
     runningRelease: up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null,
@@ -115,8 +125,8 @@ export interface FleetSummary {
   overrides: { name: string; component: string | null; version: string | null; clusters: string[] }[];
 }
 
-export function fleetSummary(ctx: HubContext): FleetSummary {
-  const views = ctx.clusters.list().map((c) => clusterView(ctx, c));
+export async function fleetSummary(ctx: HubContext): Promise<FleetSummary> {
+  const views = await Promise.all((await ctx.clusters.list()).map((c) => clusterView(ctx, c)));
   const summary: FleetSummary = {
     clusters: { total: views.length, pending: 0, accepted: 0, revoked: 0 },
     byReleaseVersion: {},

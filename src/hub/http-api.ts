@@ -34,26 +34,26 @@ interface Route {
 const id = '([a-z0-9][-a-z0-9.]{0,251}[a-z0-9]|[a-z0-9])';
 
 const routes: Route[] = [
-  { method: 'GET', pattern: /^\/api\/v1\/clusters$/, handler: (ctx) => ({ clusters: ctx.clusters.list().map((c) => clusterView(ctx, c)) }) },
-  { method: 'GET', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => clusterView(ctx, requireCluster(ctx, cid)) },
-  { method: 'DELETE', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: (ctx, [cid]) => (deregisterCluster(ctx, cid ?? ''), { deregistered: cid }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/accept$`), handler: (ctx, [cid]) => ({ accepted: cid, ...acceptCluster(ctx, cid ?? '') }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/revoke$`), role: 'admin', handler: (ctx, [cid]) => ({ revoked: cid, ...revokeCluster(ctx, cid ?? '') }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/trust-key$`), role: 'admin', handler: async (ctx, [cid], _url, req) => ({ clusterId: cid, ...trustClusterKey(ctx, cid ?? '', await readJson(req)) }) },
+  { method: 'GET', pattern: /^\/api\/v1\/clusters$/, handler: async (ctx) => ({ clusters: await Promise.all((await ctx.clusters.list()).map((c) => clusterView(ctx, c))) }) },
+  { method: 'GET', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: async (ctx, [cid]) => clusterView(ctx, await requireCluster(ctx, cid)) },
+  { method: 'DELETE', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: async (ctx, [cid]) => (await deregisterCluster(ctx, cid ?? ''), { deregistered: cid }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/accept$`), handler: async (ctx, [cid]) => ({ accepted: cid, ...(await acceptCluster(ctx, cid ?? '')) }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/revoke$`), role: 'admin', handler: async (ctx, [cid]) => ({ revoked: cid, ...(await revokeCluster(ctx, cid ?? '')) }) },
+  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/trust-key$`), role: 'admin', handler: async (ctx, [cid], _url, req) => ({ clusterId: cid, ...(await trustClusterKey(ctx, cid ?? '', await readJson(req))) }) },
   // ---- bootstrap tokens (docs/security.md)
-  { method: 'GET', pattern: /^\/api\/v1\/bootstrap-tokens$/, role: 'admin', handler: (ctx) => ({ tokens: ctx.bootstrapTokens.list() }) },
+  { method: 'GET', pattern: /^\/api\/v1\/bootstrap-tokens$/, role: 'admin', handler: async (ctx) => ({ tokens: await ctx.bootstrapTokens.list() }) },
   { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, role: 'admin', status: 201, handler: async (ctx, _p, _url, req) => issueBootstrapToken(ctx, await readOptionalJson(req)) },
   { method: 'DELETE', pattern: new RegExp(`^/api/v1/bootstrap-tokens/${id}$`), role: 'admin', handler: (ctx, [tid]) => revokeBootstrapToken(ctx, tid ?? '') },
   // ---- operator tokens and the audit table (docs/security.md)
-  { method: 'GET', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', handler: (ctx) => ({ tokens: ctx.operatorTokens.list() }) },
-  { method: 'POST', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', status: 201, handler: async (ctx, _p, _url, req) => createOperatorToken(ctx, await readJson(req), identifyOperator(ctx, req.headers.authorization)?.name ?? 'unknown') },
+  { method: 'GET', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', handler: async (ctx) => ({ tokens: await ctx.operatorTokens.list() }) },
+  { method: 'POST', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', status: 201, handler: async (ctx, _p, _url, req) => createOperatorToken(ctx, await readJson(req), (await identifyOperator(ctx, req.headers.authorization))?.name ?? 'unknown') },
   { method: 'DELETE', pattern: new RegExp(`^/api/v1/operator-tokens/${id}$`), role: 'admin', handler: (ctx, [tid]) => revokeOperatorToken(ctx, tid ?? '') },
   {
     method: 'GET',
     pattern: /^\/api\/v1\/audit$/,
     role: 'admin',
-    handler: (ctx, _p, url) => {
-      const entries = ctx.audit.list({ afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
+    handler: async (ctx, _p, url) => {
+      const entries = await ctx.audit.list({ afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
       return { entries, next: entries.at(-1)?.id ?? null };
     },
   },
@@ -61,16 +61,16 @@ const routes: Route[] = [
     method: 'PUT',
     pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),
     handler: async (ctx, [cid], _url, req) => {
-      const { record, delivered } = setDesiredRelease(ctx, cid ?? '', await readJson(req));
+      const { record, delivered } = await setDesiredRelease(ctx, cid ?? '', await readJson(req));
       return { clusterId: record.clusterId, revision: record.revision, name: record.name, version: record.version, issuedAt: record.issuedAt, expiresAt: record.expiresAt, keyId: record.envelope.keyId, delivered };
     },
   },
   {
     method: 'GET',
     pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),
-    handler: (ctx, [cid]) => {
-      requireCluster(ctx, cid);
-      const r = ctx.releases.latest(cid ?? '');
+    handler: async (ctx, [cid]) => {
+      await requireCluster(ctx, cid);
+      const r = await ctx.releases.latest(cid ?? '');
       if (!r) throw new ApiError(404, 'NoRelease', `no desired release set for cluster "${cid}"`);
       return r;
     },
@@ -78,19 +78,19 @@ const routes: Route[] = [
   {
     method: 'GET',
     pattern: new RegExp(`^/api/v1/clusters/${id}/reports$`),
-    handler: (ctx, [cid], url) => {
-      const c = requireCluster(ctx, cid);
-      return { clusterId: c.id, ackedSeq: c.ackedSeq, reports: ctx.reports.list(c.id, { afterSeq: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) }) };
+    handler: async (ctx, [cid], url) => {
+      const c = await requireCluster(ctx, cid);
+      return { clusterId: c.id, ackedSeq: c.ackedSeq, reports: await ctx.reports.list(c.id, { afterSeq: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) }) };
     },
   },
   {
     method: 'PUT',
     pattern: new RegExp(`^/api/v1/clusters/${id}/labels$`),
     handler: async (ctx, [cid], _url, req) => {
-      requireCluster(ctx, cid);
+      await requireCluster(ctx, cid);
       const body = labelsRequest.safeParse(await readJson(req));
       if (!body.success) throw new ApiError(400, 'InvalidLabels', 'send {"labels": {"key": "value", ...}}', body.error.issues);
-      ctx.clusters.setLabels(cid ?? '', body.data.labels);
+      await ctx.clusters.setLabels(cid ?? '', body.data.labels);
       return { clusterId: cid, labels: body.data.labels };
     },
   },
@@ -112,12 +112,12 @@ const routes: Route[] = [
   { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/cancel$`), handler: (ctx, [name]) => cancelRollout(ctx, name ?? '') },
   { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/rollback$`), status: 201, handler: async (ctx, [name], _url, req) => rollbackRollout(ctx, name ?? '', await readOptionalJson(req)) },
   // ---- hotfix overrides
-  { method: 'GET', pattern: /^\/api\/v1\/overrides$/, handler: (ctx) => ({ overrides: ctx.overrides.list() }) },
+  { method: 'GET', pattern: /^\/api\/v1\/overrides$/, handler: async (ctx) => ({ overrides: await ctx.overrides.list() }) },
   {
     method: 'GET',
     pattern: new RegExp(`^/api/v1/overrides/${id}$`),
-    handler: (ctx, [name]) => {
-      const o = ctx.overrides.get(name ?? '');
+    handler: async (ctx, [name]) => {
+      const o = await ctx.overrides.get(name ?? '');
       if (!o) throw new ApiError(404, 'NotFound', `no override "${name}"`);
       return o;
     },
@@ -134,16 +134,16 @@ const routes: Route[] = [
   {
     method: 'GET',
     pattern: /^\/api\/v1\/telemetry$/,
-    handler: (ctx, _p, url) => {
+    handler: async (ctx, _p, url) => {
       const cluster = url.searchParams.get('cluster') ?? undefined;
-      const events = ctx.aggregate.telemetry({ clusterId: cluster, afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
+      const events = await ctx.aggregate.telemetry({ clusterId: cluster, afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
       return { events, next: events.at(-1)?.id ?? null };
     },
   },
 ];
 
-function requireCluster(ctx: HubContext, cid: string | undefined) {
-  const c = ctx.clusters.get(cid ?? '');
+async function requireCluster(ctx: HubContext, cid: string | undefined) {
+  const c = await ctx.clusters.get(cid ?? '');
   if (!c) throw new ApiError(404, 'NotFound', `no cluster "${cid}"`);
   return c;
 }
@@ -204,20 +204,27 @@ export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMe
       }
     }
     if (url.pathname === '/healthz') {
-      send(res, 200, { status: 'ok' });
+      // Ready only while the database answers: a replica cut off from it must not be sent agents or operators.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000)));
+      Promise.race([ctx.db.get('SELECT 1 AS ok'), timeout]).then(
+        () => send(res, 200, { status: 'ok' }),
+        (err: unknown) => send(res, 503, { status: 'unavailable', message: `the hub cannot reach its database: ${err instanceof Error ? err.message : String(err)}` }),
+      ).finally(() => clearTimeout(timer));
       return;
     }
     if (url.pathname === '/metrics') {
       // A viewer token, as for the API: the series name every cluster. Prometheus sends it with `authorization: {credentials: …}`.
-      try {
-        authorizeOperator(ctx, req.headers.authorization, 'viewer');
-      } catch (err) {
-        const e = err as ApiError;
-        send(res, e.status, { error: { reason: e.reason, message: e.message } }, { 'www-authenticate': 'Bearer' });
-        return;
-      }
-      metrics.render().then(
+      authorizeOperator(ctx, req.headers.authorization, 'viewer').then(
+        () => metrics.render(),
+        (err: unknown) => {
+          const e = err instanceof ApiError ? err : new ApiError(503, 'Unavailable', 'the hub cannot reach its database');
+          send(res, e.status, { error: { reason: e.reason, message: e.message } }, e.status === 401 || e.status === 403 ? { 'www-authenticate': 'Bearer' } : {});
+          return undefined;
+        },
+      ).then(
         (text) => {
+          if (text === undefined) return;
           res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
           res.end(text);
         },
@@ -229,11 +236,11 @@ export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMe
       return;
     }
     const mutating = req.method !== 'GET' && req.method !== 'HEAD';
-    const audit = (status: number): void => {
+    const audit = async (status: number): Promise<void> => {
       if (!mutating || !url.pathname.startsWith('/api/')) return;
-      const who = identifyOperator(ctx, req.headers.authorization);
       try {
-        ctx.audit.record({ actor: who?.name ?? 'anonymous', role: who?.role ?? null, method: req.method ?? '', path: url.pathname, status, remoteAddress: req.socket.remoteAddress ?? null });
+        const who = await identifyOperator(ctx, req.headers.authorization);
+        await ctx.audit.record({ actor: who?.name ?? 'anonymous', role: who?.role ?? null, method: req.method ?? '', path: url.pathname, status, remoteAddress: req.socket.remoteAddress ?? null });
       } catch (err) {
         log.error({ err }, 'writing the audit table failed');
       }
@@ -245,7 +252,7 @@ export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMe
         if (url.pathname.startsWith('/api/')) {
           // Authenticated before the route is revealed: an anonymous caller learns nothing of the API's shape.
           try {
-            authorizeOperator(ctx, req.headers.authorization, route?.role ?? (req.method === 'GET' ? 'viewer' : 'operator'));
+            await authorizeOperator(ctx, req.headers.authorization, route?.role ?? (req.method === 'GET' ? 'viewer' : 'operator'));
           } catch (err) {
             log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress, reason: (err as ApiError).reason }, 'API request refused: token missing or its role too low');
             throw err;
@@ -255,17 +262,17 @@ export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMe
         if (!route) throw new ApiError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed here; use ${matching.map((r) => r.method).join(', ')}`);
         const params = (route.pattern.exec(url.pathname) ?? []).slice(1);
         const body = await route.handler(ctx, params, url, req);
-        audit(route.status ?? 200);
+        await audit(route.status ?? 200);
         send(res, route.status ?? 200, body);
       } catch (err) {
         if (err instanceof ApiError) {
           if (err.status >= 400 && err.status !== 404 && err.status !== 401 && err.status !== 403) log.info({ method: req.method, path: url.pathname, status: err.status, reason: err.reason }, 'API request refused');
-          audit(err.status);
+          await audit(err.status);
           send(res, err.status, { error: { reason: err.reason, message: err.message, details: err.details } }, err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
           return;
         }
         log.error({ err, method: req.method, path: url.pathname }, 'API request failed');
-        audit(500);
+        await audit(500);
         if (!res.headersSent) send(res, 500, { error: { reason: 'Internal', message: 'the hub failed; see its log' } });
         else res.destroy();
       }

@@ -14,12 +14,17 @@ import { AggregateRepo } from './store/aggregate-repo.ts';
 import { ClusterRepo } from './store/cluster-repo.ts';
 import { GroupCommitter, type GroupCommitOptions } from './store/group-commit.ts';
 import { OverrideRepo } from './store/override-repo.ts';
-import type { HubDatabase } from './store/database.ts';
 import { ReleaseRepo } from './store/release-repo.ts';
 import { ReportRepo } from './store/report-repo.ts';
 import { RolloutRepo } from './store/rollout-repo.ts';
+import type { Sql } from './store/sql.ts';
+import { singleReplica, type ReplicaBus } from './replicas/replica-bus.ts';
 
 export interface HubContext {
+  /** The database the repositories use: `db.transaction(fn)` makes their calls in fn one transaction. */
+  db: Sql;
+  /** Other replicas on the same database (a no-op with SQLite): replicas/replica-bus.ts. */
+  bus: ReplicaBus;
   clusters: ClusterRepo;
   releases: ReleaseRepo;
   reports: ReportRepo;
@@ -59,7 +64,9 @@ export interface HubContext {
 }
 
 export interface HubContextOptions {
-  db: HubDatabase;
+  db: Sql;
+  /** Default: a single replica (SQLite). */
+  bus?: ReplicaBus;
   now: () => Date;
   log: Logger;
   heartbeatMs: number;
@@ -79,11 +86,13 @@ export interface HubContextOptions {
   groupCommit?: GroupCommitOptions;
 }
 
-export function createHubContext(o: HubContextOptions): HubContext {
+export async function createHubContext(o: HubContextOptions): Promise<HubContext> {
   const clusters = new ClusterRepo(o.db, o.now);
   const bootstrapTokens = new BootstrapTokenRepo(o.db, o.now);
-  bootstrapTokens.syncConfigured(o.bootstrapTokens);
+  await bootstrapTokens.syncConfigured(o.bootstrapTokens);
   return {
+    db: o.db,
+    bus: o.bus ?? singleReplica(),
     clusters,
     releases: new ReleaseRepo(o.db),
     reports: new ReportRepo(o.db, o.now, o.log),

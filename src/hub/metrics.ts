@@ -34,12 +34,17 @@ export function createHubMetrics(ctx: HubContext): HubMetrics {
   const waitingForWindow = gauge('fleetlet_hub_cluster_waiting_for_window_seconds', 'How long a cluster has been waiting for its local maintenance window (only such clusters)', ['cluster', 'release', 'version']);
   const overrides = gauge('fleetlet_hub_override_clusters', 'Clusters running a hotfix override, and affected clusters missing it', ['override', 'state']);
 
-  function collect(): void {
-    registry.resetMetrics();
+  async function collect(): Promise<void> {
     const now = ctx.now().getTime();
-    for (const r of ctx.rollouts.list()) {
+    const views = [];
+    for (const r of await ctx.rollouts.list()) {
       if (r.endedAt !== null && now - Date.parse(r.endedAt) > ENDED_VISIBLE_MS) continue;
-      const v = rolloutStatus(ctx, r.name);
+      views.push(await rolloutStatus(ctx, r.name));
+    }
+    // Reset only once everything was read: a scrape never sees half the series.
+    registry.resetMetrics();
+    for (const v of views) {
+      const r = { name: v.name };
       for (const s of clusterRolloutStatuses) rolloutClusters.set({ rollout: r.name, status: s }, v.counts[s]);
       rolloutUnknown.set({ rollout: r.name }, v.counts.unknown);
       rolloutProgress.set({ rollout: r.name }, v.counts.total === 0 ? 0 : v.counts.Succeeded / v.counts.total);
@@ -49,7 +54,7 @@ export function createHubMetrics(ctx: HubContext): HubMetrics {
       if (v.expectedEndAt !== null) rolloutExpectedEnd.set({ rollout: r.name }, Date.parse(v.expectedEndAt) / 1000);
     }
     const byAvailability = { True: 0, Unknown: 0 };
-    for (const c of ctx.clusters.list()) {
+    for (const c of await ctx.clusters.list()) {
       if (c.status !== 'Accepted') continue;
       const a = availabilityOf(c.lastSeen, c.connectedAt, new Date(now), ctx.leaseMs);
       byAvailability[a.status]++;
@@ -57,7 +62,7 @@ export function createHubMetrics(ctx: HubContext): HubMetrics {
         const since = c.lastSeen ?? c.acceptedAt;
         if (since !== null) unknownFor.set({ cluster: c.id }, Math.max(0, (now - Date.parse(since)) / 1000));
       }
-      const up = ctx.aggregate.upgrade(c.id);
+      const up = await ctx.aggregate.upgrade(c.id);
       if (up?.status === 'Failed') upgradeFailed.set({ cluster: c.id, release: up.releaseName ?? '', version: up.releaseVersion ?? '', reason: up.reason ?? up.phase ?? '' }, 1);
       if (up?.phase === 'WaitingForWindow' && up.at !== null) {
         waitingForWindow.set({ cluster: c.id, release: up.releaseName ?? '', version: up.releaseVersion ?? '' }, Math.max(0, (now - Date.parse(up.at)) / 1000));
@@ -65,16 +70,16 @@ export function createHubMetrics(ctx: HubContext): HubMetrics {
     }
     clusters.set({ availability: 'True' }, byAvailability.True);
     clusters.set({ availability: 'Unknown' }, byAvailability.Unknown);
-    for (const o of ctx.overrides.list()) {
+    for (const o of await ctx.overrides.list()) {
       if (o.withdrawn) continue;
-      for (const state of ['running', 'missing'] as const) overrides.set({ override: o.name, state }, overrideClusters(ctx, o.name, state).clusters.length);
+      for (const state of ['running', 'missing'] as const) overrides.set({ override: o.name, state }, (await overrideClusters(ctx, o.name, state)).clusters.length);
     }
   }
 
   return {
     contentType: registry.contentType,
     async render() {
-      collect();
+      await collect();
       return registry.metrics();
     },
   };

@@ -1,5 +1,6 @@
 // The reference hub: WebSocket for agents and HTTP JSON for operators on one
-// port, state in one SQLite file. `fleetlet hub` calls startHub.
+// port, state in one SQLite file, or in PostgreSQL shared by several
+// replicas (docs/hub-ha.md). `fleetlet hub` calls startHub.
 import type { KeyObject } from 'node:crypto';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -18,14 +19,23 @@ import { createApiHandler } from './http-api.ts';
 import { createHubContext } from './hub-context.ts';
 import { startRolloutTicker } from './rollout/rollout-ticker.ts';
 import { DashboardRepo } from './store/dashboard-repo.ts';
-import { openHubDatabase } from './store/database.ts';
+import { handleReplicaEvent } from './replicas/fleet-delivery.ts';
+import { postgresBus, singleReplica, type ReplicaBus } from './replicas/replica-bus.ts';
+import { alwaysLeader, postgresLeader, type RolloutLeader } from './replicas/rollout-leader.ts';
+import { openHubDatabase, type HubDatabaseLocation } from './store/database.ts';
+import { PostgresSql } from './store/postgres-sql.ts';
 import { authenticateUpgrade } from './upgrade-auth.ts';
 
 export interface HubOptions {
   port: number;
   /** Default 127.0.0.1; bind 0.0.0.0 (with tls) to serve a fleet. */
   host?: string;
+  /** The SQLite file (one machine), unless `database` names a PostgreSQL database. */
   dbPath: string;
+  /** postgres://user@host:port/db: state in PostgreSQL, shared with other replicas (docs/hub-ha.md). */
+  database?: string | undefined;
+  /** The PostgreSQL password, when not in the URL (from the environment or a file, never argv). */
+  databasePassword?: string | undefined;
   /** The hub's Ed25519 private release key. */
   releaseKey: KeyObject;
   /** Default: derived from the key (keyIdOf). */
@@ -88,9 +98,23 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   if (weak >= 0) throw new TypeError(`bootstrap token #${weak + 1} has ${options.bootstrapTokens[weak]?.length ?? 0} characters; at least ${MIN_BOOTSTRAP_TOKEN_CHARS} are required (32 random bytes, base64url: \`openssl rand -base64 32\`)`);
   const heartbeatMs = options.heartbeatMs ?? 10_000;
   const graceMultiplier = options.graceMultiplier ?? 5;
-  const db = openHubDatabase(options.dbPath);
-  const ctx = createHubContext({
+  const where: HubDatabaseLocation = options.database
+    ? { kind: 'postgres', connectionString: options.database, password: options.databasePassword, onError: (err) => log.warn({ err: err.message }, 'a pooled database connection failed') }
+    : { kind: 'sqlite', path: options.dbPath };
+  const db = await openHubDatabase(where);
+  let bus: ReplicaBus = singleReplica();
+  let leader: RolloutLeader = alwaysLeader;
+  if (db instanceof PostgresSql) {
+    try {
+      bus = await postgresBus(db, log);
+    } catch (err) {
+      await db.close();
+      throw err;
+    }
+  }
+  const ctx = await createHubContext({
     db,
+    bus,
     now: options.now,
     log,
     heartbeatMs,
@@ -106,18 +130,37 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     releaseTtlMs: options.releaseTtlMs,
   });
 
-  const ticker = startRolloutTicker(ctx, log, { intervalMs: options.rolloutTickMs ?? 1000 });
-  ctx.rolloutInputChanged = () => ticker.notify();
+  const tickMs = options.rolloutTickMs ?? 1000;
+  if (db instanceof PostgresSql) {
+    // Attempts every tick: a dead driver is replaced within one tick of the database freeing its lock.
+    leader = postgresLeader(db, log, { attemptMs: tickMs, onChange: (leading) => leading && ticker.notify() });
+  }
+  const ticker = startRolloutTicker(ctx, log, { intervalMs: tickMs, leading: () => leader.leading });
+  // On a replica that does not drive rollouts, a change is announced to the one that does (at most every 50 ms).
+  let announced: NodeJS.Timeout | undefined;
+  ctx.rolloutInputChanged = () => {
+    if (leader.leading) return ticker.notify();
+    announced ??= setTimeout(() => {
+      announced = undefined;
+      bus.publish({ t: 'input' }).catch((err: unknown) => log.warn({ err }, 'announcing a rollout input to the driving replica failed'));
+    }, 50);
+  };
+  bus.subscribe((event) => {
+    handleReplicaEvent(ctx, event, () => ctx.rolloutInputChanged()).catch((err: unknown) => log.error({ err, event: event.t }, 'handling an event from another replica failed'));
+  });
 
-  const flushLeases = (): void => {
+  const flushLeases = async (): Promise<void> => {
     try {
-      ctx.clusters.flushLeases();
+      await ctx.clusters.flushLeases();
     } catch (err) {
       // Kept in memory (and still what availability reads): the next flush retries.
       log.error({ err }, 'writing lease renewals failed');
     }
   };
-  const leaseFlusher = setInterval(flushLeases, options.leaseFlushMs ?? 1000);
+  let flushing: Promise<void> | undefined;
+  const leaseFlusher = setInterval(() => {
+    flushing ??= flushLeases().finally(() => (flushing = undefined));
+  }, options.leaseFlushMs ?? 1000);
   leaseFlusher.unref();
 
   const api = createApiHandler(ctx, log);
@@ -147,24 +190,25 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       refuseUpgrade(socket, 503, { reason: 'ShuttingDown', message: 'the hub is shutting down; reconnect shortly' });
       return;
     }
-    let decision;
-    try {
-      decision = authenticateUpgrade(ctx, req);
-    } catch (err) {
-      log.error({ err }, 'authenticating an agent failed');
-      refuseUpgrade(socket, 500, { reason: 'Internal', message: 'the hub failed; see its log' });
-      return;
-    }
-    if (!decision.ok) {
-      log.warn(
-        { status: decision.status, reason: decision.reason, claimedClusterId: req.headers[CLUSTER_ID_HEADER], remote: req.socket.remoteAddress },
-        'agent connection refused',
-      );
-      refuseUpgrade(socket, decision.status, { reason: decision.reason, message: decision.message });
-      return;
-    }
-    const identity = decision.identity;
-    wss.handleUpgrade(req, socket, head, (ws) => attach(ws, identity, req.socket.remoteAddress));
+    authenticateUpgrade(ctx, req).then(
+      (decision) => {
+        if (shuttingDown) return refuseUpgrade(socket, 503, { reason: 'ShuttingDown', message: 'the hub is shutting down; reconnect shortly' });
+        if (!decision.ok) {
+          log.warn(
+            { status: decision.status, reason: decision.reason, claimedClusterId: req.headers[CLUSTER_ID_HEADER], remote: req.socket.remoteAddress },
+            'agent connection refused',
+          );
+          return refuseUpgrade(socket, decision.status, { reason: decision.reason, message: decision.message });
+        }
+        const identity = decision.identity;
+        wss.handleUpgrade(req, socket, head, (ws) => attach(ws, identity, req.socket.remoteAddress));
+      },
+      (err: unknown) => {
+        // The database is unreachable: the agent retries, and finds another replica behind the Service.
+        log.error({ err }, 'authenticating an agent failed');
+        refuseUpgrade(socket, 503, { reason: 'Unavailable', message: 'the hub cannot reach its database; reconnect shortly' });
+      },
+    );
   });
 
   function attach(ws: WebSocket, identity: SessionIdentity, remote: string | undefined): void {
@@ -239,7 +283,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       // Stop listening first, so reconnecting agents cannot keep the server open.
       shuttingDown = true;
       // Commit what is queued while the connections are open, so its acks still go out.
-      ctx.commits.flush();
+      await ctx.commits.flush();
       const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
       const closed = [...wss.clients].map((ws) => new Promise<void>((resolve) => {
         if (ws.readyState === ws.CLOSED) return resolve();
@@ -247,7 +291,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
         ws.close(1001, 'hub shutting down');
         setTimeout(() => ws.terminate(), 1_000).unref();
       }));
-      ticker.stop();
+      await ticker.stop();
+      await leader.stop();
       await dashboard?.close();
       await Promise.all(closed);
       // Anything upgraded while the list above was taken goes too; HTTP keep-alive connections with it.
@@ -256,10 +301,13 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       await serverClosed;
       wss.close();
       clearInterval(leaseFlusher);
+      if (announced !== undefined) clearTimeout(announced);
       // Frames that arrived while closing are committed (unanswered: the agent re-sends, the hub de-duplicates).
-      ctx.commits.flush();
-      flushLeases();
-      db.close();
+      await ctx.commits.flush();
+      await flushing;
+      await flushLeases();
+      await bus.close();
+      await db.close();
       log.info('hub stopped');
     })()),
   };

@@ -15,20 +15,20 @@ export const bootstrapTokenRequest = z.strictObject({
   description: z.string().max(256).optional(),
 });
 
-export function issueBootstrapToken(ctx: HubContext, body: unknown): BootstrapToken & { token: string } {
+export async function issueBootstrapToken(ctx: HubContext, body: unknown): Promise<BootstrapToken & { token: string }> {
   const req = bootstrapTokenRequest.safeParse(body);
   if (!req.success) throw new ApiError(400, 'InvalidRequest', 'send {"ttlSeconds"?: n, "maxUses"?: n, "description"?: "…"}', req.error.issues);
-  const { token, record } = ctx.bootstrapTokens.issue({ ttlMs: (req.data.ttlSeconds ?? 86_400) * 1000, maxUses: req.data.maxUses ?? 1, description: req.data.description });
+  const { token, record } = await ctx.bootstrapTokens.issue({ ttlMs: (req.data.ttlSeconds ?? 86_400) * 1000, maxUses: req.data.maxUses ?? 1, description: req.data.description });
   ctx.log.info({ tokenId: record.id, expiresAt: record.expiresAt, maxUses: record.maxUses }, 'bootstrap token issued');
   return { ...record, token };
 }
 
-export function revokeBootstrapToken(ctx: HubContext, id: string): BootstrapToken {
-  const record = ctx.bootstrapTokens.get(id);
+export async function revokeBootstrapToken(ctx: HubContext, id: string): Promise<BootstrapToken> {
+  const record = await ctx.bootstrapTokens.get(id);
   if (!record) throw new ApiError(404, 'NotFound', `no bootstrap token "${id}"`);
-  if (!ctx.bootstrapTokens.revoke(id)) throw new ApiError(409, 'AlreadyRevoked', `bootstrap token "${id}" is already revoked`);
+  if (!(await ctx.bootstrapTokens.revoke(id))) throw new ApiError(409, 'AlreadyRevoked', `bootstrap token "${id}" is already revoked`);
   ctx.log.warn({ tokenId: id }, 'bootstrap token revoked');
-  return ctx.bootstrapTokens.get(id) as BootstrapToken;
+  return (await ctx.bootstrapTokens.get(id)) as BootstrapToken;
 }
 
 export const operatorTokenRequest = z.strictObject({
@@ -36,18 +36,18 @@ export const operatorTokenRequest = z.strictObject({
   role: z.enum(operatorRoles),
 });
 
-export function createOperatorToken(ctx: HubContext, body: unknown, createdBy: string): OperatorToken & { token: string } {
+export async function createOperatorToken(ctx: HubContext, body: unknown, createdBy: string): Promise<OperatorToken & { token: string }> {
   const req = operatorTokenRequest.safeParse(body);
   if (!req.success) throw new ApiError(400, 'InvalidRequest', `send {"name": "…", "role": "${operatorRoles.join('" | "')}"}`, req.error.issues);
-  const { token, record } = ctx.operatorTokens.create({ name: req.data.name, role: req.data.role, createdBy });
+  const { token, record } = await ctx.operatorTokens.create({ name: req.data.name, role: req.data.role, createdBy });
   ctx.log.info({ tokenId: record.id, name: record.name, role: record.role, createdBy }, 'operator token created');
   return { ...record, token };
 }
 
-export function revokeOperatorToken(ctx: HubContext, id: string): OperatorToken {
-  const record = ctx.operatorTokens.get(id);
+export async function revokeOperatorToken(ctx: HubContext, id: string): Promise<OperatorToken> {
+  const record = await ctx.operatorTokens.get(id);
   if (!record) throw new ApiError(404, 'NotFound', `no operator token "${id}"`);
-  if (!ctx.operatorTokens.revoke(id)) throw new ApiError(409, 'AlreadyRevoked', `operator token "${id}" is already revoked`);
+  if (!(await ctx.operatorTokens.revoke(id))) throw new ApiError(409, 'AlreadyRevoked', `operator token "${id}" is already revoked`);
   ctx.log.warn({ tokenId: id, name: record.name }, 'operator token revoked');
-  return ctx.operatorTokens.get(id) as OperatorToken;
+  return (await ctx.operatorTokens.get(id)) as OperatorToken;
 }

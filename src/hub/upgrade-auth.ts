@@ -13,7 +13,7 @@ export type UpgradeDecision =
   | { ok: true; identity: SessionIdentity }
   | { ok: false; status: 400 | 401 | 403 | 404 | 429; reason: string; message: string };
 
-export function authenticateUpgrade(ctx: HubContext, req: IncomingMessage): UpgradeDecision {
+export async function authenticateUpgrade(ctx: HubContext, req: IncomingMessage): Promise<UpgradeDecision> {
   const path = new URL(req.url ?? '/', 'http://hub').pathname;
   if (path !== AGENT_PATH) return { ok: false, status: 404, reason: 'NotFound', message: `agents connect to ${AGENT_PATH}` };
 
@@ -31,7 +31,7 @@ export function authenticateUpgrade(ctx: HubContext, req: IncomingMessage): Upgr
   const claimed = clusterIdSchema.safeParse(Array.isArray(claimedHeader) ? undefined : claimedHeader);
   if (!claimed.success) return { ok: false, status: 400, reason: 'MissingClusterId', message: `header ${CLUSTER_ID_HEADER} must name the cluster the credential is for` };
 
-  const owner = ctx.clusters.ownerOfCredential(hashSecret(token));
+  const owner = await ctx.clusters.ownerOfCredential(hashSecret(token));
   if (!owner) ctx.throttle.fail(remote);
   if (!owner) return { ok: false, status: 401, reason: 'UnknownCredential', message: 'credential not recognised (revoked, deregistered, or replaced by a key): register with a bootstrap token' };
   if (owner.id !== claimed.data) {

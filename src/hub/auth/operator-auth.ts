@@ -21,11 +21,11 @@ export function roleAllows(have: OperatorRole, need: OperatorRole): boolean {
 }
 
 /** The principal an `Authorization: Bearer …` header names, or undefined. */
-export function identifyOperator(ctx: HubContext, authorization: string | undefined): OperatorPrincipal | undefined {
+export async function identifyOperator(ctx: HubContext, authorization: string | undefined): Promise<OperatorPrincipal | undefined> {
   const token = bearerToken(authorization);
   if (token === undefined) return undefined;
   if (secretMatches(token, ctx.adminToken)) return { id: 'config-admin', name: 'admin (configured)', role: 'admin' };
-  const found = ctx.operatorTokens.find(token);
+  const found = await ctx.operatorTokens.find(token);
   return found && { id: found.id, name: found.name, role: found.role };
 }
 
@@ -33,8 +33,8 @@ export function identifyOperator(ctx: HubContext, authorization: string | undefi
  * The principal, if it may act with role `need`; otherwise an ApiError:
  * 401 without a valid token, 403 with one whose role is too low.
  */
-export function authorizeOperator(ctx: HubContext, authorization: string | undefined, need: OperatorRole): OperatorPrincipal {
-  const who = identifyOperator(ctx, authorization);
+export async function authorizeOperator(ctx: HubContext, authorization: string | undefined, need: OperatorRole): Promise<OperatorPrincipal> {
+  const who = await identifyOperator(ctx, authorization);
   if (!who) throw new ApiError(401, 'Unauthorized', 'send an operator token as "Authorization: Bearer <token>"');
   if (!roleAllows(who.role, need)) throw new ApiError(403, 'Forbidden', `this needs the ${need} role; token "${who.name}" has ${who.role}`);
   return who;

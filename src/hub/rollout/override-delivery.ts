@@ -6,7 +6,7 @@ import type { HubContext } from '../hub-context.ts';
 import type { OverrideDocumentRecord } from '../store/override-repo.ts';
 
 /** Signs the cluster's next override document and stores it; the caller delivers it after its transaction commits. */
-export function issueOverride(ctx: HubContext, clusterId: string, def: OverrideRequest, withdraw: boolean): OverrideDocumentRecord {
+export function issueOverride(ctx: HubContext, clusterId: string, def: OverrideRequest, withdraw: boolean): Promise<OverrideDocumentRecord> {
   const now = ctx.now();
   const issuedAt = now.toISOString();
   const expiresAt = new Date(now.getTime() + (def.ttlSeconds !== undefined ? def.ttlSeconds * 1000 : ctx.releaseTtlMs)).toISOString();
@@ -38,10 +38,12 @@ export function issueOverride(ctx: HubContext, clusterId: string, def: OverrideR
 }
 
 /** After a hello: every override the cluster should hold, oldest revision first (the agent ignores the ones it holds). */
-export function deliverCurrentOverrides(ctx: HubContext, clusterId: string): number {
+export async function deliverCurrentOverrides(ctx: HubContext, clusterId: string): Promise<number> {
+  if (!ctx.sessions.agent(clusterId)) return 0;
+  const docs = await ctx.overrides.current(clusterId, ctx.now());
+  // Looked up again: the connection may have closed while the documents were read.
   const agent = ctx.sessions.agent(clusterId);
   if (!agent) return 0;
-  const docs = ctx.overrides.current(clusterId, ctx.now());
   for (const d of docs) agent.deliver({ type: 'override', envelope: d.envelope });
   return docs.length;
 }
@@ -59,17 +61,17 @@ export interface OverrideClusterEntry {
  * running: clusters whose inventory lists the override (whatever they run).
  * missing: accepted clusters on an affected release version that do not list it.
  */
-export function overrideClusters(ctx: HubContext, name: string, state: 'running' | 'missing'): { override: string; state: string; version: string; clusters: OverrideClusterEntry[] } {
-  const def = ctx.overrides.get(name);
+export async function overrideClusters(ctx: HubContext, name: string, state: 'running' | 'missing'): Promise<{ override: string; state: string; version: string; clusters: OverrideClusterEntry[] }> {
+  const def = await ctx.overrides.get(name);
   if (!def) throw new ApiError(404, 'NotFound', `no override "${name}"`);
   const out: OverrideClusterEntry[] = [];
-  for (const c of ctx.clusters.list()) {
+  for (const c of await ctx.clusters.list()) {
     if (c.status !== 'Accepted') continue;
-    const up = ctx.aggregate.upgrade(c.id);
+    const up = await ctx.aggregate.upgrade(c.id);
     const running = up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null;
     const reported = (c.inventory?.overrides ?? []).find((o) => o.name === name);
     if (state === 'running' && reported) {
-      const since = reported.version ? ctx.reports.overrideSince(c.id, name, reported.version) : null;
+      const since = reported.version ? await ctx.reports.overrideSince(c.id, name, reported.version) : null;
       out.push({ clusterId: c.id, runningRelease: running, reported: { component: reported.component ?? null, version: reported.version ?? null }, since });
     } else if (state === 'missing' && !reported && running !== null) {
       const a = def.definition.appliesTo;

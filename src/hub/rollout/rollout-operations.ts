@@ -24,20 +24,20 @@ interface Evaluation {
   limits: Limits;
   groups: { name: string; mandatory: boolean }[];
   states: ClusterState[];
-  members: ReturnType<HubContext['rollouts']['members']>;
+  members: Awaited<ReturnType<HubContext['rollouts']['members']>>;
   window: { open: boolean; nextOpeningAt: number | null } | undefined;
   decision: WaveDecision;
 }
 
-function evaluate(ctx: HubContext, record: RolloutRecord, now: number, mayStart: boolean): Evaluation {
+async function evaluate(ctx: HubContext, record: RolloutRecord, now: number, mayStart: boolean): Promise<Evaluation> {
   const spec = record.spec;
   const t = spec.target;
-  const members = ctx.rollouts.members(record.name, t.kind === 'Override' ? t.override.name : undefined);
+  const members = await ctx.rollouts.members(record.name, t.kind === 'Override' ? t.override.name : undefined);
   const states = members.map((m) => {
     const outcome = t.kind === 'Override' ? overrideOutcome(m, t.override.name, t.override.version, t.withdraw === true) : releaseOutcome(m);
     return clusterState(m, outcome, now, ctx.leaseMs);
   });
-  const groups = ctx.rollouts.groups(record.name);
+  const groups = await ctx.rollouts.groups(record.name);
   const limits = limitsOf(spec, states.length);
   const window = spec.window ? compileRolloutWindow(spec.window).stateAt(now) : undefined;
   const decision = planWave(
@@ -60,22 +60,22 @@ function evaluate(ctx: HubContext, record: RolloutRecord, now: number, mayStart:
   return { record, spec, limits, groups, states, members, window, decision };
 }
 
-function requireRollout(ctx: HubContext, name: string): RolloutRecord {
-  const r = ctx.rollouts.get(name);
+async function requireRollout(ctx: HubContext, name: string): Promise<RolloutRecord> {
+  const r = await ctx.rollouts.get(name);
   if (!r) throw new ApiError(404, 'NotFound', `no rollout "${name}"`);
   return r;
 }
 
 // ------------------------------------------------------------------ create
 
-export function createRollout(ctx: HubContext, body: unknown): RolloutView {
+export async function createRollout(ctx: HubContext, body: unknown): Promise<RolloutView> {
   const parsed = rolloutRequest.safeParse(body);
   if (!parsed.success) throw new ApiError(400, 'InvalidRollout', 'the rollout request is invalid', parsed.error.issues);
   const req = parsed.data;
-  if (ctx.rollouts.exists(req.name)) throw new ApiError(409, 'AlreadyExists', `a rollout "${req.name}" exists; pick another name`);
+  if (await ctx.rollouts.exists(req.name)) throw new ApiError(409, 'AlreadyExists', `a rollout "${req.name}" exists; pick another name`);
   // Record what is true now first: a rollout the status API already shows as
   // finished must not count as active in the conflict check below.
-  tickRollouts(ctx);
+  await tickRollouts(ctx);
   const spec: StoredSpec = { ...req };
   const target = req.target;
   if (target.kind === 'Release') checkRelease(ctx, target.release);
@@ -84,36 +84,36 @@ export function createRollout(ctx: HubContext, body: unknown): RolloutView {
     const a = target.override.appliesTo;
     const versions = req.selector.runningRelease?.versions?.filter((v) => a.versions.includes(v)) ?? a.versions;
     spec.selector = { ...req.selector, runningRelease: { name: a.releaseName, versions } };
-    const other = ctx.rollouts.activeTargets().find((r) => {
+    const other = (await ctx.rollouts.activeTargets()).find((r) => {
       const s = r.spec;
       return s.target.kind === 'Override' && s.target.override.name === target.override.name;
     });
     if (other) throw new ApiError(409, 'OverrideInActiveRollout', `override "${target.override.name}" is being rolled out by "${other.name}": cancel it first`);
   }
 
-  const candidates = selectCandidates(ctx, spec.selector);
+  const candidates = await selectCandidates(ctx, spec.selector);
   if (candidates.length === 0) throw new ApiError(400, 'NoClusters', 'the selector matches no accepted cluster');
   if (target.kind === 'Release') {
-    const busy = releaseConflicts(ctx, candidates.map((c) => c.id));
+    const busy = await releaseConflicts(ctx, candidates.map((c) => c.id));
     if (busy.length > 0) {
       throw new ApiError(409, 'ClusterInActiveRollout', `${busy.length} selected cluster(s) are in another active release rollout: cancel it or narrow the selector`, busy.slice(0, 50));
     }
   }
   const grouping = groupClusters(candidates, req.groups, req.restGroupSize);
   const createdAt = ctx.now().toISOString();
-  if (target.kind === 'Override') ctx.overrides.define(target.override, false, createdAt);
-  ctx.rollouts.create({ name: req.name, spec, rollbackOf: null, createdAt }, grouping.groups, grouping.members);
+  if (target.kind === 'Override') await ctx.overrides.define(target.override, false, createdAt);
+  await ctx.rollouts.create({ name: req.name, spec, rollbackOf: null, createdAt }, grouping.groups, grouping.members);
   ctx.log.info({ rollout: req.name, clusters: candidates.length, groups: grouping.groups.length, strategy: req.strategy.type }, 'rollout created');
-  tickRollout(ctx, req.name);
+  await tickRollout(ctx, req.name);
   return rolloutStatus(ctx, req.name);
 }
 
 /** Accepted clusters the selector matches now. */
-function selectCandidates(ctx: HubContext, selector: StoredSpec['selector']): Candidate[] {
+async function selectCandidates(ctx: HubContext, selector: StoredSpec['selector']): Promise<Candidate[]> {
   const out: Candidate[] = [];
-  for (const c of ctx.clusters.list()) {
+  for (const c of await ctx.clusters.list()) {
     if (c.status !== 'Accepted') continue;
-    const up = ctx.aggregate.upgrade(c.id);
+    const up = await ctx.aggregate.upgrade(c.id);
     const cand: Candidate = { id: c.id, labels: c.labels, running: up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null };
     if (matchesSelector(cand, selector)) out.push(cand);
   }
@@ -127,19 +127,19 @@ function selectCandidates(ctx: HubContext, selector: StoredSpec['selector']): Ca
  * selector matches, else the last rest group (added when there is none).
  * A newcomer in another active release rollout waits until that one ends.
  */
-function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): void {
+async function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): Promise<void> {
   const spec = record.spec;
-  const current = evaluate(ctx, record, nowMs, false);
-  const selected = new Map(selectCandidates(ctx, spec.selector).map((c) => [c.id, c]));
+  const current = await evaluate(ctx, record, nowMs, false);
+  const selected = new Map((await selectCandidates(ctx, spec.selector)).map((c) => [c.id, c]));
   const leaving = current.states.filter((st, i) => !selected.has(st.id) && !isCounted(current.decision.clusters[i]?.status)).map((st) => st.id);
   if (leaving.length > 0) {
-    ctx.rollouts.removeMembers(record.name, leaving);
+    await ctx.rollouts.removeMembers(record.name, leaving);
     ctx.log.info({ rollout: record.name, clusters: leaving.slice(0, 20), count: leaving.length }, 'clusters left the rollout (membership Dynamic)');
   }
   const members = new Set(current.states.map((st) => st.id));
   let joining = [...selected.values()].filter((c) => !members.has(c.id)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   if (spec.target.kind !== 'Override') {
-    const busy = new Set(releaseConflicts(ctx, joining.map((c) => c.id)).map((b) => b.clusterId));
+    const busy = new Set((await releaseConflicts(ctx, joining.map((c) => c.id))).map((b) => b.clusterId));
     joining = joining.filter((c) => !busy.has(c.id));
   }
   if (joining.length === 0) return;
@@ -154,7 +154,7 @@ function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): void {
     if (newGroups.length === 0) newGroups.push({ name: 'rest', mandatory: false });
     return { clusterId: c.id, group: groups.length };
   });
-  ctx.rollouts.addMembers(record.name, newGroups, additions);
+  await ctx.rollouts.addMembers(record.name, newGroups, additions);
   ctx.log.info({ rollout: record.name, clusters: joining.slice(0, 20).map((c) => c.id), count: joining.length }, 'clusters joined the rollout (membership Dynamic)');
 }
 
@@ -171,10 +171,10 @@ function checkRelease(ctx: HubContext, body: unknown): void {
 }
 
 /** Clusters already in an active rollout that sends releases (a release or a rollback). */
-function releaseConflicts(ctx: HubContext, ids: readonly string[]): { clusterId: string; rollout: string }[] {
-  const releaseRollouts = new Set(ctx.rollouts.activeTargets().filter((r) => r.spec.target.kind !== 'Override').map((r) => r.name));
+async function releaseConflicts(ctx: HubContext, ids: readonly string[]): Promise<{ clusterId: string; rollout: string }[]> {
+  const releaseRollouts = new Set((await ctx.rollouts.activeTargets()).filter((r) => r.spec.target.kind !== 'Override').map((r) => r.name));
   if (releaseRollouts.size === 0) return [];
-  const memberships = ctx.rollouts.activeMemberships();
+  const memberships = await ctx.rollouts.activeMemberships();
   const out: { clusterId: string; rollout: string }[] = [];
   for (const id of ids) {
     const r = memberships.get(id);
@@ -193,13 +193,18 @@ export interface TickResult {
 }
 
 /** Evaluates every active rollout and applies the decisions. Safe to call at any time, as often as wanted. */
-export function tickRollouts(ctx: HubContext): TickResult[] {
-  return ctx.rollouts.active().map((r) => tickRollout(ctx, r.name)).filter((r): r is TickResult => r !== undefined);
+export async function tickRollouts(ctx: HubContext): Promise<TickResult[]> {
+  const out: TickResult[] = [];
+  for (const r of await ctx.rollouts.active()) {
+    const result = await tickRollout(ctx, r.name);
+    if (result !== undefined) out.push(result);
+  }
+  return out;
 }
 
 type Delivery = { clusterId: string; type: 'release' | 'override'; envelope: unknown };
 
-export function tickRollout(ctx: HubContext, name: string): TickResult | undefined {
+export function tickRollout(ctx: HubContext, name: string): Promise<TickResult | undefined> {
   return applyDecision(ctx, name, true);
 }
 
@@ -208,28 +213,36 @@ export function tickRollout(ctx: HubContext, name: string): TickResult | undefin
  * starting anything: operator actions settle first, so they act on the phase
  * the status shows, and a cancelled rollout keeps the results it saw.
  */
-function settle(ctx: HubContext, name: string): void {
-  applyDecision(ctx, name, false);
+async function settle(ctx: HubContext, name: string): Promise<void> {
+  await applyDecision(ctx, name, false);
 }
 
-function applyDecision(ctx: HubContext, name: string, mayStart: boolean): TickResult | undefined {
+async function applyDecision(ctx: HubContext, name: string, mayStart: boolean): Promise<TickResult | undefined> {
   const deliveries: Delivery[] = [];
-  const result = ctx.rollouts.transaction(() => {
-    const record = ctx.rollouts.get(name);
+  const result = await ctx.db.transaction(async () => {
+    // One step at a time across replicas; what the previous step did is read below.
+    await ctx.rollouts.lockSteps();
+    const record = await ctx.rollouts.get(name);
     if (!record || (record.phase !== 'Progressing' && record.phase !== 'Paused')) return undefined;
     const nowMs = ctx.now().getTime();
     const now = new Date(nowMs).toISOString();
-    if (mayStart && record.phase === 'Progressing' && record.spec.membership === 'Dynamic') reselect(ctx, record, nowMs);
-    const ev = evaluate(ctx, record, nowMs, mayStart);
+    if (mayStart && record.phase === 'Progressing' && record.spec.membership === 'Dynamic') await reselect(ctx, record, nowMs);
+    const ev = await evaluate(ctx, record, nowMs, mayStart);
     const d = ev.decision;
-    if (d.succeededNow.length > 0) ctx.rollouts.markSucceeded(name, d.succeededNow, now);
-    if (d.failedNow.length > 0) ctx.rollouts.markFailed(name, d.failedNow);
-    if (d.skippedNow.length > 0) ctx.rollouts.markSkipped(name, d.skippedNow, now);
+    if (d.succeededNow.length > 0) await ctx.rollouts.markSucceeded(name, d.succeededNow, now);
+    if (d.failedNow.length > 0) await ctx.rollouts.markFailed(name, d.failedNow);
+    if (d.skippedNow.length > 0) await ctx.rollouts.markSkipped(name, d.skippedNow, now);
     let started = 0;
     for (const id of d.start) {
       try {
-        const sent = send(ctx, ev, id);
-        ctx.rollouts.recordSent(name, id, sent.revision, now, sent.previousRevision);
+        // A savepoint each: a cluster that fails is rolled back alone.
+        const sent = await ctx.db.transaction(async () => {
+          const s = await send(ctx, ev, id);
+          await ctx.rollouts.recordSent(name, id, s.revision, now, s.previousRevision);
+          // Connected to another replica (or nowhere): the event leaves with the COMMIT, so a replica killed right after it still told them.
+          if (ctx.sessions.agent(id) === undefined) await ctx.bus.publish(s.type === 'release' ? { t: 'release', c: id } : { t: 'override', c: id, r: s.revision });
+          return s;
+        });
         deliveries.push({ clusterId: id, type: sent.type, envelope: sent.envelope });
         started++;
       } catch (err) {
@@ -237,34 +250,31 @@ function applyDecision(ctx: HubContext, name: string, mayStart: boolean): TickRe
         ctx.log.warn({ rollout: name, clusterId: id, err: err instanceof Error ? err.message : String(err) }, 'rollout could not start a cluster');
       }
     }
-    if (started > 0) ctx.rollouts.markStarted(name, now);
+    if (started > 0) await ctx.rollouts.markStarted(name, now);
     const terminal = d.phase === 'Succeeded' || d.phase === 'Completed';
     if (d.phase !== record.phase || d.reason !== record.reason || d.message !== record.message) {
-      ctx.rollouts.setPhase(name, { phase: d.phase, reason: d.reason, message: d.message, endedAt: terminal ? now : null }, now);
+      await ctx.rollouts.setPhase(name, { phase: d.phase, reason: d.reason, message: d.message, endedAt: terminal ? now : null }, now);
       if (d.phaseChanged) ctx.log.warn({ rollout: name, phase: d.phase, reason: d.reason, message: d.message }, 'rollout phase changed');
     }
     return { rollout: name, started, phase: d.phase, nextWakeAt: d.nextWakeAt };
   });
-  for (const dl of deliveries) {
-    const agent = ctx.sessions.agent(dl.clusterId);
-    if (dl.type === 'release') agent?.deliver({ type: 'release', envelope: dl.envelope });
-    else agent?.deliver({ type: 'override', envelope: dl.envelope });
-  }
+  // Committed: agents connected here hear of it now (the others through the events published above).
+  for (const dl of deliveries) ctx.sessions.agent(dl.clusterId)?.deliver(dl.type === 'release' ? { type: 'release', envelope: dl.envelope } : { type: 'override', envelope: dl.envelope });
   if (result && result.started > 0) ctx.log.info({ rollout: name, started: result.started }, 'rollout started clusters');
   return result;
 }
 
-function send(ctx: HubContext, ev: Evaluation, clusterId: string): { revision: number; previousRevision: number | null; type: 'release' | 'override'; envelope: unknown } {
+async function send(ctx: HubContext, ev: Evaluation, clusterId: string): Promise<{ revision: number; previousRevision: number | null; type: 'release' | 'override'; envelope: unknown }> {
   const t = ev.spec.target;
   if (t.kind === 'Override') {
-    const doc = issueOverride(ctx, clusterId, t.override, t.withdraw === true);
+    const doc = await issueOverride(ctx, clusterId, t.override, t.withdraw === true);
     return { revision: doc.revision, previousRevision: null, type: 'override', envelope: doc.envelope };
   }
-  const previousRevision = ctx.releases.latest(clusterId)?.revision ?? null;
+  const previousRevision = (await ctx.releases.latest(clusterId))?.revision ?? null;
   let body: unknown = t.kind === 'Release' ? t.release : undefined;
   if (t.kind === 'Rollback') {
-    const revision = ctx.rollouts.previousRevisionIn(t.rollbackOf, clusterId);
-    const payload = revision === null ? undefined : ctx.rollouts.releasePayload(clusterId, revision);
+    const revision = await ctx.rollouts.previousRevisionIn(t.rollbackOf, clusterId);
+    const payload = revision === null ? undefined : await ctx.rollouts.releasePayload(clusterId, revision);
     if (payload === undefined) throw new ApiError(409, 'NoPreviousRelease', `cluster "${clusterId}" has no release to roll back to`);
     const r = JSON.parse(payload) as Release;
     // The earlier release again, as a new revision; a downgrade on purpose.
@@ -276,51 +286,64 @@ function send(ctx: HubContext, ev: Evaluation, clusterId: string): { revision: n
     const w = ev.spec.window;
     body = { ...body, windows: { windows: [{ name: `rollout-${ev.spec.name}`, cron: w.cron, duration: w.duration, timeZone: w.timeZone }] } };
   }
-  const { record } = setDesiredRelease(ctx, clusterId, body, { deliver: false });
+  const { record } = await setDesiredRelease(ctx, clusterId, body, { deliver: false });
   return { revision: record.revision, previousRevision, type: 'release', envelope: record.envelope };
 }
 
 // ------------------------------------------------------------------ operator actions
 
-export function pauseRollout(ctx: HubContext, name: string, body: unknown): RolloutView {
+/** An operator's change to a rollout, under the step lock, so it never interleaves with a step another replica is taking. */
+function operatorStep<T>(ctx: HubContext, fn: () => Promise<T>): Promise<T> {
+  return ctx.db.transaction(async () => {
+    await ctx.rollouts.lockSteps();
+    return fn();
+  });
+}
+
+export async function pauseRollout(ctx: HubContext, name: string, body: unknown): Promise<RolloutView> {
   const req = pauseRequest.safeParse(body ?? {});
   if (!req.success) throw new ApiError(400, 'InvalidRequest', 'the pause request is invalid', req.error.issues);
-  requireRollout(ctx, name);
-  settle(ctx, name);
-  const r = requireRollout(ctx, name);
-  if (r.phase === 'Progressing') {
-    ctx.rollouts.setPhase(name, { phase: 'Paused', reason: 'PausedByOperator', message: req.data.reason ?? 'paused by an operator: no new cluster starts' }, ctx.now().toISOString());
-    ctx.log.warn({ rollout: name }, 'rollout paused by an operator');
-  } else if (r.phase !== 'Paused') {
-    throw new ApiError(409, 'NotActive', `rollout "${name}" is ${r.phase}`);
-  }
+  await requireRollout(ctx, name);
+  await settle(ctx, name);
+  await operatorStep(ctx, async () => {
+    const r = await requireRollout(ctx, name);
+    if (r.phase === 'Progressing') {
+      await ctx.rollouts.setPhase(name, { phase: 'Paused', reason: 'PausedByOperator', message: req.data.reason ?? 'paused by an operator: no new cluster starts' }, ctx.now().toISOString());
+      ctx.log.warn({ rollout: name }, 'rollout paused by an operator');
+    } else if (r.phase !== 'Paused') {
+      throw new ApiError(409, 'NotActive', `rollout "${name}" is ${r.phase}`);
+    }
+  });
   return rolloutStatus(ctx, name);
 }
 
 /** Resuming accepts the failures seen so far: only failures beyond them count against maxFailures (and mandatory groups). */
-export function resumeRollout(ctx: HubContext, name: string): RolloutView {
-  requireRollout(ctx, name);
-  settle(ctx, name);
-  const r = requireRollout(ctx, name);
-  if (r.phase !== 'Paused') throw new ApiError(409, 'NotPaused', `rollout "${name}" is ${r.phase}, not Paused`);
-  const now = ctx.now();
-  const ev = evaluate(ctx, r, now.getTime(), false);
-  ctx.rollouts.transaction(() => {
-    ctx.rollouts.acknowledge(name, ev.decision.failures, ev.decision.mandatoryFailures, now.toISOString());
-    ctx.rollouts.setPhase(name, { phase: 'Progressing', reason: null, message: null }, now.toISOString());
+export async function resumeRollout(ctx: HubContext, name: string): Promise<RolloutView> {
+  await requireRollout(ctx, name);
+  await settle(ctx, name);
+  const failures = await operatorStep(ctx, async () => {
+    const r = await requireRollout(ctx, name);
+    if (r.phase !== 'Paused') throw new ApiError(409, 'NotPaused', `rollout "${name}" is ${r.phase}, not Paused`);
+    const now = ctx.now();
+    const ev = await evaluate(ctx, r, now.getTime(), false);
+    await ctx.rollouts.acknowledge(name, ev.decision.failures, ev.decision.mandatoryFailures, now.toISOString());
+    await ctx.rollouts.setPhase(name, { phase: 'Progressing', reason: null, message: null }, now.toISOString());
+    return ev.decision.failures;
   });
-  ctx.log.warn({ rollout: name, acknowledgedFailures: ev.decision.failures }, 'rollout resumed by an operator');
-  tickRollout(ctx, name);
+  ctx.log.warn({ rollout: name, acknowledgedFailures: failures }, 'rollout resumed by an operator');
+  await tickRollout(ctx, name);
   return rolloutStatus(ctx, name);
 }
 
-export function cancelRollout(ctx: HubContext, name: string, reason = 'CancelledByOperator', message = 'cancelled by an operator: no new cluster starts; clusters keep what they were sent'): RolloutView {
-  requireRollout(ctx, name);
-  settle(ctx, name);
-  const r = requireRollout(ctx, name);
-  if (r.phase !== 'Progressing' && r.phase !== 'Paused') throw new ApiError(409, 'NotActive', `rollout "${name}" is already ${r.phase}`);
-  const now = ctx.now().toISOString();
-  ctx.rollouts.setPhase(name, { phase: 'Cancelled', reason, message, endedAt: now }, now);
+export async function cancelRollout(ctx: HubContext, name: string, reason = 'CancelledByOperator', message = 'cancelled by an operator: no new cluster starts; clusters keep what they were sent'): Promise<RolloutView> {
+  await requireRollout(ctx, name);
+  await settle(ctx, name);
+  await operatorStep(ctx, async () => {
+    const r = await requireRollout(ctx, name);
+    if (r.phase !== 'Progressing' && r.phase !== 'Paused') throw new ApiError(409, 'NotActive', `rollout "${name}" is already ${r.phase}`);
+    const now = ctx.now().toISOString();
+    await ctx.rollouts.setPhase(name, { phase: 'Cancelled', reason, message, endedAt: now }, now);
+  });
   ctx.log.warn({ rollout: name, reason }, 'rollout cancelled');
   return rolloutStatus(ctx, name);
 }
@@ -332,22 +355,22 @@ export function cancelRollout(ctx: HubContext, name: string, reason = 'Cancelled
  * release before this one are left out (nothing to go back to). Groups and
  * their order are kept, without mandatory gating.
  */
-export function rollbackRollout(ctx: HubContext, name: string, body: unknown): { rollback: RolloutView; excluded: string[] } {
+export async function rollbackRollout(ctx: HubContext, name: string, body: unknown): Promise<{ rollback: RolloutView; excluded: string[] }> {
   const req = rollbackRequest.safeParse(body ?? {});
   if (!req.success) throw new ApiError(400, 'InvalidRollback', 'the rollback request is invalid', req.error.issues);
-  requireRollout(ctx, name);
-  settle(ctx, name);
-  const orig = requireRollout(ctx, name);
+  await requireRollout(ctx, name);
+  await settle(ctx, name);
+  const orig = await requireRollout(ctx, name);
   const origSpec = orig.spec;
-  const rollbackName = req.data.name ?? freeName(ctx, `${name}-rollback`);
-  if (ctx.rollouts.exists(rollbackName)) throw new ApiError(409, 'AlreadyExists', `a rollout "${rollbackName}" exists; pick another name`);
+  const rollbackName = req.data.name ?? (await freeName(ctx, `${name}-rollback`));
+  if (await ctx.rollouts.exists(rollbackName)) throw new ApiError(409, 'AlreadyExists', `a rollout "${rollbackName}" exists; pick another name`);
   const strategy = req.data.strategy ?? origSpec.strategy;
   const unknownClusters = req.data.unknownClusters ?? origSpec.unknownClusters;
   if (unknownClusters === 'Wait' && rolloutStrategy.parse(strategy).progressDeadline === 'None') {
     throw new ApiError(400, 'InvalidRollback', 'unknownClusters Wait needs a progressDeadline');
   }
-  const groups = ctx.rollouts.groups(name);
-  const members = ctx.rollouts.members(name);
+  const groups = await ctx.rollouts.groups(name);
+  const members = await ctx.rollouts.members(name);
   const reached = members.filter((m) => m.sentRevision !== null);
   const isOverride = origSpec.target.kind === 'Override';
   const included = isOverride ? reached : reached.filter((m) => m.previousRevision !== null);
@@ -370,41 +393,43 @@ export function rollbackRollout(ctx: HubContext, name: string, body: unknown): {
   if (req.data.window) spec.window = req.data.window;
   else delete spec.window;
   const now = ctx.now().toISOString();
-  ctx.rollouts.transaction(() => {
+  await operatorStep(ctx, async () => {
     if (orig.phase === 'Progressing' || orig.phase === 'Paused') {
-      ctx.rollouts.setPhase(name, { phase: 'Cancelled', reason: 'RolledBack', message: `rolled back by ${rollbackName}`, endedAt: now }, now);
+      await ctx.rollouts.setPhase(name, { phase: 'Cancelled', reason: 'RolledBack', message: `rolled back by ${rollbackName}`, endedAt: now }, now);
     }
-    if (target.kind === 'Override') ctx.overrides.define(target.override, true, now);
-    ctx.rollouts.create(
+    if (target.kind === 'Override') await ctx.overrides.define(target.override, true, now);
+    await ctx.rollouts.create(
       { name: rollbackName, spec, rollbackOf: name, createdAt: now },
       // Same groups in the same order, but none mandatory: undoing a change must not wait for canaries to prove the undo.
       groups.map((g) => ({ name: g.name, mandatory: false })),
       included.map((m) => ({ clusterId: m.clusterId, group: m.group })),
     );
-    ctx.rollouts.setRolledBackBy(name, rollbackName, now);
+    await ctx.rollouts.setRolledBackBy(name, rollbackName, now);
   });
   ctx.log.warn({ rollout: name, rollback: rollbackName, clusters: included.length, excluded: excluded.length }, 'rollout rolled back');
-  tickRollout(ctx, rollbackName);
-  return { rollback: rolloutStatus(ctx, rollbackName), excluded };
+  await tickRollout(ctx, rollbackName);
+  return { rollback: await rolloutStatus(ctx, rollbackName), excluded };
 }
 
-function freeName(ctx: HubContext, base: string): string {
+async function freeName(ctx: HubContext, base: string): Promise<string> {
   const stem = base.slice(0, 56).replace(/-+$/, '');
-  if (!ctx.rollouts.exists(stem)) return stem;
-  for (let i = 2; ; i++) if (!ctx.rollouts.exists(`${stem}-${i}`)) return `${stem}-${i}`;
+  if (!(await ctx.rollouts.exists(stem))) return stem;
+  for (let i = 2; ; i++) if (!(await ctx.rollouts.exists(`${stem}-${i}`))) return `${stem}-${i}`;
 }
 
 // ------------------------------------------------------------------ status
 
-export function listRollouts(ctx: HubContext): { rollouts: RolloutView[] } {
-  return { rollouts: ctx.rollouts.list().map((r) => rolloutStatus(ctx, r.name)) };
+export async function listRollouts(ctx: HubContext): Promise<{ rollouts: RolloutView[] }> {
+  const rollouts: RolloutView[] = [];
+  for (const r of await ctx.rollouts.list()) rollouts.push(await rolloutStatus(ctx, r.name));
+  return { rollouts };
 }
 
 /** The status as of now, computed without starting anything (the next tick does). */
-export function rolloutStatus(ctx: HubContext, name: string, opts: { clusters?: 'all' | 'failed' } = {}): RolloutView {
-  const record = requireRollout(ctx, name);
+export async function rolloutStatus(ctx: HubContext, name: string, opts: { clusters?: 'all' | 'failed' } = {}): Promise<RolloutView> {
+  const record = await requireRollout(ctx, name);
   const now = ctx.now().getTime();
-  const ev = evaluate(ctx, record, now, false);
+  const ev = await evaluate(ctx, record, now, false);
   const { spec, decision: d } = ev;
   const seenNow = new Set(d.succeededNow);
   const clusterView = (i: number): RolloutClusterView => {

@@ -3,8 +3,7 @@
 // each, so the aggregate is the agent's history replayed in order.
 import { parseReport } from '../../protocol/reports.ts';
 import { upgradeStatusOf } from '../../protocol/attempt.ts';
-import type { Statement } from 'better-sqlite3';
-import type { HubDatabase } from './database.ts';
+import type { Sql } from './sql.ts';
 
 export interface UpgradeRecord {
   attemptId: string | null;
@@ -46,59 +45,50 @@ export interface TelemetryRecord {
   event: unknown;
 }
 
-/**
- * Folds reports into the aggregate. Statements are compiled once: every
- * report passes here, and better-sqlite3 compiles SQL on each prepare()
- * (about 0.1 ms apiece with this schema), which made compiling, not
- * writing, most of the cost of a report (bench/hub-replay.ts).
- */
+/** Folds reports into the aggregate, inside the ingest's transaction. */
 export class ReportApplier {
-  readonly #ensureRow: Statement;
-  readonly #transition: Statement;
-  readonly #running: Statement;
-  readonly #telemetry: Statement;
-  readonly #refusal: Statement;
-  readonly #inventory: Statement;
+  readonly #sql: Sql;
 
-  constructor(db: HubDatabase) {
-    this.#ensureRow = db.prepare('INSERT OR IGNORE INTO cluster_upgrade (cluster_id) VALUES (?)');
-    this.#transition = db.prepare(
-      `UPDATE cluster_upgrade SET attempt_id = ?, release_name = ?, release_version = ?, revision = ?, phase = ?, status = ?,
-         stage = ?, reason = ?, message = ?, at = ? WHERE cluster_id = ?`,
-    );
-    this.#running = db.prepare('UPDATE cluster_upgrade SET running_name = ?, running_version = ? WHERE cluster_id = ?');
-    this.#telemetry = db.prepare('INSERT INTO telemetry (cluster_id, seq, body, received_at) VALUES (?, ?, ?, ?)');
-    this.#refusal = db.prepare('UPDATE cluster_upgrade SET last_refusal = ? WHERE cluster_id = ?');
-    this.#inventory = db.prepare('UPDATE clusters SET inventory = ?, kubernetes_version = ?, target_infrastructure = ? WHERE id = ?');
+  constructor(sql: Sql) {
+    this.#sql = sql;
+  }
+
+  async #ensureRow(clusterId: string): Promise<void> {
+    await this.#sql.run('INSERT INTO cluster_upgrade (cluster_id) VALUES (?) ON CONFLICT (cluster_id) DO NOTHING', [clusterId]);
   }
 
   /** Applies one report; returns why it was not applied, or null. */
-  apply(clusterId: string, seq: number, kind: string, body: unknown, receivedAt: string): string | null {
+  async apply(clusterId: string, seq: number, kind: string, body: unknown, receivedAt: string): Promise<string | null> {
     const parsed = parseReport(kind, body);
     if (!parsed.known) return `unknown report kind "${kind}" (from a newer agent?): stored, not aggregated`;
     if (!parsed.ok) return `invalid ${kind} report: ${parsed.issue}`;
+    const sql = this.#sql;
     switch (parsed.kind) {
       case 'attempt-transition': {
         const t = parsed.body;
-        this.#ensureRow.run(clusterId);
-        this.#transition.run(t.attemptId, t.release.name, t.release.version, t.release.revision, t.phase, upgradeStatusOf(t.phase), t.stage, t.reason, t.message, t.at, clusterId);
-        if (t.phase === 'Succeeded') this.#running.run(t.release.name, t.release.version, clusterId);
+        await this.#ensureRow(clusterId);
+        await sql.run(
+          `UPDATE cluster_upgrade SET attempt_id = ?, release_name = ?, release_version = ?, revision = ?, phase = ?, status = ?,
+             stage = ?, reason = ?, message = ?, at = ? WHERE cluster_id = ?`,
+          [t.attemptId, t.release.name, t.release.version, t.release.revision, t.phase, upgradeStatusOf(t.phase), t.stage, t.reason, t.message, t.at, clusterId],
+        );
+        if (t.phase === 'Succeeded') await sql.run('UPDATE cluster_upgrade SET running_name = ?, running_version = ? WHERE cluster_id = ?', [t.release.name, t.release.version, clusterId]);
         return null;
       }
       case 'upgrade-completed': {
         // A credential writes only its own cluster's reports: an event naming
         // another cluster is kept for inspection and counted nowhere.
         if (parsed.body.cluster_id !== clusterId) return `upgrade-completed names cluster "${parsed.body.cluster_id}", not the sender "${clusterId}"`;
-        this.#telemetry.run(clusterId, seq, JSON.stringify(parsed.body), receivedAt);
+        await sql.run('INSERT INTO telemetry (cluster_id, seq, body, received_at) VALUES (?, ?, ?, ?)', [clusterId, seq, JSON.stringify(parsed.body), receivedAt]);
         return null;
       }
       case 'release-refused':
-        this.#ensureRow.run(clusterId);
-        this.#refusal.run(JSON.stringify(parsed.body), clusterId);
+        await this.#ensureRow(clusterId);
+        await sql.run('UPDATE cluster_upgrade SET last_refusal = ? WHERE cluster_id = ?', [JSON.stringify(parsed.body), clusterId]);
         return null;
       case 'inventory': {
         const inv = parsed.body;
-        this.#inventory.run(JSON.stringify(inv), inv.kubernetesVersion, inv.targetInfrastructure, clusterId);
+        await sql.run('UPDATE clusters SET inventory = ?, kubernetes_version = ?, target_infrastructure = ? WHERE id = ?', [JSON.stringify(inv), inv.kubernetesVersion, inv.targetInfrastructure, clusterId]);
         return null;
       }
     }
@@ -106,14 +96,14 @@ export class ReportApplier {
 }
 
 export class AggregateRepo {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
 
-  constructor(db: HubDatabase) {
-    this.#db = db;
+  constructor(sql: Sql) {
+    this.#sql = sql;
   }
 
-  upgrade(clusterId: string): UpgradeRecord | undefined {
-    const r = this.#db.prepare('SELECT * FROM cluster_upgrade WHERE cluster_id = ?').get(clusterId) as UpgradeRow | undefined;
+  async upgrade(clusterId: string): Promise<UpgradeRecord | undefined> {
+    const r = await this.#sql.get<UpgradeRow>('SELECT * FROM cluster_upgrade WHERE cluster_id = ?', [clusterId]);
     if (!r) return undefined;
     return {
       attemptId: r.attempt_id,
@@ -132,13 +122,12 @@ export class AggregateRepo {
     };
   }
 
-  telemetry(opts: { clusterId?: string; afterId?: number; limit: number }): TelemetryRecord[] {
-    const rows = this.#db
-      .prepare(
-        `SELECT id, cluster_id, seq, body, received_at FROM telemetry
-         WHERE id > @after AND (@cluster IS NULL OR cluster_id = @cluster) ORDER BY id LIMIT @limit`,
-      )
-      .all({ after: opts.afterId ?? 0, cluster: opts.clusterId ?? null, limit: opts.limit }) as { id: number; cluster_id: string; seq: number; body: string; received_at: string }[];
+  async telemetry(opts: { clusterId?: string | undefined; afterId?: number; limit: number }): Promise<TelemetryRecord[]> {
+    const cluster = opts.clusterId === undefined ? '' : ' AND cluster_id = ?';
+    const rows = await this.#sql.all<{ id: number; cluster_id: string; seq: number; body: string; received_at: string }>(
+      `SELECT id, cluster_id, seq, body, received_at FROM telemetry WHERE id > ?${cluster} ORDER BY id LIMIT ?`,
+      opts.clusterId === undefined ? [opts.afterId ?? 0, opts.limit] : [opts.afterId ?? 0, opts.clusterId, opts.limit],
+    );
     return rows.map((r) => ({ id: r.id, clusterId: r.cluster_id, seq: r.seq, receivedAt: r.received_at, event: JSON.parse(r.body) as unknown }));
   }
 }

@@ -1,5 +1,5 @@
 // The audit table: every mutating operator call, allowed or refused.
-import type { HubDatabase } from './database.ts';
+import type { Sql } from './sql.ts';
 
 export interface AuditEntry {
   id: number;
@@ -25,23 +25,29 @@ interface Row {
 }
 
 export class AuditRepo {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
   readonly #now: () => Date;
 
-  constructor(db: HubDatabase, now: () => Date) {
-    this.#db = db;
+  constructor(sql: Sql, now: () => Date) {
+    this.#sql = sql;
     this.#now = now;
   }
 
-  record(e: Omit<AuditEntry, 'id' | 'at'>): void {
-    this.#db
-      .prepare('INSERT INTO audit_log (at, actor, role, method, path, status, remote_address) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(this.#now().toISOString(), e.actor, e.role, e.method, e.path, e.status, e.remoteAddress);
+  async record(e: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {
+    await this.#sql.run('INSERT INTO audit_log (at, actor, role, method, path, status, remote_address) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+      this.#now().toISOString(),
+      e.actor,
+      e.role,
+      e.method,
+      e.path,
+      e.status,
+      e.remoteAddress,
+    ]);
   }
 
   /** Oldest first, after `afterId`. */
-  list(o: { afterId: number; limit: number }): AuditEntry[] {
-    const rows = this.#db.prepare('SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?').all(o.afterId, o.limit) as Row[];
+  async list(o: { afterId: number; limit: number }): Promise<AuditEntry[]> {
+    const rows = await this.#sql.all<Row>('SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT ?', [o.afterId, o.limit]);
     return rows.map((r) => ({ id: r.id, at: r.at, actor: r.actor, role: r.role, method: r.method, path: r.path, status: r.status, remoteAddress: r.remote_address }));
   }
 }

@@ -3,7 +3,7 @@
 // may expire, be revoked, and carries a use limit counted per new
 // registration request.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { HubDatabase } from './database.ts';
+import type { Sql } from './sql.ts';
 import { hashSecret } from '../credentials.ts';
 
 /** 32 random bytes, base64url: the least a token may hold, configured or issued. */
@@ -38,11 +38,11 @@ function toToken(r: Row): BootstrapToken {
 }
 
 export class BootstrapTokenRepo {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
   readonly #now: () => Date;
 
-  constructor(db: HubDatabase, now: () => Date) {
-    this.#db = db;
+  constructor(sql: Sql, now: () => Date) {
+    this.#sql = sql;
     this.#now = now;
   }
 
@@ -51,49 +51,55 @@ export class BootstrapTokenRepo {
    * the valid 'config' tokens: new ones are added, ones no longer
    * configured are revoked. They do not expire and have no use limit.
    */
-  syncConfigured(tokens: readonly string[]): void {
+  async syncConfigured(tokens: readonly string[]): Promise<void> {
     const now = this.#now().toISOString();
     const hashes = new Set(tokens.map(hashSecret));
-    this.#db.transaction(() => {
+    await this.#sql.transaction(async () => {
       for (const h of hashes) {
-        this.#db
-          .prepare("INSERT INTO bootstrap_tokens (id, token_hash, source, created_at) VALUES (?, ?, 'config', ?) ON CONFLICT (token_hash) DO UPDATE SET revoked_at = NULL WHERE source = 'config'")
-          .run(`config-${h.slice(0, 12)}`, h, now);
+        await this.#sql.run(
+          "INSERT INTO bootstrap_tokens (id, token_hash, source, created_at) VALUES (?, ?, 'config', ?) ON CONFLICT (token_hash) DO UPDATE SET revoked_at = NULL WHERE bootstrap_tokens.source = 'config'",
+          [`config-${h.slice(0, 12)}`, h, now],
+        );
       }
-      const configured = this.#db.prepare("SELECT token_hash FROM bootstrap_tokens WHERE source = 'config' AND revoked_at IS NULL").all() as { token_hash: string }[];
+      const configured = await this.#sql.all<{ token_hash: string }>("SELECT token_hash FROM bootstrap_tokens WHERE source = 'config' AND revoked_at IS NULL");
       for (const { token_hash } of configured) {
-        if (!hashes.has(token_hash)) this.#db.prepare('UPDATE bootstrap_tokens SET revoked_at = ? WHERE token_hash = ?').run(now, token_hash);
+        if (!hashes.has(token_hash)) await this.#sql.run('UPDATE bootstrap_tokens SET revoked_at = ? WHERE token_hash = ?', [now, token_hash]);
       }
-    })();
+    });
   }
 
   /** A new random token; its text is returned once and never stored. */
-  issue(o: { ttlMs: number; maxUses: number; description?: string | undefined }): { token: string; record: BootstrapToken } {
+  async issue(o: { ttlMs: number; maxUses: number; description?: string | undefined }): Promise<{ token: string; record: BootstrapToken }> {
     const token = randomBytes(32).toString('base64url');
     const id = randomUUID();
     const now = this.#now();
-    this.#db
-      .prepare("INSERT INTO bootstrap_tokens (id, token_hash, source, description, created_at, expires_at, max_uses) VALUES (?, ?, 'api', ?, ?, ?, ?)")
-      .run(id, hashSecret(token), o.description ?? null, now.toISOString(), new Date(now.getTime() + o.ttlMs).toISOString(), o.maxUses);
-    return { token, record: this.get(id) as BootstrapToken };
+    await this.#sql.run("INSERT INTO bootstrap_tokens (id, token_hash, source, description, created_at, expires_at, max_uses) VALUES (?, ?, 'api', ?, ?, ?, ?)", [
+      id,
+      hashSecret(token),
+      o.description ?? null,
+      now.toISOString(),
+      new Date(now.getTime() + o.ttlMs).toISOString(),
+      o.maxUses,
+    ]);
+    return { token, record: (await this.get(id)) as BootstrapToken };
   }
 
-  get(id: string): BootstrapToken | undefined {
-    const row = this.#db.prepare('SELECT * FROM bootstrap_tokens WHERE id = ?').get(id) as Row | undefined;
+  async get(id: string): Promise<BootstrapToken | undefined> {
+    const row = await this.#sql.get<Row>('SELECT * FROM bootstrap_tokens WHERE id = ?', [id]);
     return row && toToken(row);
   }
 
-  list(): BootstrapToken[] {
-    return (this.#db.prepare('SELECT * FROM bootstrap_tokens ORDER BY created_at, rowid').all() as Row[]).map(toToken);
+  async list(): Promise<BootstrapToken[]> {
+    return (await this.#sql.all<Row>(`SELECT * FROM bootstrap_tokens ORDER BY created_at, ${this.#sql.dialect.insertionOrder}`)).map(toToken);
   }
 
-  revoke(id: string): boolean {
-    return this.#db.prepare('UPDATE bootstrap_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.#now().toISOString(), id).changes === 1;
+  async revoke(id: string): Promise<boolean> {
+    return (await this.#sql.run('UPDATE bootstrap_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [this.#now().toISOString(), id])) === 1;
   }
 
   /** Whether the presented token may be used now; by its hash, so the lookup reveals nothing of the text. */
-  check(presented: string): TokenCheck {
-    const row = this.#db.prepare('SELECT * FROM bootstrap_tokens WHERE token_hash = ?').get(hashSecret(presented)) as Row | undefined;
+  async check(presented: string): Promise<TokenCheck> {
+    const row = await this.#sql.get<Row>('SELECT * FROM bootstrap_tokens WHERE token_hash = ?', [hashSecret(presented)]);
     if (!row) return { ok: false, reason: 'Unknown' };
     if (row.revoked_at !== null) return { ok: false, reason: 'Revoked' };
     if (row.expires_at !== null && Date.parse(row.expires_at) <= this.#now().getTime()) return { ok: false, reason: 'Expired' };
@@ -102,7 +108,7 @@ export class BootstrapTokenRepo {
   }
 
   /** Counts one use (a new registration request); false when the limit was reached meanwhile. */
-  use(id: string): boolean {
-    return this.#db.prepare('UPDATE bootstrap_tokens SET uses = uses + 1 WHERE id = ? AND (max_uses IS NULL OR uses < max_uses)').run(id).changes === 1;
+  async use(id: string): Promise<boolean> {
+    return (await this.#sql.run('UPDATE bootstrap_tokens SET uses = uses + 1 WHERE id = ? AND (max_uses IS NULL OR uses < max_uses)', [id])) === 1;
   }
 }

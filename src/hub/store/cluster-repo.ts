@@ -4,17 +4,19 @@
 //
 // Lease renewals (lastSeen, and connectedAt on hello) live in memory and are
 // written to the database by flushLeases(), all dirty clusters in one
-// transaction (startHub calls it every second and on close). A heartbeat
+// transaction (startHub calls it every second and on close). A flush only
+// moves a lease forward (GREATEST), so replicas sharing one database never
+// set a cluster's lastSeen back to an older renewal of their own. A heartbeat
 // used to be an fsync'd commit of its own, and the hub manages only ~900
 // commits/s (synchronous=FULL). Losing the last second of renewals in a crash is harmless:
 // availability is a lease of graceMultiplier × heartbeatMs (50 s by default),
 // so a restored lastSeen at most a second old can only make a cluster turn
 // Unknown a second early if it never reconnects, and a live agent reconnects
 // and renews with its hello. Nothing is acknowledged on the strength of a
-// lastSeen. Every read (get, list, rollouts' members) sees the in-memory value.
+// lastSeen. Every read (get, list, rollouts' members) sees the newer of the
+// in-memory value and the stored one.
 import type { Inventory } from '../../protocol/inventory.ts';
-import type { Statement } from 'better-sqlite3';
-import type { HubDatabase } from './database.ts';
+import type { Sql } from './sql.ts';
 
 /** Revoked: an operator withdrew the cluster's key; its agent is refused until an operator trusts a key again. */
 export type RegistrationState = 'Pending' | 'Accepted' | 'Revoked';
@@ -107,48 +109,36 @@ export interface Lease {
 }
 
 export class ClusterRepo {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
   readonly #now: () => Date;
-  readonly #get: Statement;
-  readonly #hello: Statement;
-  readonly #writeLease: Statement;
-  readonly #flush: (leases: ReadonlyMap<string, Lease>) => void;
   /** Renewals since the last flush, by cluster id. */
   #leases = new Map<string, Lease>();
 
-  constructor(db: HubDatabase, now: () => Date) {
-    this.#db = db;
+  constructor(sql: Sql, now: () => Date) {
+    this.#sql = sql;
     this.#now = now;
-    this.#get = db.prepare('SELECT * FROM clusters WHERE id = ?');
-    this.#hello = db.prepare(
-      `UPDATE clusters SET agent_version = ?, inventory = ?, kubernetes_version = ?, target_infrastructure = ?,
-         agent_revision = MAX(agent_revision, ?) WHERE id = ?`,
-    );
-    this.#writeLease = db.prepare('UPDATE clusters SET last_seen = ?, connected_at = COALESCE(?, connected_at) WHERE id = ?');
-    this.#flush = db.transaction((leases: ReadonlyMap<string, Lease>) => {
-      for (const [id, l] of leases) this.#writeLease.run(l.lastSeen, l.connectedAt, id);
-    });
   }
 
   #withLease(r: ClusterRecord): ClusterRecord {
     const l = this.#leases.get(r.id);
     if (l === undefined) return r;
-    r.lastSeen = l.lastSeen;
-    if (l.connectedAt !== null) r.connectedAt = l.connectedAt;
+    // Another replica may have stored a newer renewal (the agent moved there).
+    if (r.lastSeen === null || l.lastSeen > r.lastSeen) r.lastSeen = l.lastSeen;
+    if (l.connectedAt !== null && (r.connectedAt === null || l.connectedAt > r.connectedAt)) r.connectedAt = l.connectedAt;
     return r;
   }
 
-  get(id: string): ClusterRecord | undefined {
-    const row = this.#get.get(id) as ClusterRow | undefined;
+  async get(id: string): Promise<ClusterRecord | undefined> {
+    const row = await this.#sql.get<ClusterRow>('SELECT * FROM clusters WHERE id = ?', [id]);
     return row && this.#withLease(toRecord(row));
   }
 
-  list(): ClusterRecord[] {
-    return (this.#db.prepare('SELECT * FROM clusters ORDER BY id').all() as ClusterRow[]).map((r) => this.#withLease(toRecord(r)));
+  async list(): Promise<ClusterRecord[]> {
+    return (await this.#sql.all<ClusterRow>('SELECT * FROM clusters ORDER BY id')).map((r) => this.#withLease(toRecord(r)));
   }
 
-  ownerOfCredential(hash: string): ClusterRecord | undefined {
-    const row = this.#db.prepare('SELECT * FROM clusters WHERE credential_hash = ?').get(hash) as ClusterRow | undefined;
+  async ownerOfCredential(hash: string): Promise<ClusterRecord | undefined> {
+    const row = await this.#sql.get<ClusterRow>('SELECT * FROM clusters WHERE credential_hash = ?', [hash]);
     return row && this.#withLease(toRecord(row));
   }
 
@@ -166,12 +156,20 @@ export class ClusterRepo {
    * Writes every renewal since the last flush in one transaction; returns how
    * many clusters it wrote. On failure the renewals stay in memory for the next try.
    */
-  flushLeases(): number {
+  async flushLeases(): Promise<number> {
     if (this.#leases.size === 0) return 0;
     const dirty = this.#leases;
     this.#leases = new Map();
+    const d = this.#sql.dialect;
     try {
-      this.#flush(dirty);
+      await this.#sql.transaction(async () => {
+        for (const [id, l] of dirty) {
+          await this.#sql.run(
+            `UPDATE clusters SET last_seen = ${d.greatest('last_seen', '?')}, connected_at = ${d.greatest('connected_at', 'COALESCE(?, connected_at)')} WHERE id = ?`,
+            [l.lastSeen, l.connectedAt, id],
+          );
+        }
+      });
     } catch (err) {
       // Renewals that came in meanwhile are newer: keep them over the failed ones.
       for (const [id, l] of dirty) {
@@ -184,17 +182,12 @@ export class ClusterRepo {
     return dirty.size;
   }
 
-  /** Records a registration request; an existing cluster is returned unchanged. */
-  requestRegistration(req: RegistrationRequest): ClusterRecord {
-    const existing = this.get(req.id);
-    if (existing) return existing;
-    this.#leases.delete(req.id);
-    this.#db
-      .prepare(
-        `INSERT INTO clusters (id, status, labels, requested_at, agent_version, inventory, kubernetes_version, target_infrastructure, public_key)
-         VALUES (?, 'Pending', ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+  /** Records a registration request; an existing cluster is returned unchanged (two replicas registering one id at once store one row). */
+  async requestRegistration(req: RegistrationRequest): Promise<ClusterRecord> {
+    const created = await this.#sql.run(
+      `INSERT INTO clusters (id, status, labels, requested_at, agent_version, inventory, kubernetes_version, target_infrastructure, public_key)
+       VALUES (?, 'Pending', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+      [
         req.id,
         JSON.stringify(req.labels),
         this.#now().toISOString(),
@@ -203,82 +196,94 @@ export class ClusterRepo {
         req.inventory?.kubernetesVersion ?? null,
         req.inventory?.targetInfrastructure ?? null,
         req.publicKey,
-      );
-    return this.get(req.id) as ClusterRecord;
+      ],
+    );
+    if (created === 1) this.#leases.delete(req.id);
+    return (await this.get(req.id)) as ClusterRecord;
   }
 
-  countPending(): number {
-    return (this.#db.prepare("SELECT count(*) AS n FROM clusters WHERE status = 'Pending'").get() as { n: number }).n;
+  async countPending(): Promise<number> {
+    return (await this.#sql.get<{ n: number }>("SELECT count(*) AS n FROM clusters WHERE status = 'Pending'"))?.n ?? 0;
   }
 
   /** Pending → Accepted: the key it registered with is trusted from now on. False when the cluster is not pending. */
-  accept(id: string): boolean {
-    return this.#db.prepare("UPDATE clusters SET status = 'Accepted', accepted_at = ? WHERE id = ? AND status = 'Pending'").run(this.#now().toISOString(), id).changes === 1;
+  async accept(id: string): Promise<boolean> {
+    return (await this.#sql.run("UPDATE clusters SET status = 'Accepted', accepted_at = ? WHERE id = ? AND status = 'Pending'", [this.#now().toISOString(), id])) === 1;
   }
 
   /**
    * A bearer credential's hash, as hubs before keys issued them: for
    * databases and benchmarks that hold such clusters (docs/security.md, migration).
    */
-  setLegacyCredential(id: string, credentialHash: string): void {
-    this.#db.prepare('UPDATE clusters SET credential_hash = ? WHERE id = ?').run(credentialHash, id);
+  async setLegacyCredential(id: string, credentialHash: string): Promise<void> {
+    await this.#sql.run('UPDATE clusters SET credential_hash = ? WHERE id = ?', [credentialHash, id]);
   }
 
   /** A legacy-credential agent proved a key on its hello: the key replaces the credential. False if a key is already bound. */
-  bindKey(id: string, publicKey: string): boolean {
-    return this.#db.prepare('UPDATE clusters SET public_key = ?, credential_hash = NULL WHERE id = ? AND public_key IS NULL').run(publicKey, id).changes === 1;
+  async bindKey(id: string, publicKey: string): Promise<boolean> {
+    return (await this.#sql.run('UPDATE clusters SET public_key = ?, credential_hash = NULL WHERE id = ? AND public_key IS NULL', [publicKey, id])) === 1;
   }
 
   /** The operator trusts this key for the cluster (a conflict resolved, a rotation): any other key, credential and revocation go. */
-  trustKey(id: string, publicKey: string): boolean {
-    return this.#db.transaction(() => {
-      const changed = this.#db.prepare('UPDATE clusters SET public_key = ?, credential_hash = NULL, revoked_at = NULL WHERE id = ?').run(publicKey, id).changes === 1;
-      this.#db.prepare('DELETE FROM cluster_key_conflicts WHERE cluster_id = ? AND public_key = ?').run(id, publicKey);
+  trustKey(id: string, publicKey: string): Promise<boolean> {
+    return this.#sql.transaction(async () => {
+      const changed = (await this.#sql.run('UPDATE clusters SET public_key = ?, credential_hash = NULL, revoked_at = NULL WHERE id = ?', [publicKey, id])) === 1;
+      await this.#sql.run('DELETE FROM cluster_key_conflicts WHERE cluster_id = ? AND public_key = ?', [id, publicKey]);
       return changed;
-    })();
+    });
   }
 
   /** The cluster's key (or legacy credential) stops authenticating it; the record and its history stay. */
-  revoke(id: string): boolean {
-    return this.#db.prepare('UPDATE clusters SET revoked_at = ?, credential_hash = NULL WHERE id = ? AND revoked_at IS NULL').run(this.#now().toISOString(), id).changes === 1;
+  async revoke(id: string): Promise<boolean> {
+    return (await this.#sql.run('UPDATE clusters SET revoked_at = ?, credential_hash = NULL WHERE id = ? AND revoked_at IS NULL', [this.#now().toISOString(), id])) === 1;
   }
 
   /** Keeps at most MAX_KEY_CONFLICTS keys per cluster, so registrants cycling keys cannot grow the table. */
-  recordKeyConflict(id: string, publicKey: string, remoteAddress: string | undefined): void {
+  async recordKeyConflict(id: string, publicKey: string, remoteAddress: string | undefined): Promise<void> {
     const now = this.#now().toISOString();
-    const known = this.#db.prepare('SELECT count(*) AS n, sum(public_key = ?) AS mine FROM cluster_key_conflicts WHERE cluster_id = ?').get(publicKey, id) as { n: number; mine: number | null };
-    if (known.n >= MAX_KEY_CONFLICTS && !known.mine) return;
-    this.#db
-      .prepare(
-        `INSERT INTO cluster_key_conflicts (cluster_id, public_key, first_seen, last_seen, remote_address) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (cluster_id, public_key) DO UPDATE SET last_seen = excluded.last_seen, attempts = attempts + 1, remote_address = excluded.remote_address`,
-      )
-      .run(id, publicKey, now, now, remoteAddress ?? null);
+    const known = await this.#sql.get<{ n: number; mine: number | null }>(
+      'SELECT count(*) AS n, sum(CASE WHEN public_key = ? THEN 1 ELSE 0 END) AS mine FROM cluster_key_conflicts WHERE cluster_id = ?',
+      [publicKey, id],
+    );
+    if (known !== undefined && known.n >= MAX_KEY_CONFLICTS && !known.mine) return;
+    await this.#sql.run(
+      `INSERT INTO cluster_key_conflicts (cluster_id, public_key, first_seen, last_seen, remote_address) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (cluster_id, public_key) DO UPDATE SET last_seen = excluded.last_seen, attempts = cluster_key_conflicts.attempts + 1, remote_address = excluded.remote_address`,
+      [id, publicKey, now, now, remoteAddress ?? null],
+    );
   }
 
-  keyConflicts(id: string): KeyConflict[] {
-    const rows = this.#db
-      .prepare('SELECT public_key, first_seen, last_seen, attempts, remote_address FROM cluster_key_conflicts WHERE cluster_id = ? ORDER BY first_seen, public_key')
-      .all(id) as { public_key: string; first_seen: string; last_seen: string; attempts: number; remote_address: string | null }[];
+  async keyConflicts(id: string): Promise<KeyConflict[]> {
+    const rows = await this.#sql.all<{ public_key: string; first_seen: string; last_seen: string; attempts: number; remote_address: string | null }>(
+      'SELECT public_key, first_seen, last_seen, attempts, remote_address FROM cluster_key_conflicts WHERE cluster_id = ? ORDER BY first_seen, public_key',
+      [id],
+    );
     return rows.map((r) => ({ publicKey: r.public_key, firstSeen: r.first_seen, lastSeen: r.last_seen, attempts: r.attempts, remoteAddress: r.remote_address }));
   }
 
   /** What the agent announced (written now) and a lease renewal that starts a connection (in memory, see flushLeases). */
-  recordHello(id: string, hello: { agentVersion: string; inventory: Inventory; lastRevision: number }): void {
-    this.#hello.run(hello.agentVersion, JSON.stringify(hello.inventory), hello.inventory.kubernetesVersion, hello.inventory.targetInfrastructure, hello.lastRevision, id);
+  async recordHello(id: string, hello: { agentVersion: string; inventory: Inventory; lastRevision: number }): Promise<void> {
+    await this.#sql.run(
+      `UPDATE clusters SET agent_version = ?, inventory = ?, kubernetes_version = ?, target_infrastructure = ?,
+         agent_revision = ${this.#sql.dialect.greatest('agent_revision', '?')} WHERE id = ?`,
+      [hello.agentVersion, JSON.stringify(hello.inventory), hello.inventory.kubernetesVersion, hello.inventory.targetInfrastructure, hello.lastRevision, id],
+    );
     const now = this.#now().toISOString();
     this.#leases.set(id, { lastSeen: now, connectedAt: now });
   }
 
-  updateInventory(id: string, inventory: Inventory): void {
-    this.#db
-      .prepare('UPDATE clusters SET inventory = ?, kubernetes_version = ?, target_infrastructure = ? WHERE id = ?')
-      .run(JSON.stringify(inventory), inventory.kubernetesVersion, inventory.targetInfrastructure, id);
+  async updateInventory(id: string, inventory: Inventory): Promise<void> {
+    await this.#sql.run('UPDATE clusters SET inventory = ?, kubernetes_version = ?, target_infrastructure = ? WHERE id = ?', [
+      JSON.stringify(inventory),
+      inventory.kubernetesVersion,
+      inventory.targetInfrastructure,
+      id,
+    ]);
   }
 
   /** Replaces the cluster's labels (rollouts select by them); false for an unknown cluster. */
-  setLabels(id: string, labels: Record<string, string>): boolean {
-    return this.#db.prepare('UPDATE clusters SET labels = ? WHERE id = ?').run(JSON.stringify(labels), id).changes === 1;
+  async setLabels(id: string, labels: Record<string, string>): Promise<boolean> {
+    return (await this.#sql.run('UPDATE clusters SET labels = ? WHERE id = ?', [JSON.stringify(labels), id])) === 1;
   }
 
   /** Renews the lease, in memory: flushLeases() writes it. */
@@ -290,8 +295,8 @@ export class ClusterRepo {
   }
 
   /** Everything about the cluster goes (releases, reports, aggregate) except telemetry. */
-  delete(id: string): boolean {
+  async delete(id: string): Promise<boolean> {
     this.#leases.delete(id);
-    return this.#db.prepare('DELETE FROM clusters WHERE id = ?').run(id).changes === 1;
+    return (await this.#sql.run('DELETE FROM clusters WHERE id = ?', [id])) === 1;
   }
 }

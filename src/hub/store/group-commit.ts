@@ -12,9 +12,11 @@
 // rolls back only that job; `done` runs for every job, in submission order,
 // only after COMMIT returned. A connection's frames are submitted in the order
 // they arrived, so its writes apply, and its answers go out, in that order.
+// One group commits at a time: jobs submitted meanwhile wait for the next.
+// On PostgreSQL a commit is a round trip rather than an fsync of the hub's
+// own, but the same grouping saves one per job there too.
 import type { Logger } from 'pino';
-import type { HubDatabase } from './database.ts';
-import { HubDatabaseError } from './database.ts';
+import { HubDatabaseError, type Sql } from './sql.ts';
 
 export type CommitOutcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -26,38 +28,26 @@ export interface GroupCommitOptions {
 }
 
 interface Job {
-  work: () => unknown;
+  work: () => Promise<unknown>;
   done: (outcome: CommitOutcome<unknown>) => void;
 }
 
 export class GroupCommitter {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
   readonly #log: Logger;
   readonly #maxBatch: number;
   readonly #schedule: (run: () => void) => void;
-  readonly #savepoint: (work: () => unknown) => unknown;
-  readonly #transaction: (jobs: readonly Job[], outcomes: CommitOutcome<unknown>[]) => void;
   #queue: Job[] = [];
   #scheduled = false;
+  #running: Promise<void> | undefined;
   /** Transactions committed (for the benchmark and tests). */
   commits = 0;
 
-  constructor(db: HubDatabase, log: Logger, o: GroupCommitOptions = {}) {
-    this.#db = db;
+  constructor(sql: Sql, log: Logger, o: GroupCommitOptions = {}) {
+    this.#sql = sql;
     this.#log = log;
     this.#maxBatch = Math.max(1, o.maxBatch ?? 256);
     this.#schedule = o.schedule ?? ((run) => void setImmediate(run));
-    // Called inside #transaction, better-sqlite3 runs it as a SAVEPOINT, rolled back alone when it throws.
-    this.#savepoint = db.transaction((work: () => unknown) => work());
-    this.#transaction = db.transaction((jobs: readonly Job[], outcomes: CommitOutcome<unknown>[]) => {
-      for (const job of jobs) {
-        try {
-          outcomes.push({ ok: true, value: this.#savepoint(job.work) });
-        } catch (error) {
-          outcomes.push({ ok: false, error });
-        }
-      }
-    });
   }
 
   /** Jobs waiting for the next commit. */
@@ -66,50 +56,65 @@ export class GroupCommitter {
   }
 
   /**
-   * Queues `work` (synchronous store calls) for the next shared transaction;
-   * `done` gets its result once that transaction committed, or its error
-   * (then nothing of it was written).
+   * Queues `work` (store calls) for the next shared transaction; `done` gets
+   * its result once that transaction committed, or its error (then nothing
+   * of it was written).
    */
-  submit<T>(work: () => T, done: (outcome: CommitOutcome<T>) => void): void {
+  submit<T>(work: () => Promise<T>, done: (outcome: CommitOutcome<T>) => void): void {
     this.#queue.push({ work, done: done as (outcome: CommitOutcome<unknown>) => void });
     // Inside someone's open transaction a "commit" would only release a savepoint: wait for the next turn.
-    if (this.#queue.length >= this.#maxBatch && !this.#db.inTransaction) this.flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      this.#schedule(() => {
-        this.#scheduled = false;
-        this.flush();
-      });
+    if (this.#queue.length >= this.#maxBatch && !this.#sql.inTransaction) void this.flush();
+    else this.#later();
+  }
+
+  #later(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    this.#schedule(() => {
+      this.#scheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** Runs everything queued now, in one transaction, then each job's `done`; resolves when they ran. */
+  async flush(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+    if (this.#queue.length === 0) return;
+    if (this.#sql.inTransaction) {
+      // Never answer from inside a transaction someone else will commit (or roll back) later.
+      this.#later();
+      return;
+    }
+    const jobs = this.#queue;
+    this.#queue = [];
+    const run = this.#commit(jobs);
+    this.#running = run;
+    try {
+      await run;
+    } finally {
+      this.#running = undefined;
     }
   }
 
-  /** Runs everything queued now, in one transaction, then each job's `done`. */
-  flush(): void {
-    if (this.#queue.length === 0) return;
-    const jobs = this.#queue;
-    this.#queue = [];
+  async #commit(jobs: readonly Job[]): Promise<void> {
     let outcomes: CommitOutcome<unknown>[] = [];
-    if (!this.#db.open) {
-      const error = new HubDatabaseError('the hub database is closed');
-      outcomes = jobs.map(() => ({ ok: false, error }));
-    } else if (this.#db.inTransaction) {
-      // Never answer from inside a transaction someone else will commit (or roll back) later.
-      this.#queue = [...jobs, ...this.#queue];
-      this.#scheduled = true;
-      this.#schedule(() => {
-        this.#scheduled = false;
-        this.flush();
+    try {
+      await this.#sql.transaction(async () => {
+        for (const job of jobs) {
+          try {
+            // A savepoint: a job that throws is rolled back alone.
+            outcomes.push({ ok: true, value: await this.#sql.transaction(job.work) });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
       });
-      return;
-    } else {
-      try {
-        this.#transaction(jobs, outcomes);
-        this.commits++;
-      } catch (error) {
-        // COMMIT itself failed (disk full, I/O error): nothing of this group is durable.
-        this.#log.error({ err: error, jobs: jobs.length }, 'group commit failed');
-        outcomes = jobs.map(() => ({ ok: false, error }));
-      }
+      this.commits++;
+    } catch (error) {
+      // BEGIN or COMMIT failed (disk full, I/O error, the database unreachable): nothing of this group is durable.
+      this.#log.error({ err: error, jobs: jobs.length }, 'group commit failed');
+      const e = error instanceof Error ? error : new HubDatabaseError(String(error));
+      outcomes = jobs.map(() => ({ ok: false, error: e }));
     }
     jobs.forEach((job, i) => {
       try {

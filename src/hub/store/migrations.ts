@@ -1,6 +1,7 @@
 // Schema history of the hub's database. Append only: a migration that
 // shipped is never edited, because a hub that already ran it would not run it
-// again. PRAGMA user_version records how many have run.
+// again. PRAGMA user_version records how many have run. The PostgreSQL
+// schema lives in postgres-migrations.ts; the repositories' SQL runs on both.
 
 export const migrations: readonly string[] = [
   `

@@ -3,7 +3,7 @@
 // is checked against the configuration (auth/operator-auth.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hashSecret } from '../credentials.ts';
-import type { HubDatabase } from './database.ts';
+import type { Sql } from './sql.ts';
 
 export const operatorRoles = ['viewer', 'operator', 'admin'] as const;
 export type OperatorRole = (typeof operatorRoles)[number];
@@ -30,41 +30,48 @@ function toToken(r: Row): OperatorToken {
   return { id: r.id, name: r.name, role: r.role, createdAt: r.created_at, createdBy: r.created_by, revokedAt: r.revoked_at };
 }
 
+const COLUMNS = 'id, name, role, created_at, created_by, revoked_at';
+
 export class OperatorTokenRepo {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
   readonly #now: () => Date;
 
-  constructor(db: HubDatabase, now: () => Date) {
-    this.#db = db;
+  constructor(sql: Sql, now: () => Date) {
+    this.#sql = sql;
     this.#now = now;
   }
 
   /** A new token; its text is returned once and never stored. */
-  create(o: { name: string; role: OperatorRole; createdBy: string }): { token: string; record: OperatorToken } {
+  async create(o: { name: string; role: OperatorRole; createdBy: string }): Promise<{ token: string; record: OperatorToken }> {
     const token = randomBytes(32).toString('base64url');
     const id = randomUUID();
-    this.#db
-      .prepare('INSERT INTO operator_tokens (id, token_hash, name, role, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(id, hashSecret(token), o.name, o.role, this.#now().toISOString(), o.createdBy);
-    return { token, record: this.get(id) as OperatorToken };
+    await this.#sql.run('INSERT INTO operator_tokens (id, token_hash, name, role, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)', [
+      id,
+      hashSecret(token),
+      o.name,
+      o.role,
+      this.#now().toISOString(),
+      o.createdBy,
+    ]);
+    return { token, record: (await this.get(id)) as OperatorToken };
   }
 
-  get(id: string): OperatorToken | undefined {
-    const row = this.#db.prepare('SELECT id, name, role, created_at, created_by, revoked_at FROM operator_tokens WHERE id = ?').get(id) as Row | undefined;
+  async get(id: string): Promise<OperatorToken | undefined> {
+    const row = await this.#sql.get<Row>(`SELECT ${COLUMNS} FROM operator_tokens WHERE id = ?`, [id]);
     return row && toToken(row);
   }
 
-  list(): OperatorToken[] {
-    return (this.#db.prepare('SELECT id, name, role, created_at, created_by, revoked_at FROM operator_tokens ORDER BY created_at, rowid').all() as Row[]).map(toToken);
+  async list(): Promise<OperatorToken[]> {
+    return (await this.#sql.all<Row>(`SELECT ${COLUMNS} FROM operator_tokens ORDER BY created_at, ${this.#sql.dialect.insertionOrder}`)).map(toToken);
   }
 
   /** The live token with this text, by its hash. */
-  find(presented: string): OperatorToken | undefined {
-    const row = this.#db.prepare('SELECT id, name, role, created_at, created_by, revoked_at FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL').get(hashSecret(presented)) as Row | undefined;
+  async find(presented: string): Promise<OperatorToken | undefined> {
+    const row = await this.#sql.get<Row>(`SELECT ${COLUMNS} FROM operator_tokens WHERE token_hash = ? AND revoked_at IS NULL`, [hashSecret(presented)]);
     return row && toToken(row);
   }
 
-  revoke(id: string): boolean {
-    return this.#db.prepare('UPDATE operator_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.#now().toISOString(), id).changes === 1;
+  async revoke(id: string): Promise<boolean> {
+    return (await this.#sql.run('UPDATE operator_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [this.#now().toISOString(), id])) === 1;
   }
 }

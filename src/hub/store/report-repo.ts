@@ -8,11 +8,16 @@
 // seq it expects, and the agent resumes from there), and a report not yet
 // applied takes the link of its latest copy, so a re-send with the right
 // afterSeq repairs one that came with a wrong one.
+//
+// Exactly once across replicas: ingest reads the acknowledged mark with
+// SELECT … FOR UPDATE, so two replicas ingesting for one cluster (an agent
+// that reconnected elsewhere while its old connection's batch was still in
+// flight) take turns, and the second sees what the first applied. SQLite has
+// one writer and needs no lock.
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
-import type { Statement } from 'better-sqlite3';
 import { ReportApplier } from './aggregate-repo.ts';
-import type { HubDatabase } from './database.ts';
+import type { Sql } from './sql.ts';
 
 export interface IngestResult {
   ackedSeq: number;
@@ -35,50 +40,37 @@ export interface StoredReport {
 }
 
 export class ReportRepo {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
   readonly #now: () => Date;
   readonly #log: Logger;
-  // Compiled once: ingest runs for every batch from every agent (see ReportApplier).
   readonly #applier: ReportApplier;
-  readonly #ackedSeq: Statement;
-  readonly #insert: Statement;
-  readonly #next: Statement;
-  readonly #held: Statement;
-  readonly #markProblem: Statement;
-  readonly #setAcked: Statement;
 
-  constructor(db: HubDatabase, now: () => Date, logger: Logger) {
-    this.#db = db;
+  constructor(sql: Sql, now: () => Date, logger: Logger) {
+    this.#sql = sql;
     this.#now = now;
     this.#log = logger;
-    this.#applier = new ReportApplier(db);
-    this.#ackedSeq = db.prepare('SELECT acked_seq FROM clusters WHERE id = ?');
-    // Only rows past the mark are written (ingest skips the rest), so the update never touches an applied report.
-    this.#insert = db.prepare(
-      `INSERT INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (cluster_id, seq) DO UPDATE SET prev_seq = excluded.prev_seq WHERE prev_seq != excluded.prev_seq`,
-    );
-    this.#held = db.prepare('SELECT 1 FROM reports WHERE cluster_id = ? AND seq = ?');
-    // The first report past the mark extends the chain when nothing lies between the mark and it.
-    this.#next = db.prepare('SELECT seq, prev_seq, kind, body FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT 1');
-    this.#markProblem = db.prepare('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?');
-    this.#setAcked = db.prepare('UPDATE clusters SET acked_seq = ? WHERE id = ?');
+    this.#applier = new ReportApplier(sql);
   }
 
-  ackedSeq(clusterId: string): number {
-    const row = this.#ackedSeq.get(clusterId) as { acked_seq: number } | undefined;
+  async ackedSeq(clusterId: string): Promise<number> {
+    const row = await this.#sql.get<{ acked_seq: number }>('SELECT acked_seq FROM clusters WHERE id = ?', [clusterId]);
     return row?.acked_seq ?? 0;
   }
 
+  async #held(clusterId: string, seq: number): Promise<boolean> {
+    return (await this.#sql.get('SELECT 1 AS held FROM reports WHERE cluster_id = ? AND seq = ?', [clusterId, seq])) !== undefined;
+  }
+
   /** Stores a batch and applies whatever now extends the chain; one transaction, so an ack always names committed work. */
-  ingest(clusterId: string, afterSeq: number, reports: readonly ReportEntry[]): IngestResult {
-    return this.#db.transaction((): IngestResult => {
+  ingest(clusterId: string, afterSeq: number, reports: readonly ReportEntry[]): Promise<IngestResult> {
+    const sql = this.#sql;
+    return sql.transaction(async (): Promise<IngestResult> => {
       const receivedAt = this.#now().toISOString();
-      let acked = this.ackedSeq(clusterId);
-      if (afterSeq > acked && this.#held.get(clusterId, afterSeq) === undefined) {
+      const mark = await sql.get<{ acked_seq: number }>(`SELECT acked_seq FROM clusters WHERE id = ?${sql.dialect.forUpdate}`, [clusterId]);
+      let acked = mark?.acked_seq ?? 0;
+      if (afterSeq > acked && !(await this.#held(clusterId, afterSeq))) {
         return { ackedSeq: acked, stored: 0, duplicates: 0, applied: 0, expectedAfterSeq: acked };
       }
-      const insert = this.#insert;
       let stored = 0;
       let duplicates = 0;
       let prev = afterSeq;
@@ -86,37 +78,45 @@ export class ReportRepo {
         if (r.seq <= acked) {
           duplicates++;
         } else {
-          if (this.#held.get(clusterId, r.seq) === undefined) stored++;
-          else duplicates++;
-          insert.run(clusterId, r.seq, prev, r.kind, JSON.stringify(r.body ?? null), r.createdAt, receivedAt);
+          if (await this.#held(clusterId, r.seq)) duplicates++;
+          else stored++;
+          // Only rows past the mark are written, so the update never touches an applied report.
+          await sql.run(
+            `INSERT INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (cluster_id, seq) DO UPDATE SET prev_seq = excluded.prev_seq WHERE reports.prev_seq <> excluded.prev_seq`,
+            [clusterId, r.seq, prev, r.kind, JSON.stringify(r.body ?? null), r.createdAt, receivedAt],
+          );
         }
         prev = r.seq;
       }
 
-      const next = this.#next;
-      const markProblem = this.#markProblem;
       let applied = 0;
       for (;;) {
-        const row = next.get(clusterId, acked) as { seq: number; prev_seq: number; kind: string; body: string } | undefined;
+        // The first report past the mark extends the chain when nothing lies between the mark and it.
+        const row = await sql.get<{ seq: number; prev_seq: number; kind: string; body: string }>(
+          'SELECT seq, prev_seq, kind, body FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT 1',
+          [clusterId, acked],
+        );
         if (!row || row.prev_seq > acked) break;
-        const problem = this.#applier.apply(clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
+        const problem = await this.#applier.apply(clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
         if (problem !== null) {
-          markProblem.run(problem, clusterId, row.seq);
+          await sql.run('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?', [problem, clusterId, row.seq]);
           this.#log.warn({ clusterId, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
         }
         acked = row.seq;
         applied++;
       }
-      if (applied > 0) this.#setAcked.run(acked, clusterId);
+      if (applied > 0) await sql.run('UPDATE clusters SET acked_seq = ? WHERE id = ?', [acked, clusterId]);
       return { ackedSeq: acked, stored, duplicates, applied };
-    })();
+    });
   }
 
-  list(clusterId: string, opts: { afterSeq: number; limit: number }): StoredReport[] {
-    const acked = this.ackedSeq(clusterId);
-    const rows = this.#db
-      .prepare('SELECT seq, prev_seq, kind, body, created_at, received_at, problem FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT ?')
-      .all(clusterId, opts.afterSeq, opts.limit) as { seq: number; prev_seq: number; kind: string; body: string; created_at: string; received_at: string; problem: string | null }[];
+  async list(clusterId: string, opts: { afterSeq: number; limit: number }): Promise<StoredReport[]> {
+    const acked = await this.ackedSeq(clusterId);
+    const rows = await this.#sql.all<{ seq: number; prev_seq: number; kind: string; body: string; created_at: string; received_at: string; problem: string | null }>(
+      'SELECT seq, prev_seq, kind, body, created_at, received_at, problem FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+      [clusterId, opts.afterSeq, opts.limit],
+    );
     return rows.map((r) => ({
       seq: r.seq,
       prevSeq: r.prev_seq,
@@ -135,8 +135,8 @@ export class ReportRepo {
    * latest run of reports that list it. Null when none does (only a hello
    * listed it, or it is not running).
    */
-  overrideSince(clusterId: string, name: string, version: string): string | null {
-    const rows = this.#db.prepare(`SELECT body, created_at FROM reports WHERE cluster_id = ? AND kind = 'inventory' ORDER BY seq DESC`).iterate(clusterId) as Iterable<{ body: string; created_at: string }>;
+  async overrideSince(clusterId: string, name: string, version: string): Promise<string | null> {
+    const rows = await this.#sql.all<{ body: string; created_at: string }>(`SELECT body, created_at FROM reports WHERE cluster_id = ? AND kind = 'inventory' ORDER BY seq DESC`, [clusterId]);
     let since: string | null = null;
     for (const r of rows) {
       const overrides = (JSON.parse(r.body) as { overrides?: { name?: unknown; version?: unknown }[] }).overrides ?? [];

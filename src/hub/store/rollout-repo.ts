@@ -4,7 +4,7 @@
 // needs to continue where it was; the rest is recomputed from the aggregate.
 import type { OverrideRequest } from '../../protocol/override.ts';
 import type { RolloutPhase, RolloutRequest } from '../../protocol/rollout.ts';
-import type { HubDatabase } from './database.ts';
+import type { Sql } from './sql.ts';
 
 export type StoredTarget =
   | { kind: 'Release'; release: Record<string, unknown> & { name: string; version: string } }
@@ -133,122 +133,150 @@ interface MemberDbRow {
 
 export const ACTIVE_PHASES: readonly RolloutPhase[] = ['Progressing', 'Paused'];
 
+/** Any 64-bit number, the same in every replica: rollout steps take it for the length of their transaction. */
+const ROLLOUT_STEP_LOCK = 0x666c65_02;
+
 export class RolloutRepo {
-  readonly #db: HubDatabase;
+  readonly #sql: Sql;
   readonly #lastSeen: (clusterId: string) => string | undefined;
 
   /** `lastSeen`: a lease renewal newer than the table's (ClusterRepo keeps them in memory between flushes). */
-  constructor(db: HubDatabase, lastSeen: (clusterId: string) => string | undefined = () => undefined) {
-    this.#db = db;
+  constructor(sql: Sql, lastSeen: (clusterId: string) => string | undefined = () => undefined) {
+    this.#sql = sql;
     this.#lastSeen = lastSeen;
   }
 
-  /** Runs fn in one transaction (one fsync for a whole wave). */
-  transaction<T>(fn: () => T): T {
-    return this.#db.transaction(fn)();
+  /**
+   * Inside a transaction: waits until no other replica is inside a rollout
+   * step, and keeps them out until this transaction ends. Every step reads
+   * the rollout's state after taking it, so a step one replica took is seen
+   * by the next (READ COMMITTED: each statement sees what committed before
+   * it) and never taken twice. SQLite has one writer: nothing to take.
+   */
+  async lockSteps(): Promise<void> {
+    if (this.#sql.dialect.name === 'postgres') await this.#sql.run('SELECT pg_advisory_xact_lock(?)', [ROLLOUT_STEP_LOCK]);
   }
 
-  create(r: { name: string; spec: StoredSpec; rollbackOf: string | null; createdAt: string }, groups: readonly RolloutGroupRecord[], members: readonly NewMember[]): void {
-    this.transaction(() => {
-      this.#db
-        .prepare(`INSERT INTO rollouts (name, spec, phase, rollback_of, created_at, updated_at) VALUES (?, ?, 'Progressing', ?, ?, ?)`)
-        .run(r.name, JSON.stringify(r.spec), r.rollbackOf, r.createdAt, r.createdAt);
-      const g = this.#db.prepare('INSERT INTO rollout_groups (rollout, idx, name, mandatory) VALUES (?, ?, ?, ?)');
-      groups.forEach((group, i) => g.run(r.name, i, group.name, group.mandatory ? 1 : 0));
-      const m = this.#db.prepare('INSERT INTO rollout_clusters (rollout, cluster_id, group_idx, position) VALUES (?, ?, ?, ?)');
-      members.forEach((member, i) => m.run(r.name, member.clusterId, member.group, i));
+  async create(r: { name: string; spec: StoredSpec; rollbackOf: string | null; createdAt: string }, groups: readonly RolloutGroupRecord[], members: readonly NewMember[]): Promise<void> {
+    await this.#sql.transaction(async () => {
+      await this.#sql.run(`INSERT INTO rollouts (name, spec, phase, rollback_of, created_at, updated_at) VALUES (?, ?, 'Progressing', ?, ?, ?)`, [
+        r.name,
+        JSON.stringify(r.spec),
+        r.rollbackOf,
+        r.createdAt,
+        r.createdAt,
+      ]);
+      await this.#insertGroups(r.name, 0, groups);
+      await this.#insertMembers(r.name, 0, members);
     });
   }
 
-  exists(name: string): boolean {
-    return this.#db.prepare('SELECT 1 FROM rollouts WHERE name = ?').get(name) !== undefined;
+  async #insertGroups(name: string, first: number, groups: readonly RolloutGroupRecord[]): Promise<void> {
+    for (const [i, group] of groups.entries()) {
+      await this.#sql.run('INSERT INTO rollout_groups (rollout, idx, name, mandatory) VALUES (?, ?, ?, ?)', [name, first + i, group.name, group.mandatory ? 1 : 0]);
+    }
   }
 
-  get(name: string): RolloutRecord | undefined {
-    const row = this.#db.prepare('SELECT * FROM rollouts WHERE name = ?').get(name) as RolloutRow | undefined;
+  /** Many rows per statement: a rollout over 10,000 clusters is 20 round trips on PostgreSQL, not 10,000. */
+  async #insertMembers(name: string, firstPosition: number, members: readonly NewMember[]): Promise<void> {
+    const CHUNK = 500;
+    for (let start = 0; start < members.length; start += CHUNK) {
+      const chunk = members.slice(start, start + CHUNK);
+      const params = chunk.flatMap((m, i) => [name, m.clusterId, m.group, firstPosition + start + i]);
+      await this.#sql.run(`INSERT INTO rollout_clusters (rollout, cluster_id, group_idx, position) VALUES ${chunk.map(() => '(?, ?, ?, ?)').join(', ')}`, params);
+    }
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return (await this.#sql.get('SELECT 1 AS found FROM rollouts WHERE name = ?', [name])) !== undefined;
+  }
+
+  async get(name: string): Promise<RolloutRecord | undefined> {
+    const row = await this.#sql.get<RolloutRow>('SELECT * FROM rollouts WHERE name = ?', [name]);
     return row && toRecord(row);
   }
 
-  list(): RolloutRecord[] {
-    return (this.#db.prepare('SELECT * FROM rollouts ORDER BY created_at, name').all() as RolloutRow[]).map(toRecord);
+  async list(): Promise<RolloutRecord[]> {
+    return (await this.#sql.all<RolloutRow>('SELECT * FROM rollouts ORDER BY created_at, name')).map(toRecord);
   }
 
-  active(): RolloutRecord[] {
-    return (this.#db.prepare(`SELECT * FROM rollouts WHERE phase IN ('Progressing', 'Paused') ORDER BY created_at, name`).all() as RolloutRow[]).map(toRecord);
+  async active(): Promise<RolloutRecord[]> {
+    return (await this.#sql.all<RolloutRow>(`SELECT * FROM rollouts WHERE phase IN ('Progressing', 'Paused') ORDER BY created_at, name`)).map(toRecord);
   }
 
-  groups(name: string): RolloutGroupRecord[] {
-    return (this.#db.prepare('SELECT name, mandatory FROM rollout_groups WHERE rollout = ? ORDER BY idx').all(name) as { name: string; mandatory: number }[]).map((g) => ({
+  async groups(name: string): Promise<RolloutGroupRecord[]> {
+    return (await this.#sql.all<{ name: string; mandatory: number }>('SELECT name, mandatory FROM rollout_groups WHERE rollout = ? ORDER BY idx', [name])).map((g) => ({
       name: g.name,
       mandatory: g.mandatory === 1,
     }));
   }
 
   /** Members in rollout order with their observed state; `overrideName` adds inventory and override revisions. */
-  members(name: string, overrideName?: string): MemberRow[] {
+  async members(name: string, overrideName?: string): Promise<MemberRow[]> {
     const forOverride = overrideName !== undefined;
-    const rows = this.#db
-      .prepare(
-        `SELECT rc.cluster_id, rc.group_idx, rc.sent_revision, rc.sent_at, rc.previous_revision, rc.succeeded_at, rc.skipped_at, rc.failure,
-                c.status AS registration, c.last_seen,
-                u.revision AS up_revision, u.status AS up_status, u.phase AS up_phase, u.reason AS up_reason, u.message AS up_message,
-                u.at AS up_at, u.last_refusal,
-                ${forOverride ? 'NULL' : '(SELECT MAX(d.revision) FROM desired_releases d WHERE d.cluster_id = rc.cluster_id)'} AS latest_revision,
-                ${forOverride ? 'c.inventory' : 'NULL'} AS inventory,
-                ${forOverride ? '(SELECT MAX(o.revision) FROM override_documents o WHERE o.cluster_id = rc.cluster_id AND o.name = @override)' : 'NULL'} AS latest_override_revision
-         FROM rollout_clusters rc
-         LEFT JOIN clusters c ON c.id = rc.cluster_id
-         LEFT JOIN cluster_upgrade u ON u.cluster_id = rc.cluster_id
-         WHERE rc.rollout = @name ORDER BY rc.group_idx, rc.position`,
-      )
-      .all(forOverride ? { name, override: overrideName } : { name }) as MemberDbRow[];
-    return rows.map((r) => ({
-      clusterId: r.cluster_id,
-      group: r.group_idx,
-      sentRevision: r.sent_revision,
-      sentAt: r.sent_at,
-      previousRevision: r.previous_revision,
-      succeededAt: r.succeeded_at,
-      skippedAt: r.skipped_at,
-      failure: r.failure,
-      registration: r.registration,
-      lastSeen: this.#lastSeen(r.cluster_id) ?? r.last_seen,
-      upRevision: r.up_revision,
-      upStatus: r.up_status,
-      upPhase: r.up_phase,
-      upReason: r.up_reason,
-      upMessage: r.up_message,
-      upAt: r.up_at,
-      lastRefusal: r.last_refusal,
-      latestRevision: r.latest_revision,
-      inventory: r.inventory,
-      latestOverrideRevision: r.latest_override_revision,
-    }));
+    const rows = await this.#sql.all<MemberDbRow>(
+      `SELECT rc.cluster_id, rc.group_idx, rc.sent_revision, rc.sent_at, rc.previous_revision, rc.succeeded_at, rc.skipped_at, rc.failure,
+              c.status AS registration, c.last_seen,
+              u.revision AS up_revision, u.status AS up_status, u.phase AS up_phase, u.reason AS up_reason, u.message AS up_message,
+              u.at AS up_at, u.last_refusal,
+              ${forOverride ? 'NULL' : '(SELECT MAX(d.revision) FROM desired_releases d WHERE d.cluster_id = rc.cluster_id)'} AS latest_revision,
+              ${forOverride ? 'c.inventory' : 'NULL'} AS inventory,
+              ${forOverride ? '(SELECT MAX(o.revision) FROM override_documents o WHERE o.cluster_id = rc.cluster_id AND o.name = ?)' : 'NULL'} AS latest_override_revision
+       FROM rollout_clusters rc
+       LEFT JOIN clusters c ON c.id = rc.cluster_id
+       LEFT JOIN cluster_upgrade u ON u.cluster_id = rc.cluster_id
+       WHERE rc.rollout = ? ORDER BY rc.group_idx, rc.position`,
+      forOverride ? [overrideName, name] : [name],
+    );
+    return rows.map((r) => {
+      const pending = this.#lastSeen(r.cluster_id);
+      return {
+        clusterId: r.cluster_id,
+        group: r.group_idx,
+        sentRevision: r.sent_revision,
+        sentAt: r.sent_at,
+        previousRevision: r.previous_revision,
+        succeededAt: r.succeeded_at,
+        skippedAt: r.skipped_at,
+        failure: r.failure,
+        registration: r.registration,
+        lastSeen: pending !== undefined && (r.last_seen === null || pending > r.last_seen) ? pending : r.last_seen,
+        upRevision: r.up_revision,
+        upStatus: r.up_status,
+        upPhase: r.up_phase,
+        upReason: r.up_reason,
+        upMessage: r.up_message,
+        upAt: r.up_at,
+        lastRefusal: r.last_refusal,
+        latestRevision: r.latest_revision,
+        inventory: r.inventory,
+        latestOverrideRevision: r.latest_override_revision,
+      };
+    });
   }
 
   /** Members of active rollouts (other than `except`): cluster id → rollout name. */
-  activeMemberships(except?: string): Map<string, string> {
-    const rows = this.#db
-      .prepare(
-        `SELECT rc.cluster_id, r.name FROM rollout_clusters rc JOIN rollouts r ON r.name = rc.rollout
-         WHERE r.phase IN ('Progressing', 'Paused') AND r.name IS NOT @except`,
-      )
-      .all({ except: except ?? null }) as { cluster_id: string; name: string }[];
+  async activeMemberships(except?: string): Promise<Map<string, string>> {
+    const rows = await this.#sql.all<{ cluster_id: string; name: string }>(
+      `SELECT rc.cluster_id, r.name FROM rollout_clusters rc JOIN rollouts r ON r.name = rc.rollout
+       WHERE r.phase IN ('Progressing', 'Paused')${except === undefined ? '' : ' AND r.name <> ?'}`,
+      except === undefined ? [] : [except],
+    );
     const out = new Map<string, string>();
     for (const r of rows) out.set(r.cluster_id, r.name);
     return out;
   }
 
   /** Active rollouts' names with their target kind, for conflict checks. */
-  activeTargets(): { name: string; spec: StoredSpec }[] {
-    return (this.#db.prepare(`SELECT name, spec FROM rollouts WHERE phase IN ('Progressing', 'Paused')`).all() as { name: string; spec: string }[]).map((r) => ({
+  async activeTargets(): Promise<{ name: string; spec: StoredSpec }[]> {
+    return (await this.#sql.all<{ name: string; spec: string }>(`SELECT name, spec FROM rollouts WHERE phase IN ('Progressing', 'Paused')`)).map((r) => ({
       name: r.name,
       spec: JSON.parse(r.spec) as StoredSpec,
     }));
   }
 
-  memberIds(name: string): string[] {
-    return (this.#db.prepare('SELECT cluster_id FROM rollout_clusters WHERE rollout = ? ORDER BY group_idx, position').all(name) as { cluster_id: string }[]).map((r) => r.cluster_id);
+  async memberIds(name: string): Promise<string[]> {
+    return (await this.#sql.all<{ cluster_id: string }>('SELECT cluster_id FROM rollout_clusters WHERE rollout = ? ORDER BY group_idx, position', [name])).map((r) => r.cluster_id);
   }
 
   /**
@@ -256,71 +284,78 @@ export class RolloutRepo {
    * of its group (members are read in (group, position) order); a group
    * index past the last one adds that group.
    */
-  addMembers(name: string, newGroups: readonly RolloutGroupRecord[], members: readonly NewMember[]): void {
-    const groupCount = (this.#db.prepare('SELECT COUNT(*) AS n FROM rollout_groups WHERE rollout = ?').get(name) as { n: number }).n;
-    const g = this.#db.prepare('INSERT INTO rollout_groups (rollout, idx, name, mandatory) VALUES (?, ?, ?, ?)');
-    newGroups.forEach((group, i) => g.run(name, groupCount + i, group.name, group.mandatory ? 1 : 0));
-    const next = (this.#db.prepare('SELECT COALESCE(MAX(position), -1) + 1 AS p FROM rollout_clusters WHERE rollout = ?').get(name) as { p: number }).p;
-    const m = this.#db.prepare('INSERT INTO rollout_clusters (rollout, cluster_id, group_idx, position) VALUES (?, ?, ?, ?)');
-    members.forEach((member, i) => m.run(name, member.clusterId, member.group, next + i));
+  async addMembers(name: string, newGroups: readonly RolloutGroupRecord[], members: readonly NewMember[]): Promise<void> {
+    const groupCount = (await this.#sql.get<{ n: number }>('SELECT COUNT(*) AS n FROM rollout_groups WHERE rollout = ?', [name]))?.n ?? 0;
+    await this.#insertGroups(name, groupCount, newGroups);
+    const next = (await this.#sql.get<{ p: number }>('SELECT COALESCE(MAX(position), -1) + 1 AS p FROM rollout_clusters WHERE rollout = ?', [name]))?.p ?? 0;
+    await this.#insertMembers(name, next, members);
   }
 
   /** membership Dynamic: clusters that left the selection before they were counted. */
-  removeMembers(name: string, clusterIds: readonly string[]): void {
-    const d = this.#db.prepare('DELETE FROM rollout_clusters WHERE rollout = ? AND cluster_id = ?');
-    for (const id of clusterIds) d.run(name, id);
+  async removeMembers(name: string, clusterIds: readonly string[]): Promise<void> {
+    for (const id of clusterIds) await this.#sql.run('DELETE FROM rollout_clusters WHERE rollout = ? AND cluster_id = ?', [name, id]);
   }
 
   /** What the cluster had before `rollout` sent it something (for a rollback). */
-  previousRevisionIn(rollout: string, clusterId: string): number | null {
-    const row = this.#db.prepare('SELECT previous_revision FROM rollout_clusters WHERE rollout = ? AND cluster_id = ?').get(rollout, clusterId) as { previous_revision: number | null } | undefined;
+  async previousRevisionIn(rollout: string, clusterId: string): Promise<number | null> {
+    const row = await this.#sql.get<{ previous_revision: number | null }>('SELECT previous_revision FROM rollout_clusters WHERE rollout = ? AND cluster_id = ?', [rollout, clusterId]);
     return row?.previous_revision ?? null;
   }
 
-  recordSent(name: string, clusterId: string, revision: number, at: string, previousRevision: number | null): void {
-    this.#db
-      .prepare('UPDATE rollout_clusters SET sent_revision = ?, sent_at = ?, previous_revision = ?, skipped_at = NULL WHERE rollout = ? AND cluster_id = ?')
-      .run(revision, at, previousRevision, name, clusterId);
+  async recordSent(name: string, clusterId: string, revision: number, at: string, previousRevision: number | null): Promise<void> {
+    await this.#sql.run('UPDATE rollout_clusters SET sent_revision = ?, sent_at = ?, previous_revision = ?, skipped_at = NULL WHERE rollout = ? AND cluster_id = ?', [
+      revision,
+      at,
+      previousRevision,
+      name,
+      clusterId,
+    ]);
   }
 
-  markSucceeded(name: string, clusterIds: readonly string[], at: string): void {
-    const s = this.#db.prepare('UPDATE rollout_clusters SET succeeded_at = ? WHERE rollout = ? AND cluster_id = ? AND succeeded_at IS NULL');
-    for (const id of clusterIds) s.run(at, name, id);
+  async markSucceeded(name: string, clusterIds: readonly string[], at: string): Promise<void> {
+    for (const id of clusterIds) await this.#sql.run('UPDATE rollout_clusters SET succeeded_at = ? WHERE rollout = ? AND cluster_id = ? AND succeeded_at IS NULL', [at, name, id]);
   }
 
-  markFailed(name: string, failures: readonly { id: string; reason: string; message: string | null; at: number | null }[]): void {
-    const s = this.#db.prepare('UPDATE rollout_clusters SET failure = ? WHERE rollout = ? AND cluster_id = ? AND failure IS NULL');
-    for (const f of failures) s.run(JSON.stringify({ reason: f.reason, message: f.message, at: f.at }), name, f.id);
+  async markFailed(name: string, failures: readonly { id: string; reason: string; message: string | null; at: number | null }[]): Promise<void> {
+    for (const f of failures) {
+      await this.#sql.run('UPDATE rollout_clusters SET failure = ? WHERE rollout = ? AND cluster_id = ? AND failure IS NULL', [
+        JSON.stringify({ reason: f.reason, message: f.message, at: f.at }),
+        name,
+        f.id,
+      ]);
+    }
   }
 
-  markSkipped(name: string, clusterIds: readonly string[], at: string): void {
-    const s = this.#db.prepare('UPDATE rollout_clusters SET skipped_at = ? WHERE rollout = ? AND cluster_id = ? AND skipped_at IS NULL');
-    for (const id of clusterIds) s.run(at, name, id);
+  async markSkipped(name: string, clusterIds: readonly string[], at: string): Promise<void> {
+    for (const id of clusterIds) await this.#sql.run('UPDATE rollout_clusters SET skipped_at = ? WHERE rollout = ? AND cluster_id = ? AND skipped_at IS NULL', [at, name, id]);
   }
 
-  setPhase(name: string, p: { phase: RolloutPhase; reason: string | null; message: string | null; endedAt?: string | null }, at: string): void {
-    this.#db
-      .prepare('UPDATE rollouts SET phase = ?, reason = ?, message = ?, ended_at = COALESCE(?, ended_at), updated_at = ? WHERE name = ?')
-      .run(p.phase, p.reason, p.message, p.endedAt ?? null, at, name);
+  async setPhase(name: string, p: { phase: RolloutPhase; reason: string | null; message: string | null; endedAt?: string | null }, at: string): Promise<void> {
+    await this.#sql.run('UPDATE rollouts SET phase = ?, reason = ?, message = ?, ended_at = COALESCE(?, ended_at), updated_at = ? WHERE name = ?', [
+      p.phase,
+      p.reason,
+      p.message,
+      p.endedAt ?? null,
+      at,
+      name,
+    ]);
   }
 
-  acknowledge(name: string, failures: number, mandatoryFailures: number, at: string): void {
-    this.#db
-      .prepare('UPDATE rollouts SET acknowledged_failures = ?, acknowledged_mandatory_failures = ?, updated_at = ? WHERE name = ?')
-      .run(failures, mandatoryFailures, at, name);
+  async acknowledge(name: string, failures: number, mandatoryFailures: number, at: string): Promise<void> {
+    await this.#sql.run('UPDATE rollouts SET acknowledged_failures = ?, acknowledged_mandatory_failures = ?, updated_at = ? WHERE name = ?', [failures, mandatoryFailures, at, name]);
   }
 
-  markStarted(name: string, at: string): void {
-    this.#db.prepare('UPDATE rollouts SET started_at = ? WHERE name = ? AND started_at IS NULL').run(at, name);
+  async markStarted(name: string, at: string): Promise<void> {
+    await this.#sql.run('UPDATE rollouts SET started_at = ? WHERE name = ? AND started_at IS NULL', [at, name]);
   }
 
-  setRolledBackBy(name: string, by: string, at: string): void {
-    this.#db.prepare('UPDATE rollouts SET rolled_back_by = ?, updated_at = ? WHERE name = ?').run(by, at, name);
+  async setRolledBackBy(name: string, by: string, at: string): Promise<void> {
+    await this.#sql.run('UPDATE rollouts SET rolled_back_by = ?, updated_at = ? WHERE name = ?', [by, at, name]);
   }
 
   /** The signed payload of a release the hub issued, for a rollback. */
-  releasePayload(clusterId: string, revision: number): string | undefined {
-    const row = this.#db.prepare('SELECT envelope FROM desired_releases WHERE cluster_id = ? AND revision = ?').get(clusterId, revision) as { envelope: string } | undefined;
+  async releasePayload(clusterId: string, revision: number): Promise<string | undefined> {
+    const row = await this.#sql.get<{ envelope: string }>('SELECT envelope FROM desired_releases WHERE cluster_id = ? AND revision = ?', [clusterId, revision]);
     return row === undefined ? undefined : (JSON.parse(row.envelope) as { payload: string }).payload;
   }
 }

@@ -1,0 +1,50 @@
+// What the hub's repositories need from a database: run a statement, read
+// rows, and group statements into a transaction. Two backends implement it:
+// SQLite (sqlite-sql.ts, the embedded default for one machine) and
+// PostgreSQL (postgres-sql.ts, for several replicas). The repositories hold
+// all SQL, written once in the subset both understand, with `?` placeholders;
+// the few differences are the Dialect's (docs/hub-ha.md).
+//
+// A transaction is found through AsyncLocalStorage: a repository call made
+// while `transaction(fn)` runs fn, from fn's async context, joins that
+// transaction; a call from anywhere else does not. So `ctx.store.transaction`
+// wraps hub code that was written against the repositories, and a nested
+// transaction (a group commit's job) becomes a savepoint.
+
+export type SqlValue = string | number | null;
+
+export interface Dialect {
+  readonly name: 'sqlite' | 'postgres';
+  /** The larger of two values of one type; `a` may be NULL only if it is text, `b` is NULL only when a is. */
+  greatest(a: string, b: string): string;
+  /** Appended to a SELECT that must lock the rows it read until the transaction ends (PostgreSQL); SQLite has one writer and needs none. */
+  readonly forUpdate: string;
+  /** An expression ordering rows as they were inserted, for listings without a better key. */
+  readonly insertionOrder: string;
+}
+
+export interface Sql {
+  readonly dialect: Dialect;
+  all<T>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  get<T>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
+  /** Returns the number of rows changed. */
+  run(sql: string, params?: readonly SqlValue[]): Promise<number>;
+  /**
+   * Runs fn in one transaction: committed when fn resolves, rolled back when
+   * it throws. Inside another transaction (same async context) it is a
+   * savepoint: its failure rolls back only its own work.
+   */
+  transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /** True while the caller runs inside one of this database's transactions. */
+  readonly inTransaction: boolean;
+  close(): Promise<void>;
+}
+
+export class HubDatabaseError extends Error {
+  override readonly name = 'HubDatabaseError';
+  readonly reason: string;
+  constructor(reason: string) {
+    super(reason);
+    this.reason = reason;
+  }
+}
