@@ -37,7 +37,7 @@ export async function hubFloodBench(o: HubFloodOptions): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-bench-abuse-'));
   const dbPath = join(dir, 'hub.db');
   try {
-    const agents = seedClusters(dbPath, o.honestAgents, () => new Date());
+    const agents = await seedClusters(dbPath, o.honestAgents, () => new Date());
     const port = await freePort();
     const hub = await launchHub({ dbPath, port, heartbeatMs: 10_000 });
     const baseUrl = `ws://127.0.0.1:${port}`;

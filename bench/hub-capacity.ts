@@ -36,7 +36,7 @@ export async function hubCapacityBench(o: HubCapacityOptions): Promise<void> {
   const dbPath = join(dir, 'hub.db');
   try {
     let t = performance.now();
-    const agents = seedClusters(dbPath, o.agents, () => new Date());
+    const agents = await seedClusters(dbPath, o.agents, () => new Date());
     line('seeded accepted clusters', `${o.agents} in ${ms(performance.now() - t)}`);
 
     const port = await freePort();

@@ -22,7 +22,7 @@ export async function outboxReplayBench(o: ReplayOptions): Promise<void> {
   heading(`outbox replay: ${o.reports} reports buffered in a real journal (durability full), then one HubLink drains them`);
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-bench-replay-'));
   try {
-    const [cluster] = seedClusters(join(dir, 'hub.db'), 1, () => new Date(), 'replay');
+    const [cluster] = await seedClusters(join(dir, 'hub.db'), 1, () => new Date(), 'replay');
     if (!cluster) throw new Error('seeding failed');
     const journal = Journal.open(join(dir, 'journal.db'));
     let t = performance.now();

@@ -54,7 +54,7 @@ export async function rolloutBench(o: RolloutBenchOptions): Promise<void> {
     const stride = canaries > 0 ? Math.max(1, Math.floor(o.clusters / canaries)) : Infinity;
     const isCanary = (i: number): boolean => i % stride === 0 && i / stride < canaries;
     let t = performance.now();
-    const agents = seedClusters(dbPath, o.clusters, () => new Date(), 'sim', (i) => ({ fleet: 'bench', ring: isCanary(i) ? 'canary' : 'main' }));
+    const agents = await seedClusters(dbPath, o.clusters, () => new Date(), 'sim', (i) => ({ fleet: 'bench', ring: isCanary(i) ? 'canary' : 'main' }));
     line('seeded accepted, labelled clusters', `${o.clusters} in ${ms(performance.now() - t)}`);
 
     const port = await freePort();

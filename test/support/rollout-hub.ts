@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHubContext, type HubContext } from '../../src/hub/hub-context.ts';
-import { openHubDatabase, type HubDatabase } from '../../src/hub/store/database.ts';
+import { openSqlite } from '../../src/hub/store/database.ts';
+import type { SqliteSql } from '../../src/hub/store/sqlite-sql.ts';
 import type { AttemptPhase } from '../../src/protocol/attempt.ts';
 import type { Inventory, InventoryOverride } from '../../src/protocol/inventory.ts';
 import type { HubMessage, Outgoing } from '../../src/protocol/messages.ts';
@@ -22,20 +23,24 @@ export class RolloutHub {
   readonly dbPath = join(this.dir, 'hub.db');
   readonly clock = new TestClock();
   readonly key: ReleaseKeyPair = generateReleaseKey();
-  db: HubDatabase;
-  ctx: HubContext;
+  db!: SqliteSql;
+  ctx!: HubContext;
   readonly seq = new Map<string, number>();
   /** Messages "delivered" to connected clusters (every enrolled cluster counts as connected unless disconnected). */
   readonly delivered = new Map<string, Outgoing<HubMessage>[]>();
   readonly disconnected = new Set<string>();
 
-  constructor() {
-    this.db = openHubDatabase(this.dbPath);
-    this.ctx = this.#context();
+  private constructor() {}
+
+  static async open(): Promise<RolloutHub> {
+    const h = new RolloutHub();
+    h.db = openSqlite(h.dbPath);
+    h.ctx = await h.#context();
+    return h;
   }
 
-  #context(): HubContext {
-    const ctx = createHubContext({ db: this.db, now: this.clock.now, log: testLogger(), heartbeatMs: HEARTBEAT_MS, graceMultiplier: 5, bootstrapTokens: [], releaseKey: this.key.privateKey });
+  async #context(): Promise<HubContext> {
+    const ctx = await createHubContext({ db: this.db, now: this.clock.now, log: testLogger(), heartbeatMs: HEARTBEAT_MS, graceMultiplier: 5, bootstrapTokens: [], releaseKey: this.key.privateKey });
     // Every enrolled, connected cluster gets a recording session.
     const sessions = ctx.sessions;
     const origAgent = sessions.agent.bind(sessions);
@@ -55,46 +60,44 @@ export class RolloutHub {
   }
 
   /** Closes the database and opens it again: what a hub restart leaves. */
-  restart(): void {
-    this.db.close();
-    this.db = openHubDatabase(this.dbPath);
-    this.ctx = this.#context();
+  async restart(): Promise<void> {
+    await this.db.close();
+    this.db = openSqlite(this.dbPath);
+    this.ctx = await this.#context();
   }
 
-  close(): void {
-    this.db.close();
+  async close(): Promise<void> {
+    await this.db.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  enrol(ids: readonly string[], labels: (id: string, i: number) => Record<string, string> = () => ({}), inventory?: Inventory): void {
-    this.db.transaction(() => {
-      ids.forEach((id, i) => {
-        this.ctx.clusters.requestRegistration({ id, labels: labels(id, i), agentVersion: '0.1.0', inventory, publicKey: storedPublicKey(id) });
-        this.ctx.clusters.accept(id);
-        this.ctx.clusters.recordHello(id, { agentVersion: '0.1.0', inventory: inventory ?? { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] }, lastRevision: 0 });
+  async enrol(ids: readonly string[], labels: (id: string, i: number) => Record<string, string> = () => ({}), inventory?: Inventory): Promise<void> {
+    await this.db.transaction(async () => {
+      for (const [i, id] of ids.entries()) {
+        await this.ctx.clusters.requestRegistration({ id, labels: labels(id, i), agentVersion: '0.1.0', inventory, publicKey: storedPublicKey(id) });
+        await this.ctx.clusters.accept(id);
+        await this.ctx.clusters.recordHello(id, { agentVersion: '0.1.0', inventory: inventory ?? { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] }, lastRevision: 0 });
         this.seq.set(id, 0);
-      });
-    })();
+      }
+    });
   }
 
-  /** Heartbeats from every connected cluster. */
-  heartbeat(): void {
-    this.db.transaction(() => {
-      for (const id of this.seq.keys()) if (!this.disconnected.has(id)) this.ctx.clusters.touch(id);
-    })();
+  /** Heartbeats from every connected cluster (in memory, as the hub keeps them). */
+  async heartbeat(): Promise<void> {
+    for (const id of this.seq.keys()) if (!this.disconnected.has(id)) this.ctx.clusters.touch(id);
   }
 
-  report(id: string, kind: string, body: unknown): void {
+  async report(id: string, kind: string, body: unknown): Promise<void> {
     const prev = this.seq.get(id) ?? 0;
-    this.ctx.reports.ingest(id, prev, [{ seq: prev + 1, kind, body, createdAt: this.clock.now().toISOString() }]);
+    await this.ctx.reports.ingest(id, prev, [{ seq: prev + 1, kind, body, createdAt: this.clock.now().toISOString() }]);
     this.seq.set(id, prev + 1);
   }
 
   /** The agent's attempt on its newest desired release reaching `phase`. */
-  attempt(id: string, phase: AttemptPhase, reason: string | null = null): void {
-    const d = this.ctx.releases.latest(id);
+  async attempt(id: string, phase: AttemptPhase, reason: string | null = null): Promise<void> {
+    const d = await this.ctx.releases.latest(id);
     if (!d) throw new Error(`${id} has no desired release`);
-    this.report(id, 'attempt-transition', {
+    await this.report(id, 'attempt-transition', {
       attemptId: `${id}-r${d.revision}`,
       release: { name: d.name, version: d.version, revision: d.revision },
       phase,
@@ -105,13 +108,15 @@ export class RolloutHub {
     });
   }
 
-  inventory(id: string, overrides: InventoryOverride[]): void {
-    this.report(id, 'inventory', { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides });
+  async inventory(id: string, overrides: InventoryOverride[]): Promise<void> {
+    await this.report(id, 'inventory', { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides });
   }
 
   /** Revision of the newest desired release per cluster (0: none). */
-  revisions(ids: readonly string[]): Map<string, number> {
-    return new Map(ids.map((id) => [id, this.ctx.releases.latest(id)?.revision ?? 0]));
+  async revisions(ids: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const id of ids) out.set(id, (await this.ctx.releases.latest(id))?.revision ?? 0);
+    return out;
   }
 }
 

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AgentSession } from '../../src/hub/agent-session.ts';
 import { createHubContext, type HubContext } from '../../src/hub/hub-context.ts';
-import { openHubDatabase, type HubDatabase } from '../../src/hub/store/database.ts';
+import { openSqlite } from '../../src/hub/store/database.ts';
+import type { SqliteSql } from '../../src/hub/store/sqlite-sql.ts';
 import { PROTOCOL_VERSION, parseMessage, type HubMessage, type ReportEntry } from '../../src/protocol/messages.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
 import { storedPublicKey, TestClock, testLogger } from './hub-fixture.ts';
@@ -36,34 +37,50 @@ export class SessionBench {
   readonly dir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'fleetlet-sessions-'));
   readonly dbPath = join(this.dir, 'hub.db');
   readonly clock = new TestClock();
-  readonly db: HubDatabase;
-  readonly ctx: HubContext;
+  db!: SqliteSql;
+  ctx!: HubContext;
   /** Flushes the group committer asked to run "on the next turn". */
   readonly scheduled: (() => void)[] = [];
 
-  constructor(o: { maxBatch?: number } = {}) {
-    this.db = openHubDatabase(this.dbPath);
-    this.ctx = createHubContext({
-      db: this.db,
-      now: this.clock.now,
+  private constructor() {}
+
+  static async open(o: { maxBatch?: number } = {}): Promise<SessionBench> {
+    const b = new SessionBench();
+    b.db = openSqlite(b.dbPath);
+    b.ctx = await createHubContext({
+      db: b.db,
+      now: b.clock.now,
       log: testLogger(),
       heartbeatMs: HEARTBEAT_MS,
       graceMultiplier: 5,
       bootstrapTokens: [],
       releaseKey: generateReleaseKey().privateKey,
-      groupCommit: { maxBatch: o.maxBatch ?? 10_000, schedule: (run) => void this.scheduled.push(run) },
+      groupCommit: { maxBatch: o.maxBatch ?? 10_000, schedule: (run) => void b.scheduled.push(run) },
     });
+    return b;
   }
 
-  /** The next event-loop turn, as far as the group committer is concerned. */
-  tick(): void {
+  /**
+   * Frames sent so far are handled (sessions read the store before they
+   * submit a write): everything they do runs in microtasks on SQLite, so one
+   * turn of the event loop sees it done.
+   */
+  async settle(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /** The next event-loop turn, as far as the group committer is concerned: queued writes commit and their answers go out. */
+  async tick(): Promise<void> {
+    await this.settle();
     for (const run of this.scheduled.splice(0)) run();
+    await this.ctx.commits.flush();
+    await this.settle();
   }
 
-  enrol(...ids: string[]): void {
+  async enrol(...ids: string[]): Promise<void> {
     for (const id of ids) {
-      this.ctx.clusters.requestRegistration({ id, labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: storedPublicKey(id) });
-      this.ctx.clusters.accept(id);
+      await this.ctx.clusters.requestRegistration({ id, labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: storedPublicKey(id) });
+      await this.ctx.clusters.accept(id);
     }
   }
 
@@ -106,8 +123,8 @@ export class SessionBench {
     return agent;
   }
 
-  close(): void {
-    this.db.close();
+  async close(): Promise<void> {
+    await this.db.close();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -28,23 +28,24 @@ const committedAckedSeq = (b: SessionBench, clusterId: string): number => {
 
 describe('hub group commit of report batches', () => {
   let b: SessionBench;
-  beforeEach(() => {
-    b = new SessionBench();
+  beforeEach(async () => {
+    b = await SessionBench.open();
   });
   afterEach(() => b.close());
 
-  function welcomed(...ids: string[]): FakeAgent[] {
-    b.enrol(...ids);
+  async function welcomed(...ids: string[]): Promise<FakeAgent[]> {
+    await b.enrol(...ids);
     const agents = ids.map((id) => b.connect(id));
     for (const a of agents) a.hello();
+    await b.settle();
     assert.equal(agents.filter((a) => a.sent.length > 0).length, 0, 'no welcome before the hellos are committed');
-    b.tick();
+    await b.tick();
     for (const a of agents) assert.equal(a.sent[0]?.type, 'welcome', `${a.id} welcomed after the commit`);
     return agents;
   }
 
-  it('commits the batches of several agents in one transaction and acks each only after it', () => {
-    const agents = welcomed('edge-a', 'edge-b', 'edge-c');
+  it('commits the batches of several agents in one transaction and acks each only after it', async () => {
+    const agents = await welcomed('edge-a', 'edge-b', 'edge-c');
     // At the moment an ack is sent, another connection must already see what it names.
     const checked: string[] = [];
     for (const a of agents) {
@@ -58,39 +59,42 @@ describe('hub group commit of report batches', () => {
     const commitsBefore = b.ctx.commits.commits;
     for (const a of agents) a.reports(0, entries(1, 2, a.id));
     for (const a of agents) a.reports(2, entries(3, 3, a.id));
+    await b.settle();
     assert.deepEqual(agents.map((a) => a.acks()), [[], [], []], 'no ack before the commit');
     assert.deepEqual(committedReports(b, 'edge-a'), [], 'nothing committed yet');
     assert.equal(b.ctx.commits.pending, 6);
 
-    b.tick();
+    await b.tick();
     assert.equal(b.ctx.commits.commits - commitsBefore, 1, 'six batches of three agents, one commit');
     assert.deepEqual(agents.map((a) => a.acks()), [[2, 3], [2, 3], [2, 3]], 'each agent its acks, in the order of its batches');
     // Answers in submission order; one commit holds all six batches, so even the first ack finds the later batch committed.
     assert.deepEqual(checked, [2, 3].flatMap((n) => ['edge-a', 'edge-b', 'edge-c'].map((id) => `${id} ack ${n}: committed mark 3, reports 1,2,3`)));
-    assert.equal(b.ctx.aggregate.upgrade('edge-b')?.attemptId, 'edge-b-a3', 'aggregated in order');
+    assert.equal((await b.ctx.aggregate.upgrade('edge-b'))?.attemptId, 'edge-b-a3', 'aggregated in order');
   });
 
-  it('commits at once when the queue reaches maxBatch, without waiting for the next turn', () => {
-    b.close();
-    b = new SessionBench({ maxBatch: 4 });
-    const agents = welcomed('edge-a', 'edge-b');
+  it('commits at once when the queue reaches maxBatch, without waiting for the next turn', async () => {
+    await b.close();
+    b = await SessionBench.open({ maxBatch: 4 });
+    const agents = await welcomed('edge-a', 'edge-b');
     agents[0]?.reports(0, entries(1, 1));
     agents[1]?.reports(0, entries(1, 1));
     agents[0]?.reports(1, entries(2, 2));
+    await b.settle();
     assert.deepEqual(agents.map((a) => a.acks()), [[], []]);
     agents[1]?.reports(1, entries(2, 2));
+    await b.settle();
     assert.deepEqual(agents.map((a) => a.acks()), [[1, 2], [1, 2]], 'the fourth job committed the queue');
     assert.equal(b.ctx.commits.pending, 0);
   });
 
-  it('a batch that fails rolls back alone: the others in its transaction are committed and acknowledged', () => {
-    const [ok, gone] = welcomed('edge-ok', 'edge-gone') as [FakeAgent, FakeAgent];
+  it('a batch that fails rolls back alone: the others in its transaction are committed and acknowledged', async () => {
+    const [ok, gone] = (await welcomed('edge-ok', 'edge-gone')) as [FakeAgent, FakeAgent];
     // The cluster vanishes under a connection: its batch hits the foreign key.
-    b.ctx.clusters.delete('edge-gone');
+    await b.ctx.clusters.delete('edge-gone');
     ok.reports(0, entries(1, 2));
     gone.reports(0, entries(1, 2));
     ok.reports(2, entries(3, 4));
-    b.tick();
+    await b.tick();
     assert.deepEqual(ok.acks(), [2, 4]);
     assert.deepEqual(committedReports(b, 'edge-ok'), [1, 2, 3, 4]);
     assert.deepEqual(gone.acks(), [], 'nothing acknowledged');
@@ -100,17 +104,18 @@ describe('hub group commit of report batches', () => {
     assert.equal(ok.closed, null);
   });
 
-  it('answers queued work with an error, and throws nothing, when the database closed before the turn came', () => {
-    const [a] = welcomed('edge-a') as [FakeAgent];
+  it('answers queued work with an error, and throws nothing, when the database closed before the turn came', async () => {
+    const [a] = (await welcomed('edge-a')) as [FakeAgent];
     a.reports(0, entries(1, 1));
-    b.db.close();
-    assert.doesNotThrow(() => b.tick());
+    await b.settle();
+    await b.db.close();
+    await assert.doesNotReject(b.tick());
     assert.deepEqual(a.acks(), []);
     assert.equal(a.closed?.code, 1011);
-    // afterEach closes again: better-sqlite3 allows it.
+    // afterEach closes again: closing twice is allowed.
   });
 
-  it('acks exactly what one commit per batch acked: re-sent, out-of-order and overlapping batches from several agents (seeded)', () => {
+  it('acks exactly what one commit per batch acked: re-sent, out-of-order and overlapping batches from several agents (seeded)', async () => {
     const ids = ['edge-a', 'edge-b', 'edge-c', 'edge-d'];
     for (const seed of [1, 2, 3, 0xfeed]) {
       const random = mulberry32(seed);
@@ -150,35 +155,35 @@ describe('hub group commit of report batches', () => {
       }
 
       // Reference: one transaction per batch, as the hub did before group commit.
-      const ref = new SessionBench();
-      ref.enrol(...ids);
+      const ref = await SessionBench.open();
+      await ref.enrol(...ids);
       const expected = new Map<string, number[]>(ids.map((id) => [id, []]));
-      for (const f of frames) expected.get(f.id)?.push(ref.ctx.reports.ingest(f.id, f.afterSeq, f.reports).ackedSeq);
+      for (const f of frames) expected.get(f.id)?.push((await ref.ctx.reports.ingest(f.id, f.afterSeq, f.reports)).ackedSeq);
 
-      const run = new SessionBench();
-      run.enrol(...ids);
+      const run = await SessionBench.open();
+      await run.enrol(...ids);
       const agents = new Map(ids.map((id) => [id, run.connect(id)]));
       for (const a of agents.values()) a.hello();
-      run.tick();
+      await run.tick();
       const commitsBefore = run.ctx.commits.commits;
       for (const f of frames) {
         agents.get(f.id)?.reports(f.afterSeq, f.reports);
-        if (random() < 0.2) run.tick();
+        if (random() < 0.2) await run.tick();
       }
-      run.tick();
+      await run.tick();
       try {
         for (const id of ids) {
           assert.deepEqual(agents.get(id)?.acks(), expected.get(id), `seed ${seed} ${id}: same acks, in the same order`);
-          assert.deepEqual(run.ctx.aggregate.upgrade(id), ref.ctx.aggregate.upgrade(id), `seed ${seed} ${id}: same aggregate`);
+          assert.deepEqual(await run.ctx.aggregate.upgrade(id), await ref.ctx.aggregate.upgrade(id), `seed ${seed} ${id}: same aggregate`);
           assert.deepEqual(
-            run.ctx.reports.list(id, { afterSeq: 0, limit: 1000 }).map((r) => [r.seq, r.prevSeq, r.acknowledged]),
-            ref.ctx.reports.list(id, { afterSeq: 0, limit: 1000 }).map((r) => [r.seq, r.prevSeq, r.acknowledged]),
+            (await run.ctx.reports.list(id, { afterSeq: 0, limit: 1000 })).map((r) => [r.seq, r.prevSeq, r.acknowledged]),
+            (await ref.ctx.reports.list(id, { afterSeq: 0, limit: 1000 })).map((r) => [r.seq, r.prevSeq, r.acknowledged]),
           );
         }
         assert.ok(run.ctx.commits.commits - commitsBefore < frames.length / 2, `seed ${seed}: ${frames.length} batches shared ${run.ctx.commits.commits - commitsBefore} commits`);
       } finally {
-        ref.close();
-        run.close();
+        await ref.close();
+        await run.close();
       }
     }
   });

@@ -14,7 +14,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AgentSession } from '../../src/hub/agent-session.ts';
 import { createHubContext, type HubContext } from '../../src/hub/hub-context.ts';
-import { openHubDatabase, type HubDatabase } from '../../src/hub/store/database.ts';
+import { openSqlite } from '../../src/hub/store/database.ts';
+import type { SqliteSql } from '../../src/hub/store/sqlite-sql.ts';
 import { generateAgentKey, signChallenge } from '../../src/protocol/agent-identity.ts';
 import { parseMessage, PROTOCOL_VERSION, type HubMessage } from '../../src/protocol/messages.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
@@ -55,18 +56,18 @@ const frameArb: fc.Arbitrary<string | Buffer> = fc.oneof(
 
 interface Fixture {
   dir: string;
-  db: HubDatabase;
+  db: SqliteSql;
   ctx: HubContext;
   /** The cluster no fuzzed connection may touch, as the store holds it (lease fields aside). */
   other(): string;
 }
 
-function fixture(): Fixture {
+async function fixture(): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-pfuzz-'));
-  const db = openHubDatabase(join(dir, 'hub.db'));
+  const db = openSqlite(join(dir, 'hub.db'));
   // What is tested is what frames change, not that a commit survives a power cut: no fsync per commit.
-  db.pragma('synchronous = OFF');
-  const ctx = createHubContext({
+  db.db.pragma('synchronous = OFF');
+  const ctx = await createHubContext({
     db,
     now: () => new Date(at),
     log: testLogger(),
@@ -81,28 +82,31 @@ function fixture(): Fixture {
     throttle: { maxFailures: 1e9 },
   });
   for (const id of ['edge-fuzz', 'edge-other', 'edge-keyed']) {
-    ctx.clusters.requestRegistration({ id, labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: id === 'edge-keyed' ? generateAgentKey().publicKey : storedPublicKey(id) });
-    ctx.clusters.accept(id);
+    await ctx.clusters.requestRegistration({ id, labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: id === 'edge-keyed' ? generateAgentKey().publicKey : storedPublicKey(id) });
+    await ctx.clusters.accept(id);
   }
-  ctx.reports.ingest('edge-other', 0, [{ seq: 1, kind: 'upgrade-completed', body: completed('edge-other', 1), createdAt: at }]);
+  await ctx.reports.ingest('edge-other', 0, [{ seq: 1, kind: 'upgrade-completed', body: completed('edge-other', 1), createdAt: at }]);
   const other = (): string =>
     JSON.stringify([
-      db.prepare("SELECT id, status, labels, public_key, revoked_at, agent_version, inventory, agent_revision, acked_seq FROM clusters WHERE id = 'edge-other'").get(),
-      db.prepare("SELECT seq, prev_seq, body FROM reports WHERE cluster_id = 'edge-other' ORDER BY seq").all(),
+      db.db.prepare("SELECT id, status, labels, public_key, revoked_at, agent_version, inventory, agent_revision, acked_seq FROM clusters WHERE id = 'edge-other'").get(),
+      db.db.prepare("SELECT seq, prev_seq, body FROM reports WHERE cluster_id = 'edge-other' ORDER BY seq").all(),
     ]);
   return { dir, db, ctx, other };
 }
 
+/** One turn of the event loop: on SQLite every store call a frame caused has finished by then. */
+const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 describe('property-based fuzzing of the hub', () => {
-  it(`frame handling: ${RUNS * FRAMES_PER_RUN} generated frames, no throw, every refusal answered with its reason and changing nothing, no other cluster touched`, () => {
-    const f = fixture();
+  it(`frame handling: ${RUNS * FRAMES_PER_RUN} generated frames, no throw, every refusal answered with its reason and changing nothing, no other cluster touched`, async () => {
+    const f = await fixture();
     try {
       const otherBefore = f.other();
-      const writes = (): number => (f.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+      const writes = (): number => (f.db.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
       let frames = 0;
       let refusals = 0;
-      fc.assert(
-        fc.property(fc.boolean(), fc.array(frameArb, { minLength: FRAMES_PER_RUN, maxLength: FRAMES_PER_RUN }), (bearer, batch) => {
+      await fc.assert(
+        fc.asyncProperty(fc.boolean(), fc.array(frameArb, { minLength: FRAMES_PER_RUN, maxLength: FRAMES_PER_RUN }), async (bearer, batch) => {
           const sent: HubMessage[] = [];
           let closed = false;
           const session = new AgentSession(f.ctx, bearer ? { kind: 'cluster', clusterId: 'edge-fuzz' } : { kind: 'anonymous' }, {
@@ -119,6 +123,8 @@ describe('property-based fuzzing of the hub', () => {
           for (const frame of batch) {
             frames++;
             const parsed = parseMessage(frame, 'from-agent');
+            // The frames before this one are handled and their writes committed.
+            await drain();
             const before = writes();
             const sentBefore = sent.length;
             session.handleFrame(frame);
@@ -137,21 +143,21 @@ describe('property-based fuzzing of the hub', () => {
       assert.ok(frames >= 100_000, `${frames} frames`);
       assert.ok(refusals > frames / 10, `mutations must often break frames (${refusals} refusals)`);
       // Still coherent: the chain mark never passes a report the hub does not hold.
-      const acked = f.ctx.reports.ackedSeq('edge-fuzz');
-      if (acked > 0) assert.ok(f.db.prepare("SELECT 1 FROM reports WHERE cluster_id = 'edge-fuzz' AND seq = ?").get(acked));
+      const acked = await f.ctx.reports.ackedSeq('edge-fuzz');
+      if (acked > 0) assert.ok(f.db.db.prepare("SELECT 1 FROM reports WHERE cluster_id = 'edge-fuzz' AND seq = ?").get(acked));
     } finally {
-      f.db.close();
+      await f.db.close();
       rmSync(f.dir, { recursive: true, force: true });
     }
   });
 
-  it('a proof signed for one challenge, cluster or purpose never opens another', () => {
-    const f = fixture();
+  it('a proof signed for one challenge, cluster or purpose never opens another', async () => {
+    const f = await fixture();
     try {
       const key = generateAgentKey();
-      f.ctx.clusters.trustKey('edge-keyed', key.publicKey);
-      fc.assert(
-        fc.property(fc.constantFrom('hello', 'register'), fc.constantFrom('edge-keyed', 'edge-other'), fc.boolean(), (purpose, signedFor, sameNonce) => {
+      await f.ctx.clusters.trustKey('edge-keyed', key.publicKey);
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom('hello', 'register'), fc.constantFrom('edge-keyed', 'edge-other'), fc.boolean(), async (purpose, signedFor, sameNonce) => {
           const sent: HubMessage[] = [];
           const session = new AgentSession(f.ctx, { kind: 'anonymous' }, { send: (t) => void sent.push((parseMessage(t, 'from-hub') as { ok: true; message: HubMessage }).message), close: () => undefined });
           session.start();
@@ -160,6 +166,8 @@ describe('property-based fuzzing of the hub', () => {
           const proof = signChallenge(key.privateKey, purpose as 'hello' | 'register', nonce, signedFor);
           session.handleFrame(JSON.stringify({ type: 'hello', protocolVersion: PROTOCOL_VERSION, clusterId: 'edge-keyed', agentVersion: '0.1.0', inventory, lastRevision: 0, outbox: { firstSeq: null, lastSeq: 0 }, proof }));
           const rightful = purpose === 'hello' && signedFor === 'edge-keyed' && sameNonce;
+          await drain();
+          await drain();
           session.closed();
           // Only the rightful proof is let through (its welcome follows the commit); every other one is refused by name.
           return rightful ? sent.some((m) => m.type === 'welcome') : sent.some((m) => m.type === 'error' && m.code === 'BadProof');
@@ -167,7 +175,7 @@ describe('property-based fuzzing of the hub', () => {
         { numRuns: 200, seed: SEED },
       );
     } finally {
-      f.db.close();
+      await f.db.close();
       rmSync(f.dir, { recursive: true, force: true });
     }
   });

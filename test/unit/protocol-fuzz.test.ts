@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { AgentSession } from '../../src/hub/agent-session.ts';
 import { createHubContext } from '../../src/hub/hub-context.ts';
-import { openHubDatabase } from '../../src/hub/store/database.ts';
+import { openSqlite } from '../../src/hub/store/database.ts';
 import { encodeMessage, parseMessage, ProtocolError, protocolErrorReason, type Message } from '../../src/protocol/messages.ts';
 import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
 import { FrameMutator } from '../support/frame-mutator.ts';
@@ -48,7 +48,7 @@ function seeds(clusterId: string): string[] {
 const reasons = new Set<string>(protocolErrorReason.options);
 
 describe('protocol fuzzing', () => {
-  it('parseMessage survives 30,000 mutated frames and rejects only with ProtocolError', () => {
+  it('parseMessage survives 30,000 mutated frames and rejects only with ProtocolError', async () => {
     const seed = 0xf1ee7;
     const random = mulberry32(seed);
     const mutator = new FrameMutator(random);
@@ -77,20 +77,20 @@ describe('protocol fuzzing', () => {
     assert.ok(rejected > 15_000, `mutations must mostly break frames (${rejected} rejected)`);
   });
 
-  it('the hub handles 8,000 mutated agent frames: no exception, an error reply for each rejection, and no change from it', () => {
+  it('the hub handles 8,000 mutated agent frames: no exception, an error reply for each rejection, and no change from it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fleetlet-fuzz-'));
-    const db = openHubDatabase(join(dir, 'hub.db'));
+    const db = openSqlite(join(dir, 'hub.db'));
     try {
       let t = Date.parse('2030-01-02T00:00:00.000Z');
       const now = (): Date => new Date(t);
-      const ctx = createHubContext({ db, now, log: testLogger(), heartbeatMs: 10_000, graceMultiplier: 5, bootstrapTokens: [BOOTSTRAP_TOKEN], releaseKey: key.privateKey,
+      const ctx = await createHubContext({ db, now, log: testLogger(), heartbeatMs: 10_000, graceMultiplier: 5, bootstrapTokens: [BOOTSTRAP_TOKEN], releaseKey: key.privateKey,
         // The frame-rate budget runs on the real clock; this test is about what frames say, not how fast they come.
         budgets: { framesPerSecond: 1e9, frameBurst: 1e9 } });
-      ctx.clusters.requestRegistration({ id: 'edge-fuzz', labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: storedPublicKey('edge-fuzz') });
-      ctx.clusters.accept('edge-fuzz');
+      await ctx.clusters.requestRegistration({ id: 'edge-fuzz', labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: storedPublicKey('edge-fuzz') });
+      await ctx.clusters.accept('edge-fuzz');
 
       // Rows written by this connection so far: a rejected frame must not move it.
-      const writes = (): number => (db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
+      const writes = (): number => (db.db.prepare('SELECT total_changes() AS n').get() as { n: number }).n;
 
       const sent: Message[] = [];
       let closed = false;
@@ -121,6 +121,8 @@ describe('protocol fuzzing', () => {
         t += 10;
         const frame = mutator.mutate(corpus[i % corpus.length] as string);
         const parsed = parseMessage(frame, 'from-agent');
+        // The frames before this one are handled and their writes committed (one event-loop turn on SQLite).
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const before = writes();
         const sentBefore = sent.length;
         try {
@@ -139,10 +141,10 @@ describe('protocol fuzzing', () => {
       assert.ok(rejections > 3_000, `${rejections} rejections`);
       assert.ok(writes() > 100, 'the frames that survived mutation did reach the store');
       // Still coherent: the chain mark never passes a report the hub does not hold.
-      const acked = (db.prepare("SELECT acked_seq FROM clusters WHERE id = 'edge-fuzz'").get() as { acked_seq: number }).acked_seq;
-      if (acked > 0) assert.ok(db.prepare("SELECT 1 FROM reports WHERE cluster_id = 'edge-fuzz' AND seq = ?").get(acked));
+      const acked = (db.db.prepare("SELECT acked_seq FROM clusters WHERE id = 'edge-fuzz'").get() as { acked_seq: number }).acked_seq;
+      if (acked > 0) assert.ok(db.db.prepare("SELECT 1 FROM reports WHERE cluster_id = 'edge-fuzz' AND seq = ?").get(acked));
     } finally {
-      db.close();
+      await db.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -16,8 +16,8 @@ type Groups = { groups: { name: string; rules: Rule[] }[] };
 
 describe('hub alert rules', () => {
   let h: RolloutHub;
-  beforeEach(() => {
-    h = new RolloutHub();
+  beforeEach(async () => {
+    h = await RolloutHub.open();
   });
   afterEach(() => h.close());
 
@@ -25,7 +25,7 @@ describe('hub alert rules', () => {
   const operator = YAML.parse(readFileSync(new URL('prometheus-rule.yaml', dir), 'utf8')) as { kind: string; spec: Groups };
   const rules = plain.groups.flatMap((g) => g.rules);
 
-  it('ships the four alerts, the same in both files', () => {
+  it('ships the four alerts, the same in both files', async () => {
     assert.equal(operator.kind, 'PrometheusRule');
     assert.deepEqual(operator.spec, plain);
     assert.deepEqual(rules.map((r) => r.alert).sort(), ['FleetletClusterStuckWaitingForWindow', 'FleetletClusterUnknownTooLong', 'FleetletClusterUpgradeFailed', 'FleetletRolloutPausedOnFailures']);
@@ -34,23 +34,23 @@ describe('hub alert rules', () => {
 
   it('fires on series the hub exports in each situation', async () => {
     const fleet = ids('edge', 12);
-    h.enrol(fleet, (_id, i) => ({ ring: i === 0 ? 'canary' : 'prod' }));
+    await h.enrol(fleet, (_id, i) => ({ ring: i === 0 ? 'canary' : 'prod' }));
     // A canary that fails: the rollout pauses (MandatoryGroupFailed) and the cluster's upgrade failed.
-    createRollout(h.ctx, {
+    await createRollout(h.ctx, {
       name: 'bad',
       target: { kind: 'Release', release: sampleReleaseRequest('2.0.0') },
       selector: { clusterIds: ['edge-00000', 'edge-00010', 'edge-00011'] },
       groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
       strategy: { type: 'All' },
     });
-    h.attempt('edge-00000', 'RolledBack', 'HealthCheckFailed');
-    tickRollouts(h.ctx);
+    await h.attempt('edge-00000', 'RolledBack', 'HealthCheckFailed');
+    await tickRollouts(h.ctx);
     // Another waits for its local window for three days; another went silent two hours ago.
-    createRollout(h.ctx, { name: 'other', target: { kind: 'Release', release: sampleReleaseRequest('2.0.0') }, selector: { clusterIds: ['edge-00001'] }, strategy: { type: 'All' } });
-    h.attempt('edge-00001', 'WaitingForWindow', 'OutsideWindow');
+    await createRollout(h.ctx, { name: 'other', target: { kind: 'Release', release: sampleReleaseRequest('2.0.0') }, selector: { clusterIds: ['edge-00001'] }, strategy: { type: 'All' } });
+    await h.attempt('edge-00001', 'WaitingForWindow', 'OutsideWindow');
     h.disconnected.add('edge-00002');
     h.clock.advance(3 * 86_400_000);
-    h.heartbeat();
+    await h.heartbeat();
 
     const text = await createHubMetrics(h.ctx).render();
     const exported = new Set([...text.matchAll(/^# TYPE (\S+) gauge$/gm)].map((m) => m[1]));

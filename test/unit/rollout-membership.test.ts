@@ -14,8 +14,8 @@ const MIN = 60_000;
 
 describe('rollout membership', () => {
   let h: RolloutHub;
-  beforeEach(() => {
-    h = new RolloutHub();
+  beforeEach(async () => {
+    h = await RolloutHub.open();
   });
   afterEach(() => h.close());
 
@@ -29,36 +29,36 @@ describe('rollout membership', () => {
   });
 
   /** Everything sent so far reports success, then a tick. */
-  function step(): void {
+  async function step(): Promise<void> {
     h.clock.advance(MIN);
-    h.heartbeat();
-    for (const id of h.delivered.keys()) if (h.ctx.releases.latest(id)) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
+    await h.heartbeat();
+    for (const id of h.delivered.keys()) if (await h.ctx.releases.latest(id)) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
   }
 
-  it('Fixed (the default) keeps the clusters selected at creation', () => {
-    h.enrol(ids('edge', 4), () => ({ fleet: 'a' }));
-    const created = createRollout(h.ctx, { ...spec('Fixed'), membership: undefined });
+  it('Fixed (the default) keeps the clusters selected at creation', async () => {
+    await h.enrol(ids('edge', 4), () => ({ fleet: 'a' }));
+    const created = await createRollout(h.ctx, { ...spec('Fixed'), membership: undefined });
     assert.equal(created.membership, 'Fixed');
-    h.enrol(['late-1'], () => ({ fleet: 'a' }));
-    for (let i = 0; i < 10; i++) step();
-    const s = rolloutStatus(h.ctx, 'm-fixed', { clusters: 'all' });
+    await h.enrol(['late-1'], () => ({ fleet: 'a' }));
+    for (let i = 0; i < 10; i++) await step();
+    const s = await rolloutStatus(h.ctx, 'm-fixed', { clusters: 'all' });
     assert.equal(s.phase, 'Succeeded');
     assert.deepEqual(s.clusters?.map((c) => c.clusterId), ids('edge', 4));
   });
 
-  it('Dynamic: a cluster that registers or gets the labels joins its group; one that leaves before it was sent drops out', () => {
-    h.enrol(ids('edge', 6), () => ({ fleet: 'a' }));
-    h.enrol(['canary-1'], () => ({ fleet: 'a', ring: 'canary' }));
-    const created = createRollout(h.ctx, spec('Dynamic'));
+  it('Dynamic: a cluster that registers or gets the labels joins its group; one that leaves before it was sent drops out', async () => {
+    await h.enrol(ids('edge', 6), () => ({ fleet: 'a' }));
+    await h.enrol(['canary-1'], () => ({ fleet: 'a', ring: 'canary' }));
+    const created = await createRollout(h.ctx, spec('Dynamic'));
     assert.deepEqual([created.membership, created.counts.total, created.counts.Progressing], ['Dynamic', 7, 1]);
     // Before the canary is done: a second canary registers, a prod cluster leaves, another joins by label.
-    h.enrol(['canary-2'], () => ({ fleet: 'a', ring: 'canary' }));
-    h.ctx.clusters.setLabels('edge-00005', { fleet: 'b' });
-    h.enrol(['late-1'], () => ({ fleet: 'b' }));
-    h.ctx.clusters.setLabels('late-1', { fleet: 'a' });
-    tickRollouts(h.ctx);
-    const joined = rolloutStatus(h.ctx, 'm-dynamic', { clusters: 'all' });
+    await h.enrol(['canary-2'], () => ({ fleet: 'a', ring: 'canary' }));
+    await h.ctx.clusters.setLabels('edge-00005', { fleet: 'b' });
+    await h.enrol(['late-1'], () => ({ fleet: 'b' }));
+    await h.ctx.clusters.setLabels('late-1', { fleet: 'a' });
+    await tickRollouts(h.ctx);
+    const joined = await rolloutStatus(h.ctx, 'm-dynamic', { clusters: 'all' });
     assert.deepEqual(
       joined.groups.map((g) => [g.name, g.counts.total]),
       [
@@ -70,37 +70,37 @@ describe('rollout membership', () => {
     assert.ok(!joined.clusters?.some((c) => c.clusterId === 'edge-00005'), 'left before it was sent');
     assert.equal(joined.clusters?.find((c) => c.clusterId === 'canary-2')?.status, 'Progressing', 'a new canary goes first, as canaries do');
     assert.equal(joined.groups[1]?.counts.Progressing, 0, 'the rest waits for both canaries');
-    for (let i = 0; i < 20; i++) step();
-    const end = rolloutStatus(h.ctx, 'm-dynamic', { clusters: 'all' });
+    for (let i = 0; i < 20; i++) await step();
+    const end = await rolloutStatus(h.ctx, 'm-dynamic', { clusters: 'all' });
     assert.equal(end.phase, 'Succeeded');
     assert.deepEqual(end.clusters?.map((c) => c.clusterId).sort(), ['canary-1', 'canary-2', 'edge-00000', 'edge-00001', 'edge-00002', 'edge-00003', 'edge-00004', 'late-1']);
-    assert.equal(h.ctx.releases.latest('edge-00005'), undefined, 'never sent');
+    assert.equal(await h.ctx.releases.latest('edge-00005'), undefined, 'never sent');
   });
 
-  it('Dynamic: a canary that leaves the selection or is deregistered before it was counted does not fail its mandatory group; Fixed times it out', () => {
+  it('Dynamic: a canary that leaves the selection or is deregistered before it was counted does not fail its mandatory group; Fixed times it out', async () => {
     for (const membership of ['Fixed', 'Dynamic'] as const) {
       const prefix = membership.toLowerCase();
-      h.enrol([`${prefix}-canary`], () => ({ fleet: prefix, ring: 'canary' }));
-      h.enrol([`${prefix}-gone`], () => ({ fleet: prefix, ring: 'canary' }));
-      h.enrol(ids(`${prefix}-prod`, 3), () => ({ fleet: prefix }));
-      createRollout(h.ctx, { ...spec(membership), name: prefix, selector: { matchLabels: { fleet: prefix } } });
+      await h.enrol([`${prefix}-canary`], () => ({ fleet: prefix, ring: 'canary' }));
+      await h.enrol([`${prefix}-gone`], () => ({ fleet: prefix, ring: 'canary' }));
+      await h.enrol(ids(`${prefix}-prod`, 3), () => ({ fleet: prefix }));
+      await createRollout(h.ctx, { ...spec(membership), name: prefix, selector: { matchLabels: { fleet: prefix } } });
     }
-    tickRollouts(h.ctx);
+    await tickRollouts(h.ctx);
     // The canaries are sent; each rollout's first canary never answers and leaves the fleet, its second is deregistered.
     for (const prefix of ['fixed', 'dynamic']) {
-      h.ctx.clusters.setLabels(`${prefix}-canary`, { fleet: 'elsewhere', ring: 'canary' });
-      deregisterCluster(h.ctx, `${prefix}-gone`);
+      await h.ctx.clusters.setLabels(`${prefix}-canary`, { fleet: 'elsewhere', ring: 'canary' });
+      await deregisterCluster(h.ctx, `${prefix}-gone`);
     }
     for (let i = 0; i < 40; i++) {
       h.clock.advance(MIN);
-      h.heartbeat();
-      for (const id of ids('dynamic-prod', 3)) if (h.ctx.releases.latest(id)) h.attempt(id, 'Succeeded');
-      tickRollouts(h.ctx);
+      await h.heartbeat();
+      for (const id of ids('dynamic-prod', 3)) if (await h.ctx.releases.latest(id)) await h.attempt(id, 'Succeeded');
+      await tickRollouts(h.ctx);
     }
-    const fixed = rolloutStatus(h.ctx, 'fixed');
+    const fixed = await rolloutStatus(h.ctx, 'fixed');
     assert.deepEqual([fixed.phase, fixed.reason], ['Paused', 'MandatoryGroupFailed']);
     assert.deepEqual(fixed.failed.map((f) => [f.clusterId, f.status]), [['fixed-canary', 'TimedOut']]);
-    const dynamic = rolloutStatus(h.ctx, 'dynamic', { clusters: 'all' });
+    const dynamic = await rolloutStatus(h.ctx, 'dynamic', { clusters: 'all' });
     assert.deepEqual([dynamic.phase, dynamic.counts.total, dynamic.counts.Failed + dynamic.counts.TimedOut], ['Succeeded', 3, 0]);
     assert.deepEqual(dynamic.groups.map((g) => [g.name, g.counts.total]), [
       ['canary', 0],

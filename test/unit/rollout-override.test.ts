@@ -44,7 +44,7 @@ describe('override documents', () => {
   const key = generateReleaseKey();
   const held = (n: number) => () => n;
 
-  it('verifies a signed override and refuses tampering, other keys, replays, expiry and a release passed off as an override', () => {
+  it('verifies a signed override and refuses tampering, other keys, replays, expiry and a release passed off as an override', async () => {
     const env = signOverride(doc(), key.privateKey);
     const o = verifyOverride(env, key.publicKey, { now, lastRevision: held(2) });
     assert.equal(o.name, 'cve-2030-1');
@@ -59,14 +59,14 @@ describe('override documents', () => {
     assert.equal(refusal(() => verifyRelease(env, key.publicKey, { now, lastRevision: 0 })), 'Malformed');
   });
 
-  it('needs images unless it is a withdrawal, and an expiry after issue', () => {
+  it('needs images unless it is a withdrawal, and an expiry after issue', async () => {
     assert.throws(() => signOverride(doc({ images: {} }), key.privateKey));
     assert.throws(() => signOverride(doc({ expiresAt: '2029-01-01T00:00:00.000Z' }), key.privateKey));
     const w = verifyOverride(signOverride(doc({ images: {}, withdrawn: true }), key.privateKey), key.publicKey, { now, lastRevision: held(0) });
     assert.equal(w.withdrawn, true);
   });
 
-  it('travels as an `override` message from the hub only', () => {
+  it('travels as an `override` message from the hub only', async () => {
     const env = signOverride(doc(), key.privateKey);
     const parsed = parseMessage(encodeMessage({ type: 'override', envelope: env }), 'from-hub');
     assert.ok(parsed.ok && parsed.message.type === 'override');
@@ -77,8 +77,8 @@ describe('override documents', () => {
 
 describe('an urgent fix promoted through integration, stage and a production canary', () => {
   let h: RolloutHub;
-  beforeEach(() => {
-    h = new RolloutHub();
+  beforeEach(async () => {
+    h = await RolloutHub.open();
   });
   afterEach(() => h.close());
 
@@ -97,18 +97,18 @@ describe('an urgent fix promoted through integration, stage and a production can
       .map((m) => verifyOverride((m as { envelope: unknown }).envelope, h.key.publicKey, { now: h.clock.now, lastRevision: () => 0 }));
   }
 
-  it('reaches every affected cluster within the rollout, stage by stage; the hub knows who runs it and who does not yet; rollback withdraws it', () => {
+  it('reaches every affected cluster within the rollout, stage by stage; the hub knows who runs it and who does not yet; rollback withdraws it', async () => {
     // 600 clusters: 500 on the affected 1.0.0, 100 already on 1.1.0.
     const fleet = ids('edge', 600);
     const env = (i: number) => (i < 5 ? 'integration' : i < 25 ? 'stage' : i % 50 === 0 ? 'canary' : 'production');
-    h.enrol(fleet, (_id, i) => ({ env: env(i) }));
-    createRollout(h.ctx, { name: 'v100', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: fleet.slice(0, 500) }, strategy: { type: 'All' } });
-    createRollout(h.ctx, { name: 'v110', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, selector: { clusterIds: fleet.slice(500) }, strategy: { type: 'All' } });
-    for (const id of fleet) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
-    const releaseRevisions = h.revisions(fleet);
+    await h.enrol(fleet, (_id, i) => ({ env: env(i) }));
+    await createRollout(h.ctx, { name: 'v100', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: fleet.slice(0, 500) }, strategy: { type: 'All' } });
+    await createRollout(h.ctx, { name: 'v110', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, selector: { clusterIds: fleet.slice(500) }, strategy: { type: 'All' } });
+    for (const id of fleet) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
+    const releaseRevisions = await h.revisions(fleet);
 
-    const created = createRollout(h.ctx, {
+    const created = await createRollout(h.ctx, {
       name: 'hotfix-cve-2030-1',
       target: { kind: 'Override', override: fix },
       groups: [
@@ -126,7 +126,7 @@ describe('an urgent fix promoted through integration, stage and a production can
       ['prod-canary', 9],
       ['rest', 466],
     ]);
-    assert.equal(overrideClusters(h.ctx, 'cve-2030-1', 'missing').clusters.length, 500);
+    assert.equal((await overrideClusters(h.ctx, 'cve-2030-1', 'missing')).clusters.length, 500);
 
     const first = overridesSent('edge-00000');
     assert.equal(first.length, 1);
@@ -139,75 +139,75 @@ describe('an urgent fix promoted through integration, stage and a production can
     let minutes = 0;
     for (; minutes < 24 * 60; minutes += 5) {
       h.clock.advance(5 * MIN);
-      h.heartbeat();
+      await h.heartbeat();
       for (const id of fleet) {
         if (!applied.has(id) && overridesSent(id).length > 0) {
-          h.inventory(id, [{ name: fix.name, component: fix.component, version: fix.version }]);
+          await h.inventory(id, [{ name: fix.name, component: fix.component, version: fix.version }]);
           applied.add(id);
         }
       }
-      tickRollouts(h.ctx);
-      if (rolloutStatus(h.ctx, 'hotfix-cve-2030-1').phase !== 'Progressing') break;
+      await tickRollouts(h.ctx);
+      if ((await rolloutStatus(h.ctx, 'hotfix-cve-2030-1')).phase !== 'Progressing') break;
     }
-    const done = rolloutStatus(h.ctx, 'hotfix-cve-2030-1');
+    const done = await rolloutStatus(h.ctx, 'hotfix-cve-2030-1');
     assert.equal(done.phase, 'Succeeded');
     assert.ok(minutes < 24 * 60, `every affected cluster within a day (took ${minutes} min)`);
-    assert.deepEqual(h.revisions(fleet), releaseRevisions, 'no new release revision: no new upgrade edge');
+    assert.deepEqual(await h.revisions(fleet), releaseRevisions, 'no new release revision: no new upgrade edge');
     for (const id of fleet.slice(500)) assert.equal(overridesSent(id).length, 0, `${id} is not on an affected version`);
-    assert.equal(overrideClusters(h.ctx, 'cve-2030-1', 'running').clusters.length, 500);
-    assert.deepEqual(overrideClusters(h.ctx, 'cve-2030-1', 'missing').clusters, []);
-    const running = overrideClusters(h.ctx, 'cve-2030-1', 'running').clusters[0];
+    assert.equal((await overrideClusters(h.ctx, 'cve-2030-1', 'running')).clusters.length, 500);
+    assert.deepEqual((await overrideClusters(h.ctx, 'cve-2030-1', 'missing')).clusters, []);
+    const running = (await overrideClusters(h.ctx, 'cve-2030-1', 'running')).clusters[0];
     assert.deepEqual(running, { clusterId: 'edge-00000', runningRelease: { name: 'edge-addons', version: '1.0.0' }, reported: { component: 'metrics', version: '0.9.1-hf1' }, since: '2030-01-02T00:05:00.000Z' }, 'since: its first inventory report listing the fix, five minutes in');
 
     // A reconnecting agent is sent the overrides it should hold.
     h.delivered.clear();
-    assert.equal(deliverCurrentOverrides(h.ctx, 'edge-00007'), 1);
+    assert.equal(await deliverCurrentOverrides(h.ctx, 'edge-00007'), 1);
     assert.equal(overridesSent('edge-00007')[0]?.name, 'cve-2030-1');
-    assert.equal(deliverCurrentOverrides(h.ctx, 'edge-00550'), 0);
+    assert.equal(await deliverCurrentOverrides(h.ctx, 'edge-00550'), 0);
 
     // Rollback: a withdrawal, as a newer revision, to the clusters that got it.
-    const { rollback } = rollbackRollout(h.ctx, 'hotfix-cve-2030-1', { strategy: { type: 'All', progressDeadline: '1h' } });
+    const { rollback } = await rollbackRollout(h.ctx, 'hotfix-cve-2030-1', { strategy: { type: 'All', progressDeadline: '1h' } });
     assert.deepEqual(rollback.target, { kind: 'Override', override: { name: 'cve-2030-1', version: '0.9.1-hf1', component: 'metrics', withdrawn: true } });
     const withdrawal = overridesSent('edge-00000');
     assert.equal(withdrawal.at(-1)?.withdrawn, true);
     assert.equal(withdrawal.at(-1)?.revision, 2);
-    assert.equal(h.ctx.overrides.get('cve-2030-1')?.withdrawn, true);
-    for (const id of fleet.slice(0, 500)) h.inventory(id, []);
-    tickRollouts(h.ctx);
-    const rb = rolloutStatus(h.ctx, rollback.name);
+    assert.equal((await h.ctx.overrides.get('cve-2030-1'))?.withdrawn, true);
+    for (const id of fleet.slice(0, 500)) await h.inventory(id, []);
+    await tickRollouts(h.ctx);
+    const rb = await rolloutStatus(h.ctx, rollback.name);
     assert.equal(rb.phase, 'Succeeded', 'groups kept, without mandatory gating: the undo goes everywhere at once');
-    assert.deepEqual(overrideClusters(h.ctx, 'cve-2030-1', 'running').clusters, []);
+    assert.deepEqual((await overrideClusters(h.ctx, 'cve-2030-1', 'running')).clusters, []);
   });
 
-  it('a cluster that never applies the override times out against progressDeadline and pauses the promotion', () => {
+  it('a cluster that never applies the override times out against progressDeadline and pauses the promotion', async () => {
     const fleet = ids('edge', 10);
-    h.enrol(fleet, (_id, i) => ({ env: i === 0 ? 'integration' : 'production' }));
-    createRollout(h.ctx, { name: 'v100', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
-    for (const id of fleet) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
-    createRollout(h.ctx, {
+    await h.enrol(fleet, (_id, i) => ({ env: i === 0 ? 'integration' : 'production' }));
+    await createRollout(h.ctx, { name: 'v100', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
+    for (const id of fleet) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
+    await createRollout(h.ctx, {
       name: 'hotfix',
       target: { kind: 'Override', override: fix },
       groups: [{ name: 'integration', mandatory: true, selector: { matchLabels: { env: 'integration' } } }],
       strategy: { type: 'Progressive', maxConcurrency: 5, progressDeadline: '30m' },
     });
     h.clock.advance(30 * MIN);
-    h.heartbeat();
-    tickRollouts(h.ctx);
-    const s = rolloutStatus(h.ctx, 'hotfix');
+    await h.heartbeat();
+    await tickRollouts(h.ctx);
+    const s = await rolloutStatus(h.ctx, 'hotfix');
     assert.equal(s.phase, 'Paused');
     assert.equal(s.reason, 'MandatoryGroupFailed');
     assert.deepEqual(s.failed.map((f) => [f.clusterId, f.status, f.reason]), [['edge-00000', 'TimedOut', 'ProgressDeadlineExceeded']]);
     assert.equal(overridesSent('edge-00001').length, 0);
   });
 
-  it('an override rollout needs a progressDeadline, and one override is rolled out by one rollout at a time', () => {
-    h.enrol(ids('edge', 2));
-    createRollout(h.ctx, { name: 'v100', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
-    for (const id of ids('edge', 2)) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
-    assert.throws(() => createRollout(h.ctx, { name: 'a', target: { kind: 'Override', override: fix }, strategy: { type: 'All' } }), /invalid/);
-    createRollout(h.ctx, { name: 'a', target: { kind: 'Override', override: fix }, strategy: { type: 'All', progressDeadline: '1h' } });
-    assert.throws(() => createRollout(h.ctx, { name: 'b', target: { kind: 'Override', override: fix }, strategy: { type: 'All', progressDeadline: '1h' } }), /being rolled out by "a"/);
+  it('an override rollout needs a progressDeadline, and one override is rolled out by one rollout at a time', async () => {
+    await h.enrol(ids('edge', 2));
+    await createRollout(h.ctx, { name: 'v100', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
+    for (const id of ids('edge', 2)) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
+    await assert.rejects(createRollout(h.ctx, { name: 'a', target: { kind: 'Override', override: fix }, strategy: { type: 'All' } }), /invalid/);
+    await createRollout(h.ctx, { name: 'a', target: { kind: 'Override', override: fix }, strategy: { type: 'All', progressDeadline: '1h' } });
+    await assert.rejects(createRollout(h.ctx, { name: 'b', target: { kind: 'Override', override: fix }, strategy: { type: 'All', progressDeadline: '1h' } }), /being rolled out by "a"/);
   });
 });

@@ -12,9 +12,9 @@ import { sampleReleaseRequest } from '../support/releases.ts';
 
 const MIN = 60_000;
 
-function apiError(fn: () => unknown): ApiError {
+async function apiError(fn: () => unknown): Promise<ApiError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     if (err instanceof ApiError) return err;
     throw err;
@@ -24,25 +24,25 @@ function apiError(fn: () => unknown): ApiError {
 
 describe('rollouts on the hub store', () => {
   let h: RolloutHub;
-  beforeEach(() => {
-    h = new RolloutHub();
+  beforeEach(async () => {
+    h = await RolloutHub.open();
   });
   afterEach(() => h.close());
 
   /** Every cluster of `fleet` first runs 1.0.0, set the way an operator would (one revision each). */
-  function baseline(fleet: readonly string[]): void {
-    createRollout(h.ctx, { name: 'baseline', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
-    for (const id of fleet) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
-    assert.equal(rolloutStatus(h.ctx, 'baseline').phase, 'Succeeded');
+  async function baseline(fleet: readonly string[]): Promise<void> {
+    await createRollout(h.ctx, { name: 'baseline', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
+    for (const id of fleet) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
+    assert.equal((await rolloutStatus(h.ctx, 'baseline')).phase, 'Succeeded');
   }
 
-  it('rolls 1,000 clusters out canaries first, at most maxConcurrency at a time, one new revision per cluster, with times in the status', () => {
+  it('rolls 1,000 clusters out canaries first, at most maxConcurrency at a time, one new revision per cluster, with times in the status', async () => {
     const fleet = ids('edge', 1000);
-    h.enrol(fleet, (_id, i) => ({ ring: i < 20 ? 'canary' : 'prod', region: i % 2 === 0 ? 'eu' : 'us' }));
-    baseline(fleet);
-    const before = h.revisions(fleet);
-    const created = createRollout(h.ctx, {
+    await h.enrol(fleet, (_id, i) => ({ ring: i < 20 ? 'canary' : 'prod', region: i % 2 === 0 ? 'eu' : 'us' }));
+    await baseline(fleet);
+    const before = await h.revisions(fleet);
+    const created = await createRollout(h.ctx, {
       name: 'addons-1-1',
       target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') },
       groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
@@ -63,17 +63,17 @@ describe('rollouts on the hub store', () => {
     const known = new Set(sent);
     for (let step = 0; step < 200; step++) {
       h.clock.advance(5 * MIN);
-      h.heartbeat();
+      await h.heartbeat();
       // The clusters sent 1.1.0 since the last step report success.
-      for (const id of sent) h.attempt(id, 'Succeeded');
-      tickRollouts(h.ctx);
-      const s = rolloutStatus(h.ctx, 'addons-1-1', { clusters: 'all' });
+      for (const id of sent) await h.attempt(id, 'Succeeded');
+      await tickRollouts(h.ctx);
+      const s = await rolloutStatus(h.ctx, 'addons-1-1', { clusters: 'all' });
       sent = (s.clusters ?? []).filter((c) => c.sentAt !== null && !known.has(c.clusterId)).map((c) => c.clusterId);
       for (const id of sent) known.add(id);
       maxProgressing = Math.max(maxProgressing, s.counts.Progressing);
       if (s.phase !== 'Progressing') break;
     }
-    const done = rolloutStatus(h.ctx, 'addons-1-1');
+    const done = await rolloutStatus(h.ctx, 'addons-1-1');
     assert.equal(done.phase, 'Succeeded');
     assert.equal(done.counts.Succeeded, 1000);
     assert.ok(maxProgressing <= 100, `max in flight ${maxProgressing}`);
@@ -81,51 +81,51 @@ describe('rollouts on the hub store', () => {
     assert.equal(done.expectedEndAt, done.endedAt);
     assert.ok(done.groups.every((g) => g.state === 'Done' && g.startedAt !== null && g.endedAt !== null));
     assert.ok(Date.parse(done.groups[0]?.endedAt ?? '') <= Date.parse(done.groups[1]?.startedAt ?? ''), 'the rest started after the canaries ended');
-    const after = h.revisions(fleet);
+    const after = await h.revisions(fleet);
     for (const id of fleet) assert.equal(after.get(id), (before.get(id) ?? 0) + 1, `${id} got exactly one new revision`);
   });
 
-  it('a canary whose release rolls back pauses the rollout before any other cluster starts; rollback sends the previous release as a new revision', () => {
+  it('a canary whose release rolls back pauses the rollout before any other cluster starts; rollback sends the previous release as a new revision', async () => {
     const fleet = ids('edge', 300);
-    h.enrol(fleet, (_id, i) => ({ ring: i < 3 ? 'canary' : 'prod' }));
-    baseline(fleet);
-    const before = h.revisions(fleet);
-    createRollout(h.ctx, {
+    await h.enrol(fleet, (_id, i) => ({ ring: i < 3 ? 'canary' : 'prod' }));
+    await baseline(fleet);
+    const before = await h.revisions(fleet);
+    await createRollout(h.ctx, {
       name: 'bad',
       target: { kind: 'Release', release: sampleReleaseRequest('2.0.0') },
       groups: [{ name: 'canary', mandatory: true, selector: { matchLabels: { ring: 'canary' } } }],
       strategy: { type: 'Progressive', maxConcurrency: '50%', maxFailures: '10%' },
     });
     h.clock.advance(MIN);
-    h.attempt('edge-00000', 'Succeeded');
-    h.attempt('edge-00001', 'RolledBack', 'HealthCheckFailed');
-    tickRollouts(h.ctx);
-    const paused = rolloutStatus(h.ctx, 'bad');
+    await h.attempt('edge-00000', 'Succeeded');
+    await h.attempt('edge-00001', 'RolledBack', 'HealthCheckFailed');
+    await tickRollouts(h.ctx);
+    const paused = await rolloutStatus(h.ctx, 'bad');
     assert.equal(paused.phase, 'Paused');
     assert.equal(paused.reason, 'MandatoryGroupFailed');
     assert.deepEqual(paused.failed.map((f) => [f.clusterId, f.status, f.reason]), [['edge-00001', 'Failed', 'HealthCheckFailed']]);
-    const now = h.revisions(fleet);
+    const now = await h.revisions(fleet);
     for (const id of fleet.slice(3)) assert.equal(now.get(id), before.get(id), `${id} was not sent anything`);
     // An hour of ticks later, still nothing new.
     for (let m = 0; m < 60; m++) {
       h.clock.advance(MIN);
-      h.heartbeat();
-      tickRollouts(h.ctx);
+      await h.heartbeat();
+      await tickRollouts(h.ctx);
     }
-    assert.deepEqual(h.revisions(fleet), now);
+    assert.deepEqual(await h.revisions(fleet), now);
 
     // Urgent: all at once (by default a rollback copies the rolled-back rollout's strategy).
-    const { rollback, excluded } = rollbackRollout(h.ctx, 'bad', { strategy: { type: 'All' } });
+    const { rollback, excluded } = await rollbackRollout(h.ctx, 'bad', { strategy: { type: 'All' } });
     assert.equal(rollback.name, 'bad-rollback');
     assert.deepEqual(rollback.target, { kind: 'Rollback', rollbackOf: 'bad' });
     assert.deepEqual(excluded, []);
     assert.equal(rollback.counts.total, 3, 'only the clusters that received the bad release');
-    const original = rolloutStatus(h.ctx, 'bad');
+    const original = await rolloutStatus(h.ctx, 'bad');
     assert.equal(original.phase, 'Cancelled');
     assert.equal(original.reason, 'RolledBack');
     assert.equal(original.rolledBackBy, 'bad-rollback');
     for (const id of ['edge-00000', 'edge-00001', 'edge-00002']) {
-      const d = h.ctx.releases.latest(id);
+      const d = await h.ctx.releases.latest(id);
       assert.equal(d?.version, '1.0.0');
       assert.equal(d?.revision, (now.get(id) ?? 0) + 1, 'a new revision, so the agent takes it');
       const r = verifyRelease(d?.envelope, h.key.publicKey, { now: h.clock.now, lastRevision: now.get(id) ?? 0 });
@@ -133,72 +133,72 @@ describe('rollouts on the hub store', () => {
     }
   });
 
-  it('a restarted hub continues where it was: nothing is re-sent, soaks keep their start, waves go on', () => {
+  it('a restarted hub continues where it was: nothing is re-sent, soaks keep their start, waves go on', async () => {
     const fleet = ids('edge', 1000);
-    h.enrol(fleet);
-    createRollout(h.ctx, {
+    await h.enrol(fleet);
+    await createRollout(h.ctx, {
       name: 'restartable',
       target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') },
       strategy: { type: 'Progressive', maxConcurrency: 100, minSuccessTime: '10m' },
     });
     h.clock.advance(MIN);
-    for (const id of fleet.slice(0, 100)) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx); // success first seen now: counts at +10 min
-    const sent = h.revisions(fleet);
+    for (const id of fleet.slice(0, 100)) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx); // success first seen now: counts at +10 min
+    const sent = await h.revisions(fleet);
 
-    h.restart();
+    await h.restart();
     h.clock.advance(5 * MIN);
-    h.heartbeat();
-    tickRollouts(h.ctx);
-    assert.deepEqual(h.revisions(fleet), sent, 'nothing re-sent, nothing new: still soaking');
-    const mid = rolloutStatus(h.ctx, 'restartable');
+    await h.heartbeat();
+    await tickRollouts(h.ctx);
+    assert.deepEqual(await h.revisions(fleet), sent, 'nothing re-sent, nothing new: still soaking');
+    const mid = await rolloutStatus(h.ctx, 'restartable');
     assert.equal(mid.counts.Progressing, 100);
     assert.equal(mid.nextWakeAt, new Date(h.clock.now().getTime() + 5 * MIN).toISOString());
 
-    h.restart();
+    await h.restart();
     h.clock.advance(5 * MIN);
-    h.heartbeat();
-    tickRollouts(h.ctx);
-    const next = rolloutStatus(h.ctx, 'restartable');
+    await h.heartbeat();
+    await tickRollouts(h.ctx);
+    const next = await rolloutStatus(h.ctx, 'restartable');
     assert.equal(next.counts.Succeeded, 100);
     assert.equal(next.counts.Progressing, 100, 'the second wave started after the soak, across two restarts');
   });
 
-  it('a rollout that has just finished does not block the next one, even before the next tick', () => {
+  it('a rollout that has just finished does not block the next one, even before the next tick', async () => {
     const fleet = ids('seq', 3);
-    h.enrol(fleet, () => ({}));
-    createRollout(h.ctx, { name: 'first', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
-    for (const id of fleet) h.attempt(id, 'Succeeded');
+    await h.enrol(fleet, () => ({}));
+    await createRollout(h.ctx, { name: 'first', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
+    for (const id of fleet) await h.attempt(id, 'Succeeded');
     // No tick in between: the operator saw "Succeeded" and goes on at once.
-    const next = createRollout(h.ctx, { name: 'second', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
+    const next = await createRollout(h.ctx, { name: 'second', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
     assert.equal(next.counts.total, 3);
-    assert.equal(rolloutStatus(h.ctx, 'first').phase, 'Succeeded');
+    assert.equal((await rolloutStatus(h.ctx, 'first')).phase, 'Succeeded');
   });
 
-  it('a rollout\'s window travels signed in each release it sends, so agents keep to it too', () => {
+  it('a rollout\'s window travels signed in each release it sends, so agents keep to it too', async () => {
     const fleet = ids('win', 3);
-    h.enrol(fleet, () => ({}));
-    createRollout(h.ctx, {
+    await h.enrol(fleet, () => ({}));
+    await createRollout(h.ctx, {
       name: 'windowed',
       target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') },
       selector: { clusterIds: [...fleet] },
       strategy: { type: 'All' },
       window: { cron: '0 0 * * *', duration: '24h', timeZone: 'UTC' },
     });
-    const stored = h.ctx.releases.latest('win-00000');
+    const stored = await h.ctx.releases.latest('win-00000');
     assert.ok(stored, 'the release was sent');
     const r = verifyRelease(stored.envelope, h.key.publicKey, { now: () => h.clock.now(), lastRevision: 0 });
     assert.deepEqual(r.windows?.windows, [{ name: 'rollout-windowed', cron: '0 0 * * *', duration: '24h', timeZone: 'UTC' }]);
   });
 
-  it('selects by labels and by running version, refuses overlapping and invalid rollouts', () => {
+  it('selects by labels and by running version, refuses overlapping and invalid rollouts', async () => {
     const fleet = ids('edge', 40);
-    h.enrol(fleet, (_id, i) => ({ region: i < 20 ? 'eu' : 'us', tier: i % 4 === 0 ? 'gold' : 'std' }));
-    createRollout(h.ctx, { name: 'eu-only', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { matchLabels: { region: 'eu' } }, strategy: { type: 'All' } });
-    for (const id of fleet.slice(0, 20)) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
+    await h.enrol(fleet, (_id, i) => ({ region: i < 20 ? 'eu' : 'us', tier: i % 4 === 0 ? 'gold' : 'std' }));
+    await createRollout(h.ctx, { name: 'eu-only', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { matchLabels: { region: 'eu' } }, strategy: { type: 'All' } });
+    for (const id of fleet.slice(0, 20)) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
 
-    const onOld = createRollout(h.ctx, {
+    const onOld = await createRollout(h.ctx, {
       name: 'affected',
       target: { kind: 'Release', release: sampleReleaseRequest('1.0.1') },
       selector: { runningRelease: { name: 'edge-addons', versions: ['1.0.0'] }, matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['gold'] }] },
@@ -206,7 +206,7 @@ describe('rollouts on the hub store', () => {
     });
     assert.equal(onOld.counts.total, 15, 'eu clusters on 1.0.0, without the 5 gold ones');
 
-    const busy = apiError(() =>
+    const busy = await apiError(() =>
       createRollout(h.ctx, { name: 'overlap', target: { kind: 'Release', release: sampleReleaseRequest('1.0.2') }, selector: { matchLabels: { region: 'eu' } }, strategy: { type: 'All' } }),
     );
     assert.equal(busy.status, 409);
@@ -219,68 +219,68 @@ describe('rollouts on the hub store', () => {
       [{ name: 'x', target: { kind: 'Release', release: sampleReleaseRequest() }, selector: { matchLabels: { region: 'mars' } }, strategy: { type: 'All' } }, 'NoClusters'],
       [{ name: 'eu-only', target: { kind: 'Release', release: sampleReleaseRequest() }, strategy: { type: 'All' } }, 'AlreadyExists'],
     ];
-    for (const [body, reason] of cases) assert.equal(apiError(() => createRollout(h.ctx, body)).reason, reason, JSON.stringify(body));
+    for (const [body, reason] of cases) assert.equal((await apiError(() => createRollout(h.ctx, body))).reason, reason, JSON.stringify(body));
   });
 
-  it('pause stops new starts, resume continues, cancel ends; each refuses the wrong phase', () => {
+  it('pause stops new starts, resume continues, cancel ends; each refuses the wrong phase', async () => {
     const fleet = ids('edge', 30);
-    h.enrol(fleet);
-    createRollout(h.ctx, { name: 'ops', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'Progressive', maxConcurrency: 10 } });
-    const paused = pauseRollout(h.ctx, 'ops', { reason: 'investigating a dashboard' });
+    await h.enrol(fleet);
+    await createRollout(h.ctx, { name: 'ops', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'Progressive', maxConcurrency: 10 } });
+    const paused = await pauseRollout(h.ctx, 'ops', { reason: 'investigating a dashboard' });
     assert.equal(paused.phase, 'Paused');
     assert.equal(paused.reason, 'PausedByOperator');
     assert.equal(paused.message, 'investigating a dashboard');
     h.clock.advance(MIN);
-    h.heartbeat();
-    for (const id of fleet.slice(0, 10)) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
-    assert.equal(rolloutStatus(h.ctx, 'ops').counts.ToApply, 20, 'nothing starts while paused');
-    assert.equal(resumeRollout(h.ctx, 'ops').counts.Progressing, 10);
-    assert.equal(apiError(() => resumeRollout(h.ctx, 'ops')).reason, 'NotPaused');
-    const cancelled = cancelRollout(h.ctx, 'ops');
+    await h.heartbeat();
+    for (const id of fleet.slice(0, 10)) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
+    assert.equal((await rolloutStatus(h.ctx, 'ops')).counts.ToApply, 20, 'nothing starts while paused');
+    assert.equal((await resumeRollout(h.ctx, 'ops')).counts.Progressing, 10);
+    assert.equal((await apiError(() => resumeRollout(h.ctx, 'ops'))).reason, 'NotPaused');
+    const cancelled = await cancelRollout(h.ctx, 'ops');
     assert.equal(cancelled.phase, 'Cancelled');
     assert.equal(cancelled.endedAt, h.clock.now().toISOString());
-    assert.equal(apiError(() => cancelRollout(h.ctx, 'ops')).reason, 'NotActive');
-    assert.equal(apiError(() => pauseRollout(h.ctx, 'ops', {})).reason, 'NotActive');
+    assert.equal((await apiError(() => cancelRollout(h.ctx, 'ops'))).reason, 'NotActive');
+    assert.equal((await apiError(() => pauseRollout(h.ctx, 'ops', {}))).reason, 'NotActive');
     h.clock.advance(MIN);
-    tickRollouts(h.ctx);
-    assert.equal(rolloutStatus(h.ctx, 'ops').counts.ToApply, 10, 'a cancelled rollout starts nothing');
-    assert.equal(apiError(() => rolloutStatus(h.ctx, 'nope')).status, 404);
+    await tickRollouts(h.ctx);
+    assert.equal((await rolloutStatus(h.ctx, 'ops')).counts.ToApply, 10, 'a cancelled rollout starts nothing');
+    assert.equal((await apiError(() => rolloutStatus(h.ctx, 'nope'))).status, 404);
   });
 
-  it('an Unknown cluster is skipped when its turn comes and starts once it is back', () => {
+  it('an Unknown cluster is skipped when its turn comes and starts once it is back', async () => {
     const fleet = ids('edge', 10);
-    h.enrol(fleet);
+    await h.enrol(fleet);
     h.disconnected.add('edge-00000');
     h.clock.advance(60_000); // past the 50 s lease for the silent one
-    h.heartbeat();
-    const s = createRollout(h.ctx, { name: 'offline', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
+    await h.heartbeat();
+    const s = await createRollout(h.ctx, { name: 'offline', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All' } });
     assert.equal(s.counts.Skipped, 1);
     assert.equal(s.counts.unknown, 1);
-    assert.equal(h.ctx.releases.latest('edge-00000'), undefined, 'nothing stored for it');
-    for (const id of fleet.slice(1)) h.attempt(id, 'Succeeded');
-    tickRollouts(h.ctx);
-    const waiting = rolloutStatus(h.ctx, 'offline');
+    assert.equal(await h.ctx.releases.latest('edge-00000'), undefined, 'nothing stored for it');
+    for (const id of fleet.slice(1)) await h.attempt(id, 'Succeeded');
+    await tickRollouts(h.ctx);
+    const waiting = await rolloutStatus(h.ctx, 'offline');
     assert.equal(waiting.reason, 'WaitingForUnknownClusters');
     h.disconnected.delete('edge-00000');
-    h.heartbeat();
-    tickRollouts(h.ctx);
-    assert.equal(h.ctx.releases.latest('edge-00000')?.version, '1.0.0');
-    h.attempt('edge-00000', 'Succeeded');
-    tickRollouts(h.ctx);
-    assert.equal(rolloutStatus(h.ctx, 'offline').phase, 'Succeeded');
+    await h.heartbeat();
+    await tickRollouts(h.ctx);
+    assert.equal((await h.ctx.releases.latest('edge-00000'))?.version, '1.0.0');
+    await h.attempt('edge-00000', 'Succeeded');
+    await tickRollouts(h.ctx);
+    assert.equal((await rolloutStatus(h.ctx, 'offline')).phase, 'Succeeded');
   });
 
-  it('a refused release counts as the cluster failing, with the refusal reason', () => {
+  it('a refused release counts as the cluster failing, with the refusal reason', async () => {
     const fleet = ids('edge', 3);
-    h.enrol(fleet);
-    createRollout(h.ctx, { name: 'refused', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All', maxFailures: 1 } });
-    const revision = h.ctx.releases.latest('edge-00002')?.revision;
-    h.report('edge-00002', 'release-refused', { revision, reason: 'UnsupportedKubernetesVersion', message: 'needs 1.36', at: h.clock.now().toISOString() });
-    h.attempt('edge-00000', 'Succeeded');
-    h.attempt('edge-00001', 'Succeeded');
-    tickRollouts(h.ctx);
-    const s = rolloutStatus(h.ctx, 'refused');
+    await h.enrol(fleet);
+    await createRollout(h.ctx, { name: 'refused', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, strategy: { type: 'All', maxFailures: 1 } });
+    const revision = (await h.ctx.releases.latest('edge-00002'))?.revision;
+    await h.report('edge-00002', 'release-refused', { revision, reason: 'UnsupportedKubernetesVersion', message: 'needs 1.36', at: h.clock.now().toISOString() });
+    await h.attempt('edge-00000', 'Succeeded');
+    await h.attempt('edge-00001', 'Succeeded');
+    await tickRollouts(h.ctx);
+    const s = await rolloutStatus(h.ctx, 'refused');
     assert.equal(s.phase, 'Completed');
     assert.deepEqual(s.failed.map((f) => [f.clusterId, f.reason, f.message]), [['edge-00002', 'UnsupportedKubernetesVersion', 'needs 1.36']]);
   });
