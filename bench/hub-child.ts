@@ -5,12 +5,16 @@ import { readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { startHub, type RunningHub } from '../src/hub/start-hub.ts';
-import { generateReleaseKey } from '../src/protocol/signing.ts';
+import { generateReleaseKey, importPrivateKeyPem } from '../src/protocol/signing.ts';
 import { BENCH_ADMIN_TOKEN } from './hub-process.ts';
 import { vmRssBytes } from './stats.ts';
 
 export interface HubChildConfig {
   dbPath: string;
+  /** A PostgreSQL URL: the hub keeps its state there instead of dbPath (several replicas may share it). */
+  database?: string;
+  /** The release key (PKCS#8 PEM), when several replicas must sign alike; a fresh one otherwise. */
+  releaseKeyPem?: string;
   port: number;
   heartbeatMs: number;
   /** The hub's steady rollout tick (start-hub.ts rolloutTickMs); the hub's default when absent. */
@@ -64,7 +68,8 @@ try {
   hub = await startHub({
     port: config.port,
     dbPath: config.dbPath,
-    releaseKey: generateReleaseKey().privateKey,
+    database: config.database,
+    releaseKey: config.releaseKeyPem !== undefined ? importPrivateKeyPem(config.releaseKeyPem) : generateReleaseKey().privateKey,
     adminToken: BENCH_ADMIN_TOKEN,
     bootstrapTokens: ['bench-bootstrap-token-0123456789abcdefghijklmnop'],
     heartbeatMs: config.heartbeatMs,
