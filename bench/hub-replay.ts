@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { HubLink } from '../src/hub-link/hub-link.ts';
 import { Journal } from '../src/store/journal.ts';
 import { freePort } from '../src/testbed/control-plane.ts';
+import { startPostgres } from '../src/testbed/postgres.ts';
 import { seedClusters } from './hub-seed.ts';
 import { launchHub } from './hub-process.ts';
 import { heading, line, mib, ms } from './stats.ts';
@@ -16,13 +17,18 @@ import { heading, line, mib, ms } from './stats.ts';
 export interface ReplayOptions {
   reports: number;
   random: () => number;
+  /** The hub's database: its SQLite file (default), or PostgreSQL (a private instance started for the run). */
+  backend?: 'sqlite' | 'postgres';
 }
 
 export async function outboxReplayBench(o: ReplayOptions): Promise<void> {
-  heading(`outbox replay: ${o.reports} reports buffered in a real journal (durability full), then one HubLink drains them`);
+  const backend = o.backend ?? 'sqlite';
+  heading(`outbox replay (${backend === 'sqlite' ? 'SQLite hub' : 'PostgreSQL hub'}): ${o.reports} reports buffered in a real journal (durability full), then one HubLink drains them`);
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-bench-replay-'));
+  const pg = backend === 'postgres' ? await startPostgres() : undefined;
   try {
-    const [cluster] = await seedClusters(join(dir, 'hub.db'), 1, () => new Date(), 'replay');
+    const database = pg ? await pg.createDatabase('replay') : undefined;
+    const [cluster] = await seedClusters(database ? { kind: 'postgres', connectionString: database } : join(dir, 'hub.db'), 1, () => new Date(), 'replay');
     if (!cluster) throw new Error('seeding failed');
     const journal = Journal.open(join(dir, 'journal.db'));
     let t = performance.now();
@@ -34,7 +40,7 @@ export async function outboxReplayBench(o: ReplayOptions): Promise<void> {
     });
     line('filled the outbox (one transaction)', `${ms(performance.now() - t)}; journal ${mib(journal.sizeBytes())}`);
 
-    const hub = await launchHub({ dbPath: join(dir, 'hub.db'), port: await freePort(), heartbeatMs: 10_000 });
+    const hub = await launchHub({ dbPath: join(dir, 'hub.db'), ...(database ? { database } : {}), port: await freePort(), heartbeatMs: 10_000 });
     const link = new HubLink({
       url: hub.url,
       clusterId: cluster.clusterId,
@@ -75,6 +81,7 @@ export async function outboxReplayBench(o: ReplayOptions): Promise<void> {
     journal.close();
     await hub.stop();
   } finally {
+    await pg?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

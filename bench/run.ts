@@ -1,6 +1,7 @@
 // `npm run bench`: prints figures, asserts nothing. Scale with flags, e.g.
 //   npm run bench -- --agents 10000 --only hub
 //   npm run bench -- --replay 100000 --only replay
+//   npm run bench -- --replay 20000 --only ingest   (the replay on SQLite and on PostgreSQL)
 //   npm run bench -- --clusters 10000 --only rollout   (with `ulimit -n 20000`)
 // Benchmarks: hub (capacity, memory per agent, report latency, reconnect
 // after a hub restart), replay (outbox drain after a partition), journal
@@ -26,7 +27,7 @@ import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
 import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replay', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register', 'dashboard'] as const;
+const all = ['hub', 'replay', 'ingest', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register', 'dashboard'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -87,6 +88,11 @@ const random = () => randomInt(0, 2 ** 31) / 2 ** 31;
 process.stdout.write(`fleetlet benchmarks on ${process.platform}/${process.arch}, Node ${process.version}\n`);
 if (only.has('journal')) await journalBench({ durationMs: int('journal-ms', values['journal-ms']) });
 if (only.has('replay')) await outboxReplayBench({ reports: int('replay', values.replay), random });
+// The same replay into a hub on SQLite and into one on PostgreSQL, side by side (docs/hub-ha.md).
+// Only when asked for (--only ingest): it starts a PostgreSQL of its own.
+if (only.has('ingest') && values.only !== undefined) {
+  for (const backend of ['sqlite', 'postgres'] as const) await outboxReplayBench({ reports: int('replay', values.replay), random, backend });
+}
 if (only.has('hub')) {
   await hubCapacityBench({
     agents: int('agents', values.agents),

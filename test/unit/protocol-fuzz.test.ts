@@ -117,12 +117,12 @@ describe('protocol fuzzing', () => {
       let session = open('cluster');
       let rejections = 0;
       for (let i = 0; i < 8_000; i++) {
+        // The frames before this one are handled and their writes committed (one event-loop turn on SQLite).
+        await new Promise<void>((resolve) => setImmediate(resolve));
         if (closed || i % 500 === 0) session = open(i % 1000 === 500 ? 'anonymous' : 'cluster');
         t += 10;
         const frame = mutator.mutate(corpus[i % corpus.length] as string);
         const parsed = parseMessage(frame, 'from-agent');
-        // The frames before this one are handled and their writes committed (one event-loop turn on SQLite).
-        await new Promise<void>((resolve) => setImmediate(resolve));
         const before = writes();
         const sentBefore = sent.length;
         try {

@@ -19,6 +19,11 @@ import type { Logger } from 'pino';
 import { ReportApplier } from './aggregate-repo.ts';
 import type { Sql } from './sql.ts';
 
+/** Reports per INSERT (7 parameters each, well under either backend's limit). */
+const INSERT_CHUNK = 100;
+/** Reports read per query while applying the chain. */
+const APPLY_PAGE = 500;
+
 export interface IngestResult {
   ackedSeq: number;
   stored: number;
@@ -71,40 +76,55 @@ export class ReportRepo {
       if (afterSeq > acked && !(await this.#held(clusterId, afterSeq))) {
         return { ackedSeq: acked, stored: 0, duplicates: 0, applied: 0, expectedAfterSeq: acked };
       }
-      let stored = 0;
+      // The reports past the mark, each with the link of its latest copy in this batch.
       let duplicates = 0;
+      const links = new Map<number, { prev: number; entry: ReportEntry }>();
       let prev = afterSeq;
       for (const r of reports) {
-        if (r.seq <= acked) {
-          duplicates++;
-        } else {
-          if (await this.#held(clusterId, r.seq)) duplicates++;
-          else stored++;
-          // Only rows past the mark are written, so the update never touches an applied report.
-          await sql.run(
-            `INSERT INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (cluster_id, seq) DO UPDATE SET prev_seq = excluded.prev_seq WHERE reports.prev_seq <> excluded.prev_seq`,
-            [clusterId, r.seq, prev, r.kind, JSON.stringify(r.body ?? null), r.createdAt, receivedAt],
-          );
+        if (r.seq <= acked) duplicates++;
+        else {
+          if (links.has(r.seq)) duplicates++;
+          links.set(r.seq, { prev, entry: links.get(r.seq)?.entry ?? r });
         }
         prev = r.seq;
       }
+      let stored = 0;
+      const fresh = [...links.entries()];
+      // A few statements per batch, not per report: on PostgreSQL each statement is a round trip.
+      for (let start = 0; start < fresh.length; start += INSERT_CHUNK) {
+        const chunk = fresh.slice(start, start + INSERT_CHUNK);
+        const held = await sql.all<{ seq: number }>(`SELECT seq FROM reports WHERE cluster_id = ? AND seq IN (${chunk.map(() => '?').join(', ')})`, [clusterId, ...chunk.map(([seq]) => seq)]);
+        duplicates += held.length;
+        stored += chunk.length - held.length;
+        // Only rows past the mark are written, so the update never touches an applied report.
+        await sql.run(
+          `INSERT INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}
+           ON CONFLICT (cluster_id, seq) DO UPDATE SET prev_seq = excluded.prev_seq WHERE reports.prev_seq <> excluded.prev_seq`,
+          chunk.flatMap(([seq, { prev: p, entry }]) => [clusterId, seq, p, entry.kind, JSON.stringify(entry.body ?? null), entry.createdAt, receivedAt]),
+        );
+      }
 
       let applied = 0;
-      for (;;) {
-        // The first report past the mark extends the chain when nothing lies between the mark and it.
-        const row = await sql.get<{ seq: number; prev_seq: number; kind: string; body: string }>(
-          'SELECT seq, prev_seq, kind, body FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT 1',
-          [clusterId, acked],
+      for (let more = true; more; ) {
+        // Reports past the mark, in order: each extends the chain while nothing lies between the mark and it.
+        const rows = await sql.all<{ seq: number; prev_seq: number; kind: string; body: string }>(
+          'SELECT seq, prev_seq, kind, body FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+          [clusterId, acked, APPLY_PAGE],
         );
-        if (!row || row.prev_seq > acked) break;
-        const problem = await this.#applier.apply(clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
-        if (problem !== null) {
-          await sql.run('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?', [problem, clusterId, row.seq]);
-          this.#log.warn({ clusterId, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
+        more = rows.length === APPLY_PAGE;
+        for (const row of rows) {
+          if (row.prev_seq > acked) {
+            more = false;
+            break;
+          }
+          const problem = await this.#applier.apply(clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
+          if (problem !== null) {
+            await sql.run('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?', [problem, clusterId, row.seq]);
+            this.#log.warn({ clusterId, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
+          }
+          acked = row.seq;
+          applied++;
         }
-        acked = row.seq;
-        applied++;
       }
       if (applied > 0) await sql.run('UPDATE clusters SET acked_seq = ? WHERE id = ?', [acked, clusterId]);
       return { ackedSeq: acked, stored, duplicates, applied };

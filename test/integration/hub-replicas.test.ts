@@ -1,0 +1,278 @@
+// Two hub replicas (`fleetlet hub --database postgres://…`, real processes)
+// on one private PostgreSQL, behind a round-robin "Service". Agents are
+// spread over both and stream reports the whole time. Acceptance, a release
+// push and a deregistration made through one replica reach agents connected
+// to the other; `connected` is fleet-wide. Then the replica driving the
+// rollout is killed (SIGKILL) mid-rollout and mid-stream: the survivor takes
+// the rollout over and finishes it with one release per cluster, the killed
+// replica's agents reconnect to the survivor, and every report is stored and
+// counted exactly once.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { AGENT_PATH } from '../../src/protocol/messages.ts';
+import { exportPrivateKeyPem, generateReleaseKey } from '../../src/protocol/signing.ts';
+import { freePort } from '../../src/testbed/control-plane.ts';
+import { startPostgres, type PrivatePostgres } from '../../src/testbed/postgres.ts';
+import { ADMIN_TOKEN, BOOTSTRAP_TOKEN } from '../support/hub-fixture.ts';
+import { nextEvent } from '../support/events.ts';
+import { startServiceBalancer, type ServiceBalancer } from '../support/service-balancer.ts';
+import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { createTestAgent, type TestAgent } from '../support/test-agent.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+interface Replica {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  /** JSON log lines so far. */
+  lines: Record<string, unknown>[];
+  exited: Promise<void>;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function startReplica(name: string, database: string, keyFile: string): Promise<Replica> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [join(root, 'bin/fleetlet.ts'), 'hub', '--port', String(port), '--release-key', keyFile, '--heartbeat-ms', '1000', '--rollout-tick-ms', '200'],
+    { env: { ...process.env, FLEETLET_HUB_DATABASE: database, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN, FLEETLET_BOOTSTRAP_TOKENS: BOOTSTRAP_TOKEN, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const lines: Record<string, unknown>[] = [];
+  let buffered = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // not a log line
+      }
+    }
+  });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await until(`replica ${name} to listen (stderr: ${stderr})`, () => lines.some((l) => l.msg === 'hub listening') || undefined, 30_000);
+  return { name, port, child, lines, exited };
+}
+
+// Response bodies are JSON the test reads field by field.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function api(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+const leading = (r: Replica): boolean => {
+  const changes = r.lines.filter((l) => typeof l.leading === 'boolean');
+  return changes.at(-1)?.leading === true;
+};
+
+describe('hub replicas on one PostgreSQL', () => {
+  let pg: PrivatePostgres;
+  let dir: string;
+  const replicas: Replica[] = [];
+  let service: ServiceBalancer | undefined;
+  const agents = new Map<string, TestAgent>();
+
+  before(async () => {
+    pg = await startPostgres();
+    dir = mkdtempSync(join(tmpdir(), 'fleetlet-replicas-'));
+  });
+
+  after(async () => {
+    await Promise.all([...agents.values()].map((a) => a.link.stop()));
+    await service?.close();
+    for (const r of replicas) {
+      if (r.child.exitCode === null && r.child.signalCode === null) {
+        r.child.kill('SIGTERM');
+        await r.exited;
+      }
+    }
+    await pg?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('delivers across replicas, and survives the rollout driver killed mid-rollout with no report lost or counted twice', { timeout: 180_000 }, async () => {
+    const database = await pg.createDatabase('hub');
+    const key = generateReleaseKey();
+    const keyFile = join(dir, 'release.pem');
+    writeFileSync(keyFile, exportPrivateKeyPem(key.privateKey), { mode: 0o600 });
+    // Started together: the schema is migrated once.
+    replicas.push(...(await Promise.all([startReplica('a', database, keyFile), startReplica('b', database, keyFile)])));
+    const [a, b] = replicas as [Replica, Replica];
+    service = await startServiceBalancer([a.port, b.port]);
+    await until('one replica to drive rollouts', () => (leading(a) !== leading(b)) || undefined);
+
+    // ---- enrol: registrations land on both replicas; every acceptance goes through replica a.
+    const ids = ['edge-0', 'edge-1', 'edge-2', 'edge-3', 'edge-4', 'edge-5', 'edge-x'];
+    /** Reports each agent put in its outbox: upgrade-completed events (telemetry) and attempt transitions. */
+    const telemetrySent = new Map<string, number>();
+    for (const id of ids) {
+      const agent = createTestAgent({ url: service.url(AGENT_PATH), clusterId: id, releaseKey: key.publicKey, now: () => new Date(), link: { heartbeatMs: 300 } });
+      agents.set(id, agent);
+      telemetrySent.set(id, 0);
+      const pending = nextEvent(agent.link, 'registration', (r: { status: string }) => r.status === 'pending');
+      agent.link.start();
+      await pending;
+    }
+    assert.deepEqual(new Set(service.picks), new Set([a.port, b.port]), 'registrants on both replicas');
+    for (const id of ids) {
+      const welcomed = nextEvent(agents.get(id)?.link as TestAgent['link'], 'welcome', () => true, 15_000);
+      assert.equal((await api(a.port, 'POST', `/api/v1/clusters/${id}/accept`)).status, 200);
+      await welcomed;
+    }
+    // Which replica holds each agent now (its hello connection is the latest pick for it).
+    const holder = async (id: string): Promise<Replica | undefined> => {
+      for (const r of replicas) if (r.lines.some((l) => l.msg === 'agent connected' && l.session === id)) return r;
+      return undefined;
+    };
+    const onB = await until('an agent connected to replica b', async () => {
+      for (const id of ids) if ((await holder(id)) === b) return id;
+      return undefined;
+    });
+    // connected is fleet-wide: replica a reports b's agent connected.
+    await until(`replica a to see ${onB} connected`, async () => (await api(a.port, 'GET', `/api/v1/clusters/${onB}`)).body.connected === true || undefined, 10_000);
+
+    // ---- report streams: every agent keeps reporting until told to stop.
+    let streaming = true;
+    const stream = (async () => {
+      let n = 0;
+      while (streaming) {
+        for (const [id, agent] of agents) {
+          if (id === 'edge-x') continue;
+          const count = (telemetrySent.get(id) ?? 0) + 1;
+          telemetrySent.set(id, count);
+          agent.outbox.enqueue('upgrade-completed', { cluster_id: id, target_infrastructure: 'aws', release: { name: 'edge-addons', version: '1.0.0' }, result: 'Succeeded', durationMs: count, attemptId: `${id}-t${count}`, completedAt: new Date().toISOString() });
+          agent.link.flush();
+        }
+        n++;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return n;
+    })();
+
+    // ---- a release pushed through the replica that does not hold the agent, then a deregistration likewise.
+    const x = agents.get('edge-x') as TestAgent;
+    const xHolder = (await holder('edge-x')) as Replica;
+    const other = xHolder === a ? b : a;
+    const put = await api(other.port, 'PUT', '/api/v1/clusters/edge-x/release', sampleReleaseRequest('9.9.9'));
+    assert.equal(put.status, 200);
+    await until('edge-x to receive the release pushed through the other replica', () => x.releases.some((r) => r.version === '9.9.9') || undefined, 2000);
+    assert.equal((await api(other.port, 'DELETE', '/api/v1/clusters/edge-x')).status, 200);
+    await until('edge-x to be told it was deregistered, through the other replica', () => x.deregistrations.length === 1 || undefined, 2000);
+
+    // ---- the rollout: one cluster at a time; each agent reports success when its release arrives.
+    const fleet = ids.filter((id) => id !== 'edge-x');
+    const succeededFor = new Set<string>();
+    const answer = setInterval(() => {
+      for (const id of fleet) {
+        const agent = agents.get(id) as TestAgent;
+        for (const r of agent.releases) {
+          const k = `${id}@${r.revision}`;
+          if (succeededFor.has(k)) continue;
+          succeededFor.add(k);
+          agent.outbox.enqueue('attempt-transition', { attemptId: `${id}-r${r.revision}`, release: { name: r.name, version: r.version, revision: r.revision }, phase: 'Succeeded', stage: 0, reason: null, message: null, at: new Date().toISOString() });
+          agent.link.flush();
+        }
+      }
+    }, 50);
+    try {
+      const created = await api(b.port, 'POST', '/api/v1/rollouts', {
+        name: 'ha',
+        target: { kind: 'Release', release: sampleReleaseRequest('2.0.0') },
+        selector: { clusterIds: fleet },
+        strategy: { type: 'Progressive', maxConcurrency: 1, progressDeadline: '10m' },
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      let seen: unknown;
+      await until('two clusters of the rollout to succeed', async () => {
+        seen = (await api(a.port, 'GET', '/api/v1/rollouts/ha?clusters=all')).body;
+        return (seen as { counts: { Succeeded: number } }).counts.Succeeded >= 2 || undefined;
+      }).catch((err: unknown) => {
+        const problems = replicas.flatMap((r) => r.lines.filter((l) => Number(l.level) >= 40).map((l) => `${r.name}: ${JSON.stringify(l)}`));
+        throw new Error(`${(err as Error).message}: ${JSON.stringify(seen)}; agents: ${JSON.stringify(fleet.map((id) => [id, (agents.get(id) as TestAgent).releases.map((r) => r.revision), (agents.get(id) as TestAgent).outbox.stats(), (agents.get(id) as TestAgent).link.connected]))}\n${problems.slice(-20).join('\n')}`);
+      });
+
+      // ---- kill -9 the replica driving rollouts, mid-rollout and mid-stream.
+      const driver = leading(a) ? a : b;
+      const survivor = driver === a ? b : a;
+      driver.child.kill('SIGKILL');
+      await driver.exited;
+      await until('the survivor to take the rollout over', () => leading(survivor) || undefined, 5_000);
+      let last: unknown;
+      const done = await until('the rollout to finish on the survivor', async () => {
+        const s = (await api(survivor.port, 'GET', '/api/v1/rollouts/ha?clusters=all')).body;
+        last = s;
+        return s.phase === 'Succeeded' ? s : undefined;
+      }, 60_000).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}: ${JSON.stringify(last)}; agents: ${JSON.stringify(fleet.map((id) => [id, (agents.get(id) as TestAgent).releases.map((r) => r.revision), (agents.get(id) as TestAgent).outbox.stats(), (agents.get(id) as TestAgent).link.connected]))}`);
+      });
+      assert.equal(done.counts.Succeeded, fleet.length);
+      // No step taken twice: each cluster got exactly one release from the rollout.
+      for (const id of fleet) {
+        const versions = (agents.get(id) as TestAgent).releases.filter((r) => r.version === '2.0.0').map((r) => r.revision);
+        assert.equal(new Set(versions).size, 1, `${id} was sent one 2.0.0 revision (${versions.join(',')})`);
+      }
+      // Every agent is back, on the survivor.
+      for (const id of fleet) {
+        await until(`${id} connected again`, async () => (await api(survivor.port, 'GET', `/api/v1/clusters/${id}`)).body.connected === true || undefined);
+      }
+
+      // ---- the streams stop; every report is stored once and counted once.
+      streaming = false;
+      assert.ok((await stream) > 5, 'the streams ran across the kill');
+      for (const id of fleet) {
+        const agent = agents.get(id) as TestAgent;
+        await until(`${id}'s outbox to drain`, () => agent.outbox.stats().depth === 0 || undefined, 30_000);
+        const last = agent.outbox.stats().lastSeq;
+        const reports: number[] = [];
+        for (let after = 0; ; ) {
+          const page = (await api(survivor.port, 'GET', `/api/v1/clusters/${id}/reports?after=${after}&limit=1000`)).body;
+          if (page.reports.length === 0) break;
+          for (const r of page.reports as { seq: number; acknowledged: boolean }[]) {
+            assert.ok(r.acknowledged, `${id} report ${r.seq} acknowledged`);
+            reports.push(r.seq);
+          }
+          after = reports.at(-1) ?? 0;
+        }
+        assert.deepEqual(reports, Array.from({ length: last }, (_, i) => i + 1), `${id}: every report stored, once`);
+        const telemetry: { id: number; seq: number }[] = [];
+        for (let after = 0; ; ) {
+          const page = (await api(survivor.port, 'GET', `/api/v1/telemetry?cluster=${id}&after=${after}&limit=1000`)).body.events as { id: number; seq: number }[];
+          if (page.length === 0) break;
+          telemetry.push(...page);
+          after = page.at(-1)?.id ?? 0;
+        }
+        assert.equal(telemetry.length, telemetrySent.get(id), `${id}: every upgrade-completed counted once`);
+        assert.equal(new Set(telemetry.map((t) => t.seq)).size, telemetry.length);
+      }
+    } finally {
+      clearInterval(answer);
+      streaming = false;
+    }
+  });
+});
