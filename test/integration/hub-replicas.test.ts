@@ -21,7 +21,7 @@ import { startPostgres, type PrivatePostgres } from '../../src/testbed/postgres.
 import { ADMIN_TOKEN, BOOTSTRAP_TOKEN } from '../support/hub-fixture.ts';
 import { nextEvent } from '../support/events.ts';
 import { startServiceBalancer, type ServiceBalancer } from '../support/service-balancer.ts';
-import { sampleReleaseRequest } from '../support/sample-release.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 import { createTestAgent, type TestAgent } from '../support/test-agent.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
