@@ -50,8 +50,10 @@ export function openSqlite(path: string): SqliteSql {
   return new SqliteSql(db);
 }
 
+class SchemaTooNew extends HubDatabaseError {}
+
 function tooNew(current: number, known: number): HubDatabaseError {
-  return new HubDatabaseError(`database schema version ${current} is newer than this hub knows (${known}): run a newer hub or restore a backup`);
+  return new SchemaTooNew(`database schema version ${current} is newer than this hub knows (${known}): run a newer hub or restore a backup`);
 }
 
 /** True when it ran any migration. */
@@ -89,8 +91,9 @@ export async function openPostgres(o: PostgresSqlOptions): Promise<PostgresSql> 
     });
   } catch (err) {
     await sql.close().catch(() => undefined);
-    if (err instanceof HubDatabaseError) throw err;
-    throw new HubDatabaseError(`cannot open the hub database at ${redact(o.connectionString)}: ${err instanceof Error ? err.message : String(err)}`);
+    if (err instanceof SchemaTooNew) throw err;
+    const why = err instanceof HubDatabaseError ? err.reason : err instanceof Error ? err.message : String(err);
+    throw new HubDatabaseError(`cannot open the hub database at ${redact(o.connectionString)}: ${why}`);
   }
   return sql;
 }
