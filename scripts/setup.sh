@@ -2,7 +2,8 @@
 # Everything fleetlet needs on a fresh machine that has only Node 20, Go and
 # Debian packages: a Node 24 runtime and its headers (from the npm package
 # `node`), the npm dependencies with better-sqlite3 compiled for Node 24, and
-# the test control plane built from Go modules. Idempotent and quick when
+# the test control plane built from Go modules, PostgreSQL server binaries
+# (Debian package) for the hub's PostgreSQL tests. Idempotent and quick when
 # nothing changed, so `npm test` runs it every time (pretest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,4 +76,13 @@ bash scripts/build-control-plane.sh
 t=$SECONDS
 bash scripts/build-base-image.sh
 ((SECONDS - t < 2)) || log "base image took $((SECONDS - t)) s"
+
+# 6. PostgreSQL server binaries for the hub's PostgreSQL tests (src/testbed/postgres.ts
+#    initdb's a private instance per test file): the Debian package when missing.
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && [[ -z "${PG_BINDIR:-}" ]]; then
+  command -v apt-get >/dev/null || { log "PostgreSQL server binaries are required (Debian package postgresql, or set PG_BINDIR)"; exit 1; }
+  log "installing PostgreSQL (Debian package postgresql)"
+  sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq postgresql >/dev/null
+fi
 log "ready: Node $(node_modules/.bin/node --version), control plane in $CACHE"
