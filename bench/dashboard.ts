@@ -30,7 +30,7 @@ export async function dashboardBench(o: { clusters: number; runs: number }): Pro
   const dbPath = join(dir, 'hub.db');
   const fleet = fleetOf(o.clusters);
   let t = performance.now();
-  seedFleet(dbPath, fleet, () => new Date());
+  await seedFleet(dbPath, fleet, () => new Date());
   console.log(`   seeded ${o.clusters} clusters in ${Math.round(performance.now() - t)} ms`);
   const adminToken = 'bench-admin-token-0123456789';
   const hub = await startHub({

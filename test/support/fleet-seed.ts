@@ -6,7 +6,7 @@
 import pino from 'pino';
 import type { AttemptPhase } from '../../src/protocol/attempt.ts';
 import { ClusterRepo } from '../../src/hub/store/cluster-repo.ts';
-import { openHubDatabase } from '../../src/hub/store/database.ts';
+import { openSqlite } from '../../src/hub/store/database.ts';
 import { ReportRepo } from '../../src/hub/store/report-repo.ts';
 
 export type SeedState = 'Succeeded' | 'InProgress' | 'Failed' | 'RolledBack' | 'WaitingForWindow' | 'PendingRegistration' | 'Unknown' | 'NoRelease';
@@ -37,15 +37,15 @@ const failing = new Set<AttemptPhase>(['RollingBack', 'RolledBack', 'Failed']);
  * every cluster but the Unknown ones was last seen at `now`; Unknown ones an
  * hour before.
  */
-export function seedFleet(dbPath: string, clusters: readonly SeedCluster[], now: () => Date): void {
-  const db = openHubDatabase(dbPath);
+export async function seedFleet(dbPath: string, clusters: readonly SeedCluster[], now: () => Date): Promise<void> {
+  const db = openSqlite(dbPath);
   try {
     const store = new ClusterRepo(db, now);
     const earlier = new ClusterRepo(db, () => new Date(now().getTime() - 3_600_000));
     const reports = new ReportRepo(db, now, pino({ level: 'silent' }));
-    db.transaction(() => {
+    await db.transaction(async () => {
       for (const c of clusters) {
-        store.requestRegistration({
+        await store.requestRegistration({
           id: c.id,
           labels: c.labels,
           agentVersion: '0.1.0',
@@ -53,7 +53,7 @@ export function seedFleet(dbPath: string, clusters: readonly SeedCluster[], now:
           inventory: { components: [], kubernetesVersion: 'v1.33.0', targetInfrastructure: 'bare-metal', overrides: c.overrides ?? [] },
         });
         if (c.state === 'PendingRegistration') continue;
-        store.accept(c.id);
+        await store.accept(c.id);
         (c.state === 'Unknown' ? earlier : store).touch(c.id);
         const entries: { seq: number; kind: string; body: unknown; createdAt: string }[] = [];
         const at = (i: number) => new Date(now().getTime() - 600_000 + i * 1000).toISOString();
@@ -84,13 +84,13 @@ export function seedFleet(dbPath: string, clusters: readonly SeedCluster[], now:
         if (c.running) push(`${c.id}-a1`, c.running, 1, phaseOf.Succeeded);
         const latest = c.state === 'Unknown' || c.state === 'NoRelease' ? undefined : c.state;
         if (latest && !(latest === 'Succeeded' && c.running && (c.attempting ?? c.running) === c.running)) push(`${c.id}-a2`, c.attempting ?? c.running ?? '1.0.0', 2, phaseOf[latest]);
-        if (entries.length > 0) reports.ingest(c.id, 0, entries);
+        if (entries.length > 0) await reports.ingest(c.id, 0, entries);
       }
-    })();
-    store.flushLeases();
-    earlier.flushLeases();
+    });
+    await store.flushLeases();
+    await earlier.flushLeases();
   } finally {
-    db.close();
+    await db.close();
   }
 }
 

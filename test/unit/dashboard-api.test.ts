@@ -35,7 +35,7 @@ describe('dashboard server', () => {
     base = f.hub.dashboardUrl ?? '';
     VIEWER = (await f.api('POST', '/api/v1/operator-tokens', { name: 'watcher', role: 'viewer' })).body.token;
     OPERATOR = (await f.api('POST', '/api/v1/operator-tokens', { name: 'on-call', role: 'operator' })).body.token;
-    seedFleet(f.dbPath, fleet, f.clock.now);
+    await seedFleet(f.dbPath, fleet, f.clock.now);
   });
   after(() => f.close());
 

@@ -98,26 +98,26 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   });
 
   /** The token's holder, if it may do what needs `need`; otherwise the refusal the sign-in page shows (the hub's one check decides). */
-  const authorize = (token: string | undefined, need: OperatorRole): OperatorPrincipal => {
+  const authorize = async (token: string | undefined, need: OperatorRole): Promise<OperatorPrincipal> => {
     if (token === undefined || token === '') throw new ApiError(401, 'NoToken', 'sign in with a viewer, operator or admin token of this hub');
     try {
-      return authorizeOperator(o.ctx, `Bearer ${token}`, need);
+      return await authorizeOperator(o.ctx, `Bearer ${token}`, need);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) throw new ApiError(401, 'UnknownToken', 'this token is not one this hub knows: it is mistyped, or it was revoked');
       throw err;
     }
   };
-  const requireRole = (req: FastifyRequest, need: OperatorRole): OperatorPrincipal => {
+  const requireRole = async (req: FastifyRequest, need: OperatorRole): Promise<OperatorPrincipal> => {
     if (need !== 'viewer' && req.headers[WRITE_HEADER] === undefined) {
       throw new ApiError(403, 'MissingHeader', `actions need the ${WRITE_HEADER} header (sent by the dashboard page)`);
     }
     return authorize(tokenOf(req), need);
   };
   /** Every mutating call, allowed or refused, into the hub's audit table, as the operator API does (its path tells the dashboard's from the API's). */
-  const audit = (req: FastifyRequest, token: string | undefined, status: number): void => {
-    const who = token ? identifyOperator(o.ctx, `Bearer ${token}`) : undefined;
+  const audit = async (req: FastifyRequest, token: string | undefined, status: number): Promise<void> => {
     try {
-      o.ctx.audit.record({ actor: who?.name ?? 'anonymous', role: who?.role ?? null, method: req.method, path: req.url.split('?')[0] ?? req.url, status, remoteAddress: req.ip });
+      const who = token ? await identifyOperator(o.ctx, `Bearer ${token}`) : undefined;
+      await o.ctx.audit.record({ actor: who?.name ?? 'anonymous', role: who?.role ?? null, method: req.method, path: req.url.split('?')[0] ?? req.url, status, remoteAddress: req.ip });
     } catch (err) {
       log.error({ err }, 'writing the audit table failed');
     }
@@ -125,18 +125,18 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   const audited = async <T>(req: FastifyRequest, token: string | undefined, run: () => T | Promise<T>): Promise<T> => {
     try {
       const result = await run();
-      audit(req, token, 200);
+      await audit(req, token, 200);
       return result;
     } catch (err) {
-      audit(req, token, err instanceof ApiError ? err.status : 500);
+      await audit(req, token, err instanceof ApiError ? err.status : 500);
       throw err;
     }
   };
-  const read = (path: string, handler: Handler) => app.get(path, async (req) => handler(req, requireRole(req, 'viewer')));
-  const act = (path: string, handler: Handler) => app.post(path, async (req) => audited(req, tokenOf(req), () => handler(req, requireRole(req, 'operator'))));
+  const read = (path: string, handler: Handler) => app.get(path, async (req) => handler(req, await requireRole(req, 'viewer')));
+  const act = (path: string, handler: Handler) => app.post(path, async (req) => audited(req, tokenOf(req), async () => handler(req, await requireRole(req, 'operator'))));
 
   // ---- session
-  app.get('/api/session', async (req) => ({ role: requireRole(req, 'viewer').role }));
+  app.get('/api/session', async (req) => ({ role: (await requireRole(req, 'viewer')).role }));
   app.post('/api/session', async (req, reply) => {
     const raw = (req.body as { token?: unknown } | undefined)?.token;
     const token = typeof raw === 'string' ? raw.trim() : undefined;
@@ -180,7 +180,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     const q = req.query as Record<string, string | undefined>;
     return rolloutDetail(depsNow(), (req.params as { name: string }).name, { group: q.group || undefined, status: q.status || undefined, ...paging(q) });
   });
-  read('/api/overrides', () => ({ overrides: overrideList(depsNow()) }));
+  read('/api/overrides', async () => ({ overrides: await overrideList(depsNow()) }));
   read('/api/overrides/:name/clusters', (req) => {
     const { offset, limit } = paging(req.query as Record<string, string | undefined>);
     return overrideClusterPage(depsNow(), (req.params as { name: string }).name, offset, limit);
@@ -194,22 +194,25 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   act('/api/rollouts/:name/resume', (req, who) => (acted('resume', req, who), resumeRollout(o.ctx, rolloutName(req))));
   act('/api/rollouts/:name/cancel', (req, who) => (acted('cancel', req, who), cancelRollout(o.ctx, rolloutName(req), 'CancelledByOperator', `cancelled from the dashboard by ${who.name}: no new cluster starts; clusters keep what they were sent`)));
   act('/api/rollouts/:name/rollback', (req, who) => (acted('rollback', req, who), rollbackRollout(o.ctx, rolloutName(req), {})));
-  act('/api/clusters/:id/accept', (req, who) => (acted('accept', req, who), { accepted: clusterId(req), ...acceptCluster(o.ctx, clusterId(req)) }));
-  act('/api/clusters/:id/deregister', (req, who) => (acted('deregister', req, who), deregisterCluster(o.ctx, clusterId(req)), { deregistered: clusterId(req) }));
+  act('/api/clusters/:id/accept', async (req, who) => (acted('accept', req, who), { accepted: clusterId(req), ...(await acceptCluster(o.ctx, clusterId(req))) }));
+  act('/api/clusters/:id/deregister', async (req, who) => (acted('deregister', req, who), await deregisterCluster(o.ctx, clusterId(req)), { deregistered: clusterId(req) }));
 
   // ---- live updates
   // Each stream starts with no fingerprint, so its first check always says "changed": the page refetches once
   // after connecting, and a change between its first fetch and the stream's start is never missed.
   const streams = new Set<{ res: ServerResponse; token: string | undefined; fingerprint: string }>();
+  let polling = false;
   const poll = setInterval(() => {
-    if (streams.size === 0) return;
+    if (streams.size === 0 || polling) return;
+    polling = true;
+    void (async () => {
     try {
       const now = o.ctx.now();
       const next = o.repo.fingerprint(cutoffOf(o.ctx));
       for (const s of streams) {
         let refusal: ApiError | undefined;
         try {
-          authorize(s.token, 'viewer');
+          await authorize(s.token, 'viewer');
         } catch (err) {
           refusal = err instanceof ApiError ? err : new ApiError(401, 'UnknownToken', String(err));
         }
@@ -223,7 +226,10 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
       }
     } catch (err) {
       log.error({ err }, 'checking for dashboard changes failed');
+    } finally {
+      polling = false;
     }
+    })();
   }, o.pollMs ?? 1000);
   poll.unref();
   const keepAlive = setInterval(() => {
@@ -232,7 +238,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   keepAlive.unref();
 
   app.get('/api/events', async (req, reply) => {
-    requireRole(req, 'viewer');
+    await requireRole(req, 'viewer');
     const entry = { res: reply.raw, token: tokenOf(req), fingerprint: '' };
     reply.hijack();
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });

@@ -49,11 +49,11 @@ export class RolloutViews {
   }
 
   /** The rollout's status with every member, as the status API computes it. */
-  get(name: string, fingerprint: string): RolloutView {
+  async get(name: string, fingerprint: string): Promise<RolloutView> {
     const now = this.#ctx.now().getTime();
     const hit = this.#views.get(name);
     if (hit && hit.fingerprint === fingerprint && now >= hit.at && now - hit.at < this.#maxAgeMs) return hit.view;
-    const view = rolloutStatus(this.#ctx, name, { clusters: 'all' });
+    const view = await rolloutStatus(this.#ctx, name, { clusters: 'all' });
     // Re-inserted, so the map's order is least recently computed first.
     this.#views.delete(name);
     this.#views.set(name, { fingerprint, at: now, view });
@@ -101,11 +101,11 @@ export function clusterPage({ ctx, repo }: ViewDeps, q: { filter: LabelFilter; s
   return page(repo.clusters({ cutoff: cutoffOf(ctx), ...q, order: 'id' }), q.offset, q.limit);
 }
 
-export function clusterDetail({ ctx, repo }: ViewDeps, id: string): ClusterDetail {
-  const record = ctx.clusters.get(id);
+export async function clusterDetail({ ctx, repo }: ViewDeps, id: string): Promise<ClusterDetail> {
+  const record = await ctx.clusters.get(id);
   if (!record) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
   const now = ctx.now();
-  const cluster = clusterView(ctx, record);
+  const cluster = await clusterView(ctx, record);
   const state = repo.cluster(id, cutoffOf(ctx))?.state ?? 'NoRelease';
   // A report is normally received within a heartbeat of being written; one held longer waited in the agent's outbox.
   const heldAfterMs = 2 * ctx.heartbeatMs;
@@ -140,7 +140,7 @@ export function clusterDetail({ ctx, repo }: ViewDeps, id: string): ClusterDetai
   const hub: ClusterDetail['windows']['hub'] = [];
   for (const r of rollouts) {
     if (r.phase !== 'Progressing' && r.phase !== 'Paused') continue;
-    const spec = ctx.rollouts.get(r.name)?.spec as StoredSpec | undefined;
+    const spec = (await ctx.rollouts.get(r.name))?.spec as StoredSpec | undefined;
     if (!spec?.window) continue;
     const s = compileRolloutWindow(spec.window).stateAt(now.getTime());
     hub.push({ rollout: r.name, cron: spec.window.cron, duration: spec.window.duration, timeZone: spec.window.timeZone, open: s.open, nextOpeningAt: s.nextOpeningAt === null ? null : new Date(s.nextOpeningAt).toISOString() });
@@ -149,14 +149,16 @@ export function clusterDetail({ ctx, repo }: ViewDeps, id: string): ClusterDetai
 }
 
 /** Rollouts newest first; `active`: only those progressing or paused. */
-export function rolloutList({ ctx, rollouts, fingerprint }: ViewDeps, offset: number, limit: number, active = false): Page<RolloutSummary> {
-  const all = (active ? ctx.rollouts.active() : ctx.rollouts.list()).reverse();
-  return { total: all.length, offset, limit, items: all.slice(offset, offset + limit).map((r) => summarize(rollouts.get(r.name, fingerprint()))) };
+export async function rolloutList({ ctx, rollouts, fingerprint }: ViewDeps, offset: number, limit: number, active = false): Promise<Page<RolloutSummary>> {
+  const all = (await (active ? ctx.rollouts.active() : ctx.rollouts.list())).reverse();
+  const items: RolloutSummary[] = [];
+  for (const r of all.slice(offset, offset + limit)) items.push(summarize(await rollouts.get(r.name, fingerprint())));
+  return { total: all.length, offset, limit, items };
 }
 
-export function rolloutDetail({ ctx, rollouts, fingerprint }: ViewDeps, name: string, q: { group?: string; status?: string; offset: number; limit: number }): RolloutDetail {
-  if (!ctx.rollouts.get(name)) throw new ApiError(404, 'NotFound', `no rollout "${name}"`);
-  const full = rollouts.get(name, fingerprint());
+export async function rolloutDetail({ ctx, rollouts, fingerprint }: ViewDeps, name: string, q: { group?: string; status?: string; offset: number; limit: number }): Promise<RolloutDetail> {
+  if (!(await ctx.rollouts.get(name))) throw new ApiError(404, 'NotFound', `no rollout "${name}"`);
+  const full = await rollouts.get(name, fingerprint());
   const { clusters = [], ...rollout } = full;
   const matching = clusters.filter((c) => (q.group === undefined || c.group === q.group) && (q.status === undefined || c.status === q.status));
   return {
@@ -166,16 +168,16 @@ export function rolloutDetail({ ctx, rollouts, fingerprint }: ViewDeps, name: st
   };
 }
 
-export function overrideList({ ctx, repo }: ViewDeps): OverrideView[] {
+export async function overrideList({ ctx, repo }: ViewDeps): Promise<OverrideView[]> {
   const usage = repo.overrideUsage();
-  const rollouts = ctx.rollouts.list();
+  const rollouts = await ctx.rollouts.list();
   const rolloutsOf = (name: string) =>
     rollouts.filter((r) => {
       const t = (r.spec as StoredSpec).target;
       return t.kind === 'Override' && t.override.name === name;
     }).map((r) => ({ name: r.name, phase: r.phase }));
   const views = new Map<string, OverrideView>();
-  for (const d of ctx.overrides.list()) {
+  for (const d of await ctx.overrides.list()) {
     const def = d.definition;
     views.set(d.name, {
       name: d.name,

@@ -12,8 +12,15 @@
 // Failed, InProgress, Succeeded, or NoRelease before its first attempt.
 // Availability is judged from the stored last_seen; a renewal still in
 // memory (ClusterStore flushes them every second) shows up to a second late.
+//
+// SQLite only, for now: its queries (and the label and override tables its
+// migration keeps by triggers) have no PostgreSQL form yet, so a hub on
+// PostgreSQL serves no dashboard (docs/hub-ha.md). It reads the connection
+// directly and synchronously: a read never waits, and never runs inside
+// another caller's transaction, since nothing else runs meanwhile.
+import type Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import type { HubDatabase } from './database.ts';
+import type { SqliteSql } from './sqlite-sql.ts';
 
 export const clusterStates = ['Succeeded', 'InProgress', 'Failed', 'RolledBack', 'PendingRegistration', 'Unknown', 'NoRelease'] as const;
 export type ClusterState = (typeof clusterStates)[number];
@@ -133,12 +140,13 @@ const toRow = (r: RawClusterRow): ClusterRow => ({
 });
 
 export class DashboardRepo {
-  readonly #db: HubDatabase;
+  readonly #db: Database.Database;
   readonly #fingerprint: Statement;
   readonly #transitions: Statement;
   readonly #memberships: Statement;
 
-  constructor(db: HubDatabase) {
+  constructor(sql: SqliteSql) {
+    const db = sql.db;
     this.#db = db;
     this.#fingerprint = db.prepare(
       `SELECT (SELECT COUNT(*) FROM clusters) AS clusters,
