@@ -116,7 +116,7 @@ describe('hub replicas on one PostgreSQL', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('delivers across replicas, and survives the rollout driver killed mid-rollout with no report lost or counted twice', { timeout: 180_000 }, async () => {
+  it('delivers across replicas, and survives the rollout driver killed mid-rollout with no report lost or counted twice', { timeout: 300_000 }, async () => {
     const database = await pg.createDatabase('hub');
     const key = generateReleaseKey();
     const keyFile = join(dir, 'release.pem');
@@ -163,7 +163,8 @@ describe('hub replicas on one PostgreSQL', () => {
       let n = 0;
       while (streaming) {
         for (const [id, agent] of agents) {
-          if (id === 'edge-x') continue;
+          // A steady stream, not a flood: an agent whose hub lags (a loaded machine) waits until its outbox is short again.
+          if (id === 'edge-x' || agent.outbox.stats().depth > 10) continue;
           const count = (telemetrySent.get(id) ?? 0) + 1;
           telemetrySent.set(id, count);
           agent.outbox.enqueue('upgrade-completed', { cluster_id: id, target_infrastructure: 'aws', release: { name: 'edge-addons', version: '1.0.0' }, result: 'Succeeded', durationMs: count, attemptId: `${id}-t${count}`, completedAt: new Date().toISOString() });
@@ -228,7 +229,7 @@ describe('hub replicas on one PostgreSQL', () => {
         const s = (await api(survivor.port, 'GET', '/api/v1/rollouts/ha?clusters=all')).body;
         last = s;
         return s.phase === 'Succeeded' ? s : undefined;
-      }, 60_000).catch((err: unknown) => {
+      }, 120_000).catch((err: unknown) => {
         throw new Error(`${(err as Error).message}: ${JSON.stringify(last)}; agents: ${JSON.stringify(fleet.map((id) => [id, (agents.get(id) as TestAgent).releases.map((r) => r.revision), (agents.get(id) as TestAgent).outbox.stats(), (agents.get(id) as TestAgent).link.connected]))}`);
       });
       assert.equal(done.counts.Succeeded, fleet.length);
