@@ -213,7 +213,7 @@ describe('hub replicas on one PostgreSQL', () => {
       await until('two clusters of the rollout to succeed', async () => {
         seen = (await api(a.port, 'GET', '/api/v1/rollouts/ha?clusters=all')).body;
         return (seen as { counts: { Succeeded: number } }).counts.Succeeded >= 2 || undefined;
-      }).catch((err: unknown) => {
+      }, 90_000).catch((err: unknown) => {
         const problems = replicas.flatMap((r) => r.lines.filter((l) => Number(l.level) >= 40).map((l) => `${r.name}: ${JSON.stringify(l)}`));
         throw new Error(`${(err as Error).message}: ${JSON.stringify(seen)}; agents: ${JSON.stringify(fleet.map((id) => [id, (agents.get(id) as TestAgent).releases.map((r) => r.revision), (agents.get(id) as TestAgent).outbox.stats(), (agents.get(id) as TestAgent).link.connected]))}\n${problems.slice(-20).join('\n')}`);
       });
