@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { AgentMetrics } from '../agent/http/metrics.ts';
 import type { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import type { AttemptPhase } from '../protocol/attempt.ts';
+import { readSecretFile } from '../lib/secret-file.ts';
 import { ExitCode, wholeNumber, type CommandContext } from './cli-support.ts';
 
 export function agentCommand(ctx: CommandContext) {
@@ -21,7 +22,8 @@ export function agentCommand(ctx: CommandContext) {
     .addOption(new Option('--release-key <pem...>', "hub's public release key (repeatable)").env('FLEETLET_RELEASE_KEY'))
     .option('--release-file <json>', 'a signed release to follow (offline / air-gapped delivery; see fleetlet sign)')
     .addOption(new Option('--hub <url>', "the hub's agent endpoint (wss://…); without it the agent works offline").env('FLEETLET_HUB_URL'))
-    .addOption(new Option('--bootstrap-token <token>', "registers with the hub once; the issued credential is kept in a Secret in the agent's namespace").env('FLEETLET_BOOTSTRAP_TOKEN'))
+    .addOption(new Option('--bootstrap-token-file <path>', "file holding the token to register with the hub (a mounted Secret); read again while waiting, so a new token after a revocation is picked up").env('FLEETLET_BOOTSTRAP_TOKEN_FILE'))
+    .addOption(new Option('--bootstrap-token <token>', 'the token itself; prefer the file or the environment: the command line shows in ps and the pod spec').env('FLEETLET_BOOTSTRAP_TOKEN'))
     .option('--hub-ca <pem>', "CA bundle that signs the hub's certificate")
     .addOption(new Option('--policy <yaml>', 'maintenance windows and checks (docs/maintenance-windows.md); reloaded on change').env('FLEETLET_POLICY'))
     .option('--leader-elect', 'elect one acting instance through a Lease (default: on inside a cluster)')
@@ -38,9 +40,10 @@ export function agentCommand(ctx: CommandContext) {
     .option('--shutdown-grace-ms <ms>', 'on SIGTERM, how long the step in flight may take to finish', wholeNumber(0), 20_000)
     .option('--exit-when-done', "exit once the desired release's attempt has finished: 0 if it succeeded, 3 if it rolled back or failed or the release was refused", false)
     .addHelpText('after', '\nEnvironment: LOG_LEVEL (default info). Logs are JSON lines on stdout.')
-    .action(async (o) => {
+    .action(async (o, cmd) => {
       const { default: pino } = await import('pino');
       const logger = pino({ name: 'fleetlet-agent', level: process.env.LOG_LEVEL ?? 'info' });
+      if (cmd.getOptionValueSource('bootstrapToken') === 'cli') logger.warn('--bootstrap-token on the command line shows in ps and the pod spec: use --bootstrap-token-file or FLEETLET_BOOTSTRAP_TOKEN');
       ctx.exit(await runAgent(o, logger));
     });
 }
@@ -84,6 +87,24 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
     return ExitCode.Failed;
   }
   const hubUrl = values.hub;
+  let bootstrapToken: (() => string | undefined) | string | undefined = values.bootstrapToken;
+  const tokenFile = values.bootstrapTokenFile;
+  if (tokenFile) {
+    try {
+      if (readSecretFile(tokenFile) === undefined) logger.warn({ file: tokenFile }, 'the bootstrap token file is missing or empty: the agent registers once it holds a token');
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'cannot read the bootstrap token file');
+      return ExitCode.Failed;
+    }
+    bootstrapToken = () => {
+      try {
+        return readSecretFile(tokenFile);
+      } catch (err) {
+        logger.warn({ err: (err as Error).message }, 'cannot read the bootstrap token file');
+        return undefined;
+      }
+    };
+  }
   const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
   const leaderElect = values.leaderElect ?? inCluster;
   const shutdown = new GracefulShutdown({ logger, graceMs: values.shutdownGraceMs });
@@ -109,7 +130,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
       ? {
           hub: {
             url: hubUrl,
-            bootstrapToken: values.bootstrapToken,
+            bootstrapToken,
             uninstallOnDeregister: values.uninstallOnDeregister,
             ...(values.hubCa ? { tls: { ca: readFileSync(values.hubCa, 'utf8') } } : {}),
           },
@@ -153,7 +174,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
         version: AGENT_VERSION,
         logger,
         processMetrics: true,
-        ...(hubUrl ? { hub: { reconnects: () => runtime.hubLink?.counters.reconnects ?? 0, connected: () => runtime.hubLink?.connected ?? false } } : {}),
+        ...(hubUrl ? { hub: { reconnects: () => runtime.hubLink?.counters.reconnects ?? 0, connected: () => runtime.hubLink?.connected ?? false, standing: () => runtime.hubStanding?.state } } : {}),
       });
       metrics = endpoints.metrics;
       // A self-upgrade candidate is Ready only once it proved itself, so the rolling update waits for it.

@@ -9,9 +9,10 @@ import type { Logger } from 'pino';
 import { Agent, type AgentDeps } from '../agent/agent.ts';
 import { createPolicyGate, defaultPolicy } from '../agent/gate/gate-policy.ts';
 import { watchPolicyFile, type PolicyWatch } from '../agent/gate/policy-loader.ts';
+import { HubStandingSupervisor, type HubStanding } from '../agent/hub-standing.ts';
 import { defaultAdmission, type AdmissionPolicy } from '../agent/intake/admission.ts';
 import { KubeClusterClient } from '../agent/kube/cluster-client.ts';
-import { secretCredentialStore, type CredentialStore } from '../agent/kube/credential-secret.ts';
+import { secretCredentialStore, type AgentIdentity, type CredentialStore } from '../agent/kube/credential-secret.ts';
 import { HandoverStore } from '../agent/kube/handover-store.ts';
 import { LeaderElector } from '../agent/kube/leader-election.ts';
 import { StatusPublisher } from '../agent/kube/status-publisher.ts';
@@ -39,7 +40,10 @@ export interface RuntimeConfig {
   pollMs?: number;
   hub?: {
     url: string;
-    bootstrapToken?: string | undefined;
+    /** A function is read at every connect: a token file mounted from a Secret may change in place (a new bootstrap after a revocation). */
+    bootstrapToken?: string | (() => string | undefined) | undefined;
+    /** How often a revoked agent looks for a new bootstrap token (default 30 s). */
+    revokedRecheckMs?: number;
     heartbeatMs?: number;
     /** Reconnect delays; tests shorten them so a healed link comes back in well under a second. */
     backoff?: BackoffPolicy;
@@ -68,6 +72,8 @@ export interface AgentRuntime {
   cluster: KubeClusterClient;
   /** The live hub link while this instance leads (a new one per leadership term); undefined otherwise. */
   readonly hubLink: HubLink | undefined;
+  /** Registering, Registered or Revoked, as this instance last saw it while leading (undefined without a hub). */
+  readonly hubStanding: HubStanding | undefined;
   credentials: CredentialStore;
   publisher: StatusPublisher;
   handover: HandoverStore;
@@ -92,6 +98,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   const handover = new HandoverStore(cluster, cfg.namespace);
   const identity = cfg.leaderElection?.identity ?? `${cfg.clusterId}-agent`;
   let hubLink: HubLink | undefined;
+  let hubStanding: HubStandingSupervisor | undefined;
   let leading = false;
   // Maintenance windows and checks. Without a policy file: always allowed,
   // built-in checks at their default thresholds. With one that is missing or
@@ -137,10 +144,8 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     },
   });
 
-  // Read (or, on first start, created) by the leader only, so two pods never make two keys.
-  const makeHubLink = async (hub: NonNullable<RuntimeConfig['hub']>): Promise<HubLink> => {
-    const key = await credentials.loadOrCreate();
-    return new HubLink({
+  const makeHubLink = (hub: NonNullable<RuntimeConfig['hub']>, key: AgentIdentity, standing: HubStandingSupervisor, onRevoked: (reason: string) => void): HubLink =>
+    new HubLink({
       url: hub.url,
       clusterId: cfg.clusterId,
       agentVersion: version,
@@ -149,13 +154,14 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       onRegistered: async () => {
         key.registered = true;
         await credentials.save(key);
+        standing.registered();
       },
       legacyCredential: () => key.legacyCredential,
       onKeyBound: async () => {
         key.legacyCredential = undefined;
         await credentials.save(key);
       },
-      bootstrapToken: () => hub.bootstrapToken,
+      bootstrapToken: tokenSource(hub),
       outbox: journal.outbox,
       lastRevision: () => agent.lastRevision(),
       inventory: () => agent.inventory(),
@@ -173,6 +179,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
         await credentials.save(key).catch(() => {});
         if (hub.uninstallOnDeregister) await uninstallAll(cluster, journal);
       },
+      onRevoked: async (reason) => onRevoked(reason),
       now,
       random: () => randomInt(0, 2 ** 31) / 2 ** 31,
       logger: log,
@@ -180,27 +187,50 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       ...(hub.backoff ? { backoff: hub.backoff } : {}),
       ...(hub.tls ? { tls: hub.tls } : {}),
     });
+
+  // One per leadership term: read (or, on first start, create) the key in the Secret, connect, and wait while revoked.
+  const superviseHub = (hub: NonNullable<RuntimeConfig['hub']>): HubStandingSupervisor => {
+    const standing: HubStandingSupervisor = new HubStandingSupervisor({
+      credentials,
+      bootstrapToken: tokenSource(hub),
+      now,
+      logger: log,
+      ...(hub.revokedRecheckMs ? { recheckMs: hub.revokedRecheckMs } : {}),
+      onStanding: (s) => publisher.publishHubStanding(s),
+      connect: async (key, signal) => {
+        let revoked: string | undefined;
+        const link = makeHubLink(hub, key, standing, (reason) => (revoked = reason));
+        hubLink = link;
+        link.start(signal);
+        await link.stopped();
+        if (hubLink === link) hubLink = undefined;
+        return revoked === undefined ? {} : { revoked };
+      },
+    });
+    return standing;
   };
 
   const lead = async (signal: AbortSignal): Promise<'stepDown' | void> => {
     leading = true;
+    // The hub link lives for this term only, even when the agent steps down without an abort.
+    const term = new AbortController();
+    const termSignal = AbortSignal.any([signal, term.signal]);
+    let hubTask: Promise<void> | undefined;
     try {
       // A new leader whose journal is behind the cluster's record takes it over, so it resumes where the last leader stopped.
       const record = await handover.read();
       if (record) agent.adoptHandover(record);
-      // Without its key (the Secret unreadable) the agent still upgrades from what it holds; the next term tries again.
-      hubLink = cfg.hub
-        ? await makeHubLink(cfg.hub).catch((err: unknown) => {
-            log.error({ err }, 'cannot read or create this agent\'s key in its Secret: no hub link this leadership term');
-            return undefined;
-          })
-        : undefined;
-      hubLink?.start(signal);
+      if (cfg.hub) {
+        hubStanding = superviseHub(cfg.hub);
+        hubTask = hubStanding.run(termSignal);
+      }
       const result = await agent.run(signal);
       if (result.handedOverTo) return 'stepDown';
     } finally {
       leading = false;
+      term.abort();
       await hubLink?.stop();
+      await hubTask;
       hubLink = undefined;
     }
   };
@@ -209,9 +239,12 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
     agent,
     journal,
     cluster,
-    // A getter: the link is created when leadership starts, after this object is returned.
+    // Getters: the link is created when leadership starts, after this object is returned.
     get hubLink() {
       return hubLink;
+    },
+    get hubStanding() {
+      return hubStanding?.standing;
     },
     credentials,
     publisher,
@@ -258,4 +291,9 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       }
     },
   };
+}
+
+function tokenSource(hub: NonNullable<RuntimeConfig['hub']>): () => string | undefined {
+  const t = hub.bootstrapToken;
+  return typeof t === 'function' ? t : () => t;
 }

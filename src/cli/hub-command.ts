@@ -1,6 +1,7 @@
 // `fleetlet hub`: the reference hub (WebSocket for agents, HTTP API for operators).
 import { readFileSync } from 'node:fs';
 import { Command, Option } from '@commander-js/extra-typings';
+import { readSecretFile, readSecretLines } from '../lib/secret-file.ts';
 import { ExitCode, UsageError, wholeNumber, type CommandContext } from './cli-support.ts';
 
 export function hubCommand(ctx: CommandContext) {
@@ -15,8 +16,10 @@ export function hubCommand(ctx: CommandContext) {
     )
     .addOption(new Option('--database-password-file <path>', 'file holding the PostgreSQL password (or set PGPASSWORD); never put it in --database').env('FLEETLET_HUB_DATABASE_PASSWORD_FILE'))
     .addOption(new Option('--release-key <pem>', 'Ed25519 private release key (see fleetlet keygen); every release and override is signed with it').env('FLEETLET_HUB_RELEASE_KEY'))
-    .addOption(new Option('--admin-token <token>', 'operators send it as "Authorization: Bearer <token>"').env('FLEETLET_ADMIN_TOKEN'))
-    .addOption(new Option('--bootstrap-token <token...>', 'a token agents may register with (repeatable; env: comma separated)').env('FLEETLET_BOOTSTRAP_TOKENS'))
+    .addOption(new Option('--admin-token-file <path>', 'file holding the admin token operators send as "Authorization: Bearer <token>"').env('FLEETLET_ADMIN_TOKEN_FILE'))
+    .addOption(new Option('--admin-token <token>', 'the admin token itself; prefer the file or the environment: the command line shows in ps').env('FLEETLET_ADMIN_TOKEN'))
+    .addOption(new Option('--bootstrap-tokens-file <path>', 'file of tokens agents may register with, one a line').env('FLEETLET_BOOTSTRAP_TOKENS_FILE'))
+    .addOption(new Option('--bootstrap-token <token...>', 'a token agents may register with (repeatable; env: comma separated); prefer the file').env('FLEETLET_BOOTSTRAP_TOKENS'))
     .option('--heartbeat-ms <ms>', 'heartbeat period agents are told to keep', wholeNumber(100), 10_000)
     .option('--grace-multiplier <n>', "a cluster's lease: this many heartbeats without a word and it shows Unknown", wholeNumber(2), 5)
     .option('--release-ttl-ms <ms>', 'lifetime of a signed release or override (expiresAt - issuedAt)', wholeNumber(60_000), 7 * 24 * 3600 * 1000)
@@ -30,11 +33,14 @@ export function hubCommand(ctx: CommandContext) {
       if (o.database !== undefined && cmd.getOptionValueSource('database') === 'cli' && hasPassword(o.database)) {
         throw new UsageError('--database must not carry the password on the command line (other users can read it): set PGPASSWORD, FLEETLET_HUB_DATABASE or --database-password-file');
       }
-      if (!o.releaseKey || !o.adminToken) throw new UsageError('--release-key (Ed25519 private key PEM, see `fleetlet keygen`) and --admin-token (or FLEETLET_ADMIN_TOKEN) are required');
+      if (o.database !== undefined && o.dashboardPort !== undefined) throw new UsageError('--dashboard-port needs the SQLite backend for now: run the dashboard on a hub started with --db, not --database (docs/hub-ha.md)');
+      const adminToken = o.adminTokenFile ? readSecretFile(o.adminTokenFile) : o.adminToken;
+      if (o.adminTokenFile && adminToken === undefined) throw new UsageError(`the admin token file ${o.adminTokenFile} is missing or empty`);
+      if (!o.releaseKey || !adminToken) throw new UsageError('--release-key (Ed25519 private key PEM, see `fleetlet keygen`) and --admin-token-file (or FLEETLET_ADMIN_TOKEN) are required');
       if (Boolean(o.tlsKey) !== Boolean(o.tlsCert)) throw new UsageError('--tls-key and --tls-cert go together');
       // From the environment the list arrives as one comma-separated string.
       const given = o.bootstrapToken as string | string[] | undefined;
-      const bootstrapTokens = (typeof given === 'string' ? given.split(',') : (given ?? [])).filter((t) => t !== '');
+      const bootstrapTokens = [...(typeof given === 'string' ? given.split(',') : (given ?? [])), ...(o.bootstrapTokensFile ? readSecretLines(o.bootstrapTokensFile) : [])].filter((t) => t !== '');
       const [{ default: pino }, { startHub }, { importPrivateKeyPem }, { HubDatabaseError }] = await Promise.all([
         import('pino'),
         import('../hub/start-hub.ts'),
@@ -42,6 +48,9 @@ export function hubCommand(ctx: CommandContext) {
         import('../hub/store/sql.ts'),
       ]);
       const logger = pino({ name: 'fleetlet-hub', level: process.env.LOG_LEVEL ?? 'info' });
+      for (const flag of ['adminToken', 'bootstrapToken'] as const) {
+        if (cmd.getOptionValueSource(flag) === 'cli') logger.warn(`--${flag === 'adminToken' ? 'admin-token' : 'bootstrap-token'} on the command line shows in ps: use the file option or the environment`);
+      }
       const databasePassword = o.databasePasswordFile === undefined ? undefined : readFileSync(o.databasePasswordFile, 'utf8').trim();
       let hub;
       try {
@@ -52,13 +61,14 @@ export function hubCommand(ctx: CommandContext) {
           database: o.database,
           databasePassword,
           releaseKey: importPrivateKeyPem(readFileSync(o.releaseKey, 'utf8')),
-          adminToken: o.adminToken,
+          adminToken,
           bootstrapTokens,
           heartbeatMs: o.heartbeatMs,
           graceMultiplier: o.graceMultiplier,
           releaseTtlMs: o.releaseTtlMs,
           rolloutTickMs: o.rolloutTickMs,
           ...(o.tlsKey && o.tlsCert ? { tls: { key: readFileSync(o.tlsKey), cert: readFileSync(o.tlsCert) } } : {}),
+          ...(o.dashboardPort !== undefined ? { dashboard: { port: o.dashboardPort, host: o.host } } : {}),
           now: () => new Date(),
           logger,
         });

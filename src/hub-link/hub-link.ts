@@ -19,13 +19,16 @@ import {
   CLUSTER_ID_HEADER,
   encodeMessage,
   MAX_FRAME_BYTES,
+  MAX_REPORT_BYTES,
   parseMessage,
+  reportProblem,
   type AgentMessage,
   type HubMessage,
   type Outgoing,
   type RegistrationStatus,
+  type ReportEntry,
 } from '../protocol/messages.ts';
-import type { Outbox } from '../store/outbox.ts';
+import type { Outbox, OutboxRow } from '../store/outbox.ts';
 import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../lib/backoff.ts';
 
 export interface HubLinkOptions {
@@ -86,6 +89,8 @@ export interface HubLinkCounters {
   releases: number;
   /** Connections dropped because the hub went silent. */
   halfOpen: number;
+  /** Reports the hub could not take, moved to the journal's quarantine instead of being sent. */
+  quarantined: number;
 }
 
 export interface HubLinkEvents {
@@ -136,7 +141,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
   readonly #backoff: BackoffPolicy;
   readonly #window: number;
   readonly #batchSize: number;
-  readonly #counters: HubLinkCounters = { connects: 0, reconnects: 0, sent: 0, acked: 0, releases: 0, halfOpen: 0 };
+  readonly #counters: HubLinkCounters = { connects: 0, reconnects: 0, sent: 0, acked: 0, releases: 0, halfOpen: 0, quarantined: 0 };
   #stopping = new AbortController();
   #loop: Promise<void> | undefined;
   #session: Session | undefined;
@@ -174,6 +179,12 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     // Every enqueue leads to a send while connected, whoever enqueued it.
     this.#unsubscribe = this.#o.outbox.subscribe?.(() => this.#pump());
     this.#loop = this.#run();
+  }
+
+  /** Resolves once the link stopped for good: stop(), its signal, a deregistration or a revocation. */
+  async stopped(): Promise<void> {
+    await this.#loop;
+    await this.#inbound;
   }
 
   /** Hint that rows were enqueued, for an outbox that cannot tell the link itself: sends them now if the window allows. */
@@ -492,16 +503,48 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     while (s.inflight.length < this.#window) {
       const rows = this.#o.outbox.pending(s.lastSentSeq, Math.min(this.#batchSize, this.#window - s.inflight.length));
       if (rows.length === 0) return;
-      const sent = this.#send(s, {
-        type: 'reports',
-        afterSeq: s.lastSentSeq,
-        reports: rows.map((r) => ({ seq: r.seq, kind: r.kind, body: r.body, createdAt: r.createdAt })),
-      });
+      const batch = this.#batch(rows);
+      if (batch === undefined) return;
+      if (batch.length === 0) continue; // the head was quarantined: look again past it
+      const sent = this.#send(s, { type: 'reports', afterSeq: s.lastSentSeq, reports: batch });
       if (!sent) return;
-      for (const r of rows) s.inflight.push(r.seq);
-      s.lastSentSeq = rows[rows.length - 1]?.seq ?? s.lastSentSeq;
-      this.#counters.sent += rows.length;
+      for (const r of batch) s.inflight.push(r.seq);
+      s.lastSentSeq = batch[batch.length - 1]?.seq ?? s.lastSentSeq;
+      this.#counters.sent += batch.length;
     }
+  }
+
+  /**
+   * The rows that fit one frame, in order, up to the first the hub could not
+   * take: that one is quarantined (the outbox moves on; the hub hears of it
+   * in a report), never sent to be refused and re-sent forever. Undefined
+   * when the journal could not quarantine it: try again at the next pump.
+   */
+  #batch(rows: readonly OutboxRow[]): ReportEntry[] | undefined {
+    const batch: ReportEntry[] = [];
+    let bytes = 0;
+    for (const r of rows) {
+      const entry: ReportEntry = { seq: r.seq, kind: r.kind, body: r.body, createdAt: r.createdAt };
+      const json = JSON.stringify(entry);
+      const problem = reportProblem(entry, json);
+      if (problem) {
+        try {
+          this.#o.outbox.quarantine(r.seq, problem);
+        } catch (err) {
+          this.#log.error({ err, seq: r.seq }, 'cannot quarantine a report the hub cannot take');
+          return batch.length > 0 ? batch : undefined;
+        }
+        this.#counters.quarantined++;
+        this.#log.error({ seq: r.seq, kind: r.kind, reason: problem.reason, bytes: problem.bytes }, `quarantined a report the hub cannot take: ${problem.message}`);
+        return batch;
+      }
+      // One frame holds what the hub accepts in one (MAX_FRAME_BYTES): the rest goes in the next.
+      const share = Buffer.byteLength(json) + 1;
+      if (batch.length > 0 && bytes + share > MAX_REPORT_BYTES) return batch;
+      bytes += share;
+      batch.push(entry);
+    }
+    return batch;
   }
 
   #send(s: Session, message: Outgoing<AgentMessage>): boolean {

@@ -169,7 +169,7 @@ export class AgentSession implements LiveSession {
     }
     this.deliver(errorReply(error));
     if (error.reason === 'UnsupportedVersion') return this.close(closeCodes.unsupportedVersion, 'unsupported protocol version');
-    const verdict: BudgetVerdict = error.reason === 'TooDeep' ? { ok: false, budget: 'badFrames', message: error.message } : this.#budget.refused();
+    const verdict: BudgetVerdict = error.reason === 'TooDeep' ? { ok: false, budget: 'depth', message: error.message } : this.#budget.refused();
     if (!verdict.ok) this.#cutOff(verdict);
   }
 

@@ -25,7 +25,7 @@ export const defaultBudgets: ConnectionBudgets = {
   monotonicMs: () => performance.now(),
 };
 
-export type BudgetVerdict = { ok: true } | { ok: false; budget: 'badFrames' | 'frameRate' | 'frameSize'; message: string };
+export type BudgetVerdict = { ok: true } | { ok: false; budget: 'badFrames' | 'frameRate' | 'frameSize' | 'depth'; message: string };
 
 export class ConnectionBudget {
   readonly #b: ConnectionBudgets;

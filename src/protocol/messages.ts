@@ -385,6 +385,33 @@ export function jsonDepth(text: string): number {
   return max;
 }
 
+/**
+ * Most bytes one report may take as JSON: what fits a frame beside the
+ * batch's envelope. A bigger one cannot reach the hub however often it is sent.
+ */
+export const MAX_REPORT_BYTES = MAX_FRAME_BYTES - 64 * 1024;
+/** Levels a `reports` frame wraps around each report: the message object and its array. */
+const LEVELS_AROUND_REPORT = 2;
+
+/**
+ * Why the hub cannot take this report whatever it is sent with (the limits
+ * it enforces on every frame), or undefined. The agent checks each report
+ * before sending, so one such report is quarantined once instead of being
+ * refused, and re-sent, forever. `json` is the report's JSON text, for its size.
+ */
+export function reportProblem(entry: ReportEntry, json: string): { reason: 'TooDeep' | 'FrameTooLarge' | 'InvalidReport'; message: string; bytes: number } | undefined {
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_REPORT_BYTES) return { reason: 'FrameTooLarge', message: `the report takes ${bytes} bytes as JSON; a frame holds at most ${MAX_REPORT_BYTES}`, bytes };
+  const depth = jsonDepth(json) + LEVELS_AROUND_REPORT;
+  if (depth > MAX_JSON_DEPTH) return { reason: 'TooDeep', message: `the report nests ${depth} deep in its frame; the hub refuses frames deeper than ${MAX_JSON_DEPTH}`, bytes };
+  const valid = reportEntry.safeParse(entry);
+  if (!valid.success) {
+    const issue = valid.error.issues[0];
+    return { reason: 'InvalidReport', message: `${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`, bytes };
+  }
+  return undefined;
+}
+
 /** Serialises a message, stamped with this side's protocol version. */
 export function encodeMessage(message: Outgoing<Message>): string {
   return JSON.stringify({ ...message, protocolVersion: PROTOCOL_VERSION });

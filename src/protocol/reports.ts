@@ -43,10 +43,26 @@ export const releaseRefusedReport = z.object({
 });
 export type ReleaseRefusedReport = z.infer<typeof releaseRefusedReport>;
 
+/** Why the agent quarantined a report instead of sending it: the hub could not take it (reportProblem in messages.ts). */
+export const quarantineReason = z.enum(['TooDeep', 'FrameTooLarge', 'InvalidReport']);
+export type QuarantineReason = z.infer<typeof quarantineReason>;
+
+/** A report the agent kept in its journal's quarantine instead of sending: the outbox moved on past it. */
+export const reportQuarantinedReport = z.object({
+  seq: z.number().int().positive(),
+  kind: z.string().max(64),
+  reason: quarantineReason,
+  message: z.string().max(4096),
+  bytes: z.number().int().nonnegative(),
+  at: z.iso.datetime(),
+});
+export type ReportQuarantinedReport = z.infer<typeof reportQuarantinedReport>;
+
 export const reportBodies = {
   'attempt-transition': attemptTransitionReport,
   'upgrade-completed': upgradeCompletedReport,
   'release-refused': releaseRefusedReport,
+  'report-quarantined': reportQuarantinedReport,
   inventory,
 } as const;
 export type ReportKind = keyof typeof reportBodies;

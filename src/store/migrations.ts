@@ -130,6 +130,18 @@ export const migrations: readonly string[] = [
   ALTER TABLE attempts DROP COLUMN step;
   ALTER TABLE transitions DROP COLUMN step;
   `,
+  // 4: reports the hub could not take (too deep, too large, invalid), kept with the reason instead of blocking the outbox.
+  `
+  CREATE TABLE quarantined_reports (
+    seq            INTEGER PRIMARY KEY,
+    kind           TEXT NOT NULL,
+    body_json      TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    message        TEXT NOT NULL,
+    quarantined_at TEXT NOT NULL
+  );
+  `,
 ];
 
 export function migrate(db: Database.Database): number {

@@ -1,5 +1,15 @@
-import type { Outbox, OutboxRow, OutboxStats } from './outbox.ts';
+import type { ReportQuarantinedReport } from '../protocol/reports.ts';
+import type { Outbox, OutboxRow, OutboxStats, QuarantineProblem } from './outbox.ts';
 import { Repo } from './repo.ts';
+
+/** Quarantined reports kept; older ones are dropped. */
+const MAX_QUARANTINED = 100;
+
+export interface QuarantinedReport extends OutboxRow {
+  reason: string;
+  message: string;
+  quarantinedAt: string;
+}
 
 export class OutboxRepo extends Repo implements Outbox {
   private readonly listeners = new Set<() => void>();
@@ -36,6 +46,36 @@ export class OutboxRepo extends Repo implements Outbox {
 
   ack(uptoSeq: number): number {
     return this.db.prepare('DELETE FROM outbox WHERE seq <= ?').run(uptoSeq).changes;
+  }
+
+  quarantine(seq: number, problem: QuarantineProblem): void {
+    this.db.transaction(() => {
+      const row = this.db.prepare('SELECT kind, body_json, created_at FROM outbox WHERE seq = ?').get(seq) as { kind: string; body_json: string; created_at: string } | undefined;
+      if (!row) return;
+      const at = this.now();
+      this.db
+        .prepare('INSERT OR REPLACE INTO quarantined_reports (seq, kind, body_json, created_at, reason, message, quarantined_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(seq, row.kind, row.body_json, row.created_at, problem.reason, problem.message, at);
+      // Bounded: a fault that makes every report poison must not fill the disk twice.
+      this.db.prepare('DELETE FROM quarantined_reports WHERE seq NOT IN (SELECT seq FROM quarantined_reports ORDER BY seq DESC LIMIT ?)').run(MAX_QUARANTINED);
+      this.db.prepare('DELETE FROM outbox WHERE seq = ?').run(seq);
+      const notice: ReportQuarantinedReport = { seq, kind: row.kind.slice(0, 64), reason: problem.reason, message: problem.message.slice(0, 4096), bytes: problem.bytes, at };
+      this.enqueue('report-quarantined', notice);
+    })();
+  }
+
+  /** Quarantined reports, newest first. */
+  quarantined(limit = 100): QuarantinedReport[] {
+    const rows = this.db.prepare('SELECT seq, kind, body_json, created_at, reason, message, quarantined_at FROM quarantined_reports ORDER BY seq DESC LIMIT ?').all(limit) as {
+      seq: number;
+      kind: string;
+      body_json: string;
+      created_at: string;
+      reason: string;
+      message: string;
+      quarantined_at: string;
+    }[];
+    return rows.map((r) => ({ seq: r.seq, kind: r.kind, body: JSON.parse(r.body_json) as unknown, createdAt: r.created_at, reason: r.reason, message: r.message, quarantinedAt: r.quarantined_at }));
   }
 
   /**

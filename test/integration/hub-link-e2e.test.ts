@@ -5,7 +5,10 @@
 // refused, and deregistration with uninstall.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import { AgentMetrics } from '../../src/agent/http/metrics.ts';
+import { STATUS_CONFIGMAP } from '../../src/agent/kube/status-publisher.ts';
 import { agentKeyFingerprint, type AgentKeyPair } from '../../src/protocol/agent-identity.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
 import { encodeMessage } from '../../src/protocol/messages.ts';
@@ -249,6 +252,65 @@ describe('hub ↔ agent runtime on the real control plane', () => {
       await back;
     });
   }
+
+  test('a revoked agent stops connecting and says Revoked (Secret, status ConfigMap, Event, metrics) until a new bootstrap, then comes back with a new key', async () => {
+    // A token that can change in place, as a file mounted from a Secret does.
+    let token: string | undefined = BOOTSTRAP_TOKEN;
+    await rtNow().stop();
+    rt = await startRuntime({ clusterId, namespace: agentNs.name, hubUrl: f.hub.url, releaseKey: f.key.publicKey, journalPath, bootstrapToken: () => token, uninstallOnDeregister: true });
+    await eventually('the agent to connect', async () => (rtNow().runtime.hubLink?.connected ? true : undefined));
+    const oldKey = (await rtNow().runtime.credentials.load())?.key;
+    assert.ok(oldKey);
+    const standing = async () => (await agentNs.core.readNamespacedConfigMap({ name: STATUS_CONFIGMAP, namespace: agentNs.name })).data ?? {};
+    await eventually('the status ConfigMap to say Registered', async () => ((await standing()).hubStanding === 'Registered' ? true : undefined));
+
+    assert.equal((await f.api('POST', `/api/v1/clusters/${clusterId}/revoke`)).status, 200);
+    const revoked = await eventually('the status ConfigMap to say Revoked', async () => {
+      const d = await standing();
+      return d.hubStanding === 'Revoked' ? d : undefined;
+    });
+    assert.match(revoked.hubStandingReason ?? '', /revoked/);
+    assert.ok(revoked.upgradeStatus, 'the attempt status beside it is untouched');
+    const events = await agentNs.core.listNamespacedEvent({ namespace: agentNs.name });
+    assert.ok(events.items.some((e) => e.reason === 'HubRevoked' && e.type === 'Warning'), 'a Warning Event says so');
+    const stored = await rtNow().runtime.credentials.load();
+    assert.ok(stored?.revoked, 'the revocation is in the Secret');
+    assert.equal(stored.registered, false);
+    const metrics = new AgentMetrics({ journal: rtNow().runtime.journal, clusterId, version: '0.1.0', hubStanding: () => rtNow().runtime.hubStanding?.state });
+    assert.match((await metrics.expose()).body, /^fleetlet_agent_hub_standing\{state="Revoked"\} 1$/m);
+
+    // No knocking: a link retrying every 50-300 ms would have been back several times.
+    await delay(1_500);
+    assert.equal(rtNow().runtime.hubLink, undefined, 'no hub link while revoked');
+    assert.equal((await view()).connected, false);
+    // Nor after a restart with the token it was revoked under.
+    await rtNow().stop();
+    rt = await startRuntime({ clusterId, namespace: agentNs.name, hubUrl: f.hub.url, releaseKey: f.key.publicKey, journalPath, bootstrapToken: () => token, uninstallOnDeregister: true });
+    await eventually('the restarted agent to know it is revoked', async () => (rtNow().runtime.hubStanding?.state === 'Revoked' ? true : undefined));
+    await delay(500);
+    assert.equal(rtNow().runtime.hubLink, undefined, 'a restart does not knock either');
+
+    // A new bootstrap: the operator issues a token and it appears in the file.
+    const issued = await f.api('POST', '/api/v1/bootstrap-tokens', { ttlSeconds: 600 });
+    assert.equal(issued.status, 201, JSON.stringify(issued.body));
+    token = issued.body.token as string;
+    // Acting at the first conflict keeps the registrant's refusals under the hub's per-address throttle.
+    const conflict = await eventually('the new key to reach the operator as a conflict', async () => {
+      const c = await view();
+      return c.keyConflicts.length > 0 ? c : undefined;
+    }, 30_000, 20);
+    const renewed = await rtNow().runtime.credentials.load();
+    assert.ok(renewed && renewed.revoked === undefined, 'the revocation is cleared');
+    assert.notEqual(renewed.key.publicKey, oldKey.publicKey, 'a new key: the revoked one may be what was stolen');
+    assert.equal(conflict.keyConflicts[0].fingerprint, agentKeyFingerprint(renewed.key.publicKey));
+    assert.equal(conflict.registration, 'Revoked', 'the old key stays revoked until the operator decides');
+    const trusted = await f.api('POST', `/api/v1/clusters/${clusterId}/trust-key`, { fingerprint: agentKeyFingerprint(renewed.key.publicKey) });
+    assert.equal(trusted.status, 200, JSON.stringify(trusted.body));
+    await eventually('the agent to connect with its new key', async () => ((await view()).connected && rtNow().runtime.hubLink?.connected ? true : undefined));
+    await eventually('the status ConfigMap to say Registered again', async () => ((await standing()).hubStanding === 'Registered' ? true : undefined));
+    assert.equal(rtNow().runtime.hubStanding?.state, 'Registered');
+    agentKey = renewed.key;
+  });
 
   test('deregistration with uninstall configured removes what the agent installed', async () => {
     const r = rtNow();

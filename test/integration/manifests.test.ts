@@ -255,7 +255,7 @@ describe('manifests', () => {
     const rules = (rule!.spec as { groups: { name: string; rules: { alert: string; expr: string; labels: { severity: string }; annotations: { summary: string } }[] }[] }).groups.flatMap((g) => g.rules);
     assert.deepEqual(
       rules.map((r) => r.alert).sort(),
-      ['FleetletAgentAbsent', 'FleetletHubUnreachable', 'FleetletJournalErrors', 'FleetletOutboxBacklog', 'FleetletUpgradeFailed', 'FleetletUpgradeRolledBack', 'FleetletUpgradeStuck'],
+      ['FleetletAgentAbsent', 'FleetletHubRevoked', 'FleetletHubUnreachable', 'FleetletJournalErrors', 'FleetletOutboxBacklog', 'FleetletUpgradeFailed', 'FleetletUpgradeRolledBack', 'FleetletUpgradeStuck'],
     );
     for (const r of rules) {
       assert.ok(['warning', 'critical'].includes(r.labels.severity), `${r.alert} has a severity`);
@@ -265,7 +265,7 @@ describe('manifests', () => {
     // Every metric an alert uses is one the agent really exposes (with a hub configured).
     const journal = Journal.open(':memory:');
     try {
-      const metrics = new AgentMetrics({ journal, clusterId: 'c', version: '0.1.0', hubReconnects: () => 3, hubConnected: () => false });
+      const metrics = new AgentMetrics({ journal, clusterId: 'c', version: '0.1.0', hubReconnects: () => 3, hubConnected: () => false, hubStanding: () => 'Revoked' });
       const exposed = new Set([...(await metrics.expose()).body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
       for (const r of rules) {
         const used = [...r.expr.matchAll(/\bfleetlet_agent_[a-z_]+/g)].map((m) => m[0]);

@@ -1,10 +1,12 @@
 // An in-process Outbox with the journal's contract (seq strictly increasing,
 // never reused, cumulative ack), for tests of the hub link. The real journal
 // (src/store) implements the same interface on SQLite.
-import type { Outbox, OutboxRow, OutboxStats } from '../../src/store/outbox.ts';
+import type { Outbox, OutboxRow, OutboxStats, QuarantineProblem } from '../../src/store/outbox.ts';
 
 export class MemoryOutbox implements Outbox {
   readonly #rows: OutboxRow[] = [];
+  /** What quarantine() took out, with why. */
+  readonly quarantined: (OutboxRow & QuarantineProblem)[] = [];
   #lastSeq = 0;
   readonly #now: () => Date;
 
@@ -30,6 +32,15 @@ export class MemoryOutbox implements Outbox {
       removed++;
     }
     return removed;
+  }
+
+  quarantine(seq: number, problem: QuarantineProblem): void {
+    const i = this.#rows.findIndex((r) => r.seq === seq);
+    if (i < 0) return;
+    const [row] = this.#rows.splice(i, 1);
+    if (!row) return;
+    this.quarantined.push({ ...row, ...problem });
+    this.enqueue('report-quarantined', { seq, kind: row.kind, reason: problem.reason, message: problem.message, bytes: problem.bytes, at: this.#now().toISOString() });
   }
 
   stats(): OutboxStats {

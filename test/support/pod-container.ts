@@ -2,8 +2,8 @@
 // the way a kubelet would start it: the ServiceAccount's token (TokenRequest),
 // the cluster CA and the namespace at the standard in-cluster path,
 // KUBERNETES_SERVICE_HOST/PORT, env resolved from the live ConfigMaps,
-// Secrets and the downward API, $(VAR) expanded in args, ConfigMap volumes
-// projected as files, emptyDir as a size-limited tmpfs, and the security
+// Secrets and the downward API, $(VAR) expanded in args, ConfigMap and
+// Secret volumes projected as files, emptyDir as a size-limited tmpfs, and the security
 // context as runtime flags (user, group, fsGroup, read-only root filesystem,
 // no capabilities, no privilege escalation).
 //
@@ -79,6 +79,20 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
       mkdirSync(d);
       for (const [k, val] of Object.entries(cm.data ?? {})) writeFileSync(join(d, k), val);
       mounts.push('-v', `${d}:${vm.mountPath}:ro`);
+    } else if (v.secret) {
+      // As the kubelet projects it: one file per key, mode defaultMode (0644 when unset), group
+      // fsGroup; an optional Secret that does not exist yet is an empty directory.
+      const secret = await core.readNamespacedSecret({ name: v.secret.secretName!, namespace: o.namespace }).catch(() => undefined);
+      if (!secret && !v.secret.optional) throw new Error(`volume ${v.name}: Secret ${v.secret.secretName} is missing (the kubelet would not start the container)`);
+      const d = join(dir, `secret-${v.name}`);
+      mkdirSync(d);
+      for (const [k, val] of Object.entries(secret?.data ?? {})) {
+        const file = join(d, k);
+        writeFileSync(file, Buffer.from(val, 'base64'));
+        if (fsGroup !== undefined) chownSync(file, 0, fsGroup);
+        chmodSync(file, v.secret.defaultMode ?? 0o644);
+      }
+      mounts.push('-v', `${d}:${vm.mountPath}:ro`);
     } else if (v.emptyDir) {
       const size = v.emptyDir.sizeLimit ? `,size=${v.emptyDir.sizeLimit.replace(/i$/, '').toLowerCase()}` : '';
       mounts.push('--tmpfs', `${vm.mountPath}:rw,noexec,nosuid${size}`);
@@ -92,7 +106,7 @@ export async function runPodContainer(o: PodContainerOptions): Promise<PodContai
       }
       mounts.push('-v', `${d}:${vm.mountPath}${vm.readOnly ? ':ro' : ''}`);
     } else {
-      throw new Error(`volume ${v.name}: only configMap, emptyDir, persistentVolumeClaim and hostPath are supported here`);
+      throw new Error(`volume ${v.name}: only configMap, secret, emptyDir, persistentVolumeClaim and hostPath are supported here`);
     }
   }
 

@@ -42,7 +42,8 @@ export interface RuntimeOptions {
   hubUrl: string;
   releaseKey: KeyObject;
   journalPath?: string;
-  bootstrapToken?: string;
+  /** A function is read at every use, like a token file mounted from a Secret. */
+  bootstrapToken?: string | (() => string | undefined);
   heartbeatMs?: number;
   uninstallOnDeregister?: boolean;
   onTransition?: (attempt: AttemptRecord, transition: TransitionRecord) => void;
@@ -66,6 +67,8 @@ export async function startRuntime(o: RuntimeOptions): Promise<RunningRuntime> {
       // Short reconnect delays: a healed link is back within a few hundred ms.
       backoff: { baseMs: 50, capMs: 300 },
       uninstallOnDeregister: o.uninstallOnDeregister ?? false,
+      // A revoked agent looks for a new bootstrap token this often.
+      revokedRecheckMs: 100,
     },
     agent: {
       idleMs: 200,

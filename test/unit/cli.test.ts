@@ -176,12 +176,13 @@ describe('fleetlet command line', () => {
     assert.equal(await main(['status', '--journal', join(tmp(), 'nope.db')], missing), ExitCode.Failed);
     assert.match(missing.stderr.join(''), /no journal at/);
   });
-  it('hub: flags reach the hub, "hub listening" is logged once, SIGTERM stops it with 0', async () => {
+  /** `fleetlet hub` as a child process; resolves once it logged its HTTP URL. */
+  async function hubChild(args: string[], env: Record<string, string>): Promise<{ httpUrl: string; stdout: () => string; stop: () => Promise<number | null> }> {
     const dir = tmp();
     const signer = testSigner();
     writeFileSync(join(dir, 'key.pem'), exportPrivateKeyPem(signer.privateKey));
-    const child = spawn(process.execPath, [bin, 'hub', '--port', '0', '--db', join(dir, 'hub.db'), '--release-key', join(dir, 'key.pem'), '--rollout-tick-ms', '100', '--release-ttl-ms', '3600000', '--grace-multiplier', '3', '--heartbeat-ms', '1000'], {
-      env: { ...process.env, FLEETLET_ADMIN_TOKEN: 'admin-token-from-the-environment', LOG_LEVEL: 'info' },
+    const child = spawn(process.execPath, [bin, 'hub', '--port', '0', '--db', join(dir, 'hub.db'), '--release-key', join(dir, 'key.pem'), ...args], {
+      env: { ...process.env, LOG_LEVEL: 'info', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -194,12 +195,46 @@ describe('fleetlet command line', () => {
       });
       void exited.then((code) => reject(new Error(`hub exited ${code}: ${stdout}`)));
     });
-    const res = await fetch(`${httpUrl}/api/v1/clusters`, { headers: { authorization: 'Bearer admin-token-from-the-environment' } });
+    return {
+      httpUrl,
+      stdout: () => stdout,
+      stop: async () => {
+        child.kill('SIGTERM');
+        return exited;
+      },
+    };
+  }
+
+  it('hub: flags reach the hub, "hub listening" is logged once, SIGTERM stops it with 0', async () => {
+    const hub = await hubChild(['--rollout-tick-ms', '100', '--release-ttl-ms', '3600000', '--grace-multiplier', '3', '--heartbeat-ms', '1000'], { FLEETLET_ADMIN_TOKEN: 'admin-token-from-the-environment' });
+    const res = await fetch(`${hub.httpUrl}/api/v1/clusters`, { headers: { authorization: 'Bearer admin-token-from-the-environment' } });
     assert.equal(res.status, 200, 'the admin token came from the environment');
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0);
-    assert.equal(stdout.match(/hub listening/g)?.length, 1, stdout);
+    assert.equal(await hub.stop(), 0);
+    assert.equal(hub.stdout().match(/hub listening/g)?.length, 1, hub.stdout());
   });
+
+  it('hub: the admin and bootstrap tokens come from files; a token on the command line is warned about', async () => {
+    const dir = tmp();
+    const admin = 'admin-token-from-a-file-0123456789';
+    const bootstrap = ['b'.repeat(43), 'c'.repeat(43)];
+    writeFileSync(join(dir, 'admin.token'), `${admin}\n`);
+    writeFileSync(join(dir, 'bootstrap.tokens'), `# two agents\n${bootstrap.join('\n')}\n`);
+    const hub = await hubChild(['--admin-token-file', join(dir, 'admin.token'), '--bootstrap-tokens-file', join(dir, 'bootstrap.tokens'), '--bootstrap-token', 'd'.repeat(43)], {});
+    const tokens = await fetch(`${hub.httpUrl}/api/v1/bootstrap-tokens`, { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(tokens.status, 200, 'the admin token came from its file');
+    assert.equal(((await tokens.json()) as { tokens: unknown[] }).tokens.length, 3, 'both from the file and the one from the command line');
+    assert.equal(await hub.stop(), 0);
+    assert.match(hub.stdout(), /--bootstrap-token on the command line shows in ps/);
+    assert.doesNotMatch(hub.stdout(), new RegExp(`${admin}|${'b'.repeat(43)}`), 'no token is logged');
+  });
+
+  it('hub: a missing admin token file is a usage error naming the file', async () => {
+    const missing = join(tmp(), 'no-such.token');
+    const io = captured();
+    assert.equal(await main(['hub', '--release-key', join(tmp(), 'k.pem'), '--admin-token-file', missing], io), ExitCode.Usage);
+    assert.match(io.stderr.join(''), /no-such\.token is missing or empty/);
+  });
+
   it('docs/cli.md is the CLI\'s own help, current (node scripts/gen-cli-docs.ts rewrites it)', () => {
     const doc = readFileSync(CLI_DOCS_PATH, 'utf8');
     assert.equal(doc, generateCliDocs(), 'docs/cli.md is stale: run node_modules/.bin/node scripts/gen-cli-docs.ts');

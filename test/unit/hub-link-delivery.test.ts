@@ -2,7 +2,10 @@
 // hub restarts; acknowledged rows leave the outbox.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { AGENT_PATH } from '../../src/protocol/messages.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AGENT_PATH, MAX_JSON_DEPTH, MAX_REPORT_BYTES } from '../../src/protocol/messages.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { nextEvent } from '../support/events.ts';
 import { startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
@@ -187,5 +190,59 @@ describe('report delivery', () => {
     assert.equal(a.link.counters.sent, 50);
     assert.ok(maxInFlight <= 7, `in flight peaked at ${maxInFlight}`);
     assert.ok(maxInFlight > 3, `the window was used beyond one batch (peak ${maxInFlight})`);
+  });
+
+  it('a report the hub cannot take is quarantined once with its reason, never sent: the outbox moves on and the hub hears of it', async () => {
+    const journal = Journal.open(join(mkdtempSync(join(tmpdir(), 'fleetlet-poison-')), 'journal.db'));
+    try {
+      const a = await enrolAgent(f, 'edge-poison', { outbox: journal.outbox, link: { batchSize: 100, window: 100, heartbeatMs: 5_000 } });
+      agents.push(a);
+      // Megabytes of JSON block this process (hub and agent both) for a while: a 200 ms heartbeat would call that a dead link.
+      const nested = (depth: number): unknown => (depth === 0 ? 'x' : [nested(depth - 1)]);
+      const closes: number[] = [];
+      a.link.on('disconnected', ({ code }) => closes.push(code));
+      const connects = a.link.counters.connects;
+      journal.transaction(() => {
+        journal.outbox.enqueue('attempt-transition', transition(1));
+        // A frame holds 64 levels; the message and its array take two, the report one.
+        journal.outbox.enqueue('deep', nested(MAX_JSON_DEPTH - 3)); // 2: the deepest the hub takes
+        journal.outbox.enqueue('deep', nested(MAX_JSON_DEPTH - 2)); // 3: one level too deep
+        journal.outbox.enqueue('attempt-transition', transition(4));
+        journal.outbox.enqueue('big', { blob: 'x'.repeat(MAX_REPORT_BYTES) }); // 5: no frame holds it
+        journal.outbox.enqueue('attempt-transition', transition(6));
+      });
+      await drained(a, 'the outbox to drain past the poison');
+
+      const stored = await storedReports(f, 'edge-poison');
+      assert.deepEqual(stored.map((r) => r.seq), [1, 2, 4, 6, 7, 8], 'every report but the two poison ones, and a notice for each');
+      assert.ok(stored.every((r) => r.acknowledged));
+      const notices = (await f.api('GET', '/api/v1/clusters/edge-poison/reports?after=6&limit=10')).body.reports as { kind: string; body: { seq: number; reason: string; kind: string } }[];
+      assert.deepEqual(notices.map((n) => [n.kind, n.body.seq, n.body.kind, n.body.reason]), [
+        ['report-quarantined', 3, 'deep', 'TooDeep'],
+        ['report-quarantined', 5, 'big', 'FrameTooLarge'],
+      ]);
+      const kept = journal.outbox.quarantined();
+      assert.deepEqual(kept.map((q) => [q.seq, q.reason]), [[5, 'FrameTooLarge'], [3, 'TooDeep']], 'the journal keeps both, with the reason');
+      assert.deepEqual(kept[1]?.body, nested(MAX_JSON_DEPTH - 2), 'nothing the agent reported is lost');
+      assert.equal(a.link.counters.quarantined, 2, 'each quarantined once');
+      assert.deepEqual(closes, [], 'the hub never had to close the connection');
+      assert.equal(a.link.counters.connects, connects, 'nor did the agent reconnect');
+      assert.equal((await f.api('GET', '/api/v1/clusters/edge-poison')).body.reports.ackedSeq, 8);
+    } finally {
+      journal.close();
+    }
+  });
+
+  it('splits reports into frames the hub accepts: 20 reports of 1 MiB arrive, none quarantined', async () => {
+    const a = await enrolAgent(f, 'edge-bulk', { link: { batchSize: 100, window: 100, heartbeatMs: 5_000 } });
+    agents.push(a);
+    for (let n = 1; n <= 20; n++) a.outbox.enqueue('bulk', { n, blob: 'y'.repeat(1024 * 1024) });
+    const closes: number[] = [];
+    a.link.on('disconnected', ({ code }) => closes.push(code));
+    a.link.flush();
+    await drained(a);
+    assert.deepEqual((await storedReports(f, 'edge-bulk')).map((r) => r.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.equal(a.link.counters.quarantined, 0);
+    assert.deepEqual(closes, []);
   });
 });

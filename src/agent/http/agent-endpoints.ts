@@ -4,6 +4,7 @@
 // else that composes an agent (the runtime, tests).
 import type { Logger } from 'pino';
 import type { Journal } from '../../store/journal.ts';
+import type { HubStandingState } from '../hub-standing.ts';
 import type { ClusterClient } from '../kube/cluster-client.ts';
 import { AgentMetrics } from './metrics.ts';
 import { startHealthServer, type HealthServer } from './health-server.ts';
@@ -19,7 +20,7 @@ export interface AgentEndpointsOptions {
   logger: Logger;
   now?: () => Date;
   /** The hub link's counters, when there is one. */
-  hub?: { reconnects: () => number; connected: () => boolean };
+  hub?: { reconnects: () => number; connected: () => boolean; standing?: () => HubStandingState | undefined };
   processMetrics?: boolean;
   readinessTimeoutMs?: number;
 }
@@ -38,7 +39,7 @@ export async function startAgentEndpoints(o: AgentEndpointsOptions): Promise<Age
     clusterId: o.clusterId,
     version: o.version,
     ...(o.now ? { now: o.now } : {}),
-    ...(o.hub ? { hubReconnects: o.hub.reconnects, hubConnected: o.hub.connected } : {}),
+    ...(o.hub ? { hubReconnects: o.hub.reconnects, hubConnected: o.hub.connected, ...(o.hub.standing ? { hubStanding: o.hub.standing } : {}) } : {}),
     ...(o.processMetrics ? { processMetrics: true } : {}),
   });
   const readiness = new Readiness([journalCheck(o.journal), kubeApiCheck(o.cluster)], {

@@ -14,6 +14,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { attemptPhase } from '../../protocol/attempt.ts';
 import type { AttemptRecord, TransitionRecord } from '../../store/attempt-repo.ts';
 import type { Journal } from '../../store/journal.ts';
+import { hubStandingStates, type HubStandingState } from '../hub-standing.ts';
 
 /** Metric names, shared with manifests/components/prometheus-rules (the alerts use them). */
 export const metricNames = {
@@ -27,6 +28,7 @@ export const metricNames = {
   outboxOldestAge: 'fleetlet_agent_outbox_oldest_report_age_seconds',
   hubReconnects: 'fleetlet_agent_hub_reconnects_total',
   hubConnected: 'fleetlet_agent_hub_connected',
+  hubStanding: 'fleetlet_agent_hub_standing',
   journalSize: 'fleetlet_agent_journal_size_bytes',
   journalErrors: 'fleetlet_agent_journal_errors_total',
 } as const;
@@ -40,6 +42,8 @@ export interface AgentMetricsOptions {
   hubReconnects?: () => number;
   /** Is the hub link connected now? Omit when no hub link exists (then no series, so no alert). */
   hubConnected?: () => boolean;
+  /** Registering, Registered or Revoked (hub-standing.ts); omit when no hub link exists. */
+  hubStanding?: () => HubStandingState | undefined;
   /** Also export process metrics (CPU, memory, event loop) on this registry. */
   processMetrics?: boolean;
 }
@@ -162,6 +166,21 @@ export class AgentMetrics {
         registers,
         collect() {
           this.set(source() ? 1 : 0);
+        },
+      });
+    }
+
+    if (o.hubStanding) {
+      const source = o.hubStanding;
+      new Gauge({
+        name: metricNames.hubStanding,
+        help: '1 for this agent\'s standing with the hub (Registering, Registered, Revoked: stopped, waiting for a new bootstrap), 0 for the others; no series before it is known',
+        labelNames: ['state'],
+        registers,
+        collect() {
+          const current = source();
+          if (current === undefined) return this.reset();
+          for (const state of hubStandingStates) this.set({ state }, state === current ? 1 : 0);
         },
       });
     }

@@ -19,6 +19,8 @@ export class KubeApiError extends Error {
 
 export interface ApplyOptions {
   dryRun?: boolean;
+  /** Server-side apply owns fields per manager: a second manager keeps its own fields in the same object (default fleetlet). */
+  fieldManager?: string;
 }
 
 export interface NodeSummary {
@@ -83,7 +85,7 @@ export class KubeClusterClient implements ClusterClient {
 
   async apply(obj: KubeObject, opts: ApplyOptions = {}): Promise<KubeObject> {
     try {
-      return (await this.objects.patch(obj as k8s.KubernetesObject, undefined, opts.dryRun ? 'All' : undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply)) as KubeObject;
+      return (await this.objects.patch(obj as k8s.KubernetesObject, undefined, opts.dryRun ? 'All' : undefined, opts.fieldManager ?? FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply)) as KubeObject;
     } catch (err) {
       throw wrap(`${opts.dryRun ? 'dry-run apply' : 'apply'} ${describeRef({ apiVersion: obj.apiVersion, kind: obj.kind, name: obj.metadata.name, namespace: obj.metadata.namespace })}`, err);
     }

@@ -86,6 +86,9 @@ export class ReportApplier {
         await this.#ensureRow(clusterId);
         await sql.run('UPDATE cluster_upgrade SET last_refusal = ? WHERE cluster_id = ?', [JSON.stringify(parsed.body), clusterId]);
         return null;
+      case 'report-quarantined':
+        // Stored with the cluster's reports (GET /api/v1/clusters/:id/reports): the agent kept the report itself.
+        return null;
       case 'inventory': {
         const inv = parsed.body;
         await sql.run('UPDATE clusters SET inventory = ?, kubernetes_version = ?, target_infrastructure = ? WHERE id = ?', [JSON.stringify(inv), inv.kubernetesVersion, inv.targetInfrastructure, clusterId]);

@@ -117,7 +117,10 @@ export class ReportRepo {
             more = false;
             break;
           }
-          const problem = await this.#applier.apply(clusterId, row.seq, row.kind, JSON.parse(row.body) as unknown, receivedAt);
+          const body = JSON.parse(row.body) as unknown;
+          const problem = await this.#applier.apply(clusterId, row.seq, row.kind, body, receivedAt);
+          // Once per quarantined report, to the operator: the agent keeps the report itself.
+          if (row.kind === 'report-quarantined') this.#log.warn({ clusterId, seq: row.seq, quarantined: body }, 'an agent quarantined a report the hub could not take');
           if (problem !== null) {
             await sql.run('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?', [problem, clusterId, row.seq]);
             this.#log.warn({ clusterId, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
