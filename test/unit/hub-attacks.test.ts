@@ -13,11 +13,13 @@ import WebSocket from 'ws';
 import { hashSecret } from '../../src/hub/credentials.ts';
 import { startHub } from '../../src/hub/start-hub.ts';
 import { generateAgentKey, type AgentKeyPair } from '../../src/protocol/agent-identity.ts';
-import { encodeMessage, type HubMessage } from '../../src/protocol/messages.ts';
+import { encodeMessage, MAX_REVISION, type HubMessage } from '../../src/protocol/messages.ts';
 import { generateReleaseKey } from '../../src/protocol/signing.ts';
 import { ADMIN_TOKEN, BOOTSTRAP_TOKEN, startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
 import { connectRaw, type RawConnection } from '../support/raw-agent.ts';
+import { sampleReleaseRequest } from '../support/releases.ts';
 import { completed } from '../support/sample-reports.ts';
+import { enrolAgent } from '../support/test-agent.ts';
 
 const inventory = { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] };
 const hello = (clusterId: string) => ({ type: 'hello' as const, clusterId, agentVersion: '0.1.0', inventory, lastRevision: 0, outbox: { firstSeq: null, lastSeq: 0 } });
@@ -237,6 +239,23 @@ describe('attacks on sessions', () => {
     const reply = await conn.next();
     assert.equal(reply.type === 'error' && reply.code, 'InvalidMessage');
     assert.equal((await stateOf(f, 'edge-labels')).status, 404);
+  });
+
+  it('a hello claiming revision 2^53-1 is refused with the reason; one at the highest revision allowed still gets its next release', async () => {
+    const raw = await connect(f, { key: generateAgentKey(), clusterId: 'edge-big' });
+    raw.ws.send(encodeMessage({ ...hello('edge-big'), lastRevision: Number.MAX_SAFE_INTEGER, proof: raw.prove('hello') }));
+    const refused = await raw.next();
+    assert.equal(refused.type === 'error' && refused.code, 'InvalidMessage');
+    assert.match(refused.type === 'error' ? refused.message : '', /lastRevision/);
+
+    const a = await enrolAgent(f, 'edge-max', { lastRevision: MAX_REVISION });
+    try {
+      const res = await f.api('PUT', '/api/v1/clusters/edge-max/release', sampleReleaseRequest());
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.revision, MAX_REVISION + 1);
+    } finally {
+      await a.link.stop();
+    }
   });
 
   it('a ping renews the cluster\'s lease, as any traffic does', async () => {
