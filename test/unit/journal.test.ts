@@ -33,7 +33,7 @@ const plan: Plan = { revision: 1, stages: [], unchanged: [], removed: [] };
 
 test('opens in WAL mode with FULL synchronous by default and records the schema version', () => {
   const j = Journal.open(tmp());
-  assert.deepEqual(j.settings(), { journalMode: 'wal', synchronous: 2 /* FULL */, schemaVersion: 3 });
+  assert.deepEqual(j.settings(), { journalMode: 'wal', synchronous: 2 /* FULL */, schemaVersion: 4 });
   j.close();
 });
 
@@ -53,7 +53,7 @@ test('refuses a journal written by a newer agent, naming both versions', () => {
   const raw = new Database(path);
   raw.pragma('user_version = 99');
   raw.close();
-  assert.throws(() => Journal.open(path), (e: unknown) => e instanceof JournalError && /99 is newer than this agent knows \(3\)/.test(e.message));
+  assert.throws(() => Journal.open(path), (e: unknown) => e instanceof JournalError && /99 is newer than this agent knows \(4\)/.test(e.message));
 });
 
 test('a file that is not a database gives a clear error', () => {
