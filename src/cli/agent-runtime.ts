@@ -222,7 +222,8 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       if (record) agent.adoptHandover(record);
       if (cfg.hub) {
         hubStanding = superviseHub(cfg.hub);
-        hubTask = hubStanding.run(termSignal);
+        // Awaited only when the term ends: a failure must not go unhandled meanwhile.
+        hubTask = hubStanding.run(termSignal).catch((err: unknown) => log.error({ err }, 'the hub link supervisor failed: no hub link this leadership term'));
       }
       const result = await agent.run(signal);
       if (result.handedOverTo) return 'stepDown';
