@@ -36,6 +36,7 @@ import {
 import { ConnectionBudget, type BudgetVerdict } from './connection-budget.ts';
 import { deliverCurrentOverrides } from './rollout/override-delivery.ts';
 import type { HubContext } from './hub-context.ts';
+import { DatabaseUnavailable } from './store/sql.ts';
 import type { LiveSession } from './session-registry.ts';
 
 /** Who opened the connection, as established by the upgrade request: a legacy bearer credential names its cluster; anyone else must prove a key. */
@@ -155,8 +156,25 @@ export class AgentSession implements LiveSession {
     return this.#turn;
   }
 
+  /**
+   * This replica cannot serve the agent now (it cannot reach its database,
+   * or it missed changes it cannot replay): the agent is told, and closed
+   * with "try again later"; it reconnects, and the Service sends it to a
+   * replica that can, or here once this one can. Nothing unacknowledged is
+   * lost: it re-sends.
+   */
+  sendAway(message: string, closeReason = 'hub database unavailable'): void {
+    this.deliver({ type: 'error', code: 'Unavailable', message });
+    this.close(closeCodes.unavailable, closeReason);
+  }
+
   /** A store failure: nothing was acknowledged, so the agent re-sends after reconnecting. */
   #failed(err: unknown, type: string): void {
+    if (err instanceof DatabaseUnavailable) {
+      this.#log.warn({ err: err.message, type }, 'the database is unreachable: sending the agent away');
+      this.sendAway(`this hub replica cannot reach its database: reconnect (${err.message})`);
+      return;
+    }
     this.#log.error({ err, type }, 'failed to handle an agent message');
     this.deliver({ type: 'error', code: 'Internal', message: 'the hub failed to handle the message; reconnect and retry' });
     this.close(closeCodes.internal, 'internal error');

@@ -13,6 +13,7 @@ import { authorizeOperator, identifyOperator, type OperatorRole } from './auth/o
 import { createOperatorToken, revokeOperatorToken } from './token-operations.ts';
 import type { HubContext } from './hub-context.ts';
 import { createHubMetrics } from './metrics.ts';
+import { DatabaseUnavailable } from './store/sql.ts';
 import { labelsRequest } from '../protocol/rollout.ts';
 import { overrideClusters } from './rollout/override-delivery.ts';
 import { cancelRollout, createRollout, listRollouts, pauseRollout, resumeRollout, rollbackRollout, rolloutStatus } from './rollout/rollout-operations.ts';
@@ -185,6 +186,16 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(text);
 }
 
+/**
+ * 503: this replica cannot reach its database. The request may succeed on
+ * another replica, or here in a moment. Nothing was changed, unless the
+ * connection broke while a change was committing (then the change may have
+ * been made: read before repeating it).
+ */
+function sendUnavailable(res: ServerResponse, message: string): void {
+  send(res, 503, { error: { reason: 'DatabaseUnavailable', message } }, { 'retry-after': '1' });
+}
+
 export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
   const metrics = createHubMetrics(ctx);
   let rateLimitLoggedAt = -Infinity;
@@ -203,14 +214,20 @@ export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMe
         return;
       }
     }
-    if (url.pathname === '/healthz') {
-      // Ready only while the database answers: a replica cut off from it must not be sent agents or operators.
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000)));
-      Promise.race([ctx.db.get('SELECT 1 AS ok'), timeout]).then(
-        () => send(res, 200, { status: 'ok' }),
-        (err: unknown) => send(res, 503, { status: 'unavailable', message: `the hub cannot reach its database: ${err instanceof Error ? err.message : String(err)}` }),
-      ).finally(() => clearTimeout(timer));
+    if (url.pathname === '/healthz' || url.pathname === '/livez') {
+      // Liveness: the process answers. Not the database: restarting a replica does not bring its database back.
+      send(res, 200, { status: 'ok' });
+      return;
+    }
+    if (url.pathname === '/readyz') {
+      // Readiness: the database answered the last probes (database-health.ts); cut off from it, the replica is taken out of the Service.
+      if (ctx.health.ready) send(res, 200, { status: 'ready', since: ctx.health.since.toISOString() });
+      else send(res, 503, { status: 'unavailable', reason: 'DatabaseUnavailable', message: ctx.health.reason });
+      return;
+    }
+    if (!ctx.health.ready && (url.pathname.startsWith('/api/') || url.pathname === '/metrics')) {
+      // Nothing here can be answered without the database; at once, rather than after a statement's timeout. Unaudited: the audit table is there too.
+      sendUnavailable(res, ctx.health.reason ?? 'this hub replica cannot reach its database');
       return;
     }
     if (url.pathname === '/metrics') {
@@ -254,7 +271,7 @@ export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMe
           try {
             await authorizeOperator(ctx, req.headers.authorization, route?.role ?? (req.method === 'GET' ? 'viewer' : 'operator'));
           } catch (err) {
-            log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress, reason: (err as ApiError).reason }, 'API request refused: token missing or its role too low');
+            if (err instanceof ApiError) log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress, reason: err.reason }, 'API request refused: token missing or its role too low');
             throw err;
           }
         }
@@ -269,6 +286,14 @@ export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMe
           if (err.status >= 400 && err.status !== 404 && err.status !== 401 && err.status !== 403) log.info({ method: req.method, path: url.pathname, status: err.status, reason: err.reason }, 'API request refused');
           await audit(err.status);
           send(res, err.status, { error: { reason: err.reason, message: err.message, details: err.details } }, err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+          return;
+        }
+        if (err instanceof DatabaseUnavailable) {
+          // Before the probe noticed: same answer as after, and the probe looks now.
+          log.warn({ err: err.message, method: req.method, path: url.pathname }, 'API request failed: the database is unreachable');
+          void ctx.health.check();
+          if (!res.headersSent) sendUnavailable(res, `this hub replica cannot reach its database (${err.message}); another replica may answer`);
+          else res.destroy();
           return;
         }
         log.error({ err, method: req.method, path: url.pathname }, 'API request failed');

@@ -19,12 +19,15 @@ import { ReportRepo } from './store/report-repo.ts';
 import { RolloutRepo } from './store/rollout-repo.ts';
 import type { Sql } from './store/sql.ts';
 import { singleReplica, type ReplicaBus } from './replicas/replica-bus.ts';
+import { DatabaseHealth } from './database-health.ts';
 
 export interface HubContext {
   /** The database the repositories use: `db.transaction(fn)` makes their calls in fn one transaction. */
   db: Sql;
   /** Other replicas on the same database (a no-op with SQLite): replicas/replica-bus.ts. */
   bus: ReplicaBus;
+  /** Whether the database answers (database-health.ts); startHub starts its probe, a context built without it stays ready. */
+  health: DatabaseHealth;
   clusters: ClusterRepo;
   releases: ReleaseRepo;
   reports: ReportRepo;
@@ -93,6 +96,7 @@ export async function createHubContext(o: HubContextOptions): Promise<HubContext
   return {
     db: o.db,
     bus: o.bus ?? singleReplica(),
+    health: new DatabaseHealth({ probe: (timeoutMs) => o.db.ping(timeoutMs), now: o.now, log: o.log }),
     clusters,
     releases: new ReleaseRepo(o.db),
     reports: new ReportRepo(o.db, o.now, o.log),

@@ -136,9 +136,12 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const tickMs = options.rolloutTickMs ?? 1000;
   if (db instanceof PostgresSql) {
     // Attempts every tick: a dead driver is replaced within one tick of the database freeing its lock.
-    leader = postgresLeader(db, log, { attemptMs: tickMs, onChange: (leading) => leading && ticker.notify() });
+    leader = postgresLeader(db, log, { attemptMs: tickMs, allowed: () => ctx.health.ready, onChange: (leading) => leading && ticker.notify() });
   }
-  const ticker = startRolloutTicker(ctx, log, { intervalMs: tickMs, leading: () => leader.leading });
+  // A replica that cannot reach its database drives nothing: its view is stale, and what it decided could not be stored.
+  const ticker = startRolloutTicker(ctx, log, { intervalMs: tickMs, leading: () => leader.leading && ctx.health.ready });
+  /** Every live agent connection, whatever its state: sent away when the database goes. */
+  const live = new Set<AgentSession>();
   // On a replica that does not drive rollouts, a change is announced to the one that does (at most every 50 ms).
   let announced: NodeJS.Timeout | undefined;
   ctx.rolloutInputChanged = () => {
@@ -148,9 +151,24 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       bus.publish({ t: 'input' }).catch((err: unknown) => log.warn({ err }, 'announcing a rollout input to the driving replica failed'));
     }, 50);
   };
+  bus.onMissed(() => {
+    for (const session of live) session.sendAway('this hub replica missed changes made through other replicas: reconnect to get the current state', 'hub missed changes');
+    ctx.rolloutInputChanged();
+  });
   bus.subscribe((event) => {
     handleReplicaEvent(ctx, event, () => ctx.rolloutInputChanged()).catch((err: unknown) => log.error({ err, event: event.t }, 'handling an event from another replica failed'));
   });
+
+  ctx.health.onChange((ready) => {
+    if (ready) {
+      ticker.notify();
+      return;
+    }
+    const message = `${ctx.health.reason ?? 'this hub replica cannot reach its database'}: reconnect`;
+    for (const session of live) session.sendAway(message);
+    leader.release();
+  });
+  ctx.health.start();
 
   const flushLeases = async (): Promise<void> => {
     try {
@@ -193,6 +211,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       refuseUpgrade(socket, 503, { reason: 'ShuttingDown', message: 'the hub is shutting down; reconnect shortly' });
       return;
     }
+    if (!ctx.health.ready) {
+      // At once, not after a statement's timeout: the agent's next attempt goes to a replica that can serve it.
+      refuseUpgrade(socket, 503, { reason: 'DatabaseUnavailable', message: ctx.health.reason ?? 'the hub cannot reach its database' });
+      return;
+    }
     authenticateUpgrade(ctx, req).then(
       (decision) => {
         if (shuttingDown) return refuseUpgrade(socket, 503, { reason: 'ShuttingDown', message: 'the hub is shutting down; reconnect shortly' });
@@ -219,6 +242,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       send: (text) => ws.send(text),
       close: (code, reason) => ws.close(code, reason),
     }, remote);
+    live.add(session);
     ws.on('message', (data: RawData) => session.handleFrame(toBuffer(data)));
     ws.on('ping', () => session.pinged());
     ws.on('pong', () => session.pinged());
@@ -237,6 +261,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     timer.unref();
     ws.on('close', (code, reason) => {
       clearInterval(timer);
+      live.delete(session);
       session.closed();
       log.info({ clusterId: session.clusterId, code, reason: reason.toString() }, 'agent disconnected');
     });
@@ -262,6 +287,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       assetsDir: options.dashboard.assetsDir,
       logger: log,
     }).catch(async (err: unknown) => {
+      await ctx.health.stop();
       await ticker.stop();
       await leader.stop();
       clearInterval(leaseFlusher);
@@ -296,6 +322,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
         ws.close(1001, 'hub shutting down');
         setTimeout(() => ws.terminate(), 1_000).unref();
       }));
+      await ctx.health.stop();
       await ticker.stop();
       await leader.stop();
       await dashboard?.close();

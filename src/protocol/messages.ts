@@ -56,6 +56,8 @@ export const closeCodes = {
   /** Too many failed attempts from this address: back off. */
   throttled: 4029,
   internal: 1011,
+  /** RFC 6455 "Try Again Later": this hub replica cannot reach its database; reconnect (the Service sends the agent to another). */
+  unavailable: 1013,
 } as const;
 
 /** A DNS subdomain (RFC 1123), as a Kubernetes cluster UID or name fits it. */

@@ -25,6 +25,9 @@ export interface PrivatePostgres {
   createDatabase(name: string): Promise<string>;
   /** pg_ctl restart: every connection breaks, the data stays. */
   restart(): Promise<void>;
+  /** pg_ctl stop (fast): every connection breaks and new ones are refused until startServer; the data stays. */
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -74,6 +77,8 @@ export async function startPostgres(o: { log?: (line: string) => void } = {}): P
   o.log?.(`PostgreSQL from ${bin} on 127.0.0.1:${port}, up in ${Date.now() - started} ms`);
   const url = (database: string): string => `postgres://fleetlet@127.0.0.1:${port}/${database}`;
   let stopped = false;
+  const stopServer = async (): Promise<void> => void (await as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']));
+  const startServer = async (): Promise<void> => void (await start());
   return {
     url,
     port,
@@ -83,9 +88,11 @@ export async function startPostgres(o: { log?: (line: string) => void } = {}): P
       return url(name);
     },
     async restart() {
-      await as('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop']);
-      await start();
+      await stopServer();
+      await startServer();
     },
+    stopServer,
+    startServer,
     async stop() {
       if (stopped) return;
       stopped = true;

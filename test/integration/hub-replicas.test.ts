@@ -8,88 +8,18 @@
 // replica's agents reconnect to the survivor, and every report is stored and
 // counted exactly once.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { AGENT_PATH } from '../../src/protocol/messages.ts';
 import { exportPrivateKeyPem, generateReleaseKey } from '../../src/protocol/signing.ts';
-import { freePort } from '../../src/testbed/control-plane.ts';
 import { startPostgres, type PrivatePostgres } from '../../src/testbed/postgres.ts';
-import { ADMIN_TOKEN, BOOTSTRAP_TOKEN } from '../support/hub-fixture.ts';
 import { nextEvent } from '../support/events.ts';
+import { api, assertStoredOnce, leading, problems, startReplica, stopReplicas, until, type Replica } from '../support/hub-replicas.ts';
 import { startServiceBalancer, type ServiceBalancer } from '../support/service-balancer.ts';
 import { sampleReleaseRequest } from '../support/releases.ts';
 import { createTestAgent, type TestAgent } from '../support/test-agent.ts';
-
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-interface Replica {
-  name: string;
-  port: number;
-  child: ChildProcess;
-  /** JSON log lines so far. */
-  lines: Record<string, unknown>[];
-  exited: Promise<void>;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-async function startReplica(name: string, database: string, keyFile: string): Promise<Replica> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [join(root, 'bin/fleetlet.ts'), 'hub', '--port', String(port), '--release-key', keyFile, '--heartbeat-ms', '1000', '--rollout-tick-ms', '200'],
-    { env: { ...process.env, FLEETLET_HUB_DATABASE: database, FLEETLET_ADMIN_TOKEN: ADMIN_TOKEN, FLEETLET_BOOTSTRAP_TOKENS: BOOTSTRAP_TOKEN, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const lines: Record<string, unknown>[] = [];
-  let buffered = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString();
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not a log line
-      }
-    }
-  });
-  let stderr = '';
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await until(`replica ${name} to listen (stderr: ${stderr})`, () => lines.some((l) => l.msg === 'hub listening') || undefined, 30_000);
-  return { name, port, child, lines, exited };
-}
-
-// Response bodies are JSON the test reads field by field.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-async function api(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-const leading = (r: Replica): boolean => {
-  const changes = r.lines.filter((l) => typeof l.leading === 'boolean');
-  return changes.at(-1)?.leading === true;
-};
 
 describe('hub replicas on one PostgreSQL', () => {
   let pg: PrivatePostgres;
@@ -106,12 +36,7 @@ describe('hub replicas on one PostgreSQL', () => {
   after(async () => {
     await Promise.all([...agents.values()].map((a) => a.link.stop()));
     await service?.close();
-    for (const r of replicas) {
-      if (r.child.exitCode === null && r.child.signalCode === null) {
-        r.child.kill('SIGTERM');
-        await r.exited;
-      }
-    }
+    await stopReplicas(replicas);
     await pg?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -214,8 +139,7 @@ describe('hub replicas on one PostgreSQL', () => {
         seen = (await api(a.port, 'GET', '/api/v1/rollouts/ha?clusters=all')).body;
         return (seen as { counts: { Succeeded: number } }).counts.Succeeded >= 2 || undefined;
       }, 90_000).catch((err: unknown) => {
-        const problems = replicas.flatMap((r) => r.lines.filter((l) => Number(l.level) >= 40).map((l) => `${r.name}: ${JSON.stringify(l)}`));
-        throw new Error(`${(err as Error).message}: ${JSON.stringify(seen)}; agents: ${JSON.stringify(fleet.map((id) => [id, (agents.get(id) as TestAgent).releases.map((r) => r.revision), (agents.get(id) as TestAgent).outbox.stats(), (agents.get(id) as TestAgent).link.connected]))}\n${problems.slice(-20).join('\n')}`);
+        throw new Error(`${(err as Error).message}: ${JSON.stringify(seen)}; agents: ${JSON.stringify(fleet.map((id) => [id, (agents.get(id) as TestAgent).releases.map((r) => r.revision), (agents.get(id) as TestAgent).outbox.stats(), (agents.get(id) as TestAgent).link.connected]))}\n${problems(replicas)}`);
       });
 
       // ---- kill -9 the replica driving rollouts, mid-rollout and mid-stream.
@@ -249,27 +173,7 @@ describe('hub replicas on one PostgreSQL', () => {
       for (const id of fleet) {
         const agent = agents.get(id) as TestAgent;
         await until(`${id}'s outbox to drain`, () => agent.outbox.stats().depth === 0 || undefined, 30_000);
-        const last = agent.outbox.stats().lastSeq;
-        const reports: number[] = [];
-        for (let after = 0; ; ) {
-          const page = (await api(survivor.port, 'GET', `/api/v1/clusters/${id}/reports?after=${after}&limit=1000`)).body;
-          if (page.reports.length === 0) break;
-          for (const r of page.reports as { seq: number; acknowledged: boolean }[]) {
-            assert.ok(r.acknowledged, `${id} report ${r.seq} acknowledged`);
-            reports.push(r.seq);
-          }
-          after = reports.at(-1) ?? 0;
-        }
-        assert.deepEqual(reports, Array.from({ length: last }, (_, i) => i + 1), `${id}: every report stored, once`);
-        const telemetry: { id: number; seq: number }[] = [];
-        for (let after = 0; ; ) {
-          const page = (await api(survivor.port, 'GET', `/api/v1/telemetry?cluster=${id}&after=${after}&limit=1000`)).body.events as { id: number; seq: number }[];
-          if (page.length === 0) break;
-          telemetry.push(...page);
-          after = page.at(-1)?.id ?? 0;
-        }
-        assert.equal(telemetry.length, telemetrySent.get(id), `${id}: every upgrade-completed counted once`);
-        assert.equal(new Set(telemetry.map((t) => t.seq)).size, telemetry.length);
+        await assertStoredOnce(survivor.port, id, agent.outbox.stats().lastSeq, telemetrySent.get(id) ?? 0);
       }
     } finally {
       clearInterval(answer);

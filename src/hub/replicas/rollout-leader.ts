@@ -15,14 +15,16 @@ import type { PostgresSql } from '../store/postgres-sql.ts';
 export interface RolloutLeader {
   /** Whether this replica drives rollouts now. */
   readonly leading: boolean;
+  /** Steps down now (the database is unreachable): ends the lock's connection, so the database can free the lock for another replica. */
+  release(): void;
   stop(): Promise<void>;
 }
 
-export const alwaysLeader: RolloutLeader = { leading: true, stop: async () => {} };
+export const alwaysLeader: RolloutLeader = { leading: true, release: () => {}, stop: async () => {} };
 
 const LEADER_LOCK = 0x666c65_03;
 
-export function postgresLeader(sql: PostgresSql, log: Logger, o: { attemptMs: number; onChange?: (leading: boolean) => void }): RolloutLeader {
+export function postgresLeader(sql: PostgresSql, log: Logger, o: { attemptMs: number; allowed?: () => boolean; onChange?: (leading: boolean) => void }): RolloutLeader {
   let client: pg.Client | undefined;
   let leading = false;
   let stopped = false;
@@ -33,32 +35,39 @@ export function postgresLeader(sql: PostgresSql, log: Logger, o: { attemptMs: nu
     log.info({ leading }, now ? 'this replica drives rollouts' : 'this replica no longer drives rollouts');
     o.onChange?.(now);
   };
+  const release = (): void => {
+    client?.end().catch(() => undefined);
+    client = undefined;
+    set(false);
+  };
   const attempt = async (): Promise<void> => {
     if (stopped || busy) return;
+    // Not while the replica cannot reach its database: the lock would outlive what it could do.
+    if (o.allowed?.() === false) return release();
     busy = true;
     try {
-      if (client === undefined) {
-        const c = await sql.dedicatedClient();
-        c.on('error', (err) => {
+      let c = client;
+      if (c === undefined) {
+        const opened = await sql.dedicatedClient('driver');
+        opened.on('error', (err) => {
           log.warn({ err: err.message }, 'lost the rollout-driver connection');
-          if (client === c) client = undefined;
-          c.end().catch(() => undefined);
+          if (client === opened) client = undefined;
+          opened.end().catch(() => undefined);
           set(false);
         });
-        client = c;
+        client = c = opened;
       }
       if (leading) {
         // Still ours while the connection lives; a cheap query notices a dead one.
-        await client.query('SELECT 1');
+        await c.query('SELECT 1');
         return;
       }
-      const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK]);
-      set(r.rows[0]?.ok === true);
+      const r = await c.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK]);
+      // Released meanwhile (stop, or the database went away): that connection is ending, and the lock with it.
+      set(r.rows[0]?.ok === true && client === c && !stopped);
     } catch (err) {
       log.warn({ err: err instanceof Error ? err.message : String(err) }, 'cannot reach the database to drive rollouts');
-      client?.end().catch(() => undefined);
-      client = undefined;
-      set(false);
+      release();
     } finally {
       busy = false;
     }
@@ -70,6 +79,7 @@ export function postgresLeader(sql: PostgresSql, log: Logger, o: { attemptMs: nu
     get leading() {
       return leading;
     },
+    release,
     async stop() {
       stopped = true;
       clearInterval(timer);

@@ -192,4 +192,16 @@ export const postgresMigrations: readonly string[] = [
     remote_address TEXT
   );
   `,
+  `
+  -- What one replica told the others (replicas/replica-bus.ts), kept a few
+  -- minutes so a replica whose listening connection dropped replays what it
+  -- missed. at: the database's clock, in epoch milliseconds.
+  CREATE TABLE hub_events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at BIGINT NOT NULL DEFAULT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT,
+    origin TEXT NOT NULL,
+    event TEXT NOT NULL
+  );
+  CREATE INDEX hub_events_at ON hub_events (at);
+  `,
 ];

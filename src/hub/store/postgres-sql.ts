@@ -3,9 +3,19 @@
 // connection from BEGIN to COMMIT, and every statement of its async context
 // (AsyncLocalStorage) runs on it. The repositories' `?` placeholders become
 // $1, $2, … once per statement text.
+//
+// A database that cannot be reached must fail statements, not hang them
+// (docs/hub-ha.md, "When the database goes away"): a connection failure of
+// any kind surfaces as DatabaseUnavailable; every statement has a client-side
+// time limit (a partition drops packets, and nothing else would end the
+// wait); and the server ends a transaction left idle by a replica it lost
+// (idle_in_transaction_session_timeout) and probes idle connections itself
+// (tcp_keepalives_*), so a cut-off replica's row locks and its rollout-driver
+// lock are freed within seconds rather than after the kernel's two hours.
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { hostname } from 'node:os';
 import pg from 'pg';
-import { HubDatabaseError, type Dialect, type Sql, type SqlValue } from './sql.ts';
+import { DatabaseUnavailable, type Dialect, type Sql, type SqlValue } from './sql.ts';
 
 export const postgresDialect: Dialect = {
   name: 'postgres',
@@ -38,6 +48,41 @@ export interface PostgresSqlOptions {
   max?: number;
   /** Reported on the hub's log: a pooled connection failed while idle (the database restarted). */
   onError?: (err: Error) => void;
+  /** A statement without an answer for this long fails (DatabaseUnavailable). Default 15 s. */
+  statementTimeoutMs?: number;
+}
+
+/** What the server is asked to enforce on every connection of the hub. */
+const SERVER_SETTINGS = [
+  // A transaction whose replica vanished mid-way releases its row locks after 30 s.
+  'idle_in_transaction_session_timeout=30000',
+  // The server notices a dead peer of an idle connection (the rollout-driver lock's) within about 25 s.
+  'tcp_keepalives_idle=10',
+  'tcp_keepalives_interval=5',
+  'tcp_keepalives_count=3',
+].map((s) => `-c ${s}`).join(' ');
+
+/** How each connection names itself in pg_stat_activity: what it is for, then which process (in a pod, the hostname is the pod's name). */
+export function applicationName(purpose: 'pool' | 'probe' | 'listen' | 'driver'): string {
+  return `fleetlet-hub ${purpose} ${process.pid}@${hostname()}`;
+}
+
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03']);
+const UNREACHABLE_MESSAGES = /Connection terminated|Query read timeout|timeout exceeded when trying to connect|not queryable|connection timeout/i;
+
+/** True for failures of the connection itself (refused, reset, timed out, server shutting down), as opposed to a statement the database refused. */
+export function isConnectionFailure(err: unknown): boolean {
+  if (err instanceof DatabaseUnavailable) return true;
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  // SQLSTATE class 08: connection exception.
+  if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  return UNREACHABLE_MESSAGES.test(err.message);
+}
+
+function unavailable(err: unknown): unknown {
+  if (err instanceof DatabaseUnavailable || !isConnectionFailure(err)) return err;
+  return new DatabaseUnavailable(`the hub database cannot be reached: ${(err as Error).message}`);
 }
 
 export class PostgresSql implements Sql {
@@ -45,15 +90,19 @@ export class PostgresSql implements Sql {
   readonly pool: pg.Pool;
   readonly #texts = new Map<string, string>();
   readonly #context = new AsyncLocalStorage<Tx>();
+  readonly #statementTimeoutMs: number;
+  readonly #where: PostgresSqlOptions;
+  /** ping's own connection. */
+  #probe: pg.Client | undefined;
 
   constructor(o: PostgresSqlOptions) {
+    this.#statementTimeoutMs = o.statementTimeoutMs ?? 15_000;
+    this.#where = o;
     this.pool = new pg.Pool({
-      connectionString: o.connectionString,
-      ...(o.password !== undefined ? { password: o.password } : {}),
+      ...this.#clientConfig(o, this.#statementTimeoutMs, applicationName('pool')),
       max: o.max ?? 10,
-      types,
-      connectionTimeoutMillis: 10_000,
-      keepAlive: true,
+      // An idle connection a partition killed silently is not kept for long.
+      idleTimeoutMillis: 10_000,
     });
     // An idle pooled connection that breaks must not crash the hub: the pool drops it and the next query opens another.
     this.pool.on('error', (err) => o.onError?.(err));
@@ -73,11 +122,29 @@ export class PostgresSql implements Sql {
     return t;
   }
 
+  #clientConfig(o: PostgresSqlOptions, timeoutMs: number, name: string): pg.ClientConfig {
+    return {
+      application_name: name,
+      connectionString: o.connectionString,
+      ...(o.password !== undefined ? { password: o.password } : {}),
+      types,
+      connectionTimeoutMillis: Math.min(timeoutMs, 10_000),
+      query_timeout: timeoutMs,
+      options: SERVER_SETTINGS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    };
+  }
+
   async #query<T>(sql: string, params: readonly SqlValue[]): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
     const tx = this.#context.getStore();
     const text = this.#text(sql);
-    if (tx?.open) return tx.client.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
-    return this.pool.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
+    try {
+      if (tx?.open) return await tx.client.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
+      return await this.pool.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   async all<T>(sql: string, params: readonly SqlValue[] = []): Promise<T[]> {
@@ -111,38 +178,72 @@ export class PostgresSql implements Sql {
     try {
       client = await this.pool.connect();
     } catch (err) {
-      throw new HubDatabaseError(`cannot reach the hub database: ${err instanceof Error ? err.message : String(err)}`);
+      throw new DatabaseUnavailable(`cannot reach the hub database: ${err instanceof Error ? err.message : String(err)}`);
     }
     const tx: Tx = { client, open: true, savepoints: 0 };
     let broken: Error | undefined;
+    // A checked-out connection has no listener of the pool's: one that breaks between statements would crash the process.
+    const onError = (err: Error): void => void (broken = err);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const value = await this.#context.run(tx, fn);
       await client.query('COMMIT');
       return value;
     } catch (err) {
+      if (isConnectionFailure(err)) {
+        // The connection failed (or a statement timed out and may still run): it goes, not back to the pool; the server rolls back.
+        broken = err as Error;
+        throw unavailable(err);
+      }
       try {
         await client.query('ROLLBACK');
       } catch (rollbackErr) {
-        // The connection itself failed: it goes, not back to the pool.
         broken = rollbackErr as Error;
+        throw unavailable(rollbackErr);
       }
       throw err;
     } finally {
       tx.open = false;
+      client.off('error', onError);
       client.release(broken);
     }
   }
 
-  /** A connection of its own, outside the pool (LISTEN, the rollout lock): the caller ends it. */
-  async dedicatedClient(): Promise<pg.Client> {
-    const o = this.pool.options;
-    const client = new pg.Client({ connectionString: o.connectionString, ...(o.password !== undefined ? { password: o.password } : {}), types, keepAlive: true });
-    await client.connect();
+  /** A connection of its own, outside the pool (LISTEN, the rollout lock): the caller ends it. Its statements fail after timeoutMs (default: the pool's). */
+  async dedicatedClient(purpose: 'probe' | 'listen' | 'driver', timeoutMs = this.#statementTimeoutMs): Promise<pg.Client> {
+    const client = new pg.Client(this.#clientConfig(this.#where, timeoutMs, applicationName(purpose)));
+    try {
+      await client.connect();
+    } catch (err) {
+      client.end().catch(() => undefined);
+      throw unavailable(err);
+    }
     return client;
   }
 
+  async ping(timeoutMs: number): Promise<void> {
+    try {
+      if (this.#probe === undefined) {
+        const c = await this.dedicatedClient('probe', timeoutMs);
+        c.on('error', () => {
+          if (this.#probe === c) this.#probe = undefined;
+          c.end().catch(() => undefined);
+        });
+        this.#probe = c;
+      }
+      await this.#probe.query('SELECT 1');
+    } catch (err) {
+      // The next ping opens a fresh connection: this one may be dead for good (a partition that dropped its bytes).
+      this.#probe?.end().catch(() => undefined);
+      this.#probe = undefined;
+      throw err instanceof DatabaseUnavailable ? err : new DatabaseUnavailable(`the hub database did not answer: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   async close(): Promise<void> {
+    await this.#probe?.end().catch(() => undefined);
+    this.#probe = undefined;
     await this.pool.end();
   }
 }

@@ -37,14 +37,30 @@ export interface Sql {
   transaction<T>(fn: () => Promise<T>): Promise<T>;
   /** True while the caller runs inside one of this database's transactions. */
   readonly inTransaction: boolean;
+  /**
+   * Resolves when the database answers a trivial query within timeoutMs,
+   * rejects (DatabaseUnavailable) otherwise: what readiness is decided on
+   * (database-health.ts). PostgreSQL asks on a connection of its own, so a
+   * pool busy with stuck statements does not hide a database that is back.
+   */
+  ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
 export class HubDatabaseError extends Error {
-  override readonly name = 'HubDatabaseError';
+  override readonly name: string = 'HubDatabaseError';
   readonly reason: string;
   constructor(reason: string) {
     super(reason);
     this.reason = reason;
   }
+}
+
+/**
+ * The database cannot be reached (refused, reset, timed out, shutting down):
+ * nothing of the statement's transaction was committed. The hub answers 503
+ * and agents reconnect elsewhere, rather than 500 (docs/hub-ha.md).
+ */
+export class DatabaseUnavailable extends HubDatabaseError {
+  override readonly name = 'DatabaseUnavailable';
 }

@@ -9,7 +9,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type Database from 'better-sqlite3';
 import type { Statement } from 'better-sqlite3';
-import { HubDatabaseError, type Dialect, type Sql, type SqlValue } from './sql.ts';
+import { DatabaseUnavailable, HubDatabaseError, type Dialect, type Sql, type SqlValue } from './sql.ts';
 
 export const sqliteDialect: Dialect = {
   name: 'sqlite',
@@ -120,6 +120,18 @@ export class SqliteSql implements Sql {
     } finally {
       tx.open = false;
       unlock();
+    }
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new DatabaseUnavailable(`the hub database did not answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.get('SELECT 1'), late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
