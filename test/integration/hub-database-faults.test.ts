@@ -24,7 +24,7 @@ import { exportPrivateKeyPem, generateReleaseKey } from '../../src/protocol/sign
 import { Journal } from '../../src/store/journal.ts';
 import { startPostgres, type PrivatePostgres } from '../../src/testbed/postgres.ts';
 import { nextEvent } from '../support/events.ts';
-import { api, assertStoredOnce, leading, problems, startReplica, stopReplicas, until, type Replica } from '../support/hub-replicas.ts';
+import { answerReleases, api, assertStoredOnce, leading, problems, startReplica, stopReplicas, until, type Replica } from '../support/hub-replicas.ts';
 import { sampleReleaseRequest } from '../support/releases.ts';
 import { startServiceBalancer, type ServiceBalancer } from '../support/service-balancer.ts';
 import { createTestAgent, type TestAgent } from '../support/test-agent.ts';
@@ -263,18 +263,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
     assert.ok(!driver.lines.slice(driverLines).some((l) => l.msg === 'agent connected'), 'the cut-off replica lets no agent in');
 
     // ---- a rollout, created through and driven by the replica that can reach the database.
-    const succeededFor = new Set<string>();
-    const answer = setInterval(() => {
-      for (const [id, f] of fleet) {
-        for (const r of f.agent.releases) {
-          const k = `${id}@${r.revision}`;
-          if (succeededFor.has(k)) continue;
-          succeededFor.add(k);
-          f.journal.outbox.enqueue('attempt-transition', { attemptId: `${id}-r${r.revision}`, release: { name: r.name, version: r.version, revision: r.revision }, phase: 'Succeeded', stage: 0, reason: null, message: null, at: new Date().toISOString() });
-          f.agent.link.flush();
-        }
-      }
-    }, 50);
+    const stopAnswering = answerReleases(() => [...fleet].map(([id, f]) => [id, f.agent]));
     try {
       const created = await api(other.port, 'POST', '/api/v1/rollouts', {
         name: 'cut',
@@ -295,7 +284,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
         assert.equal(revisions.length, 1, `${id} was sent one 3.0.0 release (${revisions.join(',')})`);
       }
     } finally {
-      clearInterval(answer);
+      stopAnswering();
     }
 
     // ---- healed: the cut-off replica is ready again by itself and serves writes.

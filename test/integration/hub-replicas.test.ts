@@ -16,7 +16,7 @@ import { AGENT_PATH } from '../../src/protocol/messages.ts';
 import { exportPrivateKeyPem, generateReleaseKey } from '../../src/protocol/signing.ts';
 import { startPostgres, type PrivatePostgres } from '../../src/testbed/postgres.ts';
 import { nextEvent } from '../support/events.ts';
-import { api, assertStoredOnce, leading, problems, startReplica, stopReplicas, until, type Replica } from '../support/hub-replicas.ts';
+import { answerReleases, api, assertStoredOnce, leading, problems, startReplica, stopReplicas, until, type Replica } from '../support/hub-replicas.ts';
 import { startServiceBalancer, type ServiceBalancer } from '../support/service-balancer.ts';
 import { sampleReleaseRequest } from '../support/releases.ts';
 import { createTestAgent, type TestAgent } from '../support/test-agent.ts';
@@ -113,19 +113,7 @@ describe('hub replicas on one PostgreSQL', () => {
 
     // ---- the rollout: one cluster at a time; each agent reports success when its release arrives.
     const fleet = ids.filter((id) => id !== 'edge-x');
-    const succeededFor = new Set<string>();
-    const answer = setInterval(() => {
-      for (const id of fleet) {
-        const agent = agents.get(id) as TestAgent;
-        for (const r of agent.releases) {
-          const k = `${id}@${r.revision}`;
-          if (succeededFor.has(k)) continue;
-          succeededFor.add(k);
-          agent.outbox.enqueue('attempt-transition', { attemptId: `${id}-r${r.revision}`, release: { name: r.name, version: r.version, revision: r.revision }, phase: 'Succeeded', stage: 0, reason: null, message: null, at: new Date().toISOString() });
-          agent.link.flush();
-        }
-      }
-    }, 50);
+    const stopAnswering = answerReleases(() => fleet.map((id) => [id, agents.get(id) as TestAgent]));
     try {
       const created = await api(b.port, 'POST', '/api/v1/rollouts', {
         name: 'ha',
@@ -176,7 +164,7 @@ describe('hub replicas on one PostgreSQL', () => {
         await assertStoredOnce(survivor.port, id, agent.outbox.stats().lastSeq, telemetrySent.get(id) ?? 0);
       }
     } finally {
-      clearInterval(answer);
+      stopAnswering();
       streaming = false;
     }
   });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../src/testbed/control-plane.ts';
 import { ADMIN_TOKEN, BOOTSTRAP_TOKEN } from './hub-fixture.ts';
+import type { TestAgent } from './test-agent.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -122,4 +123,25 @@ export async function assertStoredOnce(port: number, id: string, lastSeq: number
   }
   assert.equal(telemetry.length, telemetrySent, `${id}: every upgrade-completed counted once`);
   assert.equal(new Set(telemetry.map((t) => t.seq)).size, telemetry.length);
+}
+
+/**
+ * Every agent reports success (an attempt-transition Succeeded) for each
+ * release it receives, once, as an agent that applied it would. Returns the
+ * stop.
+ */
+export function answerReleases(agents: () => Iterable<[string, TestAgent]>): () => void {
+  const answered = new Set<string>();
+  const timer = setInterval(() => {
+    for (const [id, agent] of agents()) {
+      for (const r of agent.releases) {
+        const k = `${id}@${r.revision}`;
+        if (answered.has(k)) continue;
+        answered.add(k);
+        agent.outbox.enqueue('attempt-transition', { attemptId: `${id}-r${r.revision}`, release: { name: r.name, version: r.version, revision: r.revision }, phase: 'Succeeded', stage: 0, reason: null, message: null, at: new Date().toISOString() });
+        agent.link.flush();
+      }
+    }
+  }, 50);
+  return () => clearInterval(timer);
 }
