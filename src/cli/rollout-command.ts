@@ -254,7 +254,7 @@ export function renderRollout(v: RolloutView, now: Date): string {
   lines.push(
     `Strategy:  ${s.type}${v.limits.maxConcurrency !== null ? `, maxConcurrency ${v.limits.maxConcurrency}` : ''}, minSuccessTime ${s.minSuccessTime}, progressDeadline ${s.progressDeadline}, failures ${v.limits.failures}/${v.limits.maxFailures} allowed${v.limits.acknowledgedFailures > 0 ? ` (+${v.limits.acknowledgedFailures} accepted)` : ''}, unknown clusters: ${v.unknownClusters}`,
   );
-  if (v.window) lines.push(`Window:    ${v.window.cron} for ${v.window.duration} (${v.window.timeZone}): ${v.window.open ? 'open' : `closed, opens ${ago(v.window.nextOpeningAt, now)}`}`);
+  if (v.window) lines.push(`Window:    ${v.window.cron} ${v.window.until !== undefined ? `until ${v.window.until}` : `for ${v.window.duration}`} (${v.window.timeZone}): ${v.window.open ? 'open' : `closed, opens ${ago(v.window.nextOpeningAt, now)}`}`);
   lines.push(`Started:   ${ago(v.startedAt, now)}`);
   lines.push(v.endedAt !== null ? `Ended:     ${ago(v.endedAt, now)}` : `Expected:  ${ago(v.expectedEndAt, now)}`);
   if (v.rolledBackBy) lines.push(`Rolled back by: ${v.rolledBackBy}`);

@@ -103,11 +103,17 @@ export const wallClock = z
   })
   .regex(WALL_CLOCK_RE, 'must be a 24-hour wall-clock time like 04:00 or 23:30');
 
-/** A cron-started entry ends after a duration or at a wall-clock time: exactly one of them. */
+/** A cron-started entry ends after a duration or at a wall-clock time: not both. */
 function oneEnd(w: { duration?: string | undefined; until?: string | undefined }, ctx: z.RefinementCtx): void {
   if (w.duration !== undefined && w.until !== undefined) {
     ctx.addIssue({ code: 'custom', path: ['until'], message: 'give either duration (elapsed time) or until (wall-clock end), not both' });
   }
+}
+
+/** A window (the agent's allow window, the hub's rollout window) ends after a duration or at a wall-clock time: exactly one of them. */
+export function exactlyOneEnd(w: { duration?: string | undefined; until?: string | undefined }, ctx: z.RefinementCtx): void {
+  oneEnd(w, ctx);
+  if (w.duration === undefined && w.until === undefined) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'a window needs an end: duration (e.g. 6h) or until (e.g. "04:00")' });
 }
 
 export function isValidTimeZone(name: string): boolean {
@@ -184,10 +190,7 @@ export const allowWindow = z
     timeZone: timeZone.optional().meta({ description: 'IANA zone the cron is read in; defaults to the policy\'s timeZone' }),
   })
   .meta({ description: 'An allow window: upgrades may start while one is open. It ends after duration, or at the wall-clock time until.' })
-  .superRefine((w, ctx) => {
-    oneEnd(w, ctx);
-    if (w.duration === undefined && w.until === undefined) ctx.addIssue({ code: 'custom', path: ['duration'], message: 'a window needs an end: duration (e.g. 6h) or until (e.g. "04:00")' });
-  });
+  .superRefine(exactlyOneEnd);
 export type AllowWindow = z.infer<typeof allowWindow>;
 
 /**

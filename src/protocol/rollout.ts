@@ -6,7 +6,7 @@
 import { parse as parseCron } from 'node-cron';
 import { z } from 'zod';
 import { overrideRequest } from './override.ts';
-import { cronExpression, duration, parseDuration, timeZone } from './policy.ts';
+import { cronExpression, duration, exactlyOneEnd, parseDuration, timeZone, wallClock } from './policy.ts';
 import { labelKey, labels, labelValue } from './names.ts';
 import { dnsLabel } from './release.ts';
 
@@ -98,7 +98,9 @@ export const rolloutStrategy = z.strictObject({
 export type RolloutStrategy = z.infer<typeof rolloutStrategy>;
 
 /**
- * The hub-side window: new clusters start only while it is open. Each
+ * The hub-side window: new clusters start only while it is open. It ends
+ * after `duration` (elapsed time) or at the wall-clock time `until`, exactly
+ * one of them, as an agent's allow window does. Each
  * cluster's local maintenance windows still apply on top. The day fields
  * take numbers, ranges, lists and steps; node-cron's L/W/# day tokens are
  * refused here (the hub evaluates only plain day fields).
@@ -114,9 +116,10 @@ export const rolloutWindow = z.strictObject({
       // cronExpression reports the parse error itself.
     }
   }),
-  duration,
+  duration: duration.optional().meta({ description: 'How long the window stays open, in elapsed real time. Give this or until.' }),
+  until: wallClock.optional(),
   timeZone,
-});
+}).superRefine(exactlyOneEnd);
 export type RolloutWindow = z.infer<typeof rolloutWindow>;
 
 /** Release fields as PUT /clusters/:id/release takes them; the hub validates them fully. */

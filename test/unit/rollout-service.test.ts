@@ -4,6 +4,7 @@
 // simulated agents reporting through the hub's ingest path, injected clock.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { renderRollout } from '../../src/cli/rollout-command.ts';
 import { ApiError } from '../../src/hub/api-error.ts';
 import { cancelRollout, createRollout, pauseRollout, resumeRollout, rollbackRollout, rolloutStatus, tickRollouts } from '../../src/hub/rollout/rollout-operations.ts';
 import { verifyRelease } from '../../src/protocol/signing.ts';
@@ -189,6 +190,37 @@ describe('rollouts on the hub store', () => {
     assert.ok(stored, 'the release was sent');
     const r = verifyRelease(stored.envelope, h.key.publicKey, { now: () => h.clock.now(), lastRevision: 0 });
     assert.deepEqual(r.windows?.windows, [{ name: 'rollout-windowed', cron: '0 0 * * *', duration: '24h', timeZone: 'UTC' }]);
+  });
+
+  it('a window that ends at a wall-clock time travels as until, not as a duration', async () => {
+    const fleet = ids('wuntil', 2);
+    await h.enrol(fleet, () => ({}));
+    // The clock reads 2030-01-02T00:00Z: inside 22:00 until 04:00 Berlin (01:00 local).
+    const created = await createRollout(h.ctx, {
+      name: 'nightly',
+      target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') },
+      selector: { clusterIds: [...fleet] },
+      strategy: { type: 'All' },
+      window: { cron: '0 22 * * *', until: '04:00', timeZone: 'Europe/Berlin' },
+    });
+    assert.equal(created.window?.open, true);
+    assert.equal(created.window?.until, '04:00');
+    assert.match(renderRollout(created, h.clock.now()), /^Window: {4}0 22 \* \* \* until 04:00 \(Europe\/Berlin\): open$/m);
+    const stored = await h.ctx.releases.latest('wuntil-00000');
+    assert.ok(stored, 'the release was sent while the window is open');
+    const r = verifyRelease(stored.envelope, h.key.publicKey, { now: () => h.clock.now(), lastRevision: 0 });
+    assert.deepEqual(r.windows?.windows, [{ name: 'rollout-nightly', cron: '0 22 * * *', until: '04:00', timeZone: 'Europe/Berlin' }]);
+    const both = await apiError(() =>
+      createRollout(h.ctx, {
+        name: 'both-ends',
+        target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') },
+        selector: { clusterIds: ['elsewhere'] },
+        strategy: { type: 'All' },
+        window: { cron: '0 22 * * *', duration: '6h', until: '04:00', timeZone: 'UTC' },
+      }),
+    );
+    assert.equal(both.status, 400);
+    assert.match(JSON.stringify(both.details), /give either duration \(elapsed time\) or until \(wall-clock end\), not both/);
   });
 
   it('selects by labels and by running version, refuses overlapping and invalid rollouts', async () => {

@@ -8,7 +8,7 @@
 // without a DST change turn times into instants by plain subtraction, so a
 // year ahead is a few hundred cheap steps, never minute by minute.
 import { parse } from 'node-cron';
-import type { Zone } from './zone.ts';
+import type { Zone } from '../../lib/zone.ts';
 
 const DAY = 86_400_000;
 

@@ -4,4 +4,4 @@ export { allowedIntervals, fitsInWindow, formatMs, nextOpening, windowState, typ
 export { estimateStageMs, type EstimateOptions } from './estimate.ts';
 export { intersect, subtract, union, type Interval } from './intervals.ts';
 export { CronSchedule } from './cron-schedule.ts';
-export { Zone } from './zone.ts';
+export { Zone } from '../../lib/zone.ts';

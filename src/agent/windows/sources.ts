@@ -4,7 +4,7 @@
 import { durationMs, parseCalendarPoint, parseWallClock, type AllowWindow, type Blackout, type CalendarPoint, type HubWindows, type Policy } from '../../protocol/policy.ts';
 import { CronSchedule } from './cron-schedule.ts';
 import { clip, type Interval } from './intervals.ts';
-import { Zone } from './zone.ts';
+import { Zone } from '../../lib/zone.ts';
 
 export interface TimeSource {
   readonly name: string;
@@ -23,24 +23,16 @@ export function elapsedEnd(lengthMs: number): EntryEnd {
   return { end: (s) => s + lengthMs, maxLengthMs: lengthMs };
 }
 
-const DAY = 86_400_000;
-
 /**
  * A wall-clock end: the first time after the start that the local clock reads
- * `until` (the same local day when that is later than the start's time of
- * day, else the next one), so "22:00 until 04:00" ends at 04:00 local on a
- * DST night too. A repeated time (clocks go back) ends at its first
- * occurrence; a skipped one (clocks go forward) at the jump (Zone.toInstant).
+ * `until` (Zone.nextWallClock), so "22:00 until 04:00" ends at 04:00 local on
+ * a DST night too.
  */
 export function wallClockEnd(untilMsOfDay: number, zone: Zone): EntryEnd {
   return {
-    end(s) {
-      const wall = zone.wallMs(s);
-      const dayWall = Math.floor(wall / DAY) * DAY;
-      return zone.toInstant(dayWall + untilMsOfDay + (untilMsOfDay <= wall - dayWall ? DAY : 0));
-    },
+    end: (s) => zone.nextWallClock(s, untilMsOfDay),
     // A day and the hour a DST change can add.
-    maxLengthMs: DAY + 3_600_000,
+    maxLengthMs: 86_400_000 + 3_600_000,
   };
 }
 

@@ -86,7 +86,7 @@ export interface ClusterDetail {
     /** The agent's own gate, from its latest attempt, while it waits. */
     agent: { reason: string | null; message: string | null; since: string; nextOpensAt: string | null } | null;
     /** Windows of active rollouts that hold this cluster. */
-    hub: { rollout: string; cron: string; duration: string; timeZone: string; open: boolean; nextOpeningAt: string | null }[];
+    hub: { rollout: string; cron: string; duration?: string | undefined; until?: string | undefined; timeZone: string; open: boolean; nextOpeningAt: string | null }[];
   };
   rollouts: { name: string; phase: string; createdAt: string }[];
 }

@@ -284,7 +284,8 @@ async function send(ctx: HubContext, ev: Evaluation, clusterId: string): Promise
   // even when the release arrives (or its local window opens) after it closed.
   if (ev.spec.window && body && typeof body === 'object') {
     const w = ev.spec.window;
-    body = { ...body, windows: { windows: [{ name: `rollout-${ev.spec.name}`, cron: w.cron, duration: w.duration, timeZone: w.timeZone }] } };
+    const end = w.until !== undefined ? { until: w.until } : { duration: w.duration };
+    body = { ...body, windows: { windows: [{ name: `rollout-${ev.spec.name}`, cron: w.cron, ...end, timeZone: w.timeZone }] } };
   }
   const { record } = await setDesiredRelease(ctx, clusterId, body, { deliver: false });
   return { revision: record.revision, previousRevision, type: 'release', envelope: record.envelope };

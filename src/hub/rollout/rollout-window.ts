@@ -1,11 +1,14 @@
-// The hub-side rollout window (cron start + duration in an IANA zone): is it
-// open at an instant, and when does it next open. Computed from node-cron's
-// parsed fields for an injected instant (node-cron's scheduler reads the real
-// clock). The hub keeps its own small evaluator because hub code depends only
-// on protocol and hub; the agent's full window engine (blackouts, L/W/# day
-// tokens) stays on the agent, and the rollout schema refuses those tokens.
+// The hub-side rollout window (a cron start, ending after a duration or at a
+// wall-clock time, in an IANA zone): is it open at an instant, and when does
+// it next open. Computed from node-cron's parsed fields for an injected
+// instant (node-cron's scheduler reads the real clock). The hub keeps its own
+// small evaluator because hub code depends only on protocol, hub and lib (the
+// zone arithmetic is lib's, shared with the agent); the agent's full window
+// engine (blackouts, L/W/# day tokens) stays on the agent, and the rollout
+// schema refuses those tokens.
 import { parse } from 'node-cron';
-import { durationMs } from '../../protocol/policy.ts';
+import { Zone } from '../../lib/zone.ts';
+import { durationMs, parseWallClock } from '../../protocol/policy.ts';
 import type { RolloutWindow } from '../../protocol/rollout.ts';
 import type { WindowState } from './plan-wave.ts';
 
@@ -26,19 +29,14 @@ export function compileRolloutWindow(w: RolloutWindow): CompiledWindow {
   const times: number[] = [];
   for (const h of f.hour) for (const m of f.minute) for (const s of f.second) times.push(((h * 60 + m) * 60 + s) * 1000);
   times.sort((a, b) => a - b);
-  const length = durationMs(w.duration);
-  const fmt = new Intl.DateTimeFormat('en-US', { timeZone: w.timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
-
-  /** Local wall clock at an instant, encoded as if UTC. */
-  const wall = (ms: number): number => {
-    const p: Record<string, number> = {};
-    for (const part of fmt.formatToParts(ms)) if (part.type !== 'literal') p[part.type] = Number(part.value);
-    const hour = p.hour === 24 ? 0 : (p.hour ?? 0);
-    return Date.UTC(p.year ?? 1970, (p.month ?? 1) - 1, p.day ?? 1, hour, p.minute ?? 0, p.second ?? 0) + (ms % 1000);
-  };
-  const offset = (ms: number): number => wall(ms) - ms;
-  // Two steps settle the offset on every day but the hour of a DST change, where a skipped time lands an hour late: close enough for a window start.
-  const toInstant = (wallMs: number): number => wallMs - offset(wallMs - offset(wallMs));
+  const zone = new Zone(w.timeZone);
+  const until = w.until === undefined ? undefined : parseWallClock(w.until);
+  const length = w.duration === undefined ? undefined : durationMs(w.duration);
+  if (length === undefined && until === undefined) throw new RangeError('a rollout window needs a duration or an until; validate it first');
+  /** When a window that opened at s closes: after the duration, or the first time the local clock reads until. */
+  const end = (s: number): number => (length !== undefined ? s + length : zone.nextWallClock(s, until ?? 0));
+  // A wall-clock end lies at most a day (and the hour a DST change adds) after the start.
+  const longest = length ?? DAY + 3_600_000;
 
   const dayMatches = (dayWall: number): boolean => {
     const d = new Date(dayWall);
@@ -47,15 +45,14 @@ export function compileRolloutWindow(w: RolloutWindow): CompiledWindow {
 
   /** Start instants in [from, to), ascending. */
   function* starts(from: number, to: number): Generator<number> {
-    const firstDay = Math.floor((wall(from) - DAY) / DAY) * DAY;
-    const lastDay = Math.floor((wall(to) + DAY) / DAY) * DAY;
+    const firstDay = Math.floor((zone.wallMs(from) - DAY) / DAY) * DAY;
+    const lastDay = Math.floor((zone.wallMs(to) + DAY) / DAY) * DAY;
     for (let day = firstDay; day <= lastDay; day += DAY) {
       if (!dayMatches(day)) continue;
       // One offset for the whole day unless it changes within it.
-      const steady = offset(day - offset(day)) === offset(day + DAY - offset(day));
-      const off = offset(day + DAY / 2 - offset(day));
+      const steady = zone.steadyOffsetOn(day);
       for (const t of times) {
-        const instant = steady ? day + t - off : toInstant(day + t);
+        const instant = steady !== undefined ? day + t - steady : zone.toInstant(day + t);
         if (instant >= to) break;
         if (instant >= from) yield instant;
       }
@@ -64,9 +61,12 @@ export function compileRolloutWindow(w: RolloutWindow): CompiledWindow {
 
   return {
     stateAt(now) {
-      let lastStart: number | null = null;
-      for (const s of starts(now - length + 1, now + 1)) lastStart = s;
-      if (lastStart !== null) return { open: true, nextOpeningAt: null, closesAt: lastStart + length };
+      let closesAt: number | null = null;
+      for (const s of starts(now - longest + 1, now + 1)) {
+        const e = end(s);
+        if (e > now && (closesAt === null || e > closesAt)) closesAt = e;
+      }
+      if (closesAt !== null) return { open: true, nextOpeningAt: null, closesAt };
       const floor = Math.floor(now / MINUTE) * MINUTE;
       for (let from = floor; from < now + HORIZON_DAYS * DAY; from += 30 * DAY) {
         for (const s of starts(Math.max(from, now + 1), from + 30 * DAY)) return { open: false, nextOpeningAt: s, closesAt: null };

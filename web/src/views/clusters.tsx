@@ -220,7 +220,7 @@ export function ClusterPage({ id }: { id: string }) {
                 ? 'no active rollout with a window holds this cluster'
                 : data.windows.hub.map((w) => (
                     <div key={w.rollout}>
-                      <a href={`/rollouts/${encodeURIComponent(w.rollout)}`}>{w.rollout}</a>: {w.open ? 'open now' : `opens ${until(w.nextOpeningAt, now)}`} (<code>{w.cron}</code> for {w.duration}, {w.timeZone})
+                      <a href={`/rollouts/${encodeURIComponent(w.rollout)}`}>{w.rollout}</a>: {w.open ? 'open now' : `opens ${until(w.nextOpeningAt, now)}`} (<code>{w.cron}</code> {w.until !== undefined ? `until ${w.until}` : `for ${w.duration}`}, {w.timeZone})
                     </div>
                   ))}
             </dd>

@@ -168,7 +168,7 @@ export function RolloutPage({ name, url }: { name: string; url: URL }) {
             <dd data-testid="window">
               {r.window ? (
                 <>
-                  <Status state={r.window.open ? 'Active' : 'WaitingForWindow'} detail={r.window.open ? 'open now' : `closed; opens ${until(r.window.nextOpeningAt, now)}`} /> <code>{r.window.cron}</code> for {r.window.duration} ({r.window.timeZone})
+                  <Status state={r.window.open ? 'Active' : 'WaitingForWindow'} detail={r.window.open ? 'open now' : `closed; opens ${until(r.window.nextOpeningAt, now)}`} /> <code>{r.window.cron}</code> {r.window.until !== undefined ? `until ${r.window.until}` : `for ${r.window.duration}`} ({r.window.timeZone})
                 </>
               ) : (
                 'none: clusters start whenever their turn comes (their own windows still apply)'

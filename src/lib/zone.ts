@@ -1,5 +1,6 @@
 // Wall-clock arithmetic in an IANA zone using only Intl, so windows follow the
-// zone database shipped with the runtime and need no extra dependency.
+// zone database shipped with the runtime and need no extra dependency. Shared:
+// the agent's window engine and the hub's rollout window read time alike.
 //
 // "Wall ms" below means a local date-time encoded as if it were UTC
 // (Date.UTC(y, m-1, d, h, mi, s)); it is a label, not an instant.
@@ -88,6 +89,19 @@ export class Zone {
       else lo = mid;
     }
     return hi;
+  }
+
+  /**
+   * The first instant after `startMs` at which the local clock reads
+   * `msOfDay` (ms after local midnight): the same local day when that is
+   * later than the start's time of day, else the next one. So "22:00 until
+   * 04:00" ends at 04:00 local on a DST night too; a repeated time ends at
+   * its first occurrence, a skipped one at the jump (toInstant).
+   */
+  nextWallClock(startMs: number, msOfDay: number): number {
+    const wall = this.wallMs(startMs);
+    const dayWall = Math.floor(wall / DAY) * DAY;
+    return this.toInstant(dayWall + msOfDay + (msOfDay <= wall - dayWall ? DAY : 0));
   }
 
   /**
