@@ -92,6 +92,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   const now = cfg.now ?? (() => new Date());
   const log = cfg.logger;
   const journal = Journal.open(cfg.journalPath, { now });
+  journal.recordHub(cfg.hub?.url);
   const cluster = new KubeClusterClient(cfg.kubeConfig);
   const credentials = secretCredentialStore(cluster, cfg.namespace);
   const publisher = new StatusPublisher(cluster, cfg.namespace, log);

@@ -36,12 +36,12 @@ export async function printStatus(o: { journal: string; json: boolean; history: 
   try {
     const statuses = journal.attempts.list(o.history).map((a) => attemptStatus(journal, a));
     const refusals = distinctRefusals(journal.releases.refusals(200));
-    const ob = journal.outbox.stats();
-    // Acknowledged reports mean a hub is in the picture; an agent that never had one has no outbox to speak of.
-    const hubSeen = ob.lastSeq > ob.depth;
+    // The agent records its hub at start-up; an agent without one has no outbox to speak of.
+    const hub = journal.recordedHub();
+    const outbox = hub === undefined ? null : { hub, ...journal.outbox.stats() };
     const code = statuses[0] && (statuses[0].phase === 'RolledBack' || statuses[0].phase === 'Failed') ? ExitCode.Stopped : ExitCode.Ok;
     if (o.json) {
-      io.out(`${JSON.stringify({ installed: journal.installed.all(), attempts: statuses, refusals, outbox: hubSeen ? ob : null }, null, 2)}\n`);
+      io.out(`${JSON.stringify({ installed: journal.installed.all(), attempts: statuses, refusals, outbox }, null, 2)}\n`);
       return code;
     }
     const [cur, ...rest] = statuses;
@@ -55,7 +55,7 @@ export async function printStatus(o: { journal: string; json: boolean; history: 
       io.out('\nREFUSED RELEASES\n');
       for (const r of refusals) io.out(`  ${r.lastAt}  ${r.revision === null ? 'rev ?' : `rev ${r.revision}`}  ${r.reason}: ${r.message}${r.times > 1 ? ` (received ${r.times} times since ${r.firstAt})` : ''}\n`);
     }
-    if (hubSeen) io.out(`\nOutbox: ${ob.depth} report(s) not yet acknowledged by the hub (last seq ${ob.lastSeq})\n`);
+    if (outbox) io.out(`\nOutbox: ${outbox.depth} report(s) not yet acknowledged by the hub at ${outbox.hub} (last seq ${outbox.lastSeq})\n`);
     return code;
   } finally {
     journal.close();

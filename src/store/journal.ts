@@ -13,6 +13,8 @@ import { OutboxRepo } from './outbox-repo.ts';
 import { OverrideRepo } from './override-repo.ts';
 import { ReleaseRepo } from './release-repo.ts';
 
+const HUB_URL_KEY = 'hub_url';
+
 /**
  * How hard SQLite works to keep a commit across a power cut.
  * - `full` (default): fsync on every commit. The journal's promise is that a
@@ -116,6 +118,20 @@ export class Journal {
 
   setMeta(key: string, value: string): void {
     this.#db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+
+  /**
+   * The hub this agent runs with (its URL), recorded at start-up, or none:
+   * `fleetlet status` reads it to show the outbox of an agent with a hub even
+   * before the hub acknowledged anything, and none for an agent without one.
+   */
+  recordHub(url: string | undefined): void {
+    if (url === undefined) this.#db.prepare('DELETE FROM meta WHERE key = ?').run(HUB_URL_KEY);
+    else this.setMeta(HUB_URL_KEY, url);
+  }
+
+  recordedHub(): string | undefined {
+    return this.getMeta(HUB_URL_KEY);
   }
 
   /** How the file is kept (for diagnostics and the journal's own tests): WAL, the synchronous level (2 = FULL), the schema version. */

@@ -63,6 +63,7 @@ describe('hub ↔ agent runtime on the real control plane', () => {
       const c = await view();
       return c.registration === 'Pending' ? c : undefined;
     });
+    assert.equal(rtNow().runtime.journal.recordedHub(), f.hub.url, 'recorded at start-up, before the hub acknowledged anything: fleetlet status shows the outbox');
     const identity = await rtNow().runtime.credentials.load();
     assert.ok(identity, 'the key was generated and stored on first start');
     assert.equal(identity.registered, false, 'not accepted yet');

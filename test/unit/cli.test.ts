@@ -143,7 +143,7 @@ describe('fleetlet command line', () => {
     assert.equal(fleetlet(['sign', '--key', join(dir, 'key.pem'), join(dir, 'missing.yaml')]).code, ExitCode.Failed);
   });
 
-  it('status shows each refused release once, an outbox only once a hub acknowledged something, and exits 3 after a rollback', async () => {
+  it('status shows each refused release once, the outbox of an agent with a hub (acknowledged or not), and exits 3 after a rollback', async () => {
     const path = join(tmp(), 'j.db');
     const j = Journal.open(path);
     for (let i = 0; i < 3; i++) j.releases.refuse({ revision: 9, reason: 'UnknownKey', message: 'signed by key k2, which this agent does not trust' });
@@ -154,11 +154,11 @@ describe('fleetlet command line', () => {
     const text = io.stdout.join('');
     assert.match(text, /REFUSED RELEASES\n {2}\S+ {2}rev 9 {2}UnknownKey: signed by key k2, which this agent does not trust \(received 3 times since /);
     assert.equal(text.match(/UnknownKey/g)?.length, 1, 'once');
-    assert.doesNotMatch(text, /Outbox/, 'no hub, no outbox line');
+    assert.doesNotMatch(text, /Outbox/, 'no hub, no outbox line, though a report waits');
 
     const j2 = Journal.open(path);
+    j2.recordHub('wss://hub.example:8443/api/v1/agent');
     j2.outbox.enqueue('inventory', {});
-    j2.outbox.ack(1);
     const release: Release = { ...(sampleRelease() as Release), critical: false, allowDowngrade: false, kubernetesVersion: {} };
     const r = j2.releases.accept(release, { payload: '{}', signature: 'AAAA', keyId: 'k1' });
     const plan: Plan = { revision: 1, stages: [], unchanged: [], removed: [] };
@@ -167,11 +167,18 @@ describe('fleetlet command line', () => {
     j2.close();
     const io2 = captured();
     assert.equal(await main(['status', '--journal', path], io2), ExitCode.Stopped);
-    assert.match(io2.stdout.join(''), /Outbox: 1 report\(s\) not yet acknowledged by the hub \(last seq 2\)/);
+    assert.match(io2.stdout.join(''), /Outbox: 2 report\(s\) not yet acknowledged by the hub at wss:\/\/hub\.example:8443\/api\/v1\/agent \(last seq 2\)/, 'a hub that never acknowledged anything still has an outbox');
     const io3 = captured();
     assert.equal(await main(['status', '--journal', path, '--json'], io3), ExitCode.Stopped);
-    const json = JSON.parse(io3.stdout.join('')) as { refusals: { times: number }[]; attempts: { phase: string }[] };
+    const json = JSON.parse(io3.stdout.join('')) as { refusals: { times: number }[]; attempts: { phase: string }[]; outbox: { hub: string; depth: number } | null };
     assert.deepEqual([json.refusals.length, json.refusals[0]?.times, json.attempts[0]?.phase], [1, 3, 'RolledBack']);
+    assert.deepEqual([json.outbox?.hub, json.outbox?.depth], ['wss://hub.example:8443/api/v1/agent', 2]);
+    const j3 = Journal.open(path);
+    j3.recordHub(undefined);
+    j3.close();
+    const io4 = captured();
+    await main(['status', '--journal', path], io4);
+    assert.doesNotMatch(io4.stdout.join(''), /Outbox/, 'restarted without a hub: no outbox line');
     const missing = captured();
     assert.equal(await main(['status', '--journal', join(tmp(), 'nope.db')], missing), ExitCode.Failed);
     assert.match(missing.stderr.join(''), /no journal at/);
