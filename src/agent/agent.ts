@@ -10,7 +10,7 @@ import type { HandoverRecord } from '../protocol/handover.ts';
 import type { Inventory } from '../protocol/inventory.ts';
 import { OverrideRefused, verifyOverride } from '../protocol/override.ts';
 import type { Release, SignedEnvelope } from '../protocol/release.ts';
-import type { ReleaseRefusedReport } from '../protocol/reports.ts';
+import type { OverrideRefusedReport, ReleaseRefusedReport, ReportBody } from '../protocol/reports.ts';
 import { ReleaseRefused, verifyAcceptedRelease, verifyRelease } from '../protocol/signing.ts';
 import type { AttemptRecord } from '../store/attempt-repo.ts';
 import { defaultCompaction, type CompactionPolicy } from '../store/compaction.ts';
@@ -118,10 +118,17 @@ export class Agent {
       return { accepted: true, revision: o.revision };
     } catch (err) {
       if (!(err instanceof OverrideRefused)) throw err;
-      if (err.reason !== 'Replayed') {
-        journal.outbox.enqueue('override-refused', { reason: err.reason, message: err.message, at: this.#now().toISOString(), ...(err.revision ? { revision: err.revision } : {}) });
-        this.#logger.warn({ reason: err.reason }, `override refused: ${err.message}`);
-      }
+      // The hub re-sends every stored override after each hello: one the agent holds already is no news.
+      if (err.reason === 'Replayed') return { accepted: false, reason: err.reason, message: err.message };
+      const refusal = { name: err.overrideName ?? null, revision: err.revision ?? null, reason: err.reason, message: err.message, envelope: isEnvelope(envelope) ? envelope : undefined };
+      const body: OverrideRefusedReport = {
+        reason: err.reason,
+        message: err.message,
+        at: this.#now().toISOString(),
+        ...(refusal.name !== null ? { name: refusal.name } : {}),
+        ...(refusal.revision !== null ? { revision: refusal.revision } : {}),
+      };
+      this.#refuseOnce(journal.overrides, refusal, 'override-refused', body);
       return { accepted: false, reason: err.reason, message: err.message };
     }
   }
@@ -140,20 +147,34 @@ export class Agent {
     return adopted;
   }
 
-  /** The one refusal path: a journal row and its report in one transaction, once per release and reason. */
+  /** A refused release through the one refusal path. */
   #refuse(reason: string, message: string, revision: number | null, envelope: unknown): OfferResult {
-    const journal = this.#journal;
     const refusal = { revision, reason, message, envelope: isEnvelope(envelope) ? envelope : undefined };
-    // Refused once is refused: the hub re-sends its desired release after every
-    // reconnect, and the story (journal, hub) needs the refusal once, not per reconnect.
-    if (journal.releases.refusedBefore(refusal)) return { accepted: false, reason, message };
     const body: ReleaseRefusedReport = { reason: reason as ReleaseRefusedReport['reason'], message, at: this.#now().toISOString(), ...(revision ? { revision } : {}) };
-    journal.transaction(() => {
-      journal.releases.refuse(refusal);
-      journal.outbox.enqueue('release-refused', body);
-    });
-    this.#logger.warn({ reason, revision }, `release refused: ${message}`);
+    this.#refuseOnce(this.#journal.releases, refusal, 'release-refused', body);
     return { accepted: false, reason, message };
+  }
+
+  /**
+   * The one refusal path for signed input (releases, overrides): a journal row
+   * and its report in one transaction, once per document and reason. Refused
+   * once is refused: the hub re-sends its desired release and its overrides
+   * after every reconnect, and the story (journal, hub) needs the refusal
+   * once, not per reconnect.
+   */
+  #refuseOnce<R extends { reason: string; message: string; revision: number | null }, K extends 'release-refused' | 'override-refused'>(
+    repo: { refusedBefore(r: R): boolean; refuse(r: R): unknown },
+    refusal: R,
+    kind: K,
+    body: ReportBody<K>,
+  ): void {
+    const journal = this.#journal;
+    if (repo.refusedBefore(refusal)) return;
+    journal.transaction(() => {
+      repo.refuse(refusal);
+      journal.outbox.enqueue(kind, body);
+    });
+    this.#logger.warn({ reason: refusal.reason, revision: refusal.revision }, `${kind === 'release-refused' ? 'release' : 'override'} refused: ${refusal.message}`);
   }
 
   // ── what the agent tells ──────────────────────────────────────────────

@@ -1,4 +1,4 @@
-// `fleetlet status`: the current attempt, history and refused releases, read from the journal.
+// `fleetlet status`: the current attempt, history, refused releases and overrides, read from the journal.
 import { existsSync } from 'node:fs';
 import { Command, Option } from '@commander-js/extra-typings';
 import type { AttemptStatus } from '../protocol/attempt.ts';
@@ -7,7 +7,7 @@ import { ExitCode, wholeNumber, type CliIo, type CommandContext } from './cli-su
 
 export function statusCommand(ctx: CommandContext) {
   return new Command('status')
-    .description("print the agent's current upgrade attempt, its history and refused releases, from the journal")
+    .description("print the agent's current upgrade attempt, its history, refused releases and overrides, from the journal")
     .addOption(new Option('--journal <path>', 'journal file').env('FLEETLET_JOURNAL').default('/var/lib/fleetlet/journal.db'))
     .option('--json', 'print JSON instead of text', false)
     .option('--history <n>', 'how many attempts to show', wholeNumber(1), 10)
@@ -36,12 +36,13 @@ export async function printStatus(o: { journal: string; json: boolean; history: 
   try {
     const statuses = journal.attempts.list(o.history).map((a) => attemptStatus(journal, a));
     const refusals = distinctRefusals(journal.releases.refusals(200));
+    const overrideRefusals = journal.overrides.refusals(50);
     // The agent records its hub at start-up; an agent without one has no outbox to speak of.
     const hub = journal.recordedHub();
     const outbox = hub === undefined ? null : { hub, ...journal.outbox.stats() };
     const code = statuses[0] && (statuses[0].phase === 'RolledBack' || statuses[0].phase === 'Failed') ? ExitCode.Stopped : ExitCode.Ok;
     if (o.json) {
-      io.out(`${JSON.stringify({ installed: journal.installed.all(), attempts: statuses, refusals, outbox }, null, 2)}\n`);
+      io.out(`${JSON.stringify({ installed: journal.installed.all(), attempts: statuses, refusals, overrideRefusals, outbox }, null, 2)}\n`);
       return code;
     }
     const [cur, ...rest] = statuses;
@@ -54,6 +55,10 @@ export async function printStatus(o: { journal: string; json: boolean; history: 
     if (refusals.length) {
       io.out('\nREFUSED RELEASES\n');
       for (const r of refusals) io.out(`  ${r.lastAt}  ${r.revision === null ? 'rev ?' : `rev ${r.revision}`}  ${r.reason}: ${r.message}${r.times > 1 ? ` (received ${r.times} times since ${r.firstAt})` : ''}\n`);
+    }
+    if (overrideRefusals.length) {
+      io.out('\nREFUSED OVERRIDES\n');
+      for (const r of overrideRefusals) io.out(`  ${r.receivedAt}  ${r.name ?? '?'}${r.revision === null ? '' : ` rev ${r.revision}`}  ${r.reason}: ${r.message}\n`);
     }
     if (outbox) io.out(`\nOutbox: ${outbox.depth} report(s) not yet acknowledged by the hub at ${outbox.hub} (last seq ${outbox.lastSeq})\n`);
     return code;

@@ -39,6 +39,8 @@ export interface ClusterView {
     at: string | null;
   } | null;
   lastRefusal: UpgradeRecord['lastRefusal'];
+  /** The last hotfix override this cluster's agent refused (name and revision once its signature verified). */
+  lastOverrideRefusal: UpgradeRecord['lastOverrideRefusal'];
   reports: { ackedSeq: number };
   conditions: Condition[];
 }
@@ -109,6 +111,7 @@ export async function clusterView(ctx: HubContext, c: ClusterRecord): Promise<Cl
     runningRelease: up?.runningName && up.runningVersion ? { name: up.runningName, version: up.runningVersion } : null,
     upgrade,
     lastRefusal: refusal,
+    lastOverrideRefusal: up?.lastOverrideRefusal ?? null,
     reports: { ackedSeq: c.ackedSeq },
     conditions,
   };

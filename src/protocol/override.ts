@@ -83,10 +83,13 @@ export class OverrideRefused extends Error {
   readonly reason: OverrideRefusalReason;
   /** Set once the signature verified. */
   readonly revision: number | undefined;
-  constructor(reason: OverrideRefusalReason, message: string, revision?: number) {
+  /** The override's name, set with the revision. */
+  readonly overrideName: string | undefined;
+  constructor(reason: OverrideRefusalReason, message: string, revision?: number, overrideName?: string) {
     super(message);
     this.reason = reason;
     this.revision = revision;
+    this.overrideName = overrideName;
   }
 }
 
@@ -113,7 +116,7 @@ export function verifyOverride(envelope: unknown, trusted: KeyObject | readonly 
   }
   const o = parsed.data;
   const held = opts.lastRevision(o.name);
-  if (o.revision <= held) throw new OverrideRefused('Replayed', `override ${o.name} revision ${o.revision} is not newer than the held revision ${held}`, o.revision);
-  if (Date.parse(o.expiresAt) <= opts.now().getTime()) throw new OverrideRefused('Expired', `override ${o.name} revision ${o.revision} expired at ${o.expiresAt}`, o.revision);
+  if (o.revision <= held) throw new OverrideRefused('Replayed', `override ${o.name} revision ${o.revision} is not newer than the held revision ${held}`, o.revision, o.name);
+  if (Date.parse(o.expiresAt) <= opts.now().getTime()) throw new OverrideRefused('Expired', `override ${o.name} revision ${o.revision} expired at ${o.expiresAt}`, o.revision, o.name);
   return o;
 }

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { attemptPhase } from './attempt.ts';
 import { inventory } from './inventory.ts';
+import { overrideRefusalReason } from './override.ts';
 import { refusalReason } from './signing.ts';
 
 const nullableText = z.string().max(4096).nullable();
@@ -58,11 +59,22 @@ export const reportQuarantinedReport = z.object({
 });
 export type ReportQuarantinedReport = z.infer<typeof reportQuarantinedReport>;
 
+/** A hotfix override the agent refused (src/protocol/override.ts); name and revision once its signature verified. */
+export const overrideRefusedReport = z.object({
+  name: z.string().min(1).max(253).optional(),
+  revision: z.number().int().positive().optional(),
+  reason: overrideRefusalReason,
+  message: z.string().max(4096),
+  at: z.iso.datetime().optional(),
+});
+export type OverrideRefusedReport = z.infer<typeof overrideRefusedReport>;
+
 export const reportBodies = {
   'attempt-transition': attemptTransitionReport,
   'upgrade-completed': upgradeCompletedReport,
   'release-refused': releaseRefusedReport,
   'report-quarantined': reportQuarantinedReport,
+  'override-refused': overrideRefusedReport,
   inventory,
 } as const;
 export type ReportKind = keyof typeof reportBodies;

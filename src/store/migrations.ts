@@ -142,6 +142,18 @@ export const migrations: readonly string[] = [
     quarantined_at TEXT NOT NULL
   );
   `,
+  // 5: refused override documents, once per (name, revision, reason), or per envelope before the signature verified.
+  `
+  CREATE TABLE override_refusals (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT,
+    revision      INTEGER,
+    reason        TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    envelope_json TEXT,
+    received_at   TEXT NOT NULL
+  );
+  `,
 ];
 
 export function migrate(db: Database.Database): number {

@@ -162,6 +162,26 @@ for (const backend of backends) {
       }
     });
 
+    it('a release refusal and an override refusal each keep their own place in the cluster\'s aggregate', async () => {
+      const dbs = await backend.open(1);
+      try {
+        const clusters = new ClusterRepo(dbs[0] as Sql, () => new Date(T0));
+        await clusters.requestRegistration({ id: 'edge-1', labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: 'k' });
+        await clusters.accept('edge-1');
+        const reports = new ReportRepo(dbs[0] as Sql, () => new Date(T0), log);
+        const at = new Date(T0).toISOString();
+        await reports.ingest('edge-1', 0, [
+          { seq: 1, kind: 'release-refused', body: { revision: 4, reason: 'UnknownKey', message: 'signed by k2', at }, createdAt: at },
+          { seq: 2, kind: 'override-refused', body: { name: 'cve-2030-1', revision: 3, reason: 'Expired', message: 'override cve-2030-1 revision 3 expired', at }, createdAt: at },
+        ]);
+        const up = await new AggregateRepo(dbs[0] as Sql).upgrade('edge-1');
+        assert.deepEqual(up?.lastRefusal, { revision: 4, reason: 'UnknownKey', message: 'signed by k2', at });
+        assert.deepEqual(up?.lastOverrideRefusal, { name: 'cve-2030-1', revision: 3, reason: 'Expired', message: 'override cve-2030-1 revision 3 expired', at });
+      } finally {
+        await closeAll(dbs);
+      }
+    });
+
     it('revisions: issuers racing on several replicas never sign the same one, releases and overrides alike', async () => {
       const dbs = await backend.open(3);
       try {

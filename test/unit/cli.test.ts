@@ -148,12 +148,14 @@ describe('fleetlet command line', () => {
     const j = Journal.open(path);
     for (let i = 0; i < 3; i++) j.releases.refuse({ revision: 9, reason: 'UnknownKey', message: 'signed by key k2, which this agent does not trust' });
     j.outbox.enqueue('release-refused', { reason: 'UnknownKey' });
+    j.overrides.refuse({ name: 'cve-2030-1', revision: 3, reason: 'Expired', message: 'override cve-2030-1 revision 3 expired at 2030-01-08T00:00:00.000Z' });
     j.close();
     const io = captured();
     assert.equal(await main(['status', '--journal', path], io), ExitCode.Ok);
     const text = io.stdout.join('');
     assert.match(text, /REFUSED RELEASES\n {2}\S+ {2}rev 9 {2}UnknownKey: signed by key k2, which this agent does not trust \(received 3 times since /);
     assert.equal(text.match(/UnknownKey/g)?.length, 1, 'once');
+    assert.match(text, /REFUSED OVERRIDES\n {2}\S+ {2}cve-2030-1 rev 3 {2}Expired: override cve-2030-1 revision 3 expired at 2030-01-08T00:00:00\.000Z\n/);
     assert.doesNotMatch(text, /Outbox/, 'no hub, no outbox line, though a report waits');
 
     const j2 = Journal.open(path);
@@ -170,7 +172,8 @@ describe('fleetlet command line', () => {
     assert.match(io2.stdout.join(''), /Outbox: 2 report\(s\) not yet acknowledged by the hub at wss:\/\/hub\.example:8443\/api\/v1\/agent \(last seq 2\)/, 'a hub that never acknowledged anything still has an outbox');
     const io3 = captured();
     assert.equal(await main(['status', '--journal', path, '--json'], io3), ExitCode.Stopped);
-    const json = JSON.parse(io3.stdout.join('')) as { refusals: { times: number }[]; attempts: { phase: string }[]; outbox: { hub: string; depth: number } | null };
+    const json = JSON.parse(io3.stdout.join('')) as { refusals: { times: number }[]; overrideRefusals: { name: string }[]; attempts: { phase: string }[]; outbox: { hub: string; depth: number } | null };
+    assert.deepEqual(json.overrideRefusals.map((r) => r.name), ['cve-2030-1']);
     assert.deepEqual([json.refusals.length, json.refusals[0]?.times, json.attempts[0]?.phase], [1, 3, 'RolledBack']);
     assert.deepEqual([json.outbox?.hub, json.outbox?.depth], ['wss://hub.example:8443/api/v1/agent', 2]);
     const j3 = Journal.open(path);

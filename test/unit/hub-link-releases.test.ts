@@ -2,6 +2,7 @@
 // reported back through the outbox, once per release.
 import * as k8s from '@kubernetes/client-node';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import { HubLink } from '../../src/hub-link/hub-link.ts';
 import { generateAgentKey } from '../../src/protocol/agent-identity.ts';
 import { encodeMessage, parseMessage, type ReportEntry } from '../../src/protocol/messages.ts';
 import { release as releaseSchema } from '../../src/protocol/release.ts';
+import { signOverride } from '../../src/protocol/override.ts';
 import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { nextEvent, waitFor } from '../support/events.ts';
@@ -174,6 +176,104 @@ describe('releases over a compromised link, through the agent\'s one door', () =
       assert.equal((received[0]?.body as { revision?: number }).revision, undefined, 'an unverified one is not');
       assert.equal(journal.outbox.stats().lastSeq, 4, 'the re-sent releases were not reported again');
       assert.equal(journal.releases.refusals(100).length, 4, 'each refusal is in the journal once');
+    } finally {
+      await link.stop();
+      journal.close();
+      await new Promise((resolve) => wss.close(resolve));
+    }
+  });
+
+  it('a re-sent refused override is reported once, through the same door as releases; an accepted one re-sent is no news', async () => {
+    const key = generateReleaseKey();
+    const clock = new TestClock();
+    const doc = (revision: number, expiresAt = '2030-02-01T00:00:00.000Z') => ({
+      apiVersion: 'fleetlet.io/v1' as const,
+      kind: 'Override' as const,
+      name: `fix-${revision}`,
+      version: '0.9.1-hf1',
+      revision,
+      issuedAt: '2030-01-01T00:00:00.000Z',
+      expiresAt,
+      appliesTo: { releaseName: 'edge-addons', versions: ['1.0.0'] },
+      component: 'metrics',
+      images: { metrics: 'registry.example/metrics:0.9.1-hf1' },
+    });
+    const good = signOverride(doc(1), key.privateKey);
+    const expired = signOverride(doc(2, '2030-01-01T12:00:00.000Z'), key.privateKey);
+    const untrusted = signOverride(doc(3), generateReleaseKey().privateKey);
+    const forged = { ...good, payload: good.payload.replace('hf1', 'hf2') };
+
+    const journal = Journal.open(join(mkdtempSync(join(tmpdir(), 'fleetlet-override-door-')), 'journal.db'), { durability: 'normal', now: clock.now });
+    const nowhere = new k8s.KubeConfig();
+    nowhere.loadFromOptions({ clusters: [{ name: 'none', server: 'https://127.0.0.1:9' }], users: [{ name: 'none' }], contexts: [{ name: 'none', cluster: 'none', user: 'none' }], currentContext: 'none' });
+    const agent = new Agent({ journal, cluster: new KubeClusterClient(nowhere), logger: testLogger(), now: clock.now, clusterId: 'edge-o', releaseKeys: [key.publicKey], admission: defaultAdmission });
+
+    // A hub that re-sends every stored override after each hello, as src/hub/rollout/override-delivery.ts does.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((resolve) => wss.once('listening', resolve));
+    const received: ReportEntry[] = [];
+    let overridesSent = 0;
+    const handled = new EventEmitter();
+    wss.on('connection', (ws: WebSocket) => {
+      ws.send(encodeMessage({ type: 'challenge', nonce: 'n'.repeat(43) }));
+      ws.on('message', (data: Buffer) => {
+        const m = parseMessage(data, 'from-agent');
+        if (!m.ok) return;
+        if (m.message.type === 'hello') {
+          ws.send(encodeMessage({ type: 'welcome', ackedSeq: received.at(-1)?.seq ?? 0, heartbeatMs: 10_000, leaseDurationMs: 50_000 }));
+          for (const envelope of [good, expired, untrusted, forged]) ws.send(encodeMessage({ type: 'override', envelope }));
+        }
+        if (m.message.type === 'reports') {
+          received.push(...m.message.reports);
+          ws.send(encodeMessage({ type: 'ack', uptoSeq: m.message.reports.at(-1)?.seq ?? 0 }));
+        }
+      });
+    });
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/api/v1/agent`;
+    const link = new HubLink({
+      url,
+      clusterId: 'edge-o',
+      agentVersion: '0.1.0-test',
+      agentKey: generateAgentKey(),
+      registered: () => true,
+      outbox: journal.outbox,
+      lastRevision: () => agent.lastRevision(),
+      inventory: () => agent.inventory(),
+      onRelease: async (envelope) => {
+        await agent.offer(envelope);
+      },
+      onOverride: async (envelope) => {
+        agent.offerOverride(envelope);
+        overridesSent++;
+        handled.emit('override');
+      },
+      now: clock.now,
+      random: () => 0.5,
+      logger: testLogger(),
+      heartbeatMs: 200,
+      backoff: { baseMs: 20, capMs: 200 },
+    });
+    link.start();
+    try {
+      await waitFor(link, ['acked'], () => received.length === 3, 'three refusal reports');
+      const firstHello = overridesSent;
+      for (const c of wss.clients) c.terminate();
+      await waitFor(handled, ['override'], () => overridesSent >= firstHello + 4, 'the four overrides re-sent', 10_000);
+      // Whatever the agent enqueued for the second batch is sent while connected: wait until its outbox is empty.
+      await waitFor(link, ['acked', 'connected'], () => journal.outbox.stats().depth === 0, 'the outbox drained', 10_000);
+      assert.deepEqual(
+        received.filter((r) => r.kind === 'override-refused').map((r) => [(r.body as { name?: string }).name, (r.body as { reason: string }).reason]),
+        [
+          ['fix-2', 'Expired'],
+          [undefined, 'UnknownKey'],
+          [undefined, 'BadSignature'],
+        ],
+        'each refusal once, with the override named once its signature verified',
+      );
+      assert.equal((received[0]?.body as { revision?: number }).revision, 2);
+      assert.deepEqual(journal.overrides.all().map((o) => o.name), ['fix-1'], 'the good one was accepted, and its re-sending reported nothing');
+      assert.equal(journal.overrides.refusals(100).length, 3, 'each refusal is in the journal once');
+      assert.equal(journal.outbox.stats().lastSeq, received.length, 'nothing else was enqueued');
     } finally {
       await link.stop();
       journal.close();

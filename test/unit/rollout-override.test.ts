@@ -4,6 +4,7 @@
 // (and those that do not yet) identifiable.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { clusterView } from '../../src/hub/cluster-view.ts';
 import { deliverCurrentOverrides, overrideClusters } from '../../src/hub/rollout/override-delivery.ts';
 import { createRollout, rollbackRollout, rolloutStatus, tickRollouts } from '../../src/hub/rollout/rollout-operations.ts';
 import { encodeMessage, parseMessage } from '../../src/protocol/messages.ts';
@@ -209,5 +210,18 @@ describe('an urgent fix promoted through integration, stage and a production can
     await assert.rejects(createRollout(h.ctx, { name: 'a', target: { kind: 'Override', override: fix }, strategy: { type: 'All' } }), /invalid/);
     await createRollout(h.ctx, { name: 'a', target: { kind: 'Override', override: fix }, strategy: { type: 'All', progressDeadline: '1h' } });
     await assert.rejects(createRollout(h.ctx, { name: 'b', target: { kind: 'Override', override: fix }, strategy: { type: 'All', progressDeadline: '1h' } }), /being rolled out by "a"/);
+  });
+
+  it('an override a cluster refused shows in the hub\'s cluster view, beside (not over) its last release refusal', async () => {
+    await h.enrol(ids('edge', 1));
+    const refused = { name: 'cve-2030-1', revision: 3, reason: 'Expired', message: 'override cve-2030-1 revision 3 expired at 2030-01-08T00:00:00.000Z', at: h.clock.now().toISOString() };
+    await h.report('edge-00000', 'release-refused', { revision: 1, reason: 'UnknownKey', message: 'signed by k2', at: h.clock.now().toISOString() });
+    await h.report('edge-00000', 'override-refused', refused);
+    const c = await h.ctx.clusters.get('edge-00000');
+    assert.ok(c);
+    const v = await clusterView(h.ctx, c);
+    assert.deepEqual(v.lastOverrideRefusal, refused);
+    assert.equal(v.lastRefusal?.reason, 'UnknownKey', 'the release refusal stays as it was');
+    assert.equal(await h.ctx.reports.ackedSeq('edge-00000'), 2, 'applied and acknowledged');
   });
 });

@@ -19,6 +19,7 @@ export interface UpgradeRecord {
   runningName: string | null;
   runningVersion: string | null;
   lastRefusal: { revision?: number; reason: string; message: string; at?: string } | null;
+  lastOverrideRefusal: { name?: string; revision?: number; reason: string; message: string; at?: string } | null;
 }
 
 interface UpgradeRow {
@@ -35,6 +36,7 @@ interface UpgradeRow {
   running_name: string | null;
   running_version: string | null;
   last_refusal: string | null;
+  last_override_refusal: string | null;
 }
 
 export interface TelemetryRecord {
@@ -89,6 +91,10 @@ export class ReportApplier {
       case 'report-quarantined':
         // Stored with the cluster's reports (GET /api/v1/clusters/:id/reports): the agent kept the report itself.
         return null;
+      case 'override-refused':
+        await this.#ensureRow(clusterId);
+        await sql.run('UPDATE cluster_upgrade SET last_override_refusal = ? WHERE cluster_id = ?', [JSON.stringify(parsed.body), clusterId]);
+        return null;
       case 'inventory': {
         const inv = parsed.body;
         await sql.run('UPDATE clusters SET inventory = ?, kubernetes_version = ?, target_infrastructure = ? WHERE id = ?', [JSON.stringify(inv), inv.kubernetesVersion, inv.targetInfrastructure, clusterId]);
@@ -122,6 +128,7 @@ export class AggregateRepo {
       runningName: r.running_name,
       runningVersion: r.running_version,
       lastRefusal: r.last_refusal === null ? null : (JSON.parse(r.last_refusal) as UpgradeRecord['lastRefusal']),
+      lastOverrideRefusal: r.last_override_refusal === null ? null : (JSON.parse(r.last_override_refusal) as UpgradeRecord['lastOverrideRefusal']),
     };
   }
 

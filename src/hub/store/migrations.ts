@@ -270,4 +270,8 @@ export const migrations: readonly string[] = [
   CREATE INDEX cluster_upgrade_phase ON cluster_upgrade (phase, at);
   CREATE INDEX cluster_upgrade_running ON cluster_upgrade (running_name, running_version);
   `,
+  // The last override refusal each cluster reported (override-refused), beside the last release refusal.
+  `
+  ALTER TABLE cluster_upgrade ADD COLUMN last_override_refusal TEXT;
+  `,
 ];

@@ -204,4 +204,8 @@ export const postgresMigrations: readonly string[] = [
   );
   CREATE INDEX hub_events_at ON hub_events (at);
   `,
+  // The last override refusal each cluster reported (override-refused), beside the last release refusal.
+  `
+  ALTER TABLE cluster_upgrade ADD COLUMN last_override_refusal TEXT;
+  `,
 ];
