@@ -31,6 +31,42 @@ export interface JournalOptions {
   now?: () => Date;
 }
 
+/** Refused writes, each error once though it passes both a statement and the transaction around it. */
+class WriteErrors {
+  count = 0;
+  readonly #seen = new WeakSet<object>();
+
+  note(err: unknown): void {
+    if (!(err instanceof Database.SqliteError) || this.#seen.has(err)) return;
+    this.#seen.add(err);
+    this.count++;
+  }
+}
+
+/**
+ * The one place journal writes are counted: every writing statement any
+ * repository prepares (inside a transaction or on its own, as releases.accept,
+ * outbox.ack and setMeta run) notes the error SQLite refuses it with, so no
+ * write path can forget to.
+ */
+function countWriteErrors(db: Database.Database, errors: WriteErrors): void {
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((source: string) => {
+    const stmt = prepare(source);
+    if (stmt.reader) return stmt;
+    const run = stmt.run.bind(stmt);
+    stmt.run = (...params: unknown[]) => {
+      try {
+        return run(...params);
+      } catch (err) {
+        errors.note(err);
+        throw err;
+      }
+    };
+    return stmt;
+  }) as typeof db.prepare;
+}
+
 export class Journal {
   readonly #db: Database.Database;
   readonly path: string;
@@ -40,9 +76,10 @@ export class Journal {
   readonly outbox: OutboxRepo;
   readonly overrides: OverrideRepo;
   readonly now: () => Date;
-  #writeErrors = 0;
+  readonly #writeErrors = new WriteErrors();
 
   private constructor(db: Database.Database, path: string, now: () => Date) {
+    countWriteErrors(db, this.#writeErrors);
     this.#db = db;
     this.path = path;
     this.now = now;
@@ -88,21 +125,21 @@ export class Journal {
 
   /**
    * Runs fn atomically: a transition and the report about it commit together
-   * or not at all. A write SQLite refuses (disk full, I/O error, locked) is
-   * counted (writeErrors, for the metrics) and rethrown.
+   * or not at all. A write SQLite refuses (disk full, I/O error, locked),
+   * here or in a statement inside, is counted (writeErrors) and rethrown.
    */
   transaction<T>(fn: () => T): T {
     try {
       return this.#db.transaction(fn)();
     } catch (err) {
-      if (err instanceof Database.SqliteError) this.#writeErrors++;
+      this.#writeErrors.note(err);
       throw err;
     }
   }
 
-  /** Transactions SQLite refused since this journal was opened. */
+  /** Writes SQLite refused since this journal was opened, wherever they ran (for the metrics). */
   get writeErrors(): number {
-    return this.#writeErrors;
+    return this.#writeErrors.count;
   }
 
   /** Throws unless the journal answers a query (readiness, a self-upgrade candidate's proof). */

@@ -2,7 +2,9 @@
 // with a real journal; only the Kubernetes API is a stub (its failure modes
 // are what readiness must notice).
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
+import { get, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -193,7 +195,7 @@ describe('agent HTTP endpoints', () => {
     }
   });
 
-  test('a journal write SQLite refuses is counted in fleetlet_agent_journal_errors_total{operation="write"}', async () => {
+  test('a journal write SQLite refuses is counted in fleetlet_agent_journal_errors_total{operation="write"}, inside a transaction or not, once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fleetlet-http-locked-'));
     const path = join(dir, 'journal.db');
     const journal = Journal.open(path, { durability: 'normal' });
@@ -201,7 +203,13 @@ describe('agent HTTP endpoints', () => {
     // Another process holds the write lock: the journal waits its busy timeout, then SQLite refuses the write.
     const other = new Database(path);
     try {
-      const scrape = async () => sample(await (await fetch(`http://127.0.0.1:${ep.server.port}/metrics`)).text(), 'fleetlet_agent_journal_errors_total', { operation: 'write' });
+      // A new connection per scrape: a write blocked for the busy timeout stalls the event loop past the server's keep-alive, so a pooled socket may be gone.
+      const scrape = async () => {
+        const [res] = (await once(get({ host: '127.0.0.1', port: ep.server.port, path: '/metrics', agent: false }), 'response')) as [IncomingMessage];
+        let text = '';
+        for await (const chunk of res) text += String(chunk);
+        return sample(text, 'fleetlet_agent_journal_errors_total', { operation: 'write' });
+      };
       assert.equal(await scrape(), 0);
       other.exec('BEGIN IMMEDIATE');
       assert.throws(() => journal.transaction(() => journal.outbox.enqueue('inventory', {})), /database is locked/);
@@ -210,6 +218,15 @@ describe('agent HTTP endpoints', () => {
       assert.equal(await scrape(), 1, 'counted once, not per scrape');
       journal.transaction(() => journal.outbox.enqueue('inventory', {}));
       assert.equal(await scrape(), 1, 'a write that succeeds counts nothing');
+      // Writes outside a transaction (the hub link's acknowledgement, a meta key, an accepted override) are counted too.
+      other.exec('BEGIN IMMEDIATE');
+      assert.throws(() => journal.outbox.ack(1), /database is locked/);
+      assert.equal(await scrape(), 2);
+      assert.throws(() => journal.recordHub('wss://hub.example/api/v1/agent'), /database is locked/);
+      other.exec('ROLLBACK');
+      assert.equal(await scrape(), 3);
+      assert.equal(journal.outbox.ack(1), 1, 'the journal still works once the lock is gone');
+      assert.equal(await scrape(), 3);
     } finally {
       other.close();
       await ep.close();
