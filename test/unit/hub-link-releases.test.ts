@@ -14,7 +14,7 @@ import { defaultAdmission } from '../../src/agent/intake/admission.ts';
 import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { HubLink } from '../../src/hub-link/hub-link.ts';
 import { generateAgentKey } from '../../src/protocol/agent-identity.ts';
-import { encodeMessage, parseMessage, type ReportEntry } from '../../src/protocol/messages.ts';
+import { encodeMessage, parseMessage, type ReportEntry, type HubMessage, type Outgoing } from '../../src/protocol/messages.ts';
 import { release as releaseSchema } from '../../src/protocol/release.ts';
 import { signOverride } from '../../src/protocol/override.ts';
 import { generateReleaseKey, signRelease } from '../../src/protocol/signing.ts';
@@ -95,6 +95,78 @@ describe('releases from the reference hub', () => {
   });
 });
 
+/** The agent as it runs, minus the cluster: a refusal is decided before anything asks the API server. */
+function doorAgent(key: ReturnType<typeof generateReleaseKey>, clock: TestClock, clusterId: string): { agent: Agent; journal: Journal } {
+  const journal = Journal.open(join(mkdtempSync(join(tmpdir(), 'fleetlet-door-')), 'journal.db'), { durability: 'normal', now: clock.now });
+  const nowhere = new k8s.KubeConfig();
+  nowhere.loadFromOptions({ clusters: [{ name: 'none', server: 'https://127.0.0.1:9' }], users: [{ name: 'none' }], contexts: [{ name: 'none', cluster: 'none', user: 'none' }], currentContext: 'none' });
+  const agent = new Agent({ journal, cluster: new KubeClusterClient(nowhere), logger: testLogger(), now: clock.now, clusterId, releaseKeys: [key.publicKey], admission: defaultAdmission });
+  return { agent, journal };
+}
+
+/**
+ * A man in the middle: a WebSocket server that speaks the protocol but holds
+ * no key, and re-sends the same messages after every hello, as the hub does
+ * with its desired release and stored overrides. The agent's link to it.
+ */
+async function replayingHub(agent: Agent, journal: Journal, clock: TestClock, onHello: () => Outgoing<HubMessage>[], onOverride?: () => void) {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => wss.once('listening', resolve));
+  const received: ReportEntry[] = [];
+  const hub = { received, hellos: 0 };
+  wss.on('connection', (ws: WebSocket) => {
+    ws.send(encodeMessage({ type: 'challenge', nonce: 'n'.repeat(43) }));
+    ws.on('message', (data: Buffer) => {
+      const m = parseMessage(data, 'from-agent');
+      if (!m.ok) return;
+      if (m.message.type === 'hello') {
+        hub.hellos++;
+        ws.send(encodeMessage({ type: 'welcome', ackedSeq: received.at(-1)?.seq ?? 0, heartbeatMs: 10_000, leaseDurationMs: 50_000 }));
+        for (const message of onHello()) ws.send(encodeMessage(message));
+      }
+      if (m.message.type === 'reports') {
+        received.push(...m.message.reports);
+        ws.send(encodeMessage({ type: 'ack', uptoSeq: m.message.reports.at(-1)?.seq ?? 0 }));
+      }
+    });
+  });
+  const link = new HubLink({
+    url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/api/v1/agent`,
+    clusterId: 'edge-m',
+    agentVersion: '0.1.0-test',
+    agentKey: generateAgentKey(),
+    registered: () => true,
+    outbox: journal.outbox,
+    lastRevision: () => agent.lastRevision(),
+    inventory: () => agent.inventory(),
+    onRelease: async (envelope) => {
+      await agent.offer(envelope);
+    },
+    onOverride: async (envelope) => {
+      agent.offerOverride(envelope);
+      onOverride?.();
+    },
+    now: clock.now,
+    random: () => 0.5,
+    logger: testLogger(),
+    heartbeatMs: 200,
+    backoff: { baseMs: 20, capMs: 200 },
+  });
+  link.start();
+  return {
+    hub,
+    link,
+    dropAll: () => {
+      for (const c of wss.clients) c.terminate();
+    },
+    close: async () => {
+      await link.stop();
+      journal.close();
+      await new Promise((resolve) => wss.close(resolve));
+    },
+  };
+}
+
 describe('releases over a compromised link, through the agent\'s one door', () => {
   it('refuses forged, replayed, unsigned and expired releases, runs nothing, and reports each refusal once, however often they are re-sent', async () => {
     const key = generateReleaseKey();
@@ -106,61 +178,17 @@ describe('releases over a compromised link, through the agent\'s one door', () =
     const forged = { ...good, payload: good.payload.replace('"revision":3', '"revision":4') };
     const unsigned = { payload: good.payload, signature: '', keyId: good.keyId };
 
-    // The agent as it runs, minus the cluster: a refusal is decided before anything asks the API server.
-    const journal = Journal.open(join(mkdtempSync(join(tmpdir(), 'fleetlet-door-')), 'journal.db'), { durability: 'normal', now: clock.now });
+    const { agent, journal } = doorAgent(key, clock, 'edge-m');
     journal.releases.accept(releaseSchema.parse(held), old);
-    const nowhere = new k8s.KubeConfig();
-    nowhere.loadFromOptions({ clusters: [{ name: 'none', server: 'https://127.0.0.1:9' }], users: [{ name: 'none' }], contexts: [{ name: 'none', cluster: 'none', user: 'none' }], currentContext: 'none' });
-    const agent = new Agent({ journal, cluster: new KubeClusterClient(nowhere), logger: testLogger(), now: clock.now, clusterId: 'edge-m', releaseKeys: [key.publicKey], admission: defaultAdmission });
-
-    // A man in the middle: a WebSocket server that speaks the protocol but holds no key, and re-sends everything on every connect.
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    await new Promise((resolve) => wss.once('listening', resolve));
-    const received: ReportEntry[] = [];
-    let hellos = 0;
-    wss.on('connection', (ws: WebSocket) => {
-      ws.send(encodeMessage({ type: 'challenge', nonce: 'n'.repeat(43) }));
-      ws.on('message', (data: Buffer) => {
-        const m = parseMessage(data, 'from-agent');
-        if (!m.ok) return;
-        if (m.message.type === 'hello') {
-          hellos++;
-          ws.send(encodeMessage({ type: 'welcome', ackedSeq: received.at(-1)?.seq ?? 0, heartbeatMs: 10_000, leaseDurationMs: 50_000 }));
-          for (const envelope of [forged, old, unsigned, stale]) ws.send(encodeMessage({ type: 'release', envelope }));
-        }
-        if (m.message.type === 'reports') {
-          received.push(...m.message.reports);
-          ws.send(encodeMessage({ type: 'ack', uptoSeq: m.message.reports.at(-1)?.seq ?? 0 }));
-        }
-      });
-    });
-    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/api/v1/agent`;
-    const link = new HubLink({
-      url,
-      clusterId: 'edge-m',
-      agentVersion: '0.1.0-test',
-      agentKey: generateAgentKey(),
-      registered: () => true,
-      outbox: journal.outbox,
-      lastRevision: () => agent.lastRevision(),
-      inventory: () => agent.inventory(),
-      onRelease: async (envelope) => {
-        await agent.offer(envelope);
-      },
-      now: clock.now,
-      random: () => 0.5,
-      logger: testLogger(),
-      heartbeatMs: 200,
-      backoff: { baseMs: 20, capMs: 200 },
-    });
-    link.start();
+    const { hub, link, dropAll, close } = await replayingHub(agent, journal, clock, () => [forged, old, unsigned, stale].map((envelope) => ({ type: 'release' as const, envelope })));
+    const received = hub.received;
     try {
       await waitFor(link, ['acked'], () => received.length === 4, 'four refusal reports');
       // The hub drops the connection; on the next hello it re-sends the same four.
       const again = waitFor(link, ['release'], () => link.counters.releases === 8, 'the four releases re-sent', 10_000);
-      for (const c of wss.clients) c.terminate();
+      dropAll();
       await again;
-      assert.equal(hellos, 2);
+      assert.equal(hub.hellos, 2);
       assert.equal(journal.releases.lastAcceptedRevision(), 2, 'nothing was accepted');
       assert.equal(journal.attempts.latest(), undefined, 'nothing ran');
       assert.deepEqual(
@@ -177,9 +205,7 @@ describe('releases over a compromised link, through the agent\'s one door', () =
       assert.equal(journal.outbox.stats().lastSeq, 4, 'the re-sent releases were not reported again');
       assert.equal(journal.releases.refusals(100).length, 4, 'each refusal is in the journal once');
     } finally {
-      await link.stop();
-      journal.close();
-      await new Promise((resolve) => wss.close(resolve));
+      await close();
     }
   });
 
@@ -203,64 +229,29 @@ describe('releases over a compromised link, through the agent\'s one door', () =
     const untrusted = signOverride(doc(3), generateReleaseKey().privateKey);
     const forged = { ...good, payload: good.payload.replace('hf1', 'hf2') };
 
-    const journal = Journal.open(join(mkdtempSync(join(tmpdir(), 'fleetlet-override-door-')), 'journal.db'), { durability: 'normal', now: clock.now });
-    const nowhere = new k8s.KubeConfig();
-    nowhere.loadFromOptions({ clusters: [{ name: 'none', server: 'https://127.0.0.1:9' }], users: [{ name: 'none' }], contexts: [{ name: 'none', cluster: 'none', user: 'none' }], currentContext: 'none' });
-    const agent = new Agent({ journal, cluster: new KubeClusterClient(nowhere), logger: testLogger(), now: clock.now, clusterId: 'edge-o', releaseKeys: [key.publicKey], admission: defaultAdmission });
-
-    // A hub that re-sends every stored override after each hello, as src/hub/rollout/override-delivery.ts does.
-    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-    await new Promise((resolve) => wss.once('listening', resolve));
-    const received: ReportEntry[] = [];
-    let overridesSent = 0;
+    const { agent, journal } = doorAgent(key, clock, 'edge-o');
+    let overridesHandled = 0;
     const handled = new EventEmitter();
-    wss.on('connection', (ws: WebSocket) => {
-      ws.send(encodeMessage({ type: 'challenge', nonce: 'n'.repeat(43) }));
-      ws.on('message', (data: Buffer) => {
-        const m = parseMessage(data, 'from-agent');
-        if (!m.ok) return;
-        if (m.message.type === 'hello') {
-          ws.send(encodeMessage({ type: 'welcome', ackedSeq: received.at(-1)?.seq ?? 0, heartbeatMs: 10_000, leaseDurationMs: 50_000 }));
-          for (const envelope of [good, expired, untrusted, forged]) ws.send(encodeMessage({ type: 'override', envelope }));
-        }
-        if (m.message.type === 'reports') {
-          received.push(...m.message.reports);
-          ws.send(encodeMessage({ type: 'ack', uptoSeq: m.message.reports.at(-1)?.seq ?? 0 }));
-        }
-      });
-    });
-    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/api/v1/agent`;
-    const link = new HubLink({
-      url,
-      clusterId: 'edge-o',
-      agentVersion: '0.1.0-test',
-      agentKey: generateAgentKey(),
-      registered: () => true,
-      outbox: journal.outbox,
-      lastRevision: () => agent.lastRevision(),
-      inventory: () => agent.inventory(),
-      onRelease: async (envelope) => {
-        await agent.offer(envelope);
-      },
-      onOverride: async (envelope) => {
-        agent.offerOverride(envelope);
-        overridesSent++;
+    // The hub re-sends every stored override after each hello, as src/hub/rollout/override-delivery.ts does.
+    const { hub, link, dropAll, close } = await replayingHub(
+      agent,
+      journal,
+      clock,
+      () => [good, expired, untrusted, forged].map((envelope) => ({ type: 'override' as const, envelope })),
+      () => {
+        overridesHandled++;
         handled.emit('override');
       },
-      now: clock.now,
-      random: () => 0.5,
-      logger: testLogger(),
-      heartbeatMs: 200,
-      backoff: { baseMs: 20, capMs: 200 },
-    });
-    link.start();
+    );
+    const received = hub.received;
     try {
       await waitFor(link, ['acked'], () => received.length === 3, 'three refusal reports');
-      const firstHello = overridesSent;
-      for (const c of wss.clients) c.terminate();
-      await waitFor(handled, ['override'], () => overridesSent >= firstHello + 4, 'the four overrides re-sent', 10_000);
-      // Whatever the agent enqueued for the second batch is sent while connected: wait until its outbox is empty.
+      const firstHello = overridesHandled;
+      dropAll();
+      await waitFor(handled, ['override'], () => overridesHandled >= firstHello + 4, 'the four overrides re-sent', 10_000);
+      // A report enqueued for the second batch would be sent while connected: wait until the outbox is empty.
       await waitFor(link, ['acked', 'connected'], () => journal.outbox.stats().depth === 0, 'the outbox drained', 10_000);
+      assert.equal(hub.hellos, 2);
       assert.deepEqual(
         received.filter((r) => r.kind === 'override-refused').map((r) => [(r.body as { name?: string }).name, (r.body as { reason: string }).reason]),
         [
@@ -275,9 +266,7 @@ describe('releases over a compromised link, through the agent\'s one door', () =
       assert.equal(journal.overrides.refusals(100).length, 3, 'each refusal is in the journal once');
       assert.equal(journal.outbox.stats().lastSeq, received.length, 'nothing else was enqueued');
     } finally {
-      await link.stop();
-      journal.close();
-      await new Promise((resolve) => wss.close(resolve));
+      await close();
     }
   });
 });
