@@ -243,6 +243,15 @@ const ago = (iso: string | null, now: Date): string => {
   return `${iso} (${s >= 0 ? 'in ' : ''}${text}${s < 0 ? ' ago' : ''})`;
 };
 
+/** Failures against their limit: over the rollout, or (ProgressivePerGroup) each group against its own, the first few named. */
+function failureLimits(v: RolloutView): string {
+  if (v.strategy.type !== 'ProgressivePerGroup') return `failures ${v.limits.failures}/${v.limits.maxFailures} allowed`;
+  const limited = v.groups.filter((g) => g.maxFailures !== null);
+  const shown = limited.slice(0, 6).map((g) => `${g.name} ${g.counts.Failed + g.counts.TimedOut}/${g.maxFailures}`);
+  if (limited.length > shown.length) shown.push(`${limited.length - shown.length} more`);
+  return `failures ${v.limits.failures}, maxFailures ${v.strategy.maxFailures} per group, rounded down (${shown.join(', ')})`;
+}
+
 /** The status as a person reads it: phase and reason, times, a bar per group, the failed clusters. */
 export function renderRollout(v: RolloutView, now: Date): string {
   const lines: string[] = [];
@@ -252,7 +261,7 @@ export function renderRollout(v: RolloutView, now: Date): string {
   lines.push(`Phase:     ${v.phase}${v.reason ? `  ${v.reason}` : ''}${v.message ? `: ${v.message}` : ''}`);
   const s = v.strategy;
   lines.push(
-    `Strategy:  ${s.type}${v.limits.maxConcurrency !== null ? `, maxConcurrency ${v.limits.maxConcurrency}` : ''}, minSuccessTime ${s.minSuccessTime}, progressDeadline ${s.progressDeadline}, failures ${v.limits.failures}/${v.limits.maxFailures} allowed${v.limits.acknowledgedFailures > 0 ? ` (+${v.limits.acknowledgedFailures} accepted)` : ''}, unknown clusters: ${v.unknownClusters}`,
+    `Strategy:  ${s.type}${v.limits.maxConcurrency !== null ? `, maxConcurrency ${v.limits.maxConcurrency}` : ''}, minSuccessTime ${s.minSuccessTime}, progressDeadline ${s.progressDeadline}, ${failureLimits(v)}${v.limits.acknowledgedFailures > 0 ? ` (+${v.limits.acknowledgedFailures} accepted)` : ''}, unknown clusters: ${v.unknownClusters}`,
   );
   if (v.window) lines.push(`Window:    ${v.window.cron} ${v.window.until !== undefined ? `until ${v.window.until}` : `for ${v.window.duration}`} (${v.window.timeZone}): ${v.window.open ? 'open' : `closed, opens ${ago(v.window.nextOpeningAt, now)}`}`);
   lines.push(`Started:   ${ago(v.startedAt, now)}`);

@@ -241,6 +241,8 @@ export interface RolloutGroupView {
   mandatory: boolean;
   state: 'Pending' | 'Active' | 'Done';
   counts: StatusCounts;
+  /** ProgressivePerGroup: the failures this group tolerates (maxFailures of its size, rounded down; 0 for a mandatory group); null for the other strategies. */
+  maxFailures: number | null;
   startedAt: string | null;
   endedAt: string | null;
 }

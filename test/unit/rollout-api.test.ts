@@ -204,6 +204,34 @@ describe('rollouts over the hub API', () => {
     assert.equal(await runRollout(['status', 'pausing', '--json'], io), 3);
     assert.equal(JSON.parse(out.join('')).phase, 'Paused');
   });
+  it('rollout status exits 3 for Completed with failures and for Cancelled; rollout list --json lists every rollout', async () => {
+    for (const id of ['edge-x', 'edge-y']) agents.push(await enrolAgent(f, id));
+    const [x, y] = agents as [TestAgent, TestAgent];
+    const mixed = cliIo({ name: 'mixed', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: ['edge-x', 'edge-y'] }, strategy: { type: 'All', maxFailures: 1 } });
+    assert.equal(await runRollout(['create', '-f', 'rollout.yaml'], mixed.io), 0);
+    await eventually('both clusters to receive 1.0.0', () => (x.releases.length === 1 && y.releases.length === 1 ? true : undefined));
+    report(x, 'Succeeded');
+    report(y, 'RolledBack');
+    await eventually('mixed to complete', async () => ((await f.api('GET', '/api/v1/rollouts/mixed')).body.phase === 'Completed' ? true : undefined));
+    assert.equal(await runRollout(['status', 'mixed'], mixed.io), 3, 'Completed with a failure (within maxFailures) stands short of success');
+
+    const halted = cliIo({ name: 'halted', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, selector: { clusterIds: ['edge-x'] }, strategy: { type: 'All' } });
+    assert.equal(await runRollout(['create', '-f', 'rollout.yaml'], halted.io), 0);
+    assert.equal(await runRollout(['cancel', 'halted'], halted.io), 0, 'a cancel that was made is a command finished as asked');
+    assert.equal(await runRollout(['status', 'halted'], halted.io), 3, 'Cancelled stands short of success');
+
+    const { io, out } = cliIo({});
+    assert.equal(await runRollout(['list', '--json'], io), 0);
+    const listed = JSON.parse(out.join('')) as { name: string; phase: string; counts: { Succeeded: number; Failed: number; total: number } }[];
+    assert.deepEqual(
+      listed.map((r) => [r.name, r.phase, r.counts.Succeeded, r.counts.Failed, r.counts.total]).sort(),
+      [
+        ['halted', 'Cancelled', 0, 0, 1],
+        ['mixed', 'Completed', 1, 1, 2],
+      ],
+    );
+  });
+
   it('says which clusters run an override and since when, over the API and in `fleetlet rollout overrides`', async () => {
     const a = await enrolAgent(f, 'edge-s');
     agents.push(a);

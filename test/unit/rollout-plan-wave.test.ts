@@ -64,6 +64,21 @@ describe('rollout planner: strategies', () => {
     assert.equal(sim.statusOf('fleet-00000'), 'Succeeded');
   });
 
+  it('a Failed cluster frees its slot at once', () => {
+    // The agent has rolled back by the time it reports Failed: nothing of the release is left running, so the slot is free without waiting for minSuccessTime or progressDeadline.
+    const sim = new FleetSim({
+      groups: [{ name: 'fleet', size: 3, behaviour: (i) => (i === 0 ? { failAfter: MIN } : { succeedAfter: 10 * MIN }) }],
+      params: baseParams({ strategy: 'Progressive', maxConcurrency: 1, maxFailures: 1, minSuccessMs: 30 * MIN, progressDeadlineMs: 60 * MIN }),
+    });
+    assert.deepEqual(sim.tick().start, ['fleet-00000']);
+    sim.advance(MIN); // fails now
+    const next = sim.tick();
+    assert.equal(sim.statusOf('fleet-00000'), 'Failed');
+    assert.deepEqual(next.start, ['fleet-00001'], 'the next cluster starts in the same tick');
+    assert.equal(next.counts.Progressing, 1, 'the failed cluster holds no slot');
+    assert.equal(next.phase, 'Progressing', 'one failure is within maxFailures');
+  });
+
   it('ProgressivePerGroup advances to the next group exactly when minSuccessTime has passed, with no report in between (OCM: ProgressivePerGroup does not advance after minSuccessTime)', () => {
     const sim = new FleetSim({
       groups: [
@@ -339,6 +354,33 @@ describe('rollout planner: offline clusters, windows, operator phases', () => {
       assert.equal(d.phase, phase);
       assert.equal(d.counts.ToApply, 10);
     }
+  });
+
+  it('a Paused rollout whose clusters all became final ends Completed (or Succeeded), not Paused with nothing left to resume', () => {
+    const sim = new FleetSim({ groups: [{ name: 'fleet', size: 4, behaviour: (i) => (i === 0 ? { failAfter: MIN } : { succeedAfter: 2 * MIN }) }], params: baseParams({ maxFailures: 1 }) });
+    assert.equal(sim.tick().start.length, 4);
+    sim.phase = 'Paused';
+    sim.reason = 'PausedByOperator';
+    sim.advance(MIN);
+    assert.equal(sim.tick().phase, 'Paused', 'clusters still in flight: the pause stands');
+    sim.advance(MIN);
+    const done = sim.tick();
+    assert.deepEqual([done.phase, done.reason, done.phaseChanged], ['Completed', 'CompletedWithFailures', true]);
+    assert.match(done.message ?? '', /^3 succeeded, 1 failed, 0 timed out \(within maxFailures\); it was paused \(PausedByOperator\) once every cluster had been sent/);
+
+    const clean = new FleetSim({ groups: [{ name: 'fleet', size: 2 }], params: baseParams() });
+    clean.tick();
+    clean.phase = 'Paused';
+    clean.advance(MIN);
+    assert.equal(clean.tick().phase, 'Succeeded');
+
+    // One cluster never sent: the pause holds it back, so it stands.
+    const held = new FleetSim({ groups: [{ name: 'fleet', size: 3 }], params: baseParams({ strategy: 'Progressive', maxConcurrency: 2 }) });
+    held.tick();
+    held.phase = 'Paused';
+    held.advance(MIN);
+    const stands = held.tick();
+    assert.deepEqual([stands.phase, stands.counts.ToApply, stands.start.length], ['Paused', 1, 0]);
   });
 
   it('a cluster sent something newer elsewhere, or deregistered, is Skipped for good and does not keep the rollout open', () => {

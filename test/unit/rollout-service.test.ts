@@ -192,6 +192,41 @@ describe('rollouts on the hub store', () => {
     assert.deepEqual(r.windows?.windows, [{ name: 'rollout-windowed', cron: '0 0 * * *', duration: '24h', timeZone: 'UTC' }]);
   });
 
+  it('a rollout paused after every cluster was sent ends once they all finish: the pause had nothing left to hold back', async () => {
+    const fleet = ids('late', 2);
+    await h.enrol(fleet, () => ({}));
+    await createRollout(h.ctx, { name: 'late-pause', target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') }, selector: { clusterIds: [...fleet] }, strategy: { type: 'All' } });
+    assert.equal((await pauseRollout(h.ctx, 'late-pause', {})).phase, 'Paused');
+    await h.attempt('late-00000', 'Succeeded');
+    await tickRollouts(h.ctx);
+    assert.equal((await rolloutStatus(h.ctx, 'late-pause')).phase, 'Paused', 'one cluster still in flight');
+    await h.attempt('late-00001', 'Succeeded');
+    await tickRollouts(h.ctx);
+    const done = await rolloutStatus(h.ctx, 'late-pause');
+    assert.deepEqual([done.phase, done.reason], ['Succeeded', 'AllSucceeded']);
+    assert.ok(done.endedAt, 'ended, and stored as ended');
+  });
+
+  it('ProgressivePerGroup: each group\'s own failure limit is in the view and on the status line', async () => {
+    const fleet = ids('pg', 15);
+    await h.enrol(fleet, (_id, i) => ({ ring: i < 5 ? 'early' : 'late' }));
+    const v = await createRollout(h.ctx, {
+      name: 'per-group',
+      target: { kind: 'Release', release: sampleReleaseRequest('1.0.0') },
+      selector: { clusterIds: [...fleet] },
+      groups: [
+        { name: 'early', selector: { matchLabels: { ring: 'early' } } },
+        { name: 'late', selector: { matchLabels: { ring: 'late' } } },
+      ],
+      strategy: { type: 'ProgressivePerGroup', maxFailures: '20%' },
+    });
+    assert.deepEqual(v.groups.map((g) => [g.name, g.counts.total, g.maxFailures]), [['early', 5, 1], ['late', 10, 2]]);
+    await h.attempt('pg-00000', 'Failed', 'HealthCheckFailed');
+    await tickRollouts(h.ctx);
+    const text = renderRollout(await rolloutStatus(h.ctx, 'per-group'), h.clock.now());
+    assert.match(text, /failures 1, maxFailures 20% per group, rounded down \(early 1\/1, late 0\/2\)/);
+  });
+
   it('a window that ends at a wall-clock time travels as until, not as a duration', async () => {
     const fleet = ids('wuntil', 2);
     await h.enrol(fleet, () => ({}));

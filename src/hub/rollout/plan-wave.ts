@@ -313,13 +313,19 @@ export function planWave(input: WaveInput, now: number): WaveDecision {
   });
 
   // 5. The end: everything final. Skipped clusters waiting to return keep a rollout going (they start when they are back).
+  // A pause holds something back, or it ends too: a Paused rollout whose
+  // clusters all became final (those in flight when it paused finished, none
+  // was left to start) has nothing left to resume, so it ends as a
+  // Progressing one would.
   const everythingFinal = counts.total === counts.Succeeded + counts.Failed + counts.TimedOut + countFinalSkips(decisions);
-  if (phase === 'Progressing') {
+  if (phase === 'Progressing' || (phase === 'Paused' && everythingFinal)) {
     if (everythingFinal) {
+      const pausedBy = phase === 'Paused' ? (reason ?? 'Paused') : null;
       phase = counts.Failed + counts.TimedOut === 0 ? 'Succeeded' : 'Completed';
       reason = phase === 'Succeeded' ? 'AllSucceeded' : 'CompletedWithFailures';
       const beyond = breach !== null || newMandatory > 0 ? `more than allowed (${breach ?? 'a mandatory group failed'}), but every cluster had been sent: nothing was left to hold back` : 'within maxFailures';
       message = phase === 'Succeeded' ? `all ${counts.Succeeded} cluster(s) succeeded` : `${counts.Succeeded} succeeded, ${counts.Failed} failed, ${counts.TimedOut} timed out (${beyond})`;
+      if (pausedBy !== null) message += `; it was paused (${pausedBy}) once every cluster had been sent, so the pause had nothing left to hold back`;
       phaseChanged = true;
     } else if (!windowOpen) {
       reason = 'WaitingForWindow';

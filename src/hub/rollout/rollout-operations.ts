@@ -12,7 +12,7 @@ import type { RolloutRecord } from '../store/rollout-repo.ts';
 import { groupClusters, matchesLabels, matchesSelector, type Candidate } from './cluster-selection.ts';
 import { issueOverride } from './override-delivery.ts';
 import { clusterState, overrideOutcome, releaseOutcome } from './observe.ts';
-import { planWave, type ClusterState, type WaveDecision } from './plan-wave.ts';
+import { planWave, resolveLimit, type ClusterState, type WaveDecision } from './plan-wave.ts';
 import { compileRolloutWindow } from './rollout-window.ts';
 import { limitsOf, type Limits, type StoredSpec } from './rollout-spec.ts';
 
@@ -482,7 +482,9 @@ export async function rolloutStatus(ctx: HubContext, name: string, opts: { clust
     counts: d.counts,
     groups: ev.groups.map((g, gi) => {
       const s = d.groups[gi] as WaveDecision['groups'][number];
-      return { name: g.name, mandatory: g.mandatory, state: s.state, counts: s.counts, startedAt: iso(s.startedAt), endedAt: iso(s.endedAt) };
+      const st = spec.strategy;
+      const maxFailures = st.type === 'ProgressivePerGroup' ? (g.mandatory ? 0 : resolveLimit(st.maxFailures, s.counts.total, 'down')) : null;
+      return { name: g.name, mandatory: g.mandatory, state: s.state, counts: s.counts, maxFailures, startedAt: iso(s.startedAt), endedAt: iso(s.endedAt) };
     }),
     createdAt: record.createdAt,
     startedAt: record.startedAt,
