@@ -24,7 +24,6 @@ import { postgresBus, singleReplica, type ReplicaBus } from './replicas/replica-
 import { alwaysLeader, postgresLeader, type RolloutLeader } from './replicas/rollout-leader.ts';
 import { openHubDatabase, type HubDatabaseLocation } from './store/database.ts';
 import { PostgresSql } from './store/postgres-sql.ts';
-import type { SqliteSql } from './store/sqlite-sql.ts';
 import { authenticateUpgrade } from './upgrade-auth.ts';
 
 export interface HubOptions {
@@ -97,8 +96,6 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   if (options.adminToken.length < 16) throw new TypeError('adminToken must be at least 16 characters');
   const weak = options.bootstrapTokens.findIndex((t) => t.length < MIN_BOOTSTRAP_TOKEN_CHARS);
   if (weak >= 0) throw new TypeError(`bootstrap token #${weak + 1} has ${options.bootstrapTokens[weak]?.length ?? 0} characters; at least ${MIN_BOOTSTRAP_TOKEN_CHARS} are required (32 random bytes, base64url: \`openssl rand -base64 32\`)`);
-  // Its queries are SQLite's (store/dashboard-repo.ts): refused before anything starts.
-  if (options.dashboard && options.database) throw new TypeError('the dashboard needs the SQLite backend for now: run it on a hub started with --db, not --database (docs/hub-ha.md)');
   const heartbeatMs = options.heartbeatMs ?? 10_000;
   const graceMultiplier = options.graceMultiplier ?? 5;
   const where: HubDatabaseLocation = options.database
@@ -280,7 +277,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   if (options.dashboard) {
     dashboard = await startDashboard({
       ctx,
-      repo: new DashboardRepo(db as SqliteSql),
+      repo: new DashboardRepo(db),
       port: options.dashboard.port,
       host: options.dashboard.host,
       ...(options.tls ? { tls: options.tls } : {}),

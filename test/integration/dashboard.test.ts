@@ -155,6 +155,12 @@ describe('the fleet dashboard in a real browser', () => {
     assert.equal(await text(page, 'count-Succeeded'), '2');
     assert.equal(await text(page, 'count-PendingRegistration'), '0');
     assert.match(page.url(), /label=env%3Dprod/);
+
+    // Relabelled on the hub while the page is open: the page follows without a reload, and back.
+    await ok('PUT', '/api/v1/clusters/canary-1/labels', { labels: { env: 'prod' } });
+    await until(page, 'the relabelled cluster to join env=prod on the open page', async () => /^3 clusters matching env=prod/.test(await text(page, 'total')));
+    await ok('PUT', '/api/v1/clusters/canary-1/labels', { labels: { env: 'canary' } });
+    await until(page, 'the cluster relabelled back to leave env=prod on the open page', async () => /^2 clusters matching env=prod/.test(await text(page, 'total')));
   });
 
   test('a failing canary shows as failed with its reason, and the rollout as paused; the cluster page shows why it rolled back', async () => {

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { AggregateRepo } from '../../src/hub/store/aggregate-repo.ts';
 import { ClusterRepo } from '../../src/hub/store/cluster-repo.ts';
+import { DashboardRepo } from '../../src/hub/store/dashboard-repo.ts';
 import { openPostgres, openSqlite } from '../../src/hub/store/database.ts';
 import { OverrideRepo } from '../../src/hub/store/override-repo.ts';
 import { ReleaseRepo } from '../../src/hub/store/release-repo.ts';
@@ -72,6 +73,17 @@ function completed(clusterId: string, seq: number): ReportEntry {
     body: { cluster_id: clusterId, target_infrastructure: 'aws', release: { name: 'edge-addons', version: '1.1.0' }, result: 'Succeeded', durationMs: seq, attemptId: `a-${seq}`, completedAt: new Date(T0).toISOString() },
   };
 }
+
+function transition(seq: number, phase: string, at: number, reason: string | null = null): ReportEntry {
+  return {
+    seq,
+    kind: 'attempt-transition',
+    createdAt: new Date(at).toISOString(),
+    body: { attemptId: 'a-1', release: { name: 'edge-addons', version: '1.1.0', revision: 1 }, phase, stage: phase === 'Succeeded' ? null : 1, reason, message: reason && `because ${reason}`, at: new Date(at).toISOString() },
+  };
+}
+
+const hotfixes = (overrides: { name: string; version: string; component: string }[]) => ({ components: [], kubernetesVersion: 'v1.33.0', targetInfrastructure: 'bare-metal', overrides });
 
 async function closeAll(sqls: Sql[]): Promise<void> {
   for (const s of new Set(sqls)) await s.close();
@@ -232,6 +244,105 @@ for (const backend of backends) {
         const sent = await Promise.all([step(dbs[0] as Sql, a, 1), step(dbs[1] as Sql, b, 2)]);
         assert.deepEqual(sent.sort(), [0, 1], 'one step sent, the other found nothing left to send');
         assert.equal((await b.members('r1'))[0]?.sentRevision !== null, true);
+      } finally {
+        await closeAll(dbs);
+      }
+    });
+
+    it('the dashboard: labels and reported hotfixes as rows in step with every write, whichever replica makes it', async () => {
+      const dbs = await backend.open(2);
+      try {
+        const now = () => new Date(T0);
+        const [clusters, other] = dbs.map((db) => new ClusterRepo(db, now)) as [ClusterRepo, ClusterRepo];
+        const repo = new DashboardRepo(dbs[1] as Sql);
+        const cutoff = new Date(T0 - 30_000).toISOString();
+        await clusters.requestRegistration({ id: 'a', labels: { env: 'prod', region: 'eu' }, agentVersion: '0.1.0', publicKey: 'k', inventory: hotfixes([{ name: 'cve-dns', version: '1.2.0-hf1', component: 'dns' }]) });
+        await other.requestRegistration({ id: 'b', labels: { env: 'prod' }, agentVersion: '0.1.0', publicKey: 'k', inventory: undefined });
+        await clusters.requestRegistration({ id: 'c', labels: { env: 'staging' }, agentVersion: '0.1.0', publicKey: 'k', inventory: hotfixes([]) });
+        const prod = async () => (await repo.clusters({ cutoff, filter: [['env', 'prod']], offset: 0, limit: 10 })).items.map((c) => c.id);
+        assert.deepEqual(await prod(), ['a', 'b']);
+        assert.deepEqual(await repo.overrideUsage(), [{ name: 'cve-dns', version: '1.2.0-hf1', component: 'dns', clusters: 1 }]);
+
+        assert.equal(await other.setLabels('b', { env: 'staging' }), true);
+        assert.deepEqual(await prod(), ['a']);
+        assert.equal((await repo.countByState(cutoff, [['env', 'staging']])).PendingRegistration, 2);
+        assert.deepEqual(await repo.labelPairs(10), [
+          { key: 'env', value: 'staging', clusters: 2 },
+          { key: 'env', value: 'prod', clusters: 1 },
+          { key: 'region', value: 'eu', clusters: 1 },
+        ]);
+
+        await clusters.updateInventory('c', hotfixes([{ name: 'cve-dns', version: '1.2.0-hf2', component: 'dns' }]));
+        await other.updateInventory('a', hotfixes([]));
+        assert.deepEqual(await repo.overrideUsage(), [{ name: 'cve-dns', version: '1.2.0-hf2', component: 'dns', clusters: 1 }]);
+        assert.deepEqual(await repo.overrideClusters('cve-dns', 0, 10), { total: 1, items: [{ clusterId: 'c', version: '1.2.0-hf2', runningVersion: null }] });
+
+        assert.equal(await clusters.delete('c'), true);
+        assert.deepEqual(await repo.overrideUsage(), []);
+        assert.deepEqual((await repo.labelPairs(10)).map((p) => `${p.key}=${p.value}:${p.clusters}`), ['env=prod:1', 'env=staging:1', 'region=eu:1']);
+      } finally {
+        await closeAll(dbs);
+      }
+    });
+
+    it('the dashboard: states, lists and pages from the store; its fingerprint moves with what it shows, not with heartbeats', async () => {
+      const dbs = await backend.open(2);
+      try {
+        let now = T0;
+        const clock = () => new Date(now);
+        const clusters = new ClusterRepo(dbs[0] as Sql, clock);
+        const reports = new ReportRepo(dbs[0] as Sql, clock, log);
+        const repo = new DashboardRepo(dbs[1] as Sql);
+        const ids = ['edge-1', 'edge-2', 'edge-3', 'edge-4', 'edge-5'];
+        for (const id of ids) {
+          await clusters.requestRegistration({ id, labels: { ring: id === 'edge-1' ? 'canary' : 'main' }, agentVersion: '0.1.0', inventory: undefined, publicKey: id });
+          if (id !== 'edge-5') await clusters.accept(id);
+          clusters.touch(id);
+        }
+        await clusters.flushLeases();
+        await reports.ingest('edge-1', 0, [transition(1, 'Upgrading', T0 + 1), transition(2, 'Succeeded', T0 + 2)]);
+        await reports.ingest('edge-2', 0, [transition(1, 'Upgrading', T0 + 3), transition(2, 'RolledBack', T0 + 4, 'HealthCheckFailed')]);
+        await reports.ingest('edge-3', 0, [transition(1, 'WaitingForWindow', T0 + 5, 'OutsideWindow')]);
+        const cutoff = () => new Date(now - 30_000).toISOString();
+
+        assert.deepEqual(await repo.countByState(cutoff(), []), { Succeeded: 1, InProgress: 1, Failed: 0, RolledBack: 1, PendingRegistration: 1, Unknown: 0, NoRelease: 1 });
+        assert.deepEqual(await repo.countByState(cutoff(), [['ring', 'canary']]), { Succeeded: 1, InProgress: 0, Failed: 0, RolledBack: 0, PendingRegistration: 0, Unknown: 0, NoRelease: 0 });
+        assert.deepEqual(await repo.countByRunningRelease([]), [
+          { name: null, version: null, clusters: 3 },
+          { name: 'edge-addons', version: '1.1.0', clusters: 1 },
+        ]);
+        const failures = await repo.clusters({ cutoff: cutoff(), filter: [], states: ['Failed', 'RolledBack'], order: 'recent', offset: 0, limit: 10 });
+        assert.deepEqual(failures.items.map((c) => [c.id, c.state, c.reason]), [['edge-2', 'RolledBack', 'HealthCheckFailed']]);
+        const waiting = await repo.clusters({ cutoff: cutoff(), filter: [], phase: 'WaitingForWindow', order: 'recent', offset: 0, limit: 10 });
+        assert.deepEqual(waiting.items.map((c) => c.id), ['edge-3']);
+        const page = await repo.clusters({ cutoff: cutoff(), filter: [], search: 'dge-', offset: 1, limit: 2 });
+        assert.deepEqual([page.total, page.items.map((c) => c.id)], [5, ['edge-2', 'edge-3']]);
+        assert.equal((await repo.cluster('edge-5', cutoff()))?.state, 'PendingRegistration');
+        assert.deepEqual((await repo.transitions('edge-2', 10)).map((t) => [t.seq, (t.body as { phase: string }).phase]), [[2, 'RolledBack'], [1, 'Upgrading']]);
+
+        // Heartbeats alone leave it; a label, an attempt, an acceptance or an expired lease move it.
+        const before = await repo.fingerprint(cutoff());
+        now += 1_000;
+        for (const id of ids) clusters.touch(id);
+        await clusters.flushLeases();
+        assert.equal(await repo.fingerprint(cutoff()), before, 'lease renewals are not changes');
+        const moves = async (what: string, change: () => Promise<unknown>) => {
+          const was = await repo.fingerprint(cutoff());
+          await change();
+          assert.notEqual(await repo.fingerprint(cutoff()), was, `${what} changes the fingerprint`);
+        };
+        await moves('a label', () => clusters.setLabels('edge-4', { ring: 'canary' }));
+        await moves('an attempt transition', () => reports.ingest('edge-4', 0, [transition(1, 'Upgrading', now)]));
+        await moves('an acceptance', () => clusters.accept('edge-5'));
+        await moves('a lease running out', async () => {
+          now += 31_000;
+          clusters.touch('edge-1');
+          await clusters.flushLeases();
+        });
+        assert.equal((await repo.countByState(cutoff(), [])).Unknown, 4);
+        const offline = await repo.clusters({ cutoff: cutoff(), filter: [], states: ['Unknown'], order: 'lastSeen', offset: 0, limit: 2 });
+        assert.equal(offline.total, 4);
+        assert.equal(offline.items.length, 2);
       } finally {
         await closeAll(dbs);
       }

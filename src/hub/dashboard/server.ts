@@ -66,7 +66,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   const rollouts = new RolloutViews(o.ctx, OVERVIEW_REUSE_MS);
   /** What a request's views read; the store's fingerprint is computed at most once per request. */
   const depsNow = (): ViewDeps => {
-    let fingerprint: string | undefined;
+    let fingerprint: Promise<string> | undefined;
     return { ctx: o.ctx, repo: o.repo, rollouts, fingerprint: () => (fingerprint ??= o.repo.fingerprint(cutoffOf(o.ctx))) };
   };
   const assetsDir = o.assetsDir ?? DEFAULT_ASSETS_DIR;
@@ -152,16 +152,16 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
 
   // ---- reads
   // Every open page refetches the overview on each change: pages asking for the same filter while nothing changed share one answer.
-  const overviews = new Map<string, { fingerprint: string; at: number; value: ReturnType<typeof overview> }>();
-  read('/api/overview', (req) => {
+  const overviews = new Map<string, { fingerprint: string; at: number; value: Awaited<ReturnType<typeof overview>> }>();
+  read('/api/overview', async (req) => {
     const filter = labelFilter(req);
     const key = JSON.stringify(filter);
     const now = o.ctx.now().getTime();
     const deps = depsNow();
-    const fp = deps.fingerprint();
+    const fp = await deps.fingerprint();
     const hit = overviews.get(key);
     if (hit && hit.fingerprint === fp && now >= hit.at && now - hit.at < OVERVIEW_REUSE_MS) return hit.value;
-    const value = overview(deps, filter);
+    const value = await overview(deps, filter);
     if (overviews.size >= 100) overviews.clear();
     overviews.set(key, { fingerprint: fp, at: now, value });
     return value;
@@ -208,7 +208,7 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     void (async () => {
     try {
       const now = o.ctx.now();
-      const next = o.repo.fingerprint(cutoffOf(o.ctx));
+      const next = await o.repo.fingerprint(cutoffOf(o.ctx));
       for (const s of streams) {
         let refusal: ApiError | undefined;
         try {

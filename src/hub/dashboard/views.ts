@@ -21,7 +21,7 @@ export interface ViewDeps {
   repo: DashboardRepo;
   rollouts: RolloutViews;
   /** The store's fingerprint for this request (DashboardRepo.fingerprint), computed once when first asked. */
-  fingerprint(): string;
+  fingerprint(): Promise<string>;
 }
 
 export const cutoffOf = (ctx: HubContext): string => new Date(ctx.now().getTime() - ctx.leaseMs).toISOString();
@@ -74,13 +74,13 @@ export function summarize(v: RolloutView): RolloutSummary {
 }
 
 /** The overview's numbers: SQL over indexes only. Its active rollouts come from /api/rollouts?active, so the counts never wait for a rollout's evaluation. */
-export function overview({ ctx, repo }: ViewDeps, filter: LabelFilter): Overview {
+export async function overview({ ctx, repo }: ViewDeps, filter: LabelFilter): Promise<Overview> {
   const cutoff = cutoffOf(ctx);
-  const byState = repo.countByState(cutoff, filter);
-  const list = (o: { states?: ClusterState[]; phase?: string; order: 'recent' | 'lastSeen' | 'id' }) => {
+  const byState = await repo.countByState(cutoff, filter);
+  const list = async (o: { states?: ClusterState[]; phase?: string; order: 'recent' | 'lastSeen' | 'id' }) => {
     // Lists by state are counted already (byState); only the phase list needs a count of its own.
     const total = o.states?.reduce((n, s) => n + byState[s], 0);
-    return page(repo.clusters({ cutoff, filter, offset: 0, limit: 10, ...o, ...(total !== undefined ? { total } : {}) }), 0, 10);
+    return page(await repo.clusters({ cutoff, filter, offset: 0, limit: 10, ...o, ...(total !== undefined ? { total } : {}) }), 0, 10);
   };
   return {
     now: ctx.now().toISOString(),
@@ -88,17 +88,17 @@ export function overview({ ctx, repo }: ViewDeps, filter: LabelFilter): Overview
     filter: filter.map(([k, v]) => [k, v]),
     total: Object.values(byState).reduce((a, b) => a + b, 0),
     byState,
-    byRelease: repo.countByRunningRelease(filter),
-    waitingForWindow: list({ phase: 'WaitingForWindow', order: 'recent' }),
-    failures: list({ states: ['Failed', 'RolledBack'], order: 'recent' }),
-    offline: list({ states: ['Unknown'], order: 'lastSeen' }),
-    pending: list({ states: ['PendingRegistration'], order: 'id' }),
-    labels: repo.labelPairs(40),
+    byRelease: await repo.countByRunningRelease(filter),
+    waitingForWindow: await list({ phase: 'WaitingForWindow', order: 'recent' }),
+    failures: await list({ states: ['Failed', 'RolledBack'], order: 'recent' }),
+    offline: await list({ states: ['Unknown'], order: 'lastSeen' }),
+    pending: await list({ states: ['PendingRegistration'], order: 'id' }),
+    labels: await repo.labelPairs(40),
   };
 }
 
-export function clusterPage({ ctx, repo }: ViewDeps, q: { filter: LabelFilter; states?: ClusterState[]; search?: string; offset: number; limit: number }) {
-  return page(repo.clusters({ cutoff: cutoffOf(ctx), ...q, order: 'id' }), q.offset, q.limit);
+export async function clusterPage({ ctx, repo }: ViewDeps, q: { filter: LabelFilter; states?: ClusterState[]; search?: string; offset: number; limit: number }) {
+  return page(await repo.clusters({ cutoff: cutoffOf(ctx), ...q, order: 'id' }), q.offset, q.limit);
 }
 
 export async function clusterDetail({ ctx, repo }: ViewDeps, id: string): Promise<ClusterDetail> {
@@ -106,12 +106,12 @@ export async function clusterDetail({ ctx, repo }: ViewDeps, id: string): Promis
   if (!record) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
   const now = ctx.now();
   const cluster = await clusterView(ctx, record);
-  const state = repo.cluster(id, cutoffOf(ctx))?.state ?? 'NoRelease';
+  const state = (await repo.cluster(id, cutoffOf(ctx)))?.state ?? 'NoRelease';
   // A report is normally received within a heartbeat of being written; one held longer waited in the agent's outbox.
   const heldAfterMs = 2 * ctx.heartbeatMs;
   const outbox = { heldReports: 0, longestHeldMs: 0, lastHeldAt: null as string | null, offlineNow: cluster.availability.status !== 'True' };
   const byAttempt = new Map<string, AttemptView>();
-  for (const row of repo.transitions(id, TRANSITIONS_SHOWN).reverse()) {
+  for (const row of (await repo.transitions(id, TRANSITIONS_SHOWN)).reverse()) {
     const t = row.body as AttemptTransitionReport;
     const heldMs = Math.max(0, Date.parse(row.receivedAt) - Date.parse(row.createdAt));
     const held = heldMs > heldAfterMs;
@@ -136,7 +136,7 @@ export async function clusterDetail({ ctx, repo }: ViewDeps, id: string): Promis
     latest && latest.phase === 'WaitingForWindow'
       ? { reason: latest.reason, message: latest.message, since: latest.at, nextOpensAt: /next window opens at (\S+?Z)/.exec(latest.message ?? '')?.[1] ?? null }
       : null;
-  const rollouts = repo.memberships(id);
+  const rollouts = await repo.memberships(id);
   const hub: ClusterDetail['windows']['hub'] = [];
   for (const r of rollouts) {
     if (r.phase !== 'Progressing' && r.phase !== 'Paused') continue;
@@ -152,13 +152,13 @@ export async function clusterDetail({ ctx, repo }: ViewDeps, id: string): Promis
 export async function rolloutList({ ctx, rollouts, fingerprint }: ViewDeps, offset: number, limit: number, active = false): Promise<Page<RolloutSummary>> {
   const all = (await (active ? ctx.rollouts.active() : ctx.rollouts.list())).reverse();
   const items: RolloutSummary[] = [];
-  for (const r of all.slice(offset, offset + limit)) items.push(summarize(await rollouts.get(r.name, fingerprint())));
+  for (const r of all.slice(offset, offset + limit)) items.push(summarize(await rollouts.get(r.name, await fingerprint())));
   return { total: all.length, offset, limit, items };
 }
 
 export async function rolloutDetail({ ctx, rollouts, fingerprint }: ViewDeps, name: string, q: { group?: string; status?: string; offset: number; limit: number }): Promise<RolloutDetail> {
   if (!(await ctx.rollouts.get(name))) throw new ApiError(404, 'NotFound', `no rollout "${name}"`);
-  const full = await rollouts.get(name, fingerprint());
+  const full = await rollouts.get(name, await fingerprint());
   const { clusters = [], ...rollout } = full;
   const matching = clusters.filter((c) => (q.group === undefined || c.group === q.group) && (q.status === undefined || c.status === q.status));
   return {
@@ -169,7 +169,7 @@ export async function rolloutDetail({ ctx, rollouts, fingerprint }: ViewDeps, na
 }
 
 export async function overrideList({ ctx, repo }: ViewDeps): Promise<OverrideView[]> {
-  const usage = repo.overrideUsage();
+  const usage = await repo.overrideUsage();
   const rollouts = await ctx.rollouts.list();
   const rolloutsOf = (name: string) =>
     rollouts.filter((r) => {
@@ -207,6 +207,6 @@ export async function overrideList({ ctx, repo }: ViewDeps): Promise<OverrideVie
   return [...views.values()].sort((a, b) => a.name.localeCompare(b.name));
 }
 
-export function overrideClusterPage({ repo }: ViewDeps, name: string, offset: number, limit: number): OverrideClustersPage {
-  return { name, ...page(repo.overrideClusters(name, offset, limit), offset, limit) };
+export async function overrideClusterPage({ repo }: ViewDeps, name: string, offset: number, limit: number): Promise<OverrideClustersPage> {
+  return { name, ...page(await repo.overrideClusters(name, offset, limit), offset, limit) };
 }

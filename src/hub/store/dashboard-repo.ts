@@ -13,14 +13,16 @@
 // Availability is judged from the stored last_seen; a renewal still in
 // memory (ClusterStore flushes them every second) shows up to a second late.
 //
-// SQLite only, for now: its queries (and the label and override tables its
-// migration keeps by triggers) have no PostgreSQL form yet, so a hub on
-// PostgreSQL serves no dashboard (docs/hub-ha.md). It reads the connection
-// directly and synchronously: a read never waits, and never runs inside
-// another caller's transaction, since nothing else runs meanwhile.
-import type Database from 'better-sqlite3';
-import type { Statement } from 'better-sqlite3';
-import type { SqliteSql } from './sqlite-sql.ts';
+// One code path on both backends (store/sql.ts): the label and override
+// rows are kept by SQLite triggers (migrations.ts) and PL/pgSQL ones
+// (postgres-migrations.ts) alike, and the few spellings that differ are
+// chosen here from the dialect.
+//
+// Live updates (fingerprint) read a change counter the same triggers bump on
+// every write the dashboard shows (not on lease renewals), plus the range of
+// the lease index that holds offline clusters: one small query a second,
+// whatever the fleet's size, and it sees other replicas' writes too.
+import type { Sql, SqlValue } from './sql.ts';
 
 export const clusterStates = ['Succeeded', 'InProgress', 'Failed', 'RolledBack', 'PendingRegistration', 'Unknown', 'NoRelease'] as const;
 export type ClusterState = (typeof clusterStates)[number];
@@ -86,7 +88,7 @@ const CLUSTER_COLUMNS = `c.id, ${STATE_SQL} AS state, c.status AS registration, 
 
 const FROM = 'FROM clusters c LEFT JOIN cluster_upgrade u ON u.cluster_id = c.id';
 
-function labelWhere(filter: LabelFilter, params: Record<string, unknown>): string {
+function labelWhere(filter: LabelFilter, params: Record<string, SqlValue>): string {
   return filter
     .map(([k, v], i) => {
       params[`lk${i}`] = k;
@@ -139,61 +141,75 @@ const toRow = (r: RawClusterRow): ClusterRow => ({
   at: r.at,
 });
 
-export class DashboardRepo {
-  readonly #db: Database.Database;
-  readonly #fingerprint: Statement;
-  readonly #transitions: Statement;
-  readonly #memberships: Statement;
+/** `@name` placeholders (each query's parameters by name) as the Sql interface's positional `?` and their values in order. */
+function bind(sql: string, params: Record<string, SqlValue>): [string, SqlValue[]] {
+  const values: SqlValue[] = [];
+  const text = sql.replace(/@(\w+)/g, (_m, name: string) => {
+    if (!(name in params)) throw new TypeError(`no value for @${name}`);
+    values.push(params[name] ?? null);
+    return '?';
+  });
+  return [text, values];
+}
 
-  constructor(sql: SqliteSql) {
-    const db = sql.db;
-    this.#db = db;
-    this.#fingerprint = db.prepare(
-      `SELECT (SELECT COUNT(*) FROM clusters) AS clusters,
-              (SELECT COUNT(*) FROM clusters WHERE status = 'Pending') AS pending,
-              (SELECT COUNT(*) FROM clusters WHERE status = 'Accepted' AND (last_seen IS NULL OR last_seen < @cutoff)) AS unknown,
-              (SELECT TOTAL(acked_seq) FROM clusters) AS reports,
-              (SELECT COUNT(*) || ':' || IFNULL(MAX(updated_at), '') FROM rollouts) AS rollouts,
-              (SELECT COUNT(sent_at) || ':' || COUNT(succeeded_at) || ':' || COUNT(skipped_at) || ':' || COUNT(failure) FROM rollout_clusters) AS members,
-              (SELECT COUNT(*) || ':' || IFNULL(MAX(updated_at), '') FROM overrides) AS overrides,
-              (SELECT IFNULL(MAX(rowid), 0) FROM desired_releases) AS releases,
-              (SELECT IFNULL(MAX(rowid), 0) FROM override_documents) AS documents`,
-    );
-    this.#transitions = db.prepare(
-      `SELECT seq, created_at, received_at, body FROM reports
-       WHERE cluster_id = ? AND kind = 'attempt-transition' AND problem IS NULL ORDER BY seq DESC LIMIT ?`,
-    );
-    this.#memberships = db.prepare(
-      `SELECT r.name, r.phase, r.created_at FROM rollout_clusters rc JOIN rollouts r ON r.name = rc.rollout
-       WHERE rc.cluster_id = ? ORDER BY r.created_at DESC LIMIT 20`,
-    );
+export class DashboardRepo {
+  readonly #sql: Sql;
+  /** Clusters whose id contains @search. */
+  readonly #contains: string;
+  /** Joins cluster_upgrade to clusters in that order: SQLite's CROSS JOIN keeps its planner from starting at the clusters (it cannot know how few match); PostgreSQL's planner needs no hint. */
+  readonly #attemptsFirst: string;
+  readonly #changes: string;
+
+  constructor(sql: Sql) {
+    this.#sql = sql;
+    const sqlite = sql.dialect.name === 'sqlite';
+    this.#contains = sqlite ? 'instr(c.id, @search) > 0' : 'strpos(c.id, @search) > 0';
+    this.#attemptsFirst = `FROM cluster_upgrade u ${sqlite ? 'CROSS JOIN' : 'JOIN'} clusters c ON c.id = u.cluster_id`;
+    // A PostgreSQL sequence is not transactional: read by any replica, bumped by every writer without a lock on a shared row.
+    this.#changes = sqlite ? '(SELECT n FROM dashboard_changes)' : '(SELECT last_value + CASE WHEN is_called THEN 1 ELSE 0 END FROM dashboard_changes)';
   }
 
-  /** Changes whenever anything the dashboard shows changes (not on mere heartbeats): clients refetch on a change. */
-  fingerprint(cutoff: string): string {
-    return JSON.stringify(this.#fingerprint.get({ cutoff }));
+  #all<T>(sql: string, params: Record<string, SqlValue>): Promise<T[]> {
+    return this.#sql.all<T>(...bind(sql, params));
+  }
+
+  #get<T>(sql: string, params: Record<string, SqlValue>): Promise<T | undefined> {
+    return this.#sql.get<T>(...bind(sql, params));
+  }
+
+  /**
+   * Changes whenever anything the dashboard shows changes, not on mere
+   * heartbeats: the change counter, and how many clusters are offline and
+   * the newest of them (a lease expires without any write).
+   */
+  async fingerprint(cutoff: string): Promise<string> {
+    const r = await this.#get<{ n: number; offline: number; newest: string | null }>(
+      `SELECT ${this.#changes} AS n, COUNT(*) AS offline, MAX(last_seen) AS newest
+       FROM clusters WHERE status = 'Accepted' AND (last_seen IS NULL OR last_seen < @cutoff)`,
+      { cutoff },
+    );
+    return `${r?.n ?? 0}:${r?.offline ?? 0}:${r?.newest ?? ''}`;
   }
 
   /** Clusters per display state (see the file comment). */
-  countByState(cutoff: string, filter: LabelFilter): Record<ClusterState, number> {
-    const params: Record<string, unknown> = { cutoff };
+  async countByState(cutoff: string, filter: LabelFilter): Promise<Record<ClusterState, number>> {
+    const params: Record<string, SqlValue> = { cutoff };
     const where = labelWhere(filter, params);
-    const rows = this.#db.prepare(`SELECT ${STATE_SQL} AS state, COUNT(*) AS n ${FROM} ${where ? `WHERE ${where}` : ''} GROUP BY 1`).all(params) as { state: ClusterState; n: number }[];
+    const rows = await this.#all<{ state: ClusterState; n: number }>(`SELECT ${STATE_SQL} AS state, COUNT(*) AS n ${FROM} ${where ? `WHERE ${where}` : ''} GROUP BY 1`, params);
     const out = Object.fromEntries(clusterStates.map((s) => [s, 0])) as Record<ClusterState, number>;
     for (const r of rows) out[r.state] = r.n;
     return out;
   }
 
   /** Accepted clusters per release they run (their last Succeeded one); null name and version before the first. */
-  countByRunningRelease(filter: LabelFilter): { name: string | null; version: string | null; clusters: number }[] {
-    const params: Record<string, unknown> = {};
+  countByRunningRelease(filter: LabelFilter): Promise<{ name: string | null; version: string | null; clusters: number }[]> {
+    const params: Record<string, SqlValue> = {};
     const where = labelWhere(filter, params);
-    return this.#db
-      .prepare(
-        `SELECT u.running_name AS name, u.running_version AS version, COUNT(*) AS clusters ${FROM}
-         WHERE c.status = 'Accepted' ${where ? `AND ${where}` : ''} GROUP BY 1, 2 ORDER BY clusters DESC, name, version LIMIT 50`,
-      )
-      .all(params) as { name: string | null; version: string | null; clusters: number }[];
+    return this.#all(
+      `SELECT u.running_name AS name, u.running_version AS version, COUNT(*) AS clusters ${FROM}
+       WHERE c.status = 'Accepted' ${where ? `AND ${where}` : ''} GROUP BY 1, 2 ORDER BY clusters DESC, name, version LIMIT 50`,
+      params,
+    );
   }
 
   /**
@@ -202,8 +218,8 @@ export class DashboardRepo {
    * 'recent' lists clusters with an attempt, newest attempt first.
    * `total`: a count the caller already has (countByState's), which saves a scan.
    */
-  clusters(o: { cutoff: string; filter: LabelFilter; states?: readonly ClusterState[]; phase?: string; search?: string; order?: 'id' | 'recent' | 'lastSeen'; offset: number; limit: number; total?: number }): { total: number; items: ClusterRow[] } {
-    const params: Record<string, unknown> = { cutoff: o.cutoff };
+  async clusters(o: { cutoff: string; filter: LabelFilter; states?: readonly ClusterState[]; phase?: string; search?: string; order?: 'id' | 'recent' | 'lastSeen'; offset: number; limit: number; total?: number }): Promise<{ total: number; items: ClusterRow[] }> {
+    const params: Record<string, SqlValue> = { cutoff: o.cutoff };
     const conds: string[] = [];
     const labels = labelWhere(o.filter, params);
     if (labels) conds.push(labels);
@@ -213,63 +229,63 @@ export class DashboardRepo {
       params.phase = o.phase;
     }
     if (o.search) {
-      conds.push(`instr(c.id, @search) > 0`);
+      conds.push(this.#contains);
       params.search = o.search;
     }
     const where = conds.length > 0 ? `WHERE ${conds.join(' AND ')}` : '';
-    // Newest attempts first: only clusters with an attempt, read from the attempts' index on (status or phase, time) newest first,
-    // stopping at the page's end; CROSS JOIN keeps SQLite from starting at the clusters instead (it cannot know how few match).
-    const from = o.order === 'recent' ? 'FROM cluster_upgrade u CROSS JOIN clusters c ON c.id = u.cluster_id' : FROM;
+    // Newest attempts first: only clusters with an attempt, read from the attempts' index on (status or phase, time) newest first, stopping at the page's end.
+    const from = o.order === 'recent' ? this.#attemptsFirst : FROM;
     const order = o.order === 'recent' ? 'u.at DESC, c.id' : o.order === 'lastSeen' ? 'c.last_seen DESC, c.id' : 'c.id';
-    const total = o.total ?? (this.#db.prepare(`SELECT COUNT(*) AS n ${from} ${where}`).get(params) as { n: number }).n;
-    const items = (this.#db.prepare(`SELECT ${CLUSTER_COLUMNS} ${from} ${where} ORDER BY ${order} LIMIT @limit OFFSET @offset`).all({ ...params, limit: o.limit, offset: o.offset }) as RawClusterRow[]).map(toRow);
-    return { total, items };
+    const total = o.total ?? (await this.#get<{ n: number }>(`SELECT COUNT(*) AS n ${from} ${where}`, params))?.n ?? 0;
+    const rows = await this.#all<RawClusterRow>(`SELECT ${CLUSTER_COLUMNS} ${from} ${where} ORDER BY ${order} LIMIT @limit OFFSET @offset`, { ...params, limit: o.limit, offset: o.offset });
+    return { total, items: rows.map(toRow) };
   }
 
   /** One cluster with its display state. */
-  cluster(id: string, cutoff: string): ClusterRow | undefined {
-    const r = this.#db.prepare(`SELECT ${CLUSTER_COLUMNS} ${FROM} WHERE c.id = @id`).get({ id, cutoff }) as RawClusterRow | undefined;
+  async cluster(id: string, cutoff: string): Promise<ClusterRow | undefined> {
+    const r = await this.#get<RawClusterRow>(`SELECT ${CLUSTER_COLUMNS} ${FROM} WHERE c.id = @id`, { id, cutoff });
     return r && toRow(r);
   }
 
   /** The most common label pairs, for the label filter's suggestions. */
-  labelPairs(limit: number): { key: string; value: string; clusters: number }[] {
-    return this.#db
-      .prepare(`SELECT key, value, COUNT(*) AS clusters FROM cluster_labels GROUP BY 1, 2 ORDER BY clusters DESC, key, value LIMIT ?`)
-      .all(limit) as { key: string; value: string; clusters: number }[];
+  labelPairs(limit: number): Promise<{ key: string; value: string; clusters: number }[]> {
+    return this.#all(`SELECT key, value, COUNT(*) AS clusters FROM cluster_labels GROUP BY 1, 2 ORDER BY clusters DESC, key, value LIMIT @limit`, { limit });
   }
 
   /** The cluster's newest attempt-transition reports, newest first. */
-  transitions(clusterId: string, limit: number): TransitionRow[] {
-    return (this.#transitions.all(clusterId, limit) as { seq: number; created_at: string; received_at: string; body: string }[]).map((r) => ({
-      seq: r.seq,
-      createdAt: r.created_at,
-      receivedAt: r.received_at,
-      body: JSON.parse(r.body) as unknown,
-    }));
+  async transitions(clusterId: string, limit: number): Promise<TransitionRow[]> {
+    const rows = await this.#all<{ seq: number; created_at: string; received_at: string; body: string }>(
+      `SELECT seq, created_at, received_at, body FROM reports
+       WHERE cluster_id = @clusterId AND kind = 'attempt-transition' AND problem IS NULL ORDER BY seq DESC LIMIT @limit`,
+      { clusterId, limit },
+    );
+    return rows.map((r) => ({ seq: r.seq, createdAt: r.created_at, receivedAt: r.received_at, body: JSON.parse(r.body) as unknown }));
   }
 
   /** Rollouts the cluster belongs to, newest first. */
-  memberships(clusterId: string): { name: string; phase: string; createdAt: string }[] {
-    return (this.#memberships.all(clusterId) as { name: string; phase: string; created_at: string }[]).map((r) => ({ name: r.name, phase: r.phase, createdAt: r.created_at }));
+  async memberships(clusterId: string): Promise<{ name: string; phase: string; createdAt: string }[]> {
+    const rows = await this.#all<{ name: string; phase: string; created_at: string }>(
+      `SELECT r.name, r.phase, r.created_at FROM rollout_clusters rc JOIN rollouts r ON r.name = rc.rollout
+       WHERE rc.cluster_id = @clusterId ORDER BY r.created_at DESC LIMIT 20`,
+      { clusterId },
+    );
+    return rows.map((r) => ({ name: r.name, phase: r.phase, createdAt: r.created_at }));
   }
 
   /** Every override name (and version) clusters report running, with how many run it. */
-  overrideUsage(): OverrideUsage[] {
-    return this.#db
-      .prepare(
-        `SELECT name, version, component, COUNT(*) AS clusters FROM cluster_overrides GROUP BY 1, 2, 3 ORDER BY name, version`,
-      )
-      .all() as OverrideUsage[];
+  overrideUsage(): Promise<OverrideUsage[]> {
+    return this.#all(`SELECT name, version, component, COUNT(*) AS clusters FROM cluster_overrides GROUP BY 1, 2, 3 ORDER BY name, version`, {});
   }
 
   /** A page of the clusters that report running the override, in id order. */
-  overrideClusters(name: string, offset: number, limit: number): { total: number; items: { clusterId: string; version: string | null; runningVersion: string | null }[] } {
+  async overrideClusters(name: string, offset: number, limit: number): Promise<{ total: number; items: { clusterId: string; version: string | null; runningVersion: string | null }[] }> {
     const from = `FROM cluster_overrides o LEFT JOIN cluster_upgrade u ON u.cluster_id = o.cluster_id WHERE o.name = @name`;
-    const total = (this.#db.prepare(`SELECT COUNT(*) AS n ${from}`).get({ name }) as { n: number }).n;
-    const items = this.#db
-      .prepare(`SELECT o.cluster_id AS clusterId, o.version AS version, u.running_version AS runningVersion ${from} ORDER BY o.cluster_id LIMIT @limit OFFSET @offset`)
-      .all({ name, limit, offset }) as { clusterId: string; version: string | null; runningVersion: string | null }[];
+    const total = (await this.#get<{ n: number }>(`SELECT COUNT(*) AS n ${from}`, { name }))?.n ?? 0;
+    // Quoted: PostgreSQL folds unquoted names to lower case.
+    const items = await this.#all<{ clusterId: string; version: string | null; runningVersion: string | null }>(
+      `SELECT o.cluster_id AS "clusterId", o.version AS version, u.running_version AS "runningVersion" ${from} ORDER BY o.cluster_id LIMIT @limit OFFSET @offset`,
+      { name, limit, offset },
+    );
     return { total, items };
   }
 }

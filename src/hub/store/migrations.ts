@@ -274,4 +274,36 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE cluster_upgrade ADD COLUMN last_override_refusal TEXT;
   `,
+  // The dashboard's change counter (DashboardRepo.fingerprint): bumped by
+  // every write the dashboard shows, so open pages learn of a change from one
+  // row instead of aggregates over the fleet. Lease renewals (last_seen,
+  // connected_at) and report acknowledgements do not bump it: offline
+  // clusters are found by the lease index, and the reports that matter
+  // (attempt transitions) bump it themselves.
+  `
+  CREATE TABLE dashboard_changes (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL) STRICT;
+  INSERT INTO dashboard_changes VALUES (1, 0);
+  CREATE TRIGGER dashboard_clusters_insert AFTER INSERT ON clusters BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_clusters_delete AFTER DELETE ON clusters BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_clusters_update
+    AFTER UPDATE OF status, labels, inventory, agent_version, kubernetes_version, target_infrastructure, public_key, revoked_at ON clusters
+    WHEN old.status IS NOT new.status OR old.labels IS NOT new.labels OR old.inventory IS NOT new.inventory
+      OR old.agent_version IS NOT new.agent_version OR old.kubernetes_version IS NOT new.kubernetes_version
+      OR old.target_infrastructure IS NOT new.target_infrastructure OR old.public_key IS NOT new.public_key OR old.revoked_at IS NOT new.revoked_at
+    BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_upgrade_insert AFTER INSERT ON cluster_upgrade BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_upgrade_update AFTER UPDATE ON cluster_upgrade BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_reports_insert AFTER INSERT ON reports WHEN new.kind = 'attempt-transition' BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_rollouts_insert AFTER INSERT ON rollouts BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_rollouts_update AFTER UPDATE ON rollouts BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_rollouts_delete AFTER DELETE ON rollouts BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_members_insert AFTER INSERT ON rollout_clusters BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_members_update AFTER UPDATE ON rollout_clusters BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_members_delete AFTER DELETE ON rollout_clusters BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_overrides_insert AFTER INSERT ON overrides BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_overrides_update AFTER UPDATE ON overrides BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_overrides_delete AFTER DELETE ON overrides BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_releases_insert AFTER INSERT ON desired_releases BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  CREATE TRIGGER dashboard_documents_insert AFTER INSERT ON override_documents BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  `,
 ];

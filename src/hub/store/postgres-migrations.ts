@@ -208,4 +208,79 @@ export const postgresMigrations: readonly string[] = [
   `
   ALTER TABLE cluster_upgrade ADD COLUMN last_override_refusal TEXT;
   `,
+  // The dashboard (store/dashboard-repo.ts), as SQLite's migrations 5 and 6
+  // do it: labels and reported overrides as rows kept by triggers, the
+  // indexes its counts and lists read, and its change counter. The counter is
+  // a sequence (not transactional, so writers on every replica bump it
+  // without waiting on one another), bumped by deferred triggers, at commit:
+  // a page told of a change reads it committed.
+  `
+  CREATE TABLE cluster_labels (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (cluster_id, key)
+  );
+  CREATE INDEX cluster_labels_pair ON cluster_labels (key, value, cluster_id);
+
+  CREATE TABLE cluster_overrides (
+    cluster_id TEXT NOT NULL REFERENCES clusters (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    version TEXT,
+    component TEXT,
+    PRIMARY KEY (cluster_id, name)
+  );
+  CREATE INDEX cluster_overrides_name ON cluster_overrides (name, cluster_id);
+
+  CREATE FUNCTION cluster_rows_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP = 'INSERT' OR NEW.labels IS DISTINCT FROM OLD.labels THEN
+      DELETE FROM cluster_labels WHERE cluster_id = NEW.id;
+      INSERT INTO cluster_labels (cluster_id, key, value) SELECT NEW.id, l.key, l.value FROM jsonb_each_text(NEW.labels::jsonb) l;
+    END IF;
+    IF TG_OP = 'INSERT' OR NEW.inventory IS DISTINCT FROM OLD.inventory THEN
+      DELETE FROM cluster_overrides WHERE cluster_id = NEW.id;
+      IF jsonb_typeof(NEW.inventory::jsonb -> 'overrides') = 'array' THEN
+        INSERT INTO cluster_overrides (cluster_id, name, version, component)
+          SELECT NEW.id, o ->> 'name', o ->> 'version', o ->> 'component' FROM jsonb_array_elements(NEW.inventory::jsonb -> 'overrides') o
+          WHERE o ->> 'name' IS NOT NULL
+          ON CONFLICT DO NOTHING;
+      END IF;
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER cluster_rows_sync AFTER INSERT OR UPDATE OF labels, inventory ON clusters FOR EACH ROW EXECUTE FUNCTION cluster_rows_sync();
+  INSERT INTO cluster_labels (cluster_id, key, value) SELECT c.id, l.key, l.value FROM clusters c, jsonb_each_text(c.labels::jsonb) l;
+  INSERT INTO cluster_overrides (cluster_id, name, version, component)
+    SELECT c.id, o ->> 'name', o ->> 'version', o ->> 'component' FROM clusters c, jsonb_array_elements(c.inventory::jsonb -> 'overrides') o
+    WHERE jsonb_typeof(c.inventory::jsonb -> 'overrides') = 'array' AND o ->> 'name' IS NOT NULL
+    ON CONFLICT DO NOTHING;
+
+  CREATE INDEX clusters_state ON clusters (status, last_seen, id);
+  CREATE INDEX cluster_upgrade_status ON cluster_upgrade (status, at);
+  CREATE INDEX cluster_upgrade_phase ON cluster_upgrade (phase, at);
+  CREATE INDEX cluster_upgrade_running ON cluster_upgrade (running_name, running_version);
+
+  CREATE SEQUENCE dashboard_changes;
+  CREATE FUNCTION dashboard_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM nextval('dashboard_changes');
+    RETURN NULL;
+  END $$;
+  CREATE CONSTRAINT TRIGGER dashboard_clusters_rows AFTER INSERT OR DELETE ON clusters DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_clusters_update AFTER UPDATE ON clusters DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.labels IS DISTINCT FROM NEW.labels OR OLD.inventory IS DISTINCT FROM NEW.inventory
+      OR OLD.agent_version IS DISTINCT FROM NEW.agent_version OR OLD.kubernetes_version IS DISTINCT FROM NEW.kubernetes_version
+      OR OLD.target_infrastructure IS DISTINCT FROM NEW.target_infrastructure OR OLD.public_key IS DISTINCT FROM NEW.public_key
+      OR OLD.revoked_at IS DISTINCT FROM NEW.revoked_at)
+    EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_upgrade AFTER INSERT OR UPDATE ON cluster_upgrade DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_reports AFTER INSERT ON reports DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (NEW.kind = 'attempt-transition') EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_rollouts AFTER INSERT OR UPDATE OR DELETE ON rollouts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_members AFTER INSERT OR UPDATE OR DELETE ON rollout_clusters DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_overrides AFTER INSERT OR UPDATE OR DELETE ON overrides DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_releases AFTER INSERT ON desired_releases DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
+  CREATE CONSTRAINT TRIGGER dashboard_documents AFTER INSERT ON override_documents DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
+  `,
 ];
