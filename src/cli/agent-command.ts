@@ -2,12 +2,14 @@
 // (src/cli/agent-runtime.ts: journal, Kubernetes client, policy gate, hub
 // link, leader election); then the probes/metrics server and a graceful stop
 // on SIGTERM.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, Option } from '@commander-js/extra-typings';
 import type { Logger } from 'pino';
 import type { AgentMetrics } from '../agent/http/metrics.ts';
 import type { KubeClusterClient } from '../agent/kube/cluster-client.ts';
+import type { PodSpecView } from '../agent/kube/pod-sources.ts';
+import { missingInputs, unresolvedEnvReference, waitForStartupInputs, type StartupInput, type WaitOutcome } from '../agent/process/startup-inputs.ts';
 import type { AttemptPhase } from '../protocol/attempt.ts';
 import { readSecretFile } from '../lib/secret-file.ts';
 import { ExitCode, wholeNumber, type CommandContext } from './cli-support.ts';
@@ -60,9 +62,22 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
     import('./agent-runtime.ts'),
     import('./kube-config.ts'),
   ]);
+  // In a pod, inputs from a ConfigMap or Secret that does not exist yet are
+  // waited for (NotReady, one line saying how to create them), not a crash loop.
+  const podName = process.env.FLEETLET_POD_NAME;
+  if (podName) {
+    const outcome = await awaitStartupInputs(values, podName, logger);
+    if (outcome === 'stopped') return ExitCode.Ok;
+    if (outcome === 'restart') return ExitCode.Failed;
+  }
   const clusterId = values.clusterId;
   if (!clusterId) {
     logger.error('--cluster-id (or FLEETLET_CLUSTER_ID) is required');
+    return ExitCode.Usage;
+  }
+  const unresolved = unresolvedEnvReference(values.allowedNamespaces);
+  if (unresolved) {
+    logger.error(`--allowed-namespaces is $(${unresolved}), a reference to an env var that is not set: set ${unresolved} (the manifests fill it from the ConfigMap fleetlet-allowed-namespaces)`);
     return ExitCode.Usage;
   }
   const allowedNamespaces = (values.allowedNamespaces ?? '').split(',').map((n) => n.trim()).filter(Boolean);
@@ -217,6 +232,67 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   if (code !== ExitCode.Ok || !values.exitWhenDone) return code;
   if (refused) return ExitCode.Stopped;
   return outcome === undefined || outcome === 'Succeeded' ? ExitCode.Ok : ExitCode.Stopped;
+}
+
+/** Waits, in a pod, until the files and env vars the agent starts from are there; serves /readyz (NotReady, with the reason) meanwhile. */
+async function awaitStartupInputs(values: AgentOptions, podName: string, logger: Logger): Promise<WaitOutcome> {
+  const given = values.releaseKey as string | string[] | undefined;
+  const inputs: StartupInput[] = [
+    { what: 'cluster id', flag: '--cluster-id', env: { name: 'FLEETLET_CLUSTER_ID', value: values.clusterId } },
+    { what: 'allowed namespaces', flag: '--allowed-namespaces', env: { name: unresolvedEnvReference(values.allowedNamespaces) ?? 'FLEETLET_ALLOWED_NAMESPACES', value: values.allowedNamespaces } },
+    ...(typeof given === 'string' ? [given] : (given ?? [])).map((file) => ({ what: 'release key', flag: '--release-key', file })),
+    ...(values.policy ? [{ what: 'policy', flag: '--policy', file: values.policy }] : []),
+    ...(values.hubCa ? [{ what: 'hub CA bundle', flag: '--hub-ca', file: values.hubCa }] : []),
+  ];
+  const fileReady = (path: string) => {
+    try {
+      const st = statSync(path);
+      return st.isFile() && st.size > 0;
+    } catch {
+      return false;
+    }
+  };
+  if (missingInputs(inputs, fileReady).length === 0) return 'ready';
+
+  const [{ startHealthServer }, { Readiness }, { KubeClusterClient }, { loadKubeConfig }, { sleep }] = await Promise.all([
+    import('../agent/http/health-server.ts'),
+    import('../agent/http/readiness.ts'),
+    import('../agent/kube/cluster-client.ts'),
+    import('./kube-config.ts'),
+    import('../lib/sleep.ts'),
+  ]);
+  let problem: string | undefined;
+  const server = values.httpAddr
+    ? await startHealthServer({
+        address: values.httpAddr,
+        readiness: new Readiness([{ name: 'startup-inputs', check: async () => { if (problem) throw new Error(problem); } }]),
+        metrics: { expose: async () => ({ contentType: 'text/plain; version=0.0.4; charset=utf-8', body: '' }) },
+        logger,
+      })
+    : undefined;
+  let cluster: KubeClusterClient | undefined;
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGTERM', onSignal).once('SIGINT', onSignal);
+  try {
+    return await waitForStartupInputs({
+      inputs,
+      fileReady,
+      pod: async () => {
+        cluster ??= new KubeClusterClient(loadKubeConfig(values.kubeconfig));
+        return (await cluster.read({ apiVersion: 'v1', kind: 'Pod', namespace: values.namespace, name: podName })) as PodSpecView | undefined;
+      },
+      logger,
+      onProblem: (m) => (problem = m),
+      sleep,
+      now: Date.now,
+      random: Math.random,
+      signal: stop.signal,
+    });
+  } finally {
+    process.off('SIGTERM', onSignal).off('SIGINT', onSignal);
+    await server?.close();
+  }
 }
 
 /** True only when the API says the namespace does not exist; an API that cannot be asked now is the agent's to retry. */
