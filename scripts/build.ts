@@ -131,7 +131,11 @@ export function stageRuntime(dest: string, bundles = distDir): string[] {
     files.push(to);
   };
   for (const name of Object.keys(entryPoints)) {
-    for (const ext of ['.mjs', '.mjs.map']) copy(join(bundles, name + ext), `dist/${name}${ext}`);
+    copy(join(bundles, `${name}.mjs`), `dist/${name}.mjs`);
+    // Source maps for the long-running processes, whose stack traces matter
+    // later; not for the one-shot CLI, whose map alone is 7 MiB of an image
+    // meant to stay under 150 MiB (docs/footprint.md).
+    if (name !== 'fleetlet') copy(join(bundles, `${name}.mjs.map`), `dist/${name}.mjs.map`);
   }
   const sqlite = dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json'));
   copy(join(sqlite, 'package.json'), 'node_modules/better-sqlite3/package.json');
