@@ -41,12 +41,15 @@ export class BenchAgent {
   readonly id: string;
   readonly port: number;
   readonly argv: string[];
+  /** Environment variables set for the process on top of this one's (e.g. the image's ENV). */
+  readonly env: Readonly<Record<string, string>>;
 
-  constructor(bed: AgentBed, id: string, port: number, argv: string[]) {
+  constructor(bed: AgentBed, id: string, port: number, argv: string[], env: Readonly<Record<string, string>> = {}) {
     this.#bed = bed;
     this.id = id;
     this.port = port;
     this.argv = argv;
+    this.env = env;
   }
 
   get pid(): number {
@@ -57,7 +60,7 @@ export class BenchAgent {
   /** Spawns the process; resolves with the milliseconds from spawn to the first 200 from /readyz. */
   async start(): Promise<number> {
     const t0 = performance.now();
-    const child = spawn(process.execPath, this.argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: process.env.FLEETLET_BENCH_LOG ?? 'warn', FLEETLET_PROBE_DIR: this.#bed.dir } });
+    const child = spawn(process.execPath, this.argv, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: process.env.FLEETLET_BENCH_LOG ?? 'warn', FLEETLET_PROBE_DIR: this.#bed.dir, ...this.env } });
     this.child = child;
     this.#bed.children.add(child);
     for (;;) {
@@ -115,7 +118,7 @@ export class AgentBed {
   }
 
   /** An agent (not started) for cluster `id`, run by `node <nodeArgs> <agent flags>`. */
-  async agent(id: string, nodeArgs: readonly string[], extra: readonly string[] = []): Promise<BenchAgent> {
+  async agent(id: string, nodeArgs: readonly string[], extra: readonly string[] = [], env: Readonly<Record<string, string>> = {}): Promise<BenchAgent> {
     for (const ns of [`${id}-sys`, `${id}-app`]) await this.#core.createNamespace({ body: { metadata: { name: ns } } });
     const port = await freePort();
     return new BenchAgent(this, id, port, [
@@ -133,7 +136,7 @@ export class AgentBed {
       `--identity=${id}`,
       `--http-addr=127.0.0.1:${port}`,
       ...extra,
-    ]);
+    ], env);
   }
 
   async close(): Promise<void> {

@@ -14,14 +14,14 @@
 // The machine's load average is printed at the start and the end: CPU time
 // is robust to load, start → Ready is not.
 // Usage: node bench/agent-footprint.ts [--rest-ms 60000] [--starts 5]
-//          [--variant 'name=node args… (the agent script path last)'] [--no-defaults] [--probe]
+//          [--variant 'name=[ENV=value…] node args… (the agent script path last)'] [--no-defaults] [--probe]
 import { build } from 'esbuild';
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { buildBundles, imageAgentArgv, root } from '../scripts/build.ts';
+import { buildBundles, imageAgentArgv, imageEnv, root } from '../scripts/build.ts';
 import { addonsRelease, asReleaseRequest, type AddonVersions } from '../src/testbed/sample-releases.ts';
 import { summarizeHeap } from './heap-summary.ts';
 import { AgentBed, cpuSeconds, loadavg, type BenchAgent } from './agent-bed.ts';
@@ -31,6 +31,8 @@ export interface Variant {
   name: string;
   /** node's arguments up to and including the script (the agent's flags follow). */
   node: string[];
+  /** Environment variables for the agent process (the image's ENV for the bundle). */
+  env?: Record<string, string>;
 }
 
 export interface FootprintOptions {
@@ -45,7 +47,7 @@ export interface FootprintOptions {
 export async function defaultVariants(): Promise<Variant[]> {
   await buildBundles();
   return [
-    { name: 'bundle (image)', node: imageAgentArgv() },
+    { name: 'bundle (image)', node: imageAgentArgv(), env: imageEnv() },
     { name: 'sources', node: [join(root, 'bin/fleetlet.ts'), 'agent'] },
   ];
 }
@@ -53,7 +55,8 @@ export async function defaultVariants(): Promise<Variant[]> {
 const mibText = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function compileProbe(dir: string): Promise<string> {
+/** bench/memory-probe.ts as plain JavaScript in `dir`, for `node --import`. */
+export async function compileProbe(dir: string): Promise<string> {
   const outfile = join(dir, 'memory-probe.mjs');
   await build({ entryPoints: [join(root, 'bench/memory-probe.ts')], outfile, bundle: false, platform: 'node', format: 'esm', logLevel: 'warning' });
   return outfile;
@@ -79,7 +82,7 @@ export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
     const agents: { v: Variant; a: BenchAgent; startToReadyMs: number[]; peak: number; restRss: number; restCpu: number }[] = [];
     // The probe goes in as plain JavaScript: a .ts file would make Node load its TypeScript stripper (megabytes of WebAssembly) into the agent.
     const probe = o.probe ? ['--import', await compileProbe(bed.dir)] : [];
-    for (const [i, v] of o.variants.entries()) agents.push({ v, a: await bed.agent(`footprint-${i}`, [...probe, ...v.node]), startToReadyMs: [], peak: 0, restRss: 0, restCpu: 0 });
+    for (const [i, v] of o.variants.entries()) agents.push({ v, a: await bed.agent(`footprint-${i}`, [...probe, ...v.node], [], v.env), startToReadyMs: [], peak: 0, restRss: 0, restCpu: 0 });
     // Start → Ready: one process at a time (they would compete for the CPUs), variants alternating.
     for (let r = 0; r < o.starts; r++) {
       for (const x of agents) {
@@ -125,7 +128,7 @@ export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
     row('peak RSS through a two-stage upgrade', (x) => mibText(x.peak));
     row(`RSS after ${(o.restMs / 1000).toFixed(0)} s at rest`, (x) => mibText(x.restRss));
     row(`CPU over those ${(o.restMs / 1000).toFixed(0)} s (process CPU time)`, (x) => `${x.restCpu.toFixed(2)} % of a core`);
-    for (const x of agents) line(`  ${x.v.name}`, `node ${x.v.node.map((a) => a.replace(root, '')).join(' ')}`);
+    for (const x of agents) line(`  ${x.v.name}`, `${Object.entries(x.v.env ?? {}).map(([k, v]) => `${k}=${v} `).join('')}node ${x.v.node.map((a) => a.replace(root, '')).join(' ')}`);
     line('load average at end', loadavg());
     if (o.probe) {
       for (const x of agents) {
@@ -154,8 +157,15 @@ if (import.meta.main) {
   const extra = (values.variant ?? []).map((spec): Variant => {
     const eq = spec.indexOf('=');
     if (eq < 1) throw new TypeError(`--variant "${spec}": expected name=node args`);
-    const args = spec.slice(eq + 1).split(/\s+/).filter(Boolean).map((a) => (a.startsWith('dist/') || a.startsWith('bin/') ? join(root, a) : a));
-    return { name: spec.slice(0, eq), node: args };
+    const words = spec.slice(eq + 1).split(/\s+/).filter(Boolean);
+    // Leading NAME=value words are the process's environment, as in a shell.
+    const env: Record<string, string> = {};
+    while (words[0] && /^[A-Z_][A-Z0-9_]*=/.test(words[0])) {
+      const w = words.shift()!;
+      env[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
+    }
+    const args = words.map((a) => (a.startsWith('dist/') || a.startsWith('bin/') ? join(root, a) : a));
+    return { name: spec.slice(0, eq), node: args, env };
   });
   await agentFootprintBench({ restMs: Number(values['rest-ms']), starts: Number(values.starts), variants: [...(values['no-defaults'] ? [] : await defaultVariants()), ...extra], probe: values.probe });
 }

@@ -1,5 +1,5 @@
-// Leak check (issue: agent footprint), printed, never asserted: one real
-// agent process, the bundle as the image runs it, driven through
+// Leak check (issue: agent footprint), printed, never asserted: real agent
+// processes, the bundle as the image runs it, each driven through
 // --attempts upgrade attempts (each a new release revision the hub pushes:
 // one ConfigMap changed, a single stage) and at least --cycles report cycles
 // (a report cycle: the agent's heartbeat to the hub and the WebSocket ping
@@ -7,12 +7,29 @@
 // minutes, not days) while the attempts' own reports (transitions,
 // inventory) go through the outbox and are acknowledged. Resident memory is
 // read at rest before (after a warm-up) and after; a leak shows as growth.
+// With --variant 'name=NAME=value …' more agents run side by side in the
+// same run, each its own cluster, the image's command with that environment
+// on top of the image's (e.g. a malloc setting); their attempts run
+// concurrently, so each variant sees the same load.
+// With --probe each agent loads bench/memory-probe.ts and reports where its
+// memory is (process.memoryUsage(), V8's heap spaces, resident memory by
+// mapping: the C heap, anonymous mappings, the node binary; and a heap
+// snapshot, written to the bench's temporary directory or, to keep it, to
+// the directory a variant's FLEETLET_PROBE_DIR names) at rest before and after.
 // Usage: node bench/agent-soak.ts [--attempts 200] [--cycles 10000] [--heartbeat-ms 25] [--settle-ms 30000]
+//          [--probe] [--variant 'name=NAME=value …'] [--no-defaults]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { buildBundles, imageAgentArgv } from '../scripts/build.ts';
-import { AgentBed, cpuSeconds, loadavg } from './agent-bed.ts';
+import { buildBundles, imageAgentArgv, imageEnv } from '../scripts/build.ts';
+import { compileProbe } from './agent-footprint.ts';
+import { AgentBed, cpuSeconds, loadavg, type BenchAgent } from './agent-bed.ts';
 import { heading, line, mib, vmRssBytes } from './stats.ts';
+
+export interface SoakVariant {
+  name: string;
+  /** On top of the image's environment. */
+  env: Record<string, string>;
+}
 
 export interface SoakOptions {
   attempts: number;
@@ -20,56 +37,82 @@ export interface SoakOptions {
   heartbeatMs: number;
   settleMs: number;
   warmup: number;
+  probe?: boolean;
+  variants: SoakVariant[];
 }
 
 type View = { upgrade?: { status: string; phase: string; release: { revision: number } } };
 
 export async function agentSoakBench(o: SoakOptions): Promise<void> {
-  heading(`agent soak: ${o.attempts} upgrade attempts and ≥ ${o.cycles} report cycles (hub heartbeat ${o.heartbeatMs} ms) through one agent process (bundle)`);
+  heading(`agent soak: ${o.attempts} upgrade attempts and ≥ ${o.cycles} report cycles (hub heartbeat ${o.heartbeatMs} ms) through each agent process (bundle); ${o.variants.length} side by side`);
+  line('load average at start', loadavg());
   await buildBundles();
   const bed = await AgentBed.start({ heartbeatMs: o.heartbeatMs });
   try {
-    const agent = await bed.agent('soak', imageAgentArgv(), ['--poll-ms=100']);
-    await agent.start();
-    await agent.accept();
-    let revision = 0;
-    const upgrade = async (n: number) => {
+    const probe = o.probe ? ['--import', await compileProbe(bed.dir)] : [];
+    const agents: { v: SoakVariant; a: BenchAgent; before: number; after: number; cpu: number; acked: number }[] = [];
+    for (const [i, v] of o.variants.entries()) {
+      const env = { ...imageEnv(), ...v.env };
+      line(`  ${v.name}`, `${Object.entries(env).map(([k, x]) => `${k}=${x} `).join('')}node ${imageAgentArgv().join(' ')}`);
+      agents.push({ v, a: await bed.agent(`soak-${i}`, [...probe, ...imageAgentArgv()], ['--poll-ms=100'], env), before: 0, after: 0, cpu: 0, acked: 0 });
+    }
+    // The probe answers SIGUSR2 on the agent's stderr (inherited: this process's stderr).
+    const report = async () => {
+      if (!o.probe) return;
+      for (const x of agents) {
+        process.stderr.write(`${x.v.name}: `);
+        x.a.child!.kill('SIGUSR2');
+        await sleep(5_000);
+      }
+    };
+    for (const x of agents) await x.a.start();
+    for (const x of agents) await x.a.accept();
+    const upgrade = async (id: string, n: number) => {
       const version = `1.${n}.0`;
-      const res = await bed.api<{ revision: number }>('PUT', `/api/v1/clusters/${agent.id}/release`, {
+      const { revision } = await bed.api<{ revision: number }>('PUT', `/api/v1/clusters/${id}/release`, {
         name: 'soak',
         version,
         components: [{ name: 'settings', version, stage: 0, health: { progressDeadlineSeconds: 30 }, manifests: [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'soak-settings' }, data: { version, padding: 'x'.repeat(2048) } }] }],
       });
-      revision = res.revision;
       for (;;) {
-        const v = await bed.api<View>('GET', `/api/v1/clusters/${agent.id}`);
+        const v = await bed.api<View>('GET', `/api/v1/clusters/${id}`);
         if (v.upgrade?.release.revision === revision && v.upgrade.status !== 'InProgress') {
-          if (v.upgrade.status !== 'Succeeded') throw new Error(`attempt for revision ${revision} ended ${v.upgrade.phase}`);
+          if (v.upgrade.status !== 'Succeeded') throw new Error(`${id}: attempt for revision ${revision} ended ${v.upgrade.phase}`);
           return;
         }
         await sleep(20);
       }
     };
-    for (let n = 1; n <= o.warmup; n++) await upgrade(n);
+    const each = (from: number, to: number) => Promise.all(agents.map(async (x) => {
+      for (let n = from; n <= to; n++) await upgrade(x.a.id, n);
+    }));
+    await each(1, o.warmup);
     await sleep(o.settleMs);
-    const before = vmRssBytes(agent.pid) ?? 0;
-    const cpu0 = cpuSeconds(agent.pid);
+    for (const x of agents) x.before = vmRssBytes(x.a.pid) ?? 0;
+    await report();
+    const cpu0 = agents.map((x) => cpuSeconds(x.a.pid));
     const t0 = performance.now();
-    for (let n = 1; n <= o.attempts; n++) await upgrade(o.warmup + n);
+    await each(o.warmup + 1, o.warmup + o.attempts);
     const attemptsS = (performance.now() - t0) / 1000;
     // The rest of the report cycles, if the attempts took less time than they need.
     const cyclesMs = o.cycles * o.heartbeatMs;
     while (performance.now() - t0 < cyclesMs) await sleep(Math.min(1000, cyclesMs - (performance.now() - t0)));
     const soakS = (performance.now() - t0) / 1000;
-    const reports = await bed.api<{ ackedSeq: number }>('GET', `/api/v1/clusters/${agent.id}/reports?limit=1`);
-    const cpu = cpuSeconds(agent.pid) - cpu0;
+    for (const [i, x] of agents.entries()) {
+      x.cpu = cpuSeconds(x.a.pid) - cpu0[i]!;
+      x.acked = (await bed.api<{ ackedSeq: number }>('GET', `/api/v1/clusters/${x.a.id}/reports?limit=1`)).ackedSeq;
+    }
     await sleep(o.settleMs);
-    const after = vmRssBytes(agent.pid) ?? 0;
-    line('upgrade attempts (all Succeeded)', `${o.attempts} in ${attemptsS.toFixed(0)} s (after ${o.warmup} warm-up attempts)`);
-    line('report cycles', `≥ ${Math.floor((soakS * 1000) / o.heartbeatMs)} heartbeats in ${soakS.toFixed(0)} s; ${reports.ackedSeq} reports acknowledged in all`);
-    line(`RSS at rest before (${(o.settleMs / 1000).toFixed(0)} s after the warm-up)`, mib(before));
-    line(`RSS at rest after (${(o.settleMs / 1000).toFixed(0)} s after the soak)`, `${mib(after)} (${after >= before ? '+' : '−'}${mib(Math.abs(after - before))})`);
-    line('agent CPU during the soak', `${cpu.toFixed(1)} s (${((cpu / soakS) * 100).toFixed(1)} % of a core)`);
+    for (const x of agents) x.after = vmRssBytes(x.a.pid) ?? 0;
+    await report();
+    line('upgrade attempts (all Succeeded)', `${o.attempts} per agent in ${attemptsS.toFixed(0)} s (after ${o.warmup} warm-up attempts)`);
+    line('report cycles', `≥ ${Math.floor((soakS * 1000) / o.heartbeatMs)} heartbeats per agent in ${soakS.toFixed(0)} s`);
+    const row = (label: string, f: (x: (typeof agents)[number]) => string) => line(label, agents.map((x) => f(x).padEnd(26)).join(''));
+    row('', (x) => x.v.name);
+    row('reports acknowledged', (x) => String(x.acked));
+    row(`RSS at rest before (${(o.settleMs / 1000).toFixed(0)} s after the warm-up)`, (x) => mib(x.before));
+    row(`RSS at rest after (${(o.settleMs / 1000).toFixed(0)} s after the soak)`, (x) => `${mib(x.after)} (${x.after >= x.before ? '+' : '−'}${mib(Math.abs(x.after - x.before))})`);
+    row('agent CPU during the soak', (x) => `${x.cpu.toFixed(1)} s (${((x.cpu / soakS) * 100).toFixed(1)} %)`);
     line('load average at end', loadavg());
   } finally {
     await bed.close();
@@ -77,6 +120,25 @@ export async function agentSoakBench(o: SoakOptions): Promise<void> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { attempts: { type: 'string', default: '200' }, cycles: { type: 'string', default: '10000' }, 'heartbeat-ms': { type: 'string', default: '25' }, 'settle-ms': { type: 'string', default: '30000' }, warmup: { type: 'string', default: '10' } } });
-  await agentSoakBench({ attempts: Number(values.attempts), cycles: Number(values.cycles), heartbeatMs: Number(values['heartbeat-ms']), settleMs: Number(values['settle-ms']), warmup: Number(values.warmup) });
+  const { values } = parseArgs({ options: { attempts: { type: 'string', default: '200' }, cycles: { type: 'string', default: '10000' }, 'heartbeat-ms': { type: 'string', default: '25' }, 'settle-ms': { type: 'string', default: '30000' }, warmup: { type: 'string', default: '10' }, probe: { type: 'boolean', default: false }, variant: { type: 'string', multiple: true }, 'no-defaults': { type: 'boolean', default: false } } });
+  const extra = (values.variant ?? []).map((spec): SoakVariant => {
+    const eq = spec.indexOf('=');
+    if (eq < 1) throw new TypeError(`--variant "${spec}": expected name=NAME=value …`);
+    const env: Record<string, string> = {};
+    for (const pair of spec.slice(eq + 1).split(/\s+/).filter(Boolean)) {
+      const at = pair.indexOf('=');
+      if (at < 1) throw new TypeError(`--variant "${spec}": "${pair}" is not NAME=value`);
+      env[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    return { name: spec.slice(0, eq), env };
+  });
+  await agentSoakBench({
+    attempts: Number(values.attempts),
+    cycles: Number(values.cycles),
+    heartbeatMs: Number(values['heartbeat-ms']),
+    settleMs: Number(values['settle-ms']),
+    warmup: Number(values.warmup),
+    probe: values.probe,
+    variants: [...(values['no-defaults'] ? [] : [{ name: 'bundle (image)', env: {} }]), ...extra],
+  });
 }

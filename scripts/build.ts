@@ -170,6 +170,27 @@ export function imageAgentArgv(args: readonly string[] = []): string[] {
   return [...mapped, ...args];
 }
 
+/**
+ * The environment the image sets for its processes (the Dockerfile's ENV
+ * lines, `ENV A=1 B=2` form) with /app/ mapped to this checkout, except
+ * PATH, which names the image's own layout. Tests and benchmarks that start
+ * an agent process as the image does set these too.
+ */
+export function imageEnv(): Record<string, string> {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+  const env: Record<string, string> = {};
+  for (const m of dockerfile.matchAll(/^ENV\s+(.+)$/gm)) {
+    for (const pair of m[1]!.trim().split(/\s+/)) {
+      const eq = pair.indexOf('=');
+      if (eq < 1) throw new Error(`Dockerfile: ENV ${m[1]}: expected NAME=value pairs`);
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      if (name !== 'PATH') env[name] = value.startsWith('/app/') ? join(root, value.slice('/app/'.length)) : value;
+    }
+  }
+  return env;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({ options: { 'runtime-dir': { type: 'string' }, outdir: { type: 'string', default: distDir } } });
   const meta = await buildBundles(values.outdir);
