@@ -6,6 +6,7 @@
 import type { Override } from '../../protocol/override.ts';
 import type { Plan } from '../../protocol/plan.ts';
 import type { KubeObject, Release } from '../../protocol/release.ts';
+import { compareText } from '../../lib/compare.ts';
 
 export type AppliedOverride = NonNullable<Plan['overrides']>[number] & { images: Record<string, string> };
 
@@ -20,7 +21,7 @@ export function applicableOverrides(release: Release, overrides: Override[], now
         o.appliesTo.versions.includes(release.version) &&
         release.components.some((c) => c.name === o.component),
     )
-    .sort((a, b) => a.name.localeCompare(b.name))
+    .sort((a, b) => compareText(a.name, b.name))
     .map((o) => ({ name: o.name, version: o.version, revision: o.revision, component: o.component, images: o.images }));
 }
 

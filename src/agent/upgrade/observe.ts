@@ -13,6 +13,7 @@ import { refOf } from '../kube/object-ref.ts';
 import { asWorkload, workloadsOf } from '../kube/workload-health.ts';
 import { gateStage, progressDeadlineMs, soakMs, type GateObservation, type RollbackObservation, type SoakObservation, type VerifyObservation } from './decide.ts';
 import { checkWorkloads } from './health-watch.ts';
+import { compareText } from '../../lib/compare.ts';
 
 /** What the engine needs to upgrade the agent itself (src/agent/upgrade/self-upgrade.ts). */
 export interface SelfUpgradeSupervisor {
@@ -118,7 +119,7 @@ export class Observer {
 
   /** Newest first: the last stage changed is the first restored. */
   snapshotsNewestFirst(attemptId: string): Snapshot[] {
-    return this.#journal.attempts.snapshots(attemptId).sort((x, y) => y.stage - x.stage || x.component.localeCompare(y.component));
+    return this.#journal.attempts.snapshots(attemptId).sort((x, y) => y.stage - x.stage || compareText(x.component, y.component));
   }
 
   /** The release this attempt works towards, with the hotfix overrides its plan folded in. */

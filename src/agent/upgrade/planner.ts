@@ -6,6 +6,7 @@ import type { Component, Release } from '../../protocol/release.ts';
 import type { InstalledComponent } from '../../store/installed-repo.ts';
 import { digestOf } from '../kube/object-ref.ts';
 import type { AppliedOverride } from '../intake/overrides.ts';
+import { compareText } from '../../lib/compare.ts';
 
 /** The digest covers version, manifests and health policy: a config-only change is an upgrade like any other. */
 export function componentDigest(c: Component): string {
@@ -33,7 +34,7 @@ export function planRelease(release: Release, installed: InstalledComponent[], o
   }
   const stages: PlanStage[] = [...byStage.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([, components], index) => ({ index, components: components.sort((a, b) => a.name.localeCompare(b.name)) }));
+    .map(([, components], index) => ({ index, components: components.sort((a, b) => compareText(a.name, b.name)) }));
   // The agent itself goes last, alone: if it fails, every add-on is already proven.
   const self = changed.find((x) => x.c.self);
   if (self) stages.push({ index: stages.length, components: [self.p] });
