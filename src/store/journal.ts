@@ -99,6 +99,7 @@ export class Journal {
     } catch (err) {
       throw new JournalError('JournalUnreadable', `cannot open journal ${path}: ${(err as Error).message}`, { cause: err });
     }
+    reuseStatements(db);
     try {
       // auto_vacuum must be chosen before the first table exists; INCREMENTAL
       // lets compaction give pages back to the filesystem a few at a time.
@@ -198,4 +199,24 @@ export class Journal {
   close(): void {
     if (this.#db.open) this.#db.close();
   }
+}
+
+/**
+ * One prepared statement per SQL text, kept for the database's life. The
+ * repositories ask for their statement by its SQL on every call; without
+ * this each call prepares a new native statement (SQLite's compiled program,
+ * in the C heap) behind a JS handle so small that V8 frees it only in a full
+ * collection, which an agent at rest rarely runs. The agent's soak grew by
+ * tens of MiB that way (docs/footprint.md). The repositories' SQL is fixed
+ * text, so the cache holds a few dozen statements; none is iterated, so a
+ * shared statement is never busy when asked for again.
+ */
+function reuseStatements(db: Database.Database): void {
+  const prepare = db.prepare.bind(db);
+  const statements = new Map<string, Database.Statement>();
+  db.prepare = ((sql: string) => {
+    let statement = statements.get(sql);
+    if (!statement) statements.set(sql, (statement = prepare(sql)));
+    return statement;
+  }) as Database.Database['prepare'];
 }

@@ -191,3 +191,29 @@ test('an unverified refusal (no trusted revision) is remembered by its exact env
   assert.equal(j.releases.refusedBefore({ revision: null, reason: 'UnknownKey' }), false, 'without an envelope nothing identifies it');
   j.close();
 });
+
+test('a query asked for again reuses its prepared statement (SQLite statements are native memory V8 frees late)', (t) => {
+  // Counts what SQLite is asked to compile: the wrapper below is better-sqlite3's own prepare, called through.
+  const original = Database.prototype.prepare;
+  let compiled = 0;
+  Database.prototype.prepare = function (this: Database.Database, sql: string) {
+    compiled++;
+    return original.call(this, sql);
+  } as typeof original;
+  t.after(() => {
+    Database.prototype.prepare = original;
+  });
+  const j = Journal.open(tmp());
+  t.after(() => j.close());
+  j.ping();
+  j.attempts.latest();
+  j.outbox.pending(0, 10);
+  const once = compiled;
+  assert.ok(once >= 3, `the queries went through prepare (${once})`);
+  for (let i = 0; i < 100; i++) {
+    j.ping();
+    j.attempts.latest();
+    j.outbox.pending(0, 10);
+  }
+  assert.equal(compiled, once, 'no statement compiled a second time');
+});
