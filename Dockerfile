@@ -47,6 +47,13 @@ COPY scripts/build.ts ./scripts/
 # libraries it and better-sqlite3 link against (as ldd lists them), /app from
 # scripts/build.ts (bundles, better-sqlite3's loader and one binary), the
 # journal directory, /tmp, and a passwd naming the non-root user.
+# V8's compile cache (NODE_COMPILE_CACHE) for the agent's and the hub's
+# bundles is made here, in the runtime's own filesystem, as the runtime's user
+# and with the ENTRYPOINT's node flags (Node keys the cache by all three), so
+# a process in the image deserializes its bundle's compiled code instead of
+# parsing 2.4 MB of JavaScript: faster to Ready, and less memory
+# (docs/footprint.md). The image's root filesystem may be read-only; the cache
+# is only read then.
 RUN node scripts/build.ts --runtime-dir /runtime/app \
  && mkdir -p /runtime/usr/local/bin /runtime/etc /runtime/tmp /runtime/var/lib/fleetlet \
  && cp /usr/local/bin/node /runtime/usr/local/bin/node \
@@ -59,12 +66,17 @@ RUN node scripts/build.ts --runtime-dir /runtime/app \
  && chmod 1777 /runtime/tmp \
  && chown 65532:65532 /runtime/var/lib/fleetlet \
  && chmod 0700 /runtime/var/lib/fleetlet \
- && chroot /runtime /usr/local/bin/node -e "new (require('/app/node_modules/better-sqlite3'))(':memory:').close()"
+ && chroot /runtime /usr/local/bin/node -e "new (require('/app/node_modules/better-sqlite3'))(':memory:').close()" \
+ && mkdir /runtime/app/.compile-cache \
+ && chown 65532:65532 /runtime/app/.compile-cache \
+ && for command in agent hub; do \
+      NODE_COMPILE_CACHE=/app/.compile-cache chroot --userspec=65532:65532 /runtime /usr/local/bin/node --max-semi-space-size=1 /app/dist/image.mjs $command --help > /dev/null || exit 1; \
+    done
 
 # ── runtime: only what /runtime holds; not root
 FROM scratch
 COPY --from=build /runtime/ /
-ENV NODE_ENV=production PATH=/usr/local/bin
+ENV NODE_ENV=production PATH=/usr/local/bin NODE_COMPILE_CACHE=/app/.compile-cache
 WORKDIR /app
 # The journal lives on a volume (PVC or hostPath); everything else is
 # read-only, so the pod can run with readOnlyRootFilesystem.

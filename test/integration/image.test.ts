@@ -100,6 +100,14 @@ describe('the fleetlet image (real docker build)', () => {
     assert.ok(!loaded.includes('NativeModule internal/deps/cjs-module-lexer/lexer'), 'the CommonJS lexer is loaded: an ES import of a CommonJS package?');
   });
 
+  test('the agent in the image starts from the compile cache built into it, on a read-only root filesystem (docs/footprint.md)', async () => {
+    // Node keys the cache by its version, the node flags and the user: made with the ENTRYPOINT's flags as the image's user, it is accepted.
+    const res = await run(['--read-only', '-e', 'NODE_DEBUG_NATIVE=COMPILE_CACHE', tag, 'agent', '--help']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^Usage: fleetlet agent \[options\]/);
+    assert.match(res.stderr, /V8 code cache for ESM file:\/\/\/app\/dist\/agent\.mjs was accepted/);
+  });
+
   test('an unknown agent flag exits 2 with the usage, not a stack trace', async () => {
     const res = await run([tag, 'agent', '--bogus']);
     assert.equal(res.code, 2);
