@@ -13,9 +13,10 @@
 // concurrently, so each variant sees the same load.
 // With --probe each agent loads bench/memory-probe.ts and reports where its
 // memory is (process.memoryUsage(), V8's heap spaces, resident memory by
-// mapping: the C heap, anonymous mappings, the node binary; and a heap
-// snapshot, written to the bench's temporary directory or, to keep it, to
-// the directory a variant's FLEETLET_PROBE_DIR names) at rest before and after.
+// mapping: the C heap, anonymous mappings, the node binary) at rest before
+// and after, each right after RSS is read. No heap snapshot unless a
+// variant's FLEETLET_PROBE_DIR names a directory for them: writing one takes
+// ~100 MiB of C heap that glibc keeps, which would count as growth.
 // Usage: node bench/agent-soak.ts [--attempts 200] [--cycles 10000] [--heartbeat-ms 25] [--settle-ms 30000]
 //          [--probe] [--variant 'name=NAME=value …'] [--no-defaults]
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -52,7 +53,7 @@ export async function agentSoakBench(o: SoakOptions): Promise<void> {
     const probe = o.probe ? ['--import', await compileProbe(bed.dir)] : [];
     const agents: { v: SoakVariant; a: BenchAgent; before: number; after: number; cpu: number; acked: number }[] = [];
     for (const [i, v] of o.variants.entries()) {
-      const env = { ...imageEnv(), ...v.env };
+      const env = { ...imageEnv(), FLEETLET_PROBE_DIR: '', ...v.env };
       line(`  ${v.name}`, `${Object.entries(env).map(([k, x]) => `${k}=${x} `).join('')}node ${imageAgentArgv().join(' ')}`);
       agents.push({ v, a: await bed.agent(`soak-${i}`, [...probe, ...imageAgentArgv()], ['--poll-ms=100'], env), before: 0, after: 0, cpu: 0, acked: 0 });
     }
