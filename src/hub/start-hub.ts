@@ -165,7 +165,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     for (const session of live) session.sendAway(message);
     leader.release();
   });
-  ctx.health.start();
+  // SQLite is a file of this process: a slow probe would only measure a transaction holding the connection, and there is no other replica to send agents to.
+  if (db instanceof PostgresSql) ctx.health.start();
 
   const flushLeases = async (): Promise<void> => {
     try {
