@@ -2,6 +2,7 @@
 //   npm run bench -- --agents 10000 --only hub
 //   npm run bench -- --replay 100000 --only replay
 //   npm run bench -- --replay 20000 --only ingest   (the replay on SQLite and on PostgreSQL)
+//   npm run bench -- --agents 3000 --replicas 3 --only replicas   (hub replicas on PostgreSQL, one killed)
 //   npm run bench -- --clusters 10000 --only rollout   (with `ulimit -n 20000`)
 // Benchmarks: hub (capacity, memory per agent, report latency, reconnect
 // after a hub restart), replay (outbox drain after a partition), journal
@@ -15,7 +16,10 @@
 // flood (a junk-frame flooder beside honest agents: their ack latency, hub
 // RSS, time to cut the flooder off), register (N agents registering with
 // proof of possession: time and hub CPU per phase), dashboard
-// (bench/dashboard.ts: each view with 10,000 clusters in headless chromium).
+// (bench/dashboard.ts: each view with 10,000 clusters in headless chromium),
+// replicas (bench/hub-replicas.ts: hub replicas on one PostgreSQL behind a
+// balancer, report latency, then the driving replica killed: agents back,
+// driver lock taken over, reports stored once).
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { agentFootprintBench, defaultVariants } from './agent-footprint.ts';
@@ -23,11 +27,12 @@ import { agentSoakBench } from './agent-soak.ts';
 import { hubFloodBench, registrationBench } from './hub-abuse.ts';
 import { dashboardBench } from './dashboard.ts';
 import { hubCapacityBench } from './hub-capacity.ts';
+import { hubReplicasBench } from './hub-replicas.ts';
 import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
 import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replay', 'ingest', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register', 'dashboard'] as const;
+const all = ['hub', 'replicas', 'replay', 'ingest', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register', 'dashboard'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -59,6 +64,7 @@ const { values } = parseArgs({
     'honest-agents': { type: 'string', default: '1000' },
     'flood-rate': { type: 'string', default: '20000' },
     'register-agents': { type: 'string', default: '10000' },
+    replicas: { type: 'string', default: '3' },
     only: { type: 'string', multiple: true },
     help: { type: 'boolean', default: false },
   },
@@ -67,7 +73,7 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(`npm run bench -- [--agents N] [--report-interval-ms MS] [--batch N] [--heartbeat-ms MS] [--measure-ms MS]
                  [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--rest-ms MS] [--starts N] [--attempts N] [--cycles N]
-                 [--honest-agents N] [--flood-rate N] [--register-agents N]
+                 [--honest-agents N] [--flood-rate N] [--register-agents N] [--replicas N]
                  [--clusters N] [--max-concurrency N] [--canaries N] [--upgrade-ms MS] [--upgrade-jitter F] [--rollout-tick-ms MS] [--rollout-timeout-ms MS]
                  [--dashboard-clusters N] [--dashboard-runs N]
                  [--only ${all.join('|')} ...]\n`);
@@ -103,6 +109,21 @@ if (only.has('hub')) {
     connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
     deflate: !values['no-deflate'],
     restart: !values['no-restart'],
+    random,
+  });
+}
+// Only when asked for (--only replicas): it starts a PostgreSQL of its own.
+if (only.has('replicas') && values.only !== undefined) {
+  await hubReplicasBench({
+    replicas: Math.max(1, int('replicas', values.replicas)),
+    agents: int('agents', values.agents),
+    reportIntervalMs: int('report-interval-ms', values['report-interval-ms']),
+    batchSize: Math.max(1, int('batch', values.batch)),
+    heartbeatMs: int('heartbeat-ms', values['heartbeat-ms'] ?? '10000'),
+    measureMs: int('measure-ms', values['measure-ms']),
+    connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
+    rolloutTickMs: Math.max(1, int('rollout-tick-ms', values['rollout-tick-ms'])),
+    kill: true,
     random,
   });
 }

@@ -408,6 +408,11 @@ export class SimFleet extends EventEmitter<SimFleetEvents> {
     }
   }
 
+  /** Reports written into the outboxes so far, fleet-wide (every sequence number used). */
+  reportsWritten(): number {
+    return this.#agents.reduce((n, a) => n + a.lastSeq, 0);
+  }
+
   /** Outbox rows not yet acknowledged, fleet-wide. */
   unacked(): number {
     return this.#agents.reduce((n, a) => n + a.unacked.length, 0);

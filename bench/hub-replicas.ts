@@ -1,0 +1,184 @@
+// Several hub replicas on one private PostgreSQL, behind a round-robin
+// balancer (what a Kubernetes Service does), with simulated agents spread
+// over them (docs/scale.md): connect time, report → ack latency and
+// throughput, each replica's CPU, the database's connections; then the
+// replica driving rollouts is killed (SIGKILL): how long until its agents
+// are welcomed by the others, and until another replica holds the driver
+// lock; at the end, every report written is stored exactly once.
+//
+// The driver is found in the database: the replica holding the advisory
+// lock names itself `fleetlet-hub driver <pid>@<host>` in pg_stat_activity
+// (store/postgres-sql.ts applicationName).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { defaultBackoff } from '../src/lib/backoff.ts';
+import { exportPrivateKeyPem, generateReleaseKey } from '../src/protocol/signing.ts';
+import { freePort } from '../src/testbed/control-plane.ts';
+import { startPostgres } from '../src/testbed/postgres.ts';
+import { startServiceBalancer } from '../test/support/service-balancer.ts';
+import { seedClusters } from './hub-seed.ts';
+import { cpuPercent, launchHub, type HubProcess, type HubStats } from './hub-process.ts';
+import { SimFleet } from './sim-agent.ts';
+import { heading, line, mib, ms, summarize } from './stats.ts';
+
+export interface HubReplicasOptions {
+  replicas: number;
+  agents: number;
+  reportIntervalMs: number;
+  batchSize: number;
+  heartbeatMs: number;
+  measureMs: number;
+  connectConcurrency: number;
+  rolloutTickMs: number;
+  /** Kill the driving replica and measure the failover (needs at least two replicas). */
+  kill: boolean;
+  random: () => number;
+}
+
+interface DatabaseCounters {
+  commits: number;
+  inserted: number;
+  updated: number;
+  deleted: number;
+  walBytes: number;
+}
+
+/** The database's own counters (pg_stat_database, and the WAL it wrote): what the hub costs it. */
+async function databaseCounters(db: pg.Client): Promise<DatabaseCounters> {
+  const r = await db.query<DatabaseCounters>(
+    'SELECT xact_commit::float8 AS commits, tup_inserted::float8 AS inserted, tup_updated::float8 AS updated, tup_deleted::float8 AS deleted, (SELECT wal_bytes::float8 FROM pg_stat_wal) AS "walBytes" FROM pg_stat_database WHERE datname = current_database()',
+  );
+  return r.rows[0] as DatabaseCounters;
+}
+
+/** The pid of the process holding the rollout-driver lock, if one does. */
+async function driverPid(db: pg.Client): Promise<number | undefined> {
+  const r = await db.query<{ name: string }>(
+    "SELECT a.application_name AS name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE 'fleetlet-hub driver %'",
+  );
+  const m = /^fleetlet-hub driver (\d+)@/.exec(r.rows[0]?.name ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
+  heading(`hub replicas: ${o.replicas} on one PostgreSQL, ${o.agents} simulated agents through a round-robin balancer, a batch of ${o.batchSize} reports every ~${o.reportIntervalMs} ms each, heartbeat ${o.heartbeatMs} ms`);
+  const dir = mkdtempSync(join(tmpdir(), 'fleetlet-bench-replicas-'));
+  const postgres = await startPostgres();
+  const hubs: HubProcess[] = [];
+  let admin: pg.Client | undefined;
+  try {
+    const database = await postgres.createDatabase('bench');
+    let t = performance.now();
+    const agents = await seedClusters({ kind: 'postgres', connectionString: database }, o.agents, () => new Date());
+    line('seeded accepted clusters', `${o.agents} in ${ms(performance.now() - t)}`);
+    const releaseKeyPem = exportPrivateKeyPem(generateReleaseKey().privateKey);
+    const ports = await Promise.all(Array.from({ length: o.replicas }, () => freePort()));
+    hubs.push(...(await Promise.all(ports.map((port) => launchHub({ dbPath: join(dir, 'unused.db'), database, releaseKeyPem, port, heartbeatMs: o.heartbeatMs, rolloutTickMs: o.rolloutTickMs })))));
+    const service = await startServiceBalancer(ports);
+    admin = new pg.Client({ connectionString: database });
+    await admin.connect();
+
+    const fleet = new SimFleet({
+      baseUrl: `ws://127.0.0.1:${service.port}`,
+      agents,
+      reportIntervalMs: o.reportIntervalMs,
+      batchSize: o.batchSize,
+      connectConcurrency: o.connectConcurrency,
+      deflate: true,
+      backoff: defaultBackoff,
+      random: o.random,
+    });
+    t = performance.now();
+    fleet.start();
+    await fleet.awaitWelcomed(o.agents, Math.max(120_000, o.agents * 30));
+    const connectMs = performance.now() - t;
+    const per = ports.map((p) => service.picks.filter((x) => x === p).length);
+    line('all agents connected (hello → welcome)', `${fleet.welcomedNow} in ${ms(connectMs)} (${(o.agents / (connectMs / 1000)).toFixed(0)} connects/s); connections per replica ${per.join(' / ')}`);
+
+    fleet.setReporting(true);
+    await sleep(o.measureMs / 4);
+    const before: HubStats[] = await Promise.all(hubs.map((h) => h.stats()));
+    const dbBefore = await databaseCounters(admin);
+    const ackedBefore = fleet.reportsAcked;
+    fleet.latencies = [];
+    fleet.measuring = true;
+    const windowStart = performance.now();
+    // What the replicas' connections are doing, sampled across the window: where time goes when it is not the hub's CPU.
+    const waits = new Map<string, number>();
+    const blockers = new Map<string, number>();
+    for (let i = 0; i < 10; i++) {
+      await sleep(o.measureMs / 10);
+      const rows = (await admin.query<{ what: string; n: number }>("SELECT split_part(application_name, ' ', 2) || ' ' || state || coalesce(' ' || wait_event_type || ':' || wait_event, '') AS what, count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'fleetlet-hub %' GROUP BY 1")).rows;
+      for (const r of rows) waits.set(r.what, (waits.get(r.what) ?? 0) + r.n);
+      const blocked = (await admin.query<{ waiting: string; blocking: string }>("SELECT left(w.query, 60) AS waiting, left(b.query, 60) || ' [' || b.state || ']' AS blocking FROM pg_stat_activity w JOIN pg_stat_activity b ON b.pid = ANY (pg_blocking_pids(w.pid)) WHERE w.application_name LIKE 'fleetlet-hub %'")).rows;
+      for (const r of blocked) blockers.set(`${r.waiting} ⟵ ${r.blocking}`, (blockers.get(`${r.waiting} ⟵ ${r.blocking}`) ?? 0) + 1);
+    }
+    fleet.measuring = false;
+    const windowMs = performance.now() - windowStart;
+    const during: HubStats[] = await Promise.all(hubs.map((h) => h.stats()));
+    const dbDuring = await databaseCounters(admin);
+    const acked = fleet.reportsAcked - ackedBefore;
+    const lat = summarize(fleet.latencies);
+    const connections = (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'fleetlet-hub %'")).rows[0]?.n;
+    line('reports acknowledged', `${acked} in ${ms(windowMs)} = ${(acked / (windowMs / 1000)).toFixed(0)} reports/s`);
+    line('report → ack latency p50 / p90 / p99 / max', `${ms(lat.p50)} / ${ms(lat.p90)} / ${ms(lat.p99)} / ${ms(lat.max)} (${lat.n} batches)`);
+    line('replica CPU during the window', hubs.map((_h, i) => `${cpuPercent(before[i] as HubStats, during[i] as HubStats).toFixed(0)} %`).join(' / ') + ' of one core');
+    line('replica RSS', during.map((s) => mib(s.vmRss)).join(' / '));
+    line('database connections of the hub replicas', String(connections));
+    for (const [w, n] of [...blockers].sort((a, b) => b[1] - a[1]).slice(0, 5)) line('  a statement waiting ⟵ the one holding its lock', `${w} ×${n}`);
+    line('  their states, summed over 10 samples', [...waits].sort((a, b) => b[1] - a[1]).map(([w, n]) => `${w} ×${n}`).join(', '));
+    const perSecond = (k: keyof DatabaseCounters): string => ((dbDuring[k] - dbBefore[k]) / (windowMs / 1000)).toFixed(0);
+    const perReport = (k: keyof DatabaseCounters): string => ((dbDuring[k] - dbBefore[k]) / Math.max(1, acked)).toFixed(2);
+    line('database per second: commits / rows inserted / updated / deleted', `${perSecond('commits')} / ${perSecond('inserted')} / ${perSecond('updated')} / ${perSecond('deleted')} (the whole database, leases and events included)`);
+    line('database per acknowledged report: commits / inserted / updated / WAL bytes', `${perReport('commits')} / ${perReport('inserted')} / ${perReport('updated')} / ${perReport('walBytes')}`);
+
+    if (o.kill && o.replicas > 1) {
+      const driver = await driverPid(admin);
+      const victim = hubs.find((h) => h.pid === driver);
+      if (victim === undefined) throw new Error(`no replica holds the rollout-driver lock (found pid ${driver})`);
+      // The fewest welcomed at once after the kill: the killed replica's agents all drop together.
+      let lowest = fleet.welcomedNow;
+      const onClosed = (): void => void (lowest = Math.min(lowest, fleet.welcomedNow));
+      fleet.on('closed', onClosed);
+      const killedAt = performance.now();
+      await victim.kill();
+      let newDriverMs: number | undefined;
+      const watch = (async () => {
+        while (newDriverMs === undefined) {
+          const now = await driverPid(admin as pg.Client);
+          if (now !== undefined && now !== driver) newDriverMs = performance.now() - killedAt;
+          else await sleep(50);
+        }
+      })();
+      // The killed replica's connections close as the kernel notices; only then can they come back.
+      while (fleet.welcomedNow === o.agents && performance.now() - killedAt < 30_000) await sleep(5);
+      await fleet.awaitWelcomed(o.agents, Math.max(120_000, o.agents * 30));
+      const backMs = performance.now() - killedAt;
+      fleet.off('closed', onClosed);
+      await watch;
+      line('driving replica killed (SIGKILL): its agents', `${o.agents - lowest} dropped; all ${o.agents} welcomed again ${ms(backMs)} after the kill (hub-link backoff: base ${defaultBackoff.baseMs} ms, cap ${defaultBackoff.capMs} ms)`);
+      line('  another replica holds the driver lock', `${ms(newDriverMs ?? NaN)} after the kill (--rollout-tick-ms ${o.rolloutTickMs})`);
+      hubs.splice(hubs.indexOf(victim), 1);
+    }
+
+    // Every report written is stored once: the simulated outboxes drain, then the database counts.
+    fleet.setReporting(false);
+    const deadline = Date.now() + 120_000;
+    while (fleet.unacked() > 0 && Date.now() < deadline) await sleep(100);
+    const written = fleet.reportsWritten();
+    const stored = (await admin.query<{ n: number; distinct: number }>('SELECT count(*)::int AS n, count(DISTINCT (cluster_id, seq))::int AS distinct FROM reports')).rows[0];
+    const ackedSum = (await admin.query<{ s: number }>('SELECT coalesce(sum(acked_seq), 0)::int AS s FROM clusters')).rows[0]?.s;
+    line('reports written by the agents / stored / distinct / acknowledged marks', `${written} / ${stored?.n} / ${stored?.distinct} / ${ackedSum} (unacknowledged left: ${fleet.unacked()})`);
+    await fleet.stop();
+    await service.close();
+  } finally {
+    await admin?.end().catch(() => undefined);
+    await Promise.all(hubs.map((h) => h.stop().catch(() => h.kill())));
+    await postgres.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
