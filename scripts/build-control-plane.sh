@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane used by fleetlet's tests (etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler, kwok) and the
-# Toxiproxy fault-injecting proxy, from Go modules, with the machine's Go.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kwok), kubectl, the
+# kubelet and a pause binary for one real node, and the Toxiproxy
+# fault-injecting proxy, from Go modules, with the machine's Go.
 #
 # Binaries are cached outside the repository, keyed by version, so a machine
 # builds them once: $FLEETLET_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/fleetlet).
@@ -12,6 +13,8 @@ KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.5.0}"
+# The pause binary is fleetlet's own (no image can be pulled); bump when it changes.
+PAUSE_VERSION="fleetlet-1"
 
 CACHE="${FLEETLET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fleetlet}"
 export GOTOOLCHAIN=local
@@ -80,6 +83,47 @@ build_kubelet() {
   build_kube_cmds "$1" kubelet
 }
 
+# The real node's pod sandbox process (its image is built by the test harness,
+# test/support/real-node.ts): holds the pod's namespaces, reaps zombies, exits
+# on SIGTERM or SIGINT. A static binary, so the image needs nothing else.
+build_pause() {
+  local out="$1" work; work="$(mktemp -d)"
+  log "building pause ($PAUSE_VERSION)"
+  (
+    cd "$work"
+    printf 'module fleetlet.local/pause\n\ngo 1.22\n' > go.mod
+    cat > main.go <<'GO'
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for s := range sigs {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			var ws syscall.WaitStatus
+			if pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+GO
+    CGO_ENABLED=0 go build -ldflags "-s -w" -o "$out/pause" .
+  )
+  local rc=$?
+  rm -rf "$work"
+  return $rc
+}
+
 build_etcd() {
   local out="$1" work; work="$(mktemp -d)"
   log "building etcd $ETCD_VERSION"
@@ -117,8 +161,8 @@ install_into "$CACHE/kwok-$KWOK_VERSION" build_go_install "sigs.k8s.io/kwok/cmd/
 install_into "$CACHE/toxiproxy-$TOXIPROXY_VERSION" build_go_install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" toxiproxy-server
 timed install_into "$CACHE/kubernetes-$KUBE_VERSION" build_kube
 timed install_into "$CACHE/kubectl-$KUBE_VERSION" build_kubectl
-# kubelet only on request: it joins a real node, which not every machine can run.
-if [[ "${FLEETLET_BUILD_KUBELET:-0}" == 1 ]]; then timed install_into "$CACHE/kubelet-$KUBE_VERSION" build_kubelet; fi
+timed install_into "$CACHE/kubelet-$KUBE_VERSION" build_kubelet
+install_into "$CACHE/pause-$PAUSE_VERSION" build_pause
 
 # The manifest tells the test harness where each binary is, so versions live
 # in one place (this script).
@@ -134,7 +178,9 @@ cat > "$CACHE/control-plane.json" <<JSON
   "kubeScheduler": "$CACHE/kubernetes-$KUBE_VERSION/kube-scheduler",
   "kwok": "$CACHE/kwok-$KWOK_VERSION/kwok",
   "toxiproxy": "$CACHE/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server",
-  "kubectl": "$CACHE/kubectl-$KUBE_VERSION/kubectl"
+  "kubectl": "$CACHE/kubectl-$KUBE_VERSION/kubectl",
+  "kubelet": "$CACHE/kubelet-$KUBE_VERSION/kubelet",
+  "pause": "$CACHE/pause-$PAUSE_VERSION/pause"
 }
 JSON
 log "ready: $CACHE/control-plane.json"
