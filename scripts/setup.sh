@@ -54,22 +54,25 @@ fi
 
 # 4. A container engine and debootstrap, from Debian, when missing: the tests
 #    build fleetlet's image with a real engine (a private dockerd the test
-#    harness starts and stops itself; nothing is enabled system-wide).
-if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
+#    harness starts and stops itself; nothing is enabled system-wide). The real
+#    node's runtime comes with it: containerd (its CRI plugin), runc and the
+#    CNI plugins (test/support/real-node.ts starts a private containerd).
+if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null || ! command -v containerd >/dev/null \
+  || ! command -v runc >/dev/null || [[ ! -x /usr/lib/cni/bridge ]]; then
   if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
-    log "dockerd and debootstrap are required (Debian: apt-get install docker.io debootstrap)"; exit 1
+    log "dockerd, debootstrap, containerd, runc and the CNI plugins are required (Debian: apt-get install docker.io debootstrap containerd runc containernetworking-plugins)"; exit 1
   fi
-  log "installing docker.io and debootstrap (apt)"
+  log "installing docker.io, debootstrap, containerd, runc and containernetworking-plugins (apt)"
   t=$SECONDS
   apt_log="$(mktemp)"
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap; } >"$apt_log" 2>&1; then
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap containerd runc containernetworking-plugins; } >"$apt_log" 2>&1; then
     tail -n 20 "$apt_log" >&2; exit 1
   fi
   rm -f "$apt_log"
   log "  took $((SECONDS - t)) s"
 fi
 
-# 5. The test control plane, kubectl and kubelet (cached per version; minutes
+# 5. The test control plane, kubectl, kubelet and pause (cached per version; minutes
 #    when cold, instant when warm), and the local stand-in for the
 #    Dockerfile's base image (no registry is reachable here).
 bash scripts/build-control-plane.sh

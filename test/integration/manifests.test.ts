@@ -9,6 +9,7 @@
 //
 // These tests use the real namespace the manifests name (fleetlet-system),
 // not a per-test one: the layout fixes it, and that is what is under test.
+// real-node.test.ts uses it too: the two files take turns (runLock).
 // The tests in this file run in order and build on each other.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { agentRbacYaml } from '../../src/lib/agent-rbac.ts';
@@ -35,6 +36,7 @@ import { DocShell, shellBlocks } from '../support/doc-shell.ts';
 import { docker, dockerClient } from '../support/docker-engine.ts';
 import { runImage } from '../support/fleetlet-image.ts';
 import { runPodContainer, type PodContainer } from '../support/pod-container.ts';
+import { runLock } from '../support/run-lock.ts';
 import { freePort, loadBinaries } from '../../src/testbed/control-plane.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 import { canI, serviceAccountKubeConfig } from '../support/service-account.ts';
@@ -121,6 +123,10 @@ const templateOf = (o: KObject) => (o.spec as { template: PodTemplate }).templat
 const generatedFor: string[] = [];
 
 describe('manifests', () => {
+  let unlock: (() => Promise<void>) | undefined;
+  before(async () => {
+    unlock = await runLock(NS);
+  });
   after(async () => {
     // The cluster-scoped objects outlive the namespace; remove both.
     for (const name of ['fleetlet-agent']) {
@@ -132,6 +138,7 @@ describe('manifests', () => {
       await admin.makeApiClient(k8s.RbacAuthorizationV1Api).deleteClusterRole({ name }).catch(() => {});
     }
     for (const name of [NS, ADDONS, ...generatedFor]) await core.deleteNamespace({ name }).catch(() => {});
+    await unlock?.();
   });
 
   test('docs/deploy.md, executed: build, apply, register, first rollout', async (t) => {

@@ -47,6 +47,8 @@ export interface RealNode {
   loadImage(dockerHost: string, tag: string): Promise<void>;
   /** The last lines of the kubelet's and containerd's logs, for a failure message. */
   logs(): string;
+  /** What a container of a pod on this node wrote (all its runs), read from the kubelet's log directory. */
+  containerLogs(namespace: string, pod: string, container: string): string;
   stop(): Promise<void>;
 }
 
@@ -282,7 +284,7 @@ state = "${dir}/containerd-state"
       JSON.stringify({
         cniVersion: '0.4.0',
         name: 'fleetlet',
-        plugins: [{ type: 'bridge', bridge, isGateway: true, ipMasq: false, hairpinMode: true, ipam: { type: 'host-local', ranges: [[{ subnet }]], dataDir: join(dir, 'ipam') } }],
+        plugins: [{ type: 'bridge', bridge, isGateway: true, ipMasq: false, hairpinMode: true, ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(dir, 'ipam') } }],
       }),
     );
     log(`starting containerd (${sock})`);
@@ -305,6 +307,16 @@ state = "${dir}/containerd-state"
         await ctr(['images', 'import', '-'], save.stdout);
       },
       logs,
+      containerLogs(namespace, pod, container) {
+        const logsDir = join(dir, 'pod-logs');
+        const podDirs = existsSync(logsDir) ? readdirSync(logsDir).filter((d) => d.startsWith(`${namespace}_${pod}_`)) : [];
+        return podDirs
+          .flatMap((d) => {
+            const c = join(logsDir, d, container);
+            return existsSync(c) ? readdirSync(c).sort().map((f) => readFileSync(join(c, f), 'utf8')) : [];
+          })
+          .join('');
+      },
       stop,
     };
     await node.loadImage(opts.dockerHost, PAUSE_IMAGE);
@@ -336,6 +348,7 @@ state = "${dir}/containerd-state"
         makeIPTablesUtilChains: false,
         resolvConf: '/etc/resolv.conf',
         serializeImagePulls: false,
+        podLogsDir: join(dir, 'pod-logs'),
         // ConfigMap volumes refresh this often (the default is a minute).
         syncFrequency: '10s',
         staticPodPath: '',
@@ -369,9 +382,9 @@ state = "${dir}/containerd-state"
     log(`node ${name} Ready at ${node.address}`);
     return node;
   } catch (err) {
-    if (!(err instanceof RealNodeUnavailable)) err = new RealNodeUnavailable(`${err instanceof Error ? err.message : String(err)}\n${logs()}`);
+    const failure = err instanceof RealNodeUnavailable ? err : new RealNodeUnavailable(`${err instanceof Error ? err.message : String(err)}\n${logs()}`);
     await stop();
-    throw err;
+    throw failure;
   }
 }
 

@@ -1,0 +1,243 @@
+// fleetlet as users run it, on a real node: the image the run's Docker engine
+// built, loaded into the node's containerd; the Deployment overlay applied by
+// the real kubectl (`apply --server-side -k`), with the node selected and its
+// taint tolerated; the kubelet starts the pod (its ServiceAccount token and
+// the cluster CA projected, probes, security context, volumes all for real)
+// on the bridge network, and the agent talks to the API server in-cluster
+// (KUBERNETES_SERVICE_HOST from the kubelet, the token it projected). The
+// agent registers with a hub, is accepted, and installs the first rollout's
+// release, whose Deployment the kubelet runs on the same node.
+//
+// It uses the namespaces the manifests name (fleetlet-system,
+// fleetlet-addons), as manifests.test.ts does: the two take turns (runLock).
+import assert from 'node:assert/strict';
+import { chownSync, chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import { startHub, type RunningHub } from '../../src/hub/start-hub.ts';
+import { exportPublicKeyPem, generateReleaseKey } from '../../src/protocol/signing.ts';
+import { eventually, kubeConfig } from '../support/cluster.ts';
+import { kubectl, kubectlRun } from '../support/kubectl.ts';
+import { runImage } from '../support/fleetlet-image.ts';
+import { PAUSE_IMAGE, REAL_NODE_TAINT, startRealNode, type RealNode } from '../support/real-node.ts';
+import { runLock } from '../support/run-lock.ts';
+import { testLogger } from '../support/test-log.ts';
+
+const repo = new URL('../../', import.meta.url).pathname;
+const NS = 'fleetlet-system';
+const ADDONS = 'fleetlet-addons';
+const CLUSTER_ID = 'real-node-1';
+const admin = kubeConfig();
+const core = admin.makeApiClient(k8s.CoreV1Api);
+const apps = admin.makeApiClient(k8s.AppsV1Api);
+const coordination = admin.makeApiClient(k8s.CoordinationV1Api);
+
+/** Waits until the namespace is gone (a previous test's deletion may still be running). */
+async function namespaceGone(name: string): Promise<void> {
+  await eventually(`namespace ${name} gone`, async () => ((await core.readNamespace({ name }).then(() => false, () => true)) ? true : undefined), 180_000, 500);
+}
+
+describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
+  let node: RealNode;
+  let hub: RunningHub;
+  let unlock: () => Promise<void>;
+  /** The run's image (name:tag), for kustomize's images transformer. */
+  let image = '';
+  const work = mkdtempSync(join(tmpdir(), 'fleetlet-real-node-'));
+  const adminToken = randomBytes(16).toString('hex');
+  const bootstrapToken = randomBytes(32).toString('base64url');
+  const keys = generateReleaseKey();
+  const volumeName = `fleetlet-journal-${randomBytes(3).toString('hex')}`;
+  const api = async <T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> => {
+    const res = await fetch(`${hub.httpUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+  };
+
+  before(async () => {
+    const { host, tag } = await runImage();
+    image = tag;
+    unlock = await runLock(NS);
+    await Promise.all([NS, ADDONS].map(namespaceGone));
+    node = await startRealNode({
+      kc: admin,
+      kubeconfigPath: process.env.FLEETLET_TEST_KUBECONFIG!,
+      kubeVersion: process.env.FLEETLET_TEST_KUBE_VERSION!,
+      dockerHost: host,
+      log: (l) => process.stderr.write(`# real-node: ${l}\n`),
+    });
+    await node.loadImage(host, tag);
+    // The hub where the node's pods reach this machine.
+    hub = await startHub({ host: node.address, port: 0, dbPath: join(work, 'hub.db'), releaseKey: keys.privateKey, adminToken, bootstrapTokens: [bootstrapToken], heartbeatMs: 1000, rolloutTickMs: 500, now: () => new Date(), logger: testLogger() });
+  });
+
+  after(async () => {
+    // Everything the test applied, then the node (its pods gone first), the hub and the volume.
+    const removed = await kubectlRun(['delete', '-k', join(work, 'overlay'), '--ignore-not-found', '--wait=true', '--timeout=120s']);
+    if (removed.code !== 0) process.stderr.write(`# kubectl delete -k: ${removed.stderr}\n`);
+    for (const name of [NS, ADDONS]) await core.deleteNamespace({ name }).catch(() => {});
+    await Promise.all([NS, ADDONS].map((n) => namespaceGone(n).catch(() => {})));
+    await core.deletePersistentVolume({ name: volumeName }).catch(() => {});
+    await node?.stop();
+    await hub?.close();
+    await unlock?.();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the Deployment overlay runs the agent as a real pod: Running and Ready with its ServiceAccount, registered with the hub, installing a release on the node', async (t) => {
+    // Step 4 of docs/deploy.md: who it is, its hub, whose releases to trust.
+    await kubectl(['create', 'namespace', NS]);
+    await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-cluster', `--from-literal=cluster-id=${CLUSTER_ID}`, `--from-literal=hub-url=${hub.url}`]);
+    writeFileSync(join(work, 'release.pub.pem'), exportPublicKeyPem(keys.publicKey));
+    await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-release-key', `--from-file=release.pub.pem=${join(work, 'release.pub.pem')}`]);
+    await kubectl(['-n', NS, 'create', 'secret', 'generic', 'fleetlet-bootstrap', `--from-literal=token=${bootstrapToken}`]);
+    // The journal's volume, where a provisioner would make it: a directory on the node, the pod's user its owner.
+    const journalDir = join(work, 'journal');
+    mkdirSync(journalDir);
+    chownSync(journalDir, 65532, 65532);
+    chmodSync(journalDir, 0o770);
+    await core.createPersistentVolume({
+      body: {
+        metadata: { name: volumeName },
+        spec: {
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteOnce'],
+          persistentVolumeReclaimPolicy: 'Retain',
+          claimRef: { namespace: NS, name: 'fleetlet-journal' },
+          hostPath: { path: journalDir, type: 'Directory' },
+        },
+      },
+    });
+
+    // Step 5: the overlay as shipped, with the image built here and this node chosen.
+    const overlay = join(work, 'overlay');
+    mkdirSync(overlay);
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ${relative(overlay, join(repo, 'manifests/overlays/deployment'))}
+images:
+  - name: ghcr.io/fleetlet/fleetlet
+    newName: ${image.slice(0, image.lastIndexOf(':'))}
+    newTag: ${image.slice(image.lastIndexOf(':') + 1)}
+patches:
+  - target: {kind: Deployment, name: fleetlet}
+    patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: fleetlet, namespace: ${NS}}
+      spec:
+        template:
+          spec:
+            nodeSelector: {kubernetes.io/hostname: ${node.name}}
+            tolerations: [{key: ${REAL_NODE_TAINT.key}, operator: Exists, effect: ${REAL_NODE_TAINT.effect}}]
+`,
+    );
+    await kubectl(['apply', '--server-side', '--field-manager=fleetlet-real-node-test', '-k', overlay]);
+
+    const podOf = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=fleetlet' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+    let pod: k8s.V1Pod;
+    try {
+      pod = await eventually(
+        'the agent pod Running and Ready on the real node',
+        async () => {
+          const [p] = await podOf();
+          return p?.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p : undefined;
+        },
+        240_000,
+        1000,
+      );
+    } catch (err) {
+      const [p] = await podOf().catch(() => []);
+      t.diagnostic(`pod: ${JSON.stringify(p?.status)}`);
+      if (p?.status?.podIP) t.diagnostic(`readyz: ${await fetch(`http://${p.status.podIP}:8080/readyz?verbose`).then((r) => r.text(), String)}`);
+      if (p) t.diagnostic(`agent log:\n${node.containerLogs(NS, p.metadata!.name!, 'agent').slice(-8000)}`);
+      t.diagnostic(node.logs());
+      throw err;
+    }
+    // Scheduled onto the real node, on the pod network (not the host's), with the manifests' ServiceAccount.
+    assert.equal(pod.spec?.nodeName, node.name);
+    assert.equal(pod.spec?.serviceAccountName, 'fleetlet');
+    assert.notEqual(pod.status?.podIP, node.address, 'a pod IP of its own');
+    assert.ok(pod.status?.podIP && !pod.spec?.hostNetwork);
+    const status = pod.status!.containerStatuses![0]!;
+    assert.equal(status.ready, true);
+    assert.equal(status.restartCount, 0, 'no restarts');
+    assert.match(status.imageID ?? '', /sha256:/);
+    // In-cluster: no kubeconfig anywhere in the pod spec; the kubelet projected the token and CA.
+    assert.ok(!(pod.spec?.containers[0]?.args ?? []).some((a) => a.includes('kubeconfig')));
+    assert.ok(pod.spec?.volumes?.some((v) => v.projected?.sources?.some((s) => s.serviceAccountToken)), 'the kubelet projects the ServiceAccount token');
+    // Its ServiceAccount took the leader Lease (only the fleetlet ServiceAccount may write it).
+    const lease = await eventually('the leader Lease', async () => (await coordination.readNamespacedLease({ name: 'fleetlet-leader', namespace: NS }).catch(() => undefined))?.spec?.holderIdentity ?? undefined, 60_000);
+    assert.equal(lease, pod.metadata!.name);
+    // The journal is on the volume, written by the pod's user.
+    await eventually('the journal on the volume', async () => (statSync(join(journalDir, 'journal.db'), { throwIfNoEntry: false })?.uid === 65532 ? true : undefined), 30_000);
+
+    // Step 6: the hub sees it ask to register; accepted, it keeps its credential in its Secret.
+    await eventually('the agent asks the hub to register', async () => ((await api<{ registration: string }>('GET', `/api/v1/clusters/${CLUSTER_ID}`)).body?.registration === 'Pending' ? true : undefined), 120_000);
+    assert.equal((await api('POST', `/api/v1/clusters/${CLUSTER_ID}/accept`)).status, 200);
+    await eventually('the hub credential Secret', async () => (await core.readNamespacedSecret({ name: 'fleetlet-hub-credential', namespace: NS }).catch(() => undefined)) ? true : undefined, 60_000);
+
+    // Step 7: a rollout whose release runs on this node too (the pause image is in its containerd).
+    const created = await api('POST', '/api/v1/rollouts', {
+      name: 'first',
+      strategy: { type: 'All', progressDeadline: '5m' },
+      target: {
+        kind: 'Release',
+        release: {
+          name: 'edge-addons',
+          version: '1.0.0',
+          components: [
+            {
+              name: 'hello',
+              version: '1.0.0',
+              manifests: [
+                {
+                  apiVersion: 'apps/v1',
+                  kind: 'Deployment',
+                  metadata: { name: 'hello', namespace: ADDONS },
+                  spec: {
+                    replicas: 1,
+                    selector: { matchLabels: { app: 'hello' } },
+                    template: {
+                      metadata: { labels: { app: 'hello' } },
+                      spec: {
+                        nodeSelector: { 'kubernetes.io/hostname': node.name },
+                        tolerations: [{ key: REAL_NODE_TAINT.key, operator: 'Exists', effect: REAL_NODE_TAINT.effect }],
+                        containers: [{ name: 'hello', image: PAUSE_IMAGE, imagePullPolicy: 'IfNotPresent' }],
+                      },
+                    },
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    try {
+      await eventually('the rollout Succeeded', async () => {
+        const r = (await api<{ phase: string; reason: string | null }>('GET', '/api/v1/rollouts/first')).body;
+        if (r.phase === 'Failed' || r.phase === 'Paused') throw new Error(`rollout ${r.phase}: ${r.reason}`);
+        return r.phase === 'Succeeded' ? true : undefined;
+      }, 300_000, 1000);
+    } catch (err) {
+      t.diagnostic(`agent log:\n${node.containerLogs(NS, pod.metadata!.name!, 'agent').slice(-8000)}`);
+      throw err;
+    }
+    const hello = await apps.readNamespacedDeployment({ name: 'hello', namespace: ADDONS });
+    assert.equal(hello.status?.availableReplicas, 1);
+    const [helloPod] = (await core.listNamespacedPod({ namespace: ADDONS, labelSelector: 'app=hello' })).items;
+    assert.equal(helloPod?.spec?.nodeName, node.name, 'the release runs on the real node');
+    assert.equal(helloPod?.status?.phase, 'Running');
+    const phase = await core.readNamespacedConfigMap({ name: 'fleetlet-status', namespace: NS });
+    assert.equal(phase.data?.phase, 'Succeeded');
+  });
+});
+
