@@ -87,12 +87,7 @@ export async function startDockerEngine(dir: string, log: (line: string) => void
     if (child.exitCode === null && child.signalCode === null) process.kill(pid, 'SIGKILL');
     // dockerd leaves its default network namespace mounted under the exec root; unmount
     // whatever is still mounted below the engine's directory so it can be removed.
-    const mounts = readFileSync('/proc/self/mounts', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[1] ?? '')
-      .filter((m) => m.startsWith(`${dir}/`))
-      .sort((a, b) => b.length - a.length);
-    for (const m of mounts) spawnSync('umount', ['-l', m]);
+    unmountBelow(dir);
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -106,6 +101,16 @@ export async function startDockerEngine(dir: string, log: (line: string) => void
   }
   log(`dockerd (pid ${pid}) at ${host}`);
   return { host, pid, stop };
+}
+
+/** Lazily unmounts everything mounted below `dir`, deepest first, so the directory can be removed. */
+export function unmountBelow(dir: string): void {
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '')
+    .filter((m) => m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
 }
 
 function tail(path: string): string {

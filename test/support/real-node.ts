@@ -14,7 +14,7 @@
 // kubelet and containerd by pid, kills what they left and removes the rest.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, openSync, readdirSync, readFileSync, rmdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as k8s from '@kubernetes/client-node';
 import { cacheDir, freePort } from '../../src/testbed/control-plane.ts';
-import { docker, dockerClient } from './docker-engine.ts';
+import { docker, dockerClient, unmountBelow } from './docker-engine.ts';
+import { fileLock } from './run-lock.ts';
 
 export const REAL_NODE_TAINT = { key: 'fleetlet.io/real-node', value: 'true', effect: 'NoSchedule' } as const;
 export const PAUSE_IMAGE = 'fleetlet.local/pause:3.10';
@@ -100,38 +101,6 @@ function run(cmd: string, args: string[], opts: { input?: NodeJS.ReadableStream;
 }
 
 /**
- * One real node per machine at a time: it takes the Service address of the API
- * server on this host (below) and a bridge. Waits for another run's node to go;
- * a lock whose process is gone is taken over.
- */
-async function lockMachine(timeoutMs = 30 * 60_000): Promise<() => void> {
-  const path = join(tmpdir(), 'fleetlet-real-node.lock');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => {
-        if (readFileSync(path, 'utf8') === String(process.pid)) unlinkSync(path);
-      };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(readFileSync(path, 'utf8').trim());
-      let alive = holder > 0;
-      try {
-        if (alive) process.kill(holder, 0);
-      } catch {
-        alive = false;
-      }
-      if (!alive) unlinkSync(path);
-      else if (Date.now() > deadline) throw new RealNodeUnavailable(`${path}: process ${holder} has held the machine's real node for ${timeoutMs / 60_000} minutes`);
-      else await sleep(1000);
-    }
-  }
-}
-
-/**
  * The API server's Service address (`kubernetes` in default, 10.96.0.1:443),
  * reachable from the node's pods as kube-proxy would make it: the address on
  * the host's loopback interface and a TCP relay from it to the API server,
@@ -190,7 +159,9 @@ async function buildPauseImage(dockerHost: string, pause: string): Promise<void>
 export async function startRealNode(opts: { kc: k8s.KubeConfig; kubeconfigPath: string; kubeVersion: string; dockerHost: string; log?: (line: string) => void }): Promise<RealNode> {
   const bins = findBinaries(opts.kubeVersion);
   const log = opts.log ?? (() => {});
-  const unlock = await lockMachine();
+  // One real node per machine at a time: it takes the API server's Service
+  // address on this host (startServiceRelay). Another run's node is waited for.
+  const unlock = await fileLock(join(tmpdir(), 'fleetlet-real-node.lock'));
   let relay: { close(): Promise<void> } | undefined;
   const id = randomBytes(3).toString('hex');
   const name = `real-node-${id}`;
@@ -237,17 +208,12 @@ export async function startRealNode(opts: { kc: k8s.KubeConfig; kubeconfigPath: 
     }
     await end(containerd);
     // Whatever the kubelet and containerd left mounted (pod volumes, sandboxes' shm, rootfs).
-    const mounts = readFileSync('/proc/self/mounts', 'utf8')
-      .split('\n')
-      .map((l) => l.split(' ')[1] ?? '')
-      .filter((m) => m.startsWith(`${dir}/`))
-      .sort((a, b) => b.length - a.length);
-    for (const m of mounts) spawnSync('umount', ['-l', m]);
+    unmountBelow(dir);
     spawnSync('ip', ['link', 'delete', bridge]);
     removeCgroups(cgroupRoot);
     await relay?.close();
     await rm(dir, { recursive: true, force: true }).catch(() => {});
-    unlock();
+    await unlock();
   };
 
   try {
