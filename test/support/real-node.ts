@@ -14,7 +14,7 @@
 // kubelet and containerd by pid, kills what they left and removes the rest.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -209,6 +209,18 @@ export async function startRealNode(opts: { kc: k8s.KubeConfig; kubeconfigPath: 
     await end(containerd);
     // Whatever the kubelet and containerd left mounted (pod volumes, sandboxes' shm, rootfs).
     unmountBelow(dir);
+    // The kubelet links each container's log into /var/log/containers.
+    const links = '/var/log/containers';
+    for (const l of existsSync(links) ? readdirSync(links) : []) {
+      const target = (() => {
+        try {
+          return readlinkSync(join(links, l), { encoding: 'utf8' });
+        } catch {
+          return ''; // not a link
+        }
+      })();
+      if (target.startsWith(`${dir}/`)) unlinkSync(join(links, l));
+    }
     spawnSync('ip', ['link', 'delete', bridge]);
     removeCgroups(cgroupRoot);
     await relay?.close();
