@@ -22,6 +22,7 @@ import { exportPublicKeyPem, generateReleaseKey } from '../../src/protocol/signi
 import { eventually, kubeConfig } from '../support/cluster.ts';
 import { kubectl, kubectlRun } from '../support/kubectl.ts';
 import { runImage } from '../support/fleetlet-image.ts';
+import { docker } from '../support/docker-engine.ts';
 import { PAUSE_IMAGE, REAL_NODE_TAINT, startRealNode, type RealNode } from '../support/real-node.ts';
 import { runLock } from '../support/run-lock.ts';
 import { testLogger } from '../support/test-log.ts';
@@ -44,8 +45,9 @@ describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
   let node: RealNode;
   let hub: RunningHub;
   let unlock: () => Promise<void>;
-  /** The run's image (name:tag), for kustomize's images transformer. */
+  /** The run's image (name:tag), for kustomize's images transformer, and its engine. */
   let image = '';
+  let dockerHost = '';
   const work = mkdtempSync(join(tmpdir(), 'fleetlet-real-node-'));
   const adminToken = randomBytes(16).toString('hex');
   const bootstrapToken = randomBytes(32).toString('base64url');
@@ -57,9 +59,46 @@ describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
     return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
   };
 
+  /** The add-on every release here carries: a Deployment the kubelet runs on the node (the pause image is in its containerd). */
+  const hello = () => ({
+    name: 'hello',
+    version: '1.0.0',
+    manifests: [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: 'hello', namespace: ADDONS },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'hello' } },
+          template: {
+            metadata: { labels: { app: 'hello' } },
+            spec: {
+              nodeSelector: { 'kubernetes.io/hostname': node.name },
+              tolerations: [{ key: REAL_NODE_TAINT.key, operator: 'Exists', effect: REAL_NODE_TAINT.effect }],
+              containers: [{ name: 'hello', image: PAUSE_IMAGE, imagePullPolicy: 'IfNotPresent' }],
+            },
+          },
+        },
+      },
+    ],
+  });
+  /** Starts a rollout of `components` to this cluster; resolves with its final phase. */
+  const rollOut = async (name: string, version: string, components: unknown[]): Promise<{ phase: string; reason: string | null }> => {
+    const created = await api('POST', '/api/v1/rollouts', { name, strategy: { type: 'All', progressDeadline: '10m' }, target: { kind: 'Release', release: { name: 'edge-addons', version, components } } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    return eventually(`rollout ${name} to end`, async () => {
+      const r = (await api<{ phase: string; reason: string | null }>('GET', `/api/v1/rollouts/${name}`)).body;
+      return ['Succeeded', 'Failed', 'Paused', 'Completed', 'Cancelled'].includes(r.phase) ? r : undefined;
+    }, 480_000, 1000);
+  };
+  /** The agent's own pods that are not on their way out. */
+  const agentPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=fleetlet' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+
   before(async () => {
     const { host, tag } = await runImage();
     image = tag;
+    dockerHost = host;
     unlock = await runLock(NS);
     await Promise.all([NS, ADDONS].map(namespaceGone));
     node = await startRealNode({
@@ -140,20 +179,19 @@ patches:
     );
     await kubectl(['apply', '--server-side', '--field-manager=fleetlet-real-node-test', '-k', overlay]);
 
-    const podOf = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=fleetlet' })).items.filter((p) => !p.metadata?.deletionTimestamp);
     let pod: k8s.V1Pod;
     try {
       pod = await eventually(
         'the agent pod Running and Ready on the real node',
         async () => {
-          const [p] = await podOf();
+          const [p] = await agentPods();
           return p?.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? p : undefined;
         },
         240_000,
         1000,
       );
     } catch (err) {
-      const [p] = await podOf().catch(() => []);
+      const [p] = await agentPods().catch(() => []);
       t.diagnostic(`pod: ${JSON.stringify(p?.status)}`);
       if (p?.status?.podIP) t.diagnostic(`readyz: ${await fetch(`http://${p.status.podIP}:8080/readyz?verbose`).then((r) => r.text(), String)}`);
       if (p) t.diagnostic(`agent log:\n${node.containerLogs(NS, p.metadata!.name!, 'agent').slice(-8000)}`);
@@ -183,61 +221,74 @@ patches:
     assert.equal((await api('POST', `/api/v1/clusters/${CLUSTER_ID}/accept`)).status, 200);
     await eventually('the hub credential Secret', async () => (await core.readNamespacedSecret({ name: 'fleetlet-hub-credential', namespace: NS }).catch(() => undefined)) ? true : undefined, 60_000);
 
-    // Step 7: a rollout whose release runs on this node too (the pause image is in its containerd).
-    const created = await api('POST', '/api/v1/rollouts', {
-      name: 'first',
-      strategy: { type: 'All', progressDeadline: '5m' },
-      target: {
-        kind: 'Release',
-        release: {
-          name: 'edge-addons',
-          version: '1.0.0',
-          components: [
-            {
-              name: 'hello',
-              version: '1.0.0',
-              manifests: [
-                {
-                  apiVersion: 'apps/v1',
-                  kind: 'Deployment',
-                  metadata: { name: 'hello', namespace: ADDONS },
-                  spec: {
-                    replicas: 1,
-                    selector: { matchLabels: { app: 'hello' } },
-                    template: {
-                      metadata: { labels: { app: 'hello' } },
-                      spec: {
-                        nodeSelector: { 'kubernetes.io/hostname': node.name },
-                        tolerations: [{ key: REAL_NODE_TAINT.key, operator: 'Exists', effect: REAL_NODE_TAINT.effect }],
-                        containers: [{ name: 'hello', image: PAUSE_IMAGE, imagePullPolicy: 'IfNotPresent' }],
-                      },
-                    },
-                  },
-                },
-              ],
-            },
-          ],
-        },
-      },
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
+    // Step 7: a rollout whose release runs on this node too.
+    let first: { phase: string; reason: string | null };
     try {
-      await eventually('the rollout Succeeded', async () => {
-        const r = (await api<{ phase: string; reason: string | null }>('GET', '/api/v1/rollouts/first')).body;
-        if (r.phase === 'Failed' || r.phase === 'Paused') throw new Error(`rollout ${r.phase}: ${r.reason}`);
-        return r.phase === 'Succeeded' ? true : undefined;
-      }, 300_000, 1000);
+      first = await rollOut('first', '1.0.0', [hello()]);
     } catch (err) {
       t.diagnostic(`agent log:\n${node.containerLogs(NS, pod.metadata!.name!, 'agent').slice(-8000)}`);
       throw err;
     }
-    const hello = await apps.readNamespacedDeployment({ name: 'hello', namespace: ADDONS });
-    assert.equal(hello.status?.availableReplicas, 1);
+    assert.equal(first.phase, 'Succeeded', `${first.reason}\n${node.containerLogs(NS, pod.metadata!.name!, 'agent').slice(-6000)}`);
+    const helloDeployment = await apps.readNamespacedDeployment({ name: 'hello', namespace: ADDONS });
+    assert.equal(helloDeployment.status?.availableReplicas, 1);
     const [helloPod] = (await core.listNamespacedPod({ namespace: ADDONS, labelSelector: 'app=hello' })).items;
     assert.equal(helloPod?.spec?.nodeName, node.name, 'the release runs on the real node');
     assert.equal(helloPod?.status?.phase, 'Running');
     const phase = await core.readNamespacedConfigMap({ name: 'fleetlet-status', namespace: NS });
     assert.equal(phase.data?.phase, 'Succeeded');
+  });
+  test('the agent upgrades itself between real images: A to B through the hand-over; a B that crashes at start is reverted by A', async (t) => {
+    // B: the same build, another version (the agent takes its version from FLEETLET_AGENT_VERSION).
+    const derive = async (tag: string, lines: string[]) => {
+      const ctx = mkdtempSync(join(tmpdir(), 'fleetlet-image-b-'));
+      try {
+        writeFileSync(join(ctx, 'Dockerfile'), [`FROM ${image}`, ...lines, ''].join('\n'));
+        await docker(dockerHost, ['build', '-q', '-t', tag, ctx], { env: { DOCKER_BUILDKIT: '1' } });
+        await node.loadImage(dockerHost, tag);
+      } finally {
+        rmSync(ctx, { recursive: true, force: true });
+      }
+      return tag;
+    };
+    const imageB = await derive('fleetlet.local/fleetlet:0.2.0', ['ENV FLEETLET_AGENT_VERSION=0.2.0']);
+    const imageC = await derive('fleetlet.local/fleetlet:0.3.0-crash', ['ENV FLEETLET_AGENT_VERSION=0.3.0', 'ENTRYPOINT ["node", "-e", "process.exit(70)"]']);
+    const self = (version: string, agentImage: string) => ({
+      name: 'fleetlet',
+      version,
+      self: true,
+      health: { progressDeadlineSeconds: 90 },
+      // Only what changes: the server-side apply takes the image field over from kubectl's.
+      manifests: [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'fleetlet', namespace: NS }, spec: { template: { spec: { containers: [{ name: 'agent', image: agentImage }] } } } }],
+    });
+    const [a] = await agentPods();
+    const logsOf = async () => (await agentPods()).map((p) => `--- ${p.metadata!.name}\n${node.containerLogs(NS, p.metadata!.name!, 'agent').slice(-4000)}`).join('\n');
+
+    const toB = await rollOut('self-b', '1.1.0', [hello(), self('0.2.0', imageB)]);
+    if (toB.phase !== 'Succeeded') t.diagnostic(await logsOf());
+    assert.equal(toB.phase, 'Succeeded', toB.reason ?? '');
+    const b = await eventually('one agent pod, B, Ready', async () => {
+      const pods = await agentPods();
+      const [p] = pods;
+      return pods.length === 1 && p!.spec?.containers[0]?.image === imageB && p!.status?.containerStatuses?.[0]?.ready ? p : undefined;
+    }, 120_000, 1000);
+    assert.notEqual(b.metadata!.name, a!.metadata!.name, 'a new pod');
+    assert.equal(b.spec?.nodeName, node.name);
+    const leader = async () => (await coordination.readNamespacedLease({ name: 'fleetlet-leader', namespace: NS })).spec?.holderIdentity;
+    assert.equal(await eventually('B leads', async () => ((await leader()) === b.metadata!.name ? true : undefined), 60_000), true);
+
+    // C exits at once: it never reports as a candidate, and B restores its own spec.
+    const toC = await rollOut('self-c', '1.2.0', [hello(), self('0.3.0', imageC)]);
+    assert.notEqual(toC.phase, 'Succeeded');
+    const view = (await api<{ upgrade: { phase: string; reason: string | null; message: string | null } | null }>('GET', `/api/v1/clusters/${CLUSTER_ID}`)).body;
+    assert.equal(view.upgrade?.phase, 'RolledBack', JSON.stringify(view.upgrade));
+    const dep = await apps.readNamespacedDeployment({ name: 'fleetlet', namespace: NS });
+    assert.equal(dep.spec?.template.spec?.containers[0]?.image, imageB, 'B restored its own previous spec');
+    const after = await eventually('B alone again, Ready', async () => {
+      const pods = await agentPods();
+      return pods.length === 1 && pods[0]!.status?.containerStatuses?.[0]?.ready ? pods[0] : undefined;
+    }, 180_000, 1000);
+    assert.equal(after.metadata!.name, b.metadata!.name, 'B kept running throughout');
   });
 });
 
