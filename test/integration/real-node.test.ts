@@ -17,6 +17,8 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
+import { HandoverStore } from '../../src/agent/kube/handover-store.ts';
+import { KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { startHub, type RunningHub } from '../../src/hub/start-hub.ts';
 import { exportPublicKeyPem, generateReleaseKey } from '../../src/protocol/signing.ts';
 import { eventually, kubeConfig } from '../support/cluster.ts';
@@ -274,6 +276,12 @@ patches:
     }, 120_000, 1000);
     assert.notEqual(b.metadata!.name, a!.metadata!.name, 'a new pod');
     assert.equal(b.spec?.nodeName, node.name);
+    // A handed over once B reported ready as the candidate; B finished the attempt.
+    const handover = new HandoverStore(new KubeClusterClient(admin), NS);
+    const record = await handover.read();
+    assert.equal(record?.attempt?.phase, 'Succeeded');
+    assert.ok(record?.attempt?.transitions.some((tr) => tr.reason === 'CandidateReady'), 'handed over after the candidate reported ready');
+    assert.equal(record?.writtenBy, b.metadata!.name, 'B wrote the final record');
     const leader = async () => (await coordination.readNamespacedLease({ name: 'fleetlet-leader', namespace: NS })).spec?.holderIdentity;
     assert.equal(await eventually('B leads', async () => ((await leader()) === b.metadata!.name ? true : undefined), 60_000), true);
 
@@ -282,6 +290,7 @@ patches:
     assert.notEqual(toC.phase, 'Succeeded');
     const view = (await api<{ upgrade: { phase: string; reason: string | null; message: string | null } | null }>('GET', `/api/v1/clusters/${CLUSTER_ID}`)).body;
     assert.equal(view.upgrade?.phase, 'RolledBack', JSON.stringify(view.upgrade));
+    assert.equal(view.upgrade?.reason, 'CandidateNotReady', JSON.stringify(view.upgrade));
     const dep = await apps.readNamespacedDeployment({ name: 'fleetlet', namespace: NS });
     assert.equal(dep.spec?.template.spec?.containers[0]?.image, imageB, 'B restored its own previous spec');
     const after = await eventually('B alone again, Ready', async () => {
