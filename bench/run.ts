@@ -99,14 +99,20 @@ if (only.has('replay')) await outboxReplayBench({ reports: int('replay', values.
 if (only.has('ingest') && values.only !== undefined) {
   for (const backend of ['sqlite', 'postgres'] as const) await outboxReplayBench({ reports: int('replay', values.replay), random, backend });
 }
-if (only.has('hub')) {
-  await hubCapacityBench({
+/** The simulated agents and their report load: the options the single-hub and the replicas benches share. */
+function simulatedFleet() {
+  return {
     agents: int('agents', values.agents),
     reportIntervalMs: int('report-interval-ms', values['report-interval-ms']),
     batchSize: Math.max(1, int('batch', values.batch)),
     heartbeatMs: int('heartbeat-ms', values['heartbeat-ms'] ?? '10000'),
     measureMs: int('measure-ms', values['measure-ms']),
     connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
+  };
+}
+if (only.has('hub')) {
+  await hubCapacityBench({
+    ...simulatedFleet(),
     deflate: !values['no-deflate'],
     restart: !values['no-restart'],
     random,
@@ -116,12 +122,7 @@ if (only.has('hub')) {
 if (only.has('replicas') && values.only !== undefined) {
   await hubReplicasBench({
     replicas: Math.max(1, int('replicas', values.replicas)),
-    agents: int('agents', values.agents),
-    reportIntervalMs: int('report-interval-ms', values['report-interval-ms']),
-    batchSize: Math.max(1, int('batch', values.batch)),
-    heartbeatMs: int('heartbeat-ms', values['heartbeat-ms'] ?? '10000'),
-    measureMs: int('measure-ms', values['measure-ms']),
-    connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
+    ...simulatedFleet(),
     rolloutTickMs: Math.max(1, int('rollout-tick-ms', values['rollout-tick-ms'])),
     kill: true,
     random,

@@ -208,7 +208,7 @@ export const postgresMigrations: readonly string[] = [
   `
   ALTER TABLE cluster_upgrade ADD COLUMN last_override_refusal TEXT;
   `,
-  // The dashboard (store/dashboard-repo.ts), as SQLite's migrations 5 and 6
+  // The dashboard (store/dashboard-repo.ts), as SQLite's migrations 5 and 7
   // do it: labels and reported overrides as rows kept by triggers, the
   // indexes its counts and lists read, and its change counter. The counter is
   // a sequence (not transactional, so writers on every replica bump it
