@@ -91,7 +91,11 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   const version = cfg.agentVersion ?? AGENT_VERSION;
   const now = cfg.now ?? (() => new Date());
   const log = cfg.logger;
-  const journal = Journal.open(cfg.journalPath, { now });
+  const journal = Journal.open(cfg.journalPath, { now, agentVersion: version });
+  if (journal.format.fromNewerAgents.length > 0) {
+    // After a newer agent was rolled back: its additive migrations stay, unused, for when it returns.
+    log.info({ level: journal.format.level, migrations: journal.format.fromNewerAgents }, 'the journal holds additive migrations of a newer agent; they are left alone');
+  }
   journal.recordHub(cfg.hub?.url);
   const cluster = new KubeClusterClient(cfg.kubeConfig);
   const credentials = secretCredentialStore(cluster, cfg.namespace);

@@ -8,7 +8,7 @@ import { AttemptRepo } from './attempt-repo.ts';
 import { compact, type CompactionPolicy, type CompactionResult } from './compaction.ts';
 import { JournalError } from './errors.ts';
 import { InstalledRepo } from './installed-repo.ts';
-import { migrate } from './migrations.ts';
+import { checkFormatLevel, formatLevel, migrate, type MigrateResult } from './migrations.ts';
 import { OutboxRepo } from './outbox-repo.ts';
 import { OverrideRepo } from './override-repo.ts';
 import { ReleaseRepo } from './release-repo.ts';
@@ -29,6 +29,16 @@ export type Durability = 'full' | 'normal';
 export interface JournalOptions {
   durability?: Durability;
   now?: () => Date;
+  /** The running agent's version: recorded with the migrations it runs, named when it refuses a newer journal. */
+  agentVersion?: string;
+}
+
+/** The journal's format (src/store/migrations.ts): what a reader must understand, and what newer agents added that this one leaves alone. */
+export interface JournalFormat {
+  level: number;
+  /** The highest level this agent reads. */
+  knownLevel: number;
+  fromNewerAgents: MigrateResult['fromNewerAgents'];
 }
 
 /** Refused writes, each error once though it passes both a statement and the transaction around it. */
@@ -76,13 +86,15 @@ export class Journal {
   readonly outbox: OutboxRepo;
   readonly overrides: OverrideRepo;
   readonly now: () => Date;
+  readonly format: JournalFormat;
   readonly #writeErrors = new WriteErrors();
 
-  private constructor(db: Database.Database, path: string, now: () => Date) {
+  private constructor(db: Database.Database, path: string, now: () => Date, migrated: MigrateResult) {
     countWriteErrors(db, this.#writeErrors);
     this.#db = db;
     this.path = path;
     this.now = now;
+    this.format = { level: migrated.level, knownLevel: formatLevel(), fromNewerAgents: migrated.fromNewerAgents };
     const iso = () => now().toISOString();
     this.releases = new ReleaseRepo(db, iso);
     this.attempts = new AttemptRepo(db, iso);
@@ -100,7 +112,13 @@ export class Journal {
       throw new JournalError('JournalUnreadable', `cannot open journal ${path}: ${(err as Error).message}`, { cause: err });
     }
     reuseStatements(db);
+    const now = opts.now ?? (() => new Date());
+    const versions = { path, now, ...(opts.agentVersion === undefined ? {} : { agentVersion: opts.agentVersion }) };
+    let migrated: MigrateResult;
     try {
+      // First, before any pragma below writes to the file: a journal a newer
+      // agent raised above this agent's format level is refused untouched.
+      checkFormatLevel(db, versions);
       // auto_vacuum must be chosen before the first table exists; INCREMENTAL
       // lets compaction give pages back to the filesystem a few at a time.
       db.pragma('auto_vacuum = INCREMENTAL');
@@ -115,13 +133,13 @@ export class Journal {
       db.pragma('cache_size = -512');
       const check = db.pragma('quick_check', { simple: true });
       if (check !== 'ok') throw new JournalError('JournalCorrupt', `journal ${path} failed its integrity check: ${String(check)}`);
-      migrate(db);
+      migrated = migrate(db, versions);
     } catch (err) {
       db.close();
       if (err instanceof JournalError) throw err;
       throw new JournalError('JournalUnusable', `journal ${path}: ${(err as Error).message}`, { cause: err });
     }
-    return new Journal(db, path, opts.now ?? (() => new Date()));
+    return new Journal(db, path, now, migrated);
   }
 
   /**
@@ -172,7 +190,7 @@ export class Journal {
     return this.getMeta(HUB_URL_KEY);
   }
 
-  /** How the file is kept (for diagnostics and the journal's own tests): WAL, the synchronous level (2 = FULL), the schema version. */
+  /** How the file is kept (for diagnostics and the journal's own tests): WAL, the synchronous level (2 = FULL), the schema version (the format level, src/store/migrations.ts). */
   settings(): { journalMode: string; synchronous: number; schemaVersion: number } {
     return {
       journalMode: this.#db.pragma('journal_mode', { simple: true }) as string,

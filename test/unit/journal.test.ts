@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Journal } from '../../src/store/journal.ts';
-import { JournalError } from '../../src/store/errors.ts';
-import { migrations } from '../../src/store/migrations.ts';
+import { JournalError, JournalTooNew } from '../../src/store/errors.ts';
+import { formatLevel } from '../../src/store/migrations.ts';
 import type { Release, SignedEnvelope } from '../../src/protocol/release.ts';
 import type { Plan } from '../../src/protocol/plan.ts';
 
@@ -34,7 +34,7 @@ const plan: Plan = { revision: 1, stages: [], unchanged: [], removed: [] };
 
 test('opens in WAL mode with FULL synchronous by default and records the schema version', () => {
   const j = Journal.open(tmp());
-  assert.deepEqual(j.settings(), { journalMode: 'wal', synchronous: 2 /* FULL */, schemaVersion: migrations.length });
+  assert.deepEqual(j.settings(), { journalMode: 'wal', synchronous: 2 /* FULL */, schemaVersion: formatLevel() });
   j.close();
 });
 
@@ -48,13 +48,23 @@ test('reopening runs no migration twice and keeps the data', () => {
   j2.close();
 });
 
-test('refuses a journal written by a newer agent, naming both versions', () => {
+test('refuses a journal written by a newer agent, naming both format levels and what to do', () => {
   const path = tmp();
   Journal.open(path).close();
   const raw = new Database(path);
   raw.pragma('user_version = 99');
   raw.close();
-  assert.throws(() => Journal.open(path), (e: unknown) => e instanceof JournalError && e.message.includes(`99 is newer than this agent knows (${migrations.length})`));
+  assert.throws(
+    () => Journal.open(path, { agentVersion: '0.2.0' }),
+    (e: unknown) =>
+      e instanceof JournalTooNew &&
+      e.reason === 'JournalTooNew' &&
+      e.journalLevel === 99 &&
+      e.knownLevel === formatLevel() &&
+      e.message.includes(`is at format level 99`) &&
+      e.message.includes(`this agent (0.2.0) reads format levels up to ${formatLevel()}`) &&
+      e.message.includes('do not delete the journal'),
+  );
 });
 
 test('a file that is not a database gives a clear error', () => {
