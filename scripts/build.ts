@@ -154,9 +154,11 @@ export function stageRuntime(dest: string, bundles = distDir): string[] {
  * Dockerfile's ENTRYPOINT (its node flags and the bundle) and its default
  * CMD, if any, with /app/ mapped to this checkout, then `args`. Tests and
  * benchmarks that start an agent process use this, so they run what ships.
+ * `checkout` is another tree laid out like this one (a Dockerfile, dist/,
+ * node_modules/): an earlier release's build (test/support/release-build.ts).
  */
-export function imageAgentArgv(args: readonly string[] = []): string[] {
-  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+export function imageAgentArgv(args: readonly string[] = [], checkout = root): string[] {
+  const dockerfile = readFileSync(join(checkout, 'Dockerfile'), 'utf8');
   const exec = (op: string) => {
     const last = [...dockerfile.matchAll(new RegExp(`^${op}\\s+(\\[.*\\])\\s*$`, 'gm'))].at(-1);
     return last ? (JSON.parse(last[1]!) as string[]) : undefined;
@@ -164,7 +166,7 @@ export function imageAgentArgv(args: readonly string[] = []): string[] {
   const entrypoint = exec('ENTRYPOINT');
   if (!entrypoint) throw new Error('Dockerfile: no exec-form ENTRYPOINT');
   if (entrypoint[0] !== 'node') throw new Error(`Dockerfile: the ENTRYPOINT must run node, not ${entrypoint[0]}`);
-  const mapped = [...entrypoint.slice(1), ...(exec('CMD') ?? [])].map((a) => (a.startsWith('/app/') ? join(root, a.slice('/app/'.length)) : a));
+  const mapped = [...entrypoint.slice(1), ...(exec('CMD') ?? [])].map((a) => (a.startsWith('/app/') ? join(checkout, a.slice('/app/'.length)) : a));
   const bundle = mapped.find((a) => a.endsWith('.mjs'));
   if (!bundle || !existsSync(bundle)) throw new Error(`${bundle ?? 'the bundle'} is missing: run \`npm run build\` (the tests' global set-up does)`);
   return [...mapped, ...args];
@@ -185,7 +187,7 @@ export function imageEnv(): Record<string, string> {
       if (eq < 1) throw new Error(`Dockerfile: ENV ${m[1]}: expected NAME=value pairs`);
       const name = pair.slice(0, eq);
       const value = pair.slice(eq + 1);
-      if (name !== 'PATH') env[name] = value.startsWith('/app/') ? join(root, value.slice('/app/'.length)) : value;
+      if (name !== 'PATH') env[name] = value.startsWith('/app/') ? join(checkout, value.slice('/app/'.length)) : value;
     }
   }
   return env;
