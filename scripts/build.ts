@@ -176,10 +176,11 @@ export function imageAgentArgv(args: readonly string[] = [], checkout = root): s
  * The environment the image sets for its processes (the Dockerfile's ENV
  * lines, `ENV A=1 B=2` form) with /app/ mapped to this checkout, except
  * PATH, which names the image's own layout. Tests and benchmarks that start
- * an agent process as the image does set these too.
+ * an agent process as the image does set these too. `checkout` as for
+ * imageAgentArgv.
  */
-export function imageEnv(): Record<string, string> {
-  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+export function imageEnv(checkout = root): Record<string, string> {
+  const dockerfile = readFileSync(join(checkout, 'Dockerfile'), 'utf8');
   const env: Record<string, string> = {};
   for (const m of dockerfile.matchAll(/^ENV\s+(.+)$/gm)) {
     for (const pair of m[1]!.trim().split(/\s+/)) {
