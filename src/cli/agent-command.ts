@@ -12,6 +12,7 @@ import type { PodSpecView } from '../agent/kube/pod-sources.ts';
 import { missingInputs, unresolvedEnvReference, waitForStartupInputs, type StartupInput, type WaitOutcome } from '../agent/process/startup-inputs.ts';
 import type { AttemptPhase } from '../protocol/attempt.ts';
 import { readSecretFile } from '../lib/secret-file.ts';
+import { JournalError } from '../store/errors.ts';
 import { ExitCode, wholeNumber, type CommandContext } from './cli-support.ts';
 
 export function agentCommand(ctx: CommandContext) {
@@ -129,45 +130,54 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   /** With --exit-when-done: how the desired release's attempt ended. */
   let outcome: AttemptPhase | undefined;
 
-  const runtime = await createAgentRuntime({
-    clusterId,
-    journalPath: values.journal,
-    kubeConfig: loadKubeConfig(values.kubeconfig),
-    releaseKeys,
-    logger,
-    namespace: values.namespace,
-    pollMs: values.pollMs,
-    admission: { ...defaultAdmission, allowedNamespaces, allowHostAccess: values.allowHostAccess === true, allowClusterRoleBindings: values.allowClusterRoleBindings === true },
-    ...(values.policy ? { policyPath: values.policy } : {}),
-    ...(values.targetNamespace ? { targetNamespace: values.targetNamespace } : {}),
-    ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname(), leaseDurationMs: values.leaseDurationMs } } : {}),
-    ...(hubUrl
-      ? {
-          hub: {
-            url: hubUrl,
-            bootstrapToken,
-            uninstallOnDeregister: values.uninstallOnDeregister,
-            ...(values.hubCa ? { tls: { ca: readFileSync(values.hubCa, 'utf8') } } : {}),
-          },
-        }
-      : {}),
-    agent: {
-      // Failpoint for crash-loop tests: die whenever an action of this phase begins.
-      onStep: (a) => {
-        if (process.env.FLEETLET_FAILPOINT_KILL_IN_PHASE === a.phase) process.kill(process.pid, 'SIGKILL');
+  let runtime: Awaited<ReturnType<typeof createAgentRuntime>>;
+  try {
+    runtime = await createAgentRuntime({
+      clusterId,
+      journalPath: values.journal,
+      kubeConfig: loadKubeConfig(values.kubeconfig),
+      releaseKeys,
+      logger,
+      namespace: values.namespace,
+      pollMs: values.pollMs,
+      admission: { ...defaultAdmission, allowedNamespaces, allowHostAccess: values.allowHostAccess === true, allowClusterRoleBindings: values.allowClusterRoleBindings === true },
+      ...(values.policy ? { policyPath: values.policy } : {}),
+      ...(values.targetNamespace ? { targetNamespace: values.targetNamespace } : {}),
+      ...(leaderElect ? { leaderElection: { identity: values.identity ?? process.env.FLEETLET_POD_NAME ?? hostname(), leaseDurationMs: values.leaseDurationMs } } : {}),
+      ...(hubUrl
+        ? {
+            hub: {
+              url: hubUrl,
+              bootstrapToken,
+              uninstallOnDeregister: values.uninstallOnDeregister,
+              ...(values.hubCa ? { tls: { ca: readFileSync(values.hubCa, 'utf8') } } : {}),
+            },
+          }
+        : {}),
+      agent: {
+        // Failpoint for crash-loop tests: die whenever an action of this phase begins.
+        onStep: (a) => {
+          if (process.env.FLEETLET_FAILPOINT_KILL_IN_PHASE === a.phase) process.kill(process.pid, 'SIGKILL');
+        },
+        onTransition: (a, t) => {
+          // Failpoint for crash-recovery tests (like etcd's gofail): die right
+          // after the k-th transition is durable, before its action starts.
+          if (failAfter > 0 && ++transitions === failAfter) process.kill(process.pid, 'SIGKILL');
+          metrics?.onTransition(a, t);
+          if (values.exitWhenDone && a.finishedAt && runtime.journal.releases.latestAccepted()?.revision === a.revision) {
+            outcome = a.phase;
+            shutdown.stop('the desired release is done');
+          }
+        },
       },
-      onTransition: (a, t) => {
-        // Failpoint for crash-recovery tests (like etcd's gofail): die right
-        // after the k-th transition is durable, before its action starts.
-        if (failAfter > 0 && ++transitions === failAfter) process.kill(process.pid, 'SIGKILL');
-        metrics?.onTransition(a, t);
-        if (values.exitWhenDone && a.finishedAt && runtime.journal.releases.latestAccepted()?.revision === a.revision) {
-          outcome = a.phase;
-          shutdown.stop('the desired release is done');
-        }
-      },
-    },
-  });
+    });
+  } catch (err) {
+    // A journal the agent cannot or must not use (newer, corrupt, unreadable):
+    // one line that says why and what to do, not a stack trace.
+    if (!(err instanceof JournalError)) throw err;
+    logger.error({ reason: err.reason, journal: values.journal }, err.message);
+    return ExitCode.Failed;
+  }
   const { journal, cluster, agent } = runtime;
 
   // A missing namespace would make every credential, event and lease write

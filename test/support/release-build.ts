@@ -1,0 +1,95 @@
+// Agent builds of two versions for tests that run both on one journal
+// (test/integration/journal-compat.test.ts): HEAD's, which the global set-up
+// bundles into dist/, and a tagged release's, bundled from the tag's own
+// sources with its own scripts/build.ts and cached under
+// ~/.cache/fleetlet/agent-builds/<commit> (a tag's commit never changes).
+// Both start as their image would (the Dockerfile's ENTRYPOINT and ENV).
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { imageAgentArgv, imageEnv, root } from '../../scripts/build.ts';
+import { cacheDir } from '../../src/testbed/control-plane.ts';
+
+export interface AgentBuild {
+  /** The tag, or HEAD. */
+  label: string;
+  /** The commit it was built from (HEAD: the checkout's, which may have changes on top). */
+  commit: string;
+  /** node's arguments to run `fleetlet agent` with `args`, as the build's image does. */
+  argv(args: readonly string[]): string[];
+  /** The environment the build's image sets. */
+  env(): Record<string, string>;
+}
+
+function git(args: string[]): { ok: boolean; out: string; err: string } {
+  const r = spawnSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  return { ok: r.status === 0, out: r.stdout ?? '', err: r.stderr ?? r.error?.message ?? '' };
+}
+
+export function headBuild(): AgentBuild {
+  const head = git(['rev-parse', 'HEAD']);
+  return { label: 'HEAD', commit: head.ok ? head.out.trim() : 'unknown', argv: (args) => imageAgentArgv(args), env: () => imageEnv() };
+}
+
+/**
+ * The agent of release `tag`. Fails (never skips) when the tag is not in
+ * the clone, or when the tag's lock file differs from HEAD's: its bundle
+ * runs with HEAD's node_modules (for better-sqlite3's native binary, and
+ * esbuild to bundle it), which is the tag's own dependency tree only then.
+ */
+export function releaseBuild(tag: string): AgentBuild {
+  const resolved = git(['rev-parse', '--verify', '--quiet', `${tag}^{commit}`]);
+  if (!resolved.ok) {
+    throw new Error(
+      `the release tag ${tag} is not in this clone (${root}), so its agent cannot be built: a shallow clone (CI) has no tags. ` +
+        `Run \`git fetch --tags\` (.ci/run does when the clone is shallow); this test runs the real ${tag} build and is never skipped`,
+    );
+  }
+  const commit = resolved.out.trim();
+  const lock = git(['show', `${commit}:package-lock.json`]);
+  if (!lock.ok) throw new Error(`cannot read ${tag}'s package-lock.json: ${lock.err}`);
+  if (lock.out !== readFileSync(join(root, 'package-lock.json'), 'utf8')) {
+    throw new Error(
+      `${tag}'s package-lock.json differs from HEAD's: this test runs ${tag}'s bundle with HEAD's node_modules, which is sound only for the same lock file. ` +
+        `Build ${tag} with its own dependencies instead (npm ci in a checkout of ${tag}) in test/support/release-build.ts`,
+    );
+  }
+  const cached = join(cacheDir(), 'agent-builds', commit);
+  if (!existsSync(join(cached, 'dist', 'agent.mjs'))) buildRelease(tag, commit, cached);
+  // Each use runs from a copy beside a node_modules link: the bundles load
+  // better-sqlite3 from next to themselves, and the cache outlives checkouts.
+  const checkout = mkdtempSync(join(tmpdir(), `fleetlet-${tag}-`));
+  cpSync(cached, checkout, { recursive: true });
+  symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'));
+  return { label: tag, commit, argv: (args) => imageAgentArgv(args, checkout), env: () => imageEnv(checkout) };
+}
+
+/** The tag's sources (git archive), bundled by the tag's scripts/build.ts; only the Dockerfile and dist/ are kept. */
+function buildRelease(tag: string, commit: string, dest: string): void {
+  const parent = join(cacheDir(), 'agent-builds');
+  mkdirSync(parent, { recursive: true });
+  const work = mkdtempSync(join(parent, `.building-${commit.slice(0, 12)}-`));
+  try {
+    const sources = join(work, 'sources');
+    const out = join(work, 'out');
+    mkdirSync(sources);
+    const archive = git(['archive', '--format=tar', `--output=${join(work, 'sources.tar')}`, commit]);
+    if (!archive.ok) throw new Error(`git archive ${tag}: ${archive.err}`);
+    const untar = spawnSync('tar', ['-xf', join(work, 'sources.tar'), '-C', sources], { encoding: 'utf8' });
+    if (untar.status !== 0) throw new Error(`unpacking ${tag}'s sources: ${untar.stderr}`);
+    symlinkSync(join(root, 'node_modules'), join(sources, 'node_modules'));
+    const built = spawnSync(process.execPath, ['scripts/build.ts', `--outdir=${join(out, 'dist')}`], { cwd: sources, encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`building ${tag}'s bundles with its scripts/build.ts failed (${built.status ?? built.signal}): ${built.stderr}${built.error?.message ?? ''}`);
+    cpSync(join(sources, 'Dockerfile'), join(out, 'Dockerfile'));
+    writeFileSync(join(out, 'BUILT-FROM'), `${tag} ${commit}\n`);
+    try {
+      renameSync(out, dest);
+    } catch (err) {
+      // Another run built it at the same time: theirs is the same build.
+      if (!existsSync(join(dest, 'dist', 'agent.mjs'))) throw err;
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
