@@ -304,7 +304,7 @@ describe(`the journal across agent versions (${PREVIOUS} and HEAD, real builds)`
       const line = h
         .output()
         .split('\n')
-        .filter(Boolean)
+        .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as { reason?: string; msg: string })
         .find((l) => l.reason === 'JournalTooNew');
       assert.ok(line, `HEAD logs one JournalTooNew line: ${h.output()}`);
