@@ -115,6 +115,7 @@ describe(`the journal across agent versions (${PREVIOUS} and HEAD, real builds)`
     hub = await startHubFixture({ now: () => new Date(), heartbeatMs: 300 });
   });
   after(async () => {
+    previous?.dispose();
     await hub?.close();
   });
 

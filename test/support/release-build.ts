@@ -20,6 +20,8 @@ export interface AgentBuild {
   argv(args: readonly string[]): string[];
   /** The environment the build's image sets. */
   env(): Record<string, string>;
+  /** Removes what this use laid out (the cache stays). */
+  dispose(): void;
 }
 
 function git(args: string[]): { ok: boolean; out: string; err: string } {
@@ -29,7 +31,7 @@ function git(args: string[]): { ok: boolean; out: string; err: string } {
 
 export function headBuild(): AgentBuild {
   const head = git(['rev-parse', 'HEAD']);
-  return { label: 'HEAD', commit: head.ok ? head.out.trim() : 'unknown', argv: (args) => imageAgentArgv(args), env: () => imageEnv() };
+  return { label: 'HEAD', commit: head.ok ? head.out.trim() : 'unknown', argv: (args) => imageAgentArgv(args), env: () => imageEnv(), dispose: () => {} };
 }
 
 /**
@@ -59,10 +61,19 @@ export function releaseBuild(tag: string): AgentBuild {
   if (!existsSync(join(cached, 'dist', 'agent.mjs'))) buildRelease(tag, commit, cached);
   // Each use runs from a copy beside a node_modules link: the bundles load
   // better-sqlite3 from next to themselves, and the cache outlives checkouts.
+  // The agent's entry points only (`image.mjs agent` loads agent.mjs), not the hub's or the CLI's.
   const checkout = mkdtempSync(join(tmpdir(), `fleetlet-${tag}-`));
-  cpSync(cached, checkout, { recursive: true });
+  mkdirSync(join(checkout, 'dist'));
+  cpSync(join(cached, 'Dockerfile'), join(checkout, 'Dockerfile'));
+  for (const f of ['image.mjs', 'image.mjs.map', 'agent.mjs', 'agent.mjs.map']) cpSync(join(cached, 'dist', f), join(checkout, 'dist', f));
   symlinkSync(join(root, 'node_modules'), join(checkout, 'node_modules'));
-  return { label: tag, commit, argv: (args) => imageAgentArgv(args, checkout), env: () => imageEnv(checkout) };
+  return {
+    label: tag,
+    commit,
+    argv: (args) => imageAgentArgv(args, checkout),
+    env: () => imageEnv(checkout),
+    dispose: () => rmSync(checkout, { recursive: true, force: true }),
+  };
 }
 
 /** The tag's sources (git archive), bundled by the tag's scripts/build.ts; only the Dockerfile and dist/ are kept. */
