@@ -39,6 +39,12 @@ export function agentCommand(ctx: CommandContext) {
     .option('--target-namespace <ns>', "where a release's namespaced objects without a namespace go")
     .option('--uninstall-on-deregister', 'remove what fleetlet installed when the hub deregisters the cluster', false)
     .option('--poll-ms <ms>', 'health poll interval', wholeNumber(50), 1000)
+    .addOption(
+      new Option('--upgrade-hub-timeout-ms <ms>', "after the agent upgraded itself, how long its new version may take to reach the hub before it reverts to the previous one")
+        .env('FLEETLET_UPGRADE_HUB_TIMEOUT_MS')
+        .argParser(wholeNumber(1000))
+        .default(120_000),
+    )
     .addOption(new Option('--http-addr <host:port>', 'serve /healthz, /readyz and /metrics, e.g. :8080 (default: off)').env('FLEETLET_HTTP_ADDR'))
     .option('--shutdown-grace-ms <ms>', 'on SIGTERM, how long the step in flight may take to finish', wholeNumber(0), 20_000)
     .option('--exit-when-done', "exit once the desired release's attempt has finished: 0 if it succeeded, 3 if it rolled back or failed or the release was refused", false)
@@ -140,6 +146,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
       logger,
       namespace: values.namespace,
       pollMs: values.pollMs,
+      selfUpgradeHubTimeoutMs: values.upgradeHubTimeoutMs,
       admission: { ...defaultAdmission, allowedNamespaces, allowHostAccess: values.allowHostAccess === true, allowClusterRoleBindings: values.allowClusterRoleBindings === true },
       ...(values.policy ? { policyPath: values.policy } : {}),
       ...(values.targetNamespace ? { targetNamespace: values.targetNamespace } : {}),

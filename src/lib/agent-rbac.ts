@@ -91,8 +91,10 @@ export function agentRbacObjects(o: AgentRbacOptions): Record<string, unknown>[]
         metadata: { name: 'fleetlet-agent-addons', namespace, labels },
         rules: [
           ...addonResources.map((r) => ({ apiGroups: [r.apiGroup], resources: r.resources, verbs: [...addonVerbs] })),
-          // Read only: pod problems in health messages.
+          // Read only: what the pods of a workload's current revision say (a crash-looping new pod
+          // ends its stage early; pod problems in health messages), and which revision is current.
           { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+          { apiGroups: ['apps'], resources: ['replicasets', 'controllerrevisions'], verbs: ['get', 'list'] },
         ],
       },
       {

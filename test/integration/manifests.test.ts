@@ -449,6 +449,8 @@ describe('manifests', () => {
           (r) => `${r} [] [create delete get list patch]`,
         ),
         'pods [] [get list]',
+        'controllerrevisions.apps [] [get list]',
+        'replicasets.apps [] [get list]',
       ];
       const clusterRules = ['nodes [] [get list]', `namespaces [${ADDONS} ${NS}] [get patch]`];
       const ownRules = [

@@ -8,6 +8,9 @@ import type { Plan } from '../../src/protocol/plan.ts';
 import type { GateDecision } from '../../src/agent/gate/gate.ts';
 import type { WorkloadHealth } from '../../src/agent/kube/workload-health.ts';
 import {
+  BLOCKED_MS,
+  containerFailure,
+  CRASH_LOOP_RESTARTS,
   decideApplied,
   decideError,
   decideGate,
@@ -25,6 +28,7 @@ import {
   type Decision,
   type GateObservation,
   type Move,
+  type ObservedContainer,
   type SoakObservation,
   type VerifyObservation,
 } from '../../src/agent/upgrade/decide.ts';
@@ -302,6 +306,63 @@ describe('decisions in detail', () => {
     assert.deepEqual(decideRollback(a, { sinceMs: T0, deadlineMs: 30_000, health: failed }, T0 + 30_000, timing), { waitMs: 200 });
     const stuck = moveOf(decideRollback(a, { sinceMs: T0, deadlineMs: 30_000, health: failed }, T0 + 30_001, timing));
     assert.equal(text(stuck), 'rolled back after StageDeadlineExceeded but the previous version is not healthy: <pods say why>; a person must look at the cluster');
+  });
+
+  const down = (more: Partial<ObservedContainer> = {}): ObservedContainer => ({
+    pod: 'addons/dns-7d9c-x2',
+    container: 'dns',
+    init: false,
+    restartCount: 0,
+    workload: { kind: 'Deployment', name: 'dns', namespace: 'addons' },
+    downSinceMs: T0,
+    ...more,
+  });
+  const crashing = (restartCount: number) => down({ restartCount, waiting: { reason: 'CrashLoopBackOff', message: 'back-off 20s restarting failed container' }, exit: { code: 70, reason: 'Error' } });
+
+  test('a new pod that crash-loops ends the stage at once, long before its deadline, naming pod, container, reason and exit code', () => {
+    const verdict = (containers: ObservedContainer[], now = T0 + 1_000) => decideVerify(attempt('Verifying'), verifying({ health: progressing, deadlineMs: 600_000, containers }), now, timing);
+    // One or two failed starts are transient: the stage waits (and its deadline still holds).
+    assert.deepEqual(verdict([crashing(CRASH_LOOP_RESTARTS - 1)]), { waitMs: 200 });
+    assert.deepEqual(verdict([down({ restartCount: 1, exit: { code: 1, reason: 'Error' } })]), { waitMs: 200 }, 'one restart, just exited: not yet a crash loop');
+    const m = moveOf(verdict([crashing(CRASH_LOOP_RESTARTS)]));
+    assert.deepEqual([m.to, m.stage, m.reason], ['RollingBack', 0, 'CrashLoopBackOff']);
+    assert.equal(text(m), 'stage 0: pod addons/dns-7d9c-x2 container dns: CrashLoopBackOff, exit code 70 (Error), 3 restarts: back-off 20s restarting failed container');
+    // Down right now after enough restarts counts even between two back-offs (terminated, not yet waiting); exit 0 loops too.
+    assert.match(text(moveOf(verdict([down({ restartCount: 4, exit: { code: 0, reason: 'Completed' } })]))), /container dns: Terminated, exit code 0 \(Completed\), 4 restarts$/);
+    assert.match(text(moveOf(verdict([down({ init: true, container: 'migrate', restartCount: 3, waiting: { reason: 'CrashLoopBackOff' }, exit: { code: 2 } })]))), /init container migrate: CrashLoopBackOff, exit code 2, 3 restarts/);
+    // A failed workload still speaks first; a healthy stage never looks at containers.
+    assert.equal(moveOf(decideVerify(attempt('Verifying'), verifying({ health: failed, containers: [crashing(5)] }), T0, timing)).reason, 'ProgressDeadlineExceeded');
+    assert.equal(moveOf(decideVerify(attempt('Verifying'), verifying({ containers: [crashing(5)] }), T0, timing)).to, 'PreflightChecking');
+  });
+
+  test('a container held by an image pull or a refused spec fails the stage once that has lasted BLOCKED_MS; a blip passes', () => {
+    const verdict = (c: ObservedContainer, now: number) => decideVerify(attempt('Verifying'), verifying({ health: progressing, deadlineMs: 600_000, containers: [c] }), now, timing);
+    for (const reason of ['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']) {
+      const c = down({ waiting: { reason, message: 'why' } });
+      assert.deepEqual(verdict(c, T0 + BLOCKED_MS - 1), { waitMs: 200 }, `${reason} for less than ${BLOCKED_MS} ms`);
+      const m = moveOf(verdict(c, T0 + BLOCKED_MS));
+      assert.equal(m.reason, 'ContainerCannotStart');
+      assert.equal(text(m), `stage 0: pod addons/dns-7d9c-x2 container dns: ${reason} for 30s: why`);
+    }
+    assert.deepEqual(verdict(down({ waiting: { reason: 'ContainerCreating' } }), T0 + 10 * BLOCKED_MS), { waitMs: 200 }, 'creating is progress, the deadline governs it');
+    assert.equal(containerFailure([], T0), undefined);
+  });
+
+  test("the agent's own new version that cannot start is CandidateNotReady at once, not at the deadline", () => {
+    const m = moveOf(decideVerify(attempt('Verifying'), verifying({ health: progressing, selfVersion: '0.3.0', containers: [down({ pod: 'fleetlet-system/fleetlet-5c-abc', container: 'agent', restartCount: 3, waiting: { reason: 'CrashLoopBackOff' }, exit: { code: 70, reason: 'Error' } })] }), T0 + 1_000, timing));
+    assert.deepEqual([m.to, m.reason], ['RollingBack', 'CandidateNotReady']);
+    assert.equal(text(m), 'the new agent 0.3.0 cannot start: pod fleetlet-system/fleetlet-5c-abc container agent: CrashLoopBackOff, exit code 70 (Error), 3 restarts');
+  });
+
+  test('the new agent that took its stage over in Verifying (the rolling update replaced the old pod first) proves it reaches the hub before the stage counts', () => {
+    const proving = (now: number, reachedHub: boolean, soak = 0) =>
+      decideVerify(attempt('Verifying'), verifying({ soakMs: soak, takeover: { version: '0.4.0', reachedHub, sinceMs: T0, timeoutMs: 20_000 } }), now, timing);
+    assert.deepEqual(proving(T0 + 20_000, false), { waitMs: TAKEOVER_POLL_MS }, 'healthy, but no hub yet: not passed');
+    const gaveUp = moveOf(proving(T0 + 20_001, false));
+    assert.deepEqual([gaveUp.to, gaveUp.reason], ['RollingBack', 'CandidateCannotReachHub']);
+    assert.equal(text(gaveUp), 'new agent 0.4.0 could not reach the hub within 20s after taking over; reverting to the previous agent');
+    assert.equal(moveOf(proving(T0 + 1_000, true)).to, 'PreflightChecking', 'once it reached the hub, the stage passes');
+    assert.equal(moveOf(proving(T0 + 1_000, true, 5_000)).to, 'Soaking');
   });
 
   test('the removal stage is the last one when the release drops components', () => {

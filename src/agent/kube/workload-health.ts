@@ -99,3 +99,103 @@ export function podProblems(pods: KubeObject[]): string[] {
   }
   return [...out];
 }
+
+/**
+ * What the kubelet says of one container of a workload's pod that is not
+ * running: the facts the early failure rule (src/agent/upgrade/decide.ts,
+ * `containerFailure`) reads. A running container is not a fact here.
+ */
+export interface ContainerFact {
+  /** namespace/name of the pod. */
+  pod: string;
+  container: string;
+  init: boolean;
+  restartCount: number;
+  /** Why it waits, e.g. CrashLoopBackOff, ImagePullBackOff, CreateContainerConfigError. */
+  waiting?: { reason: string; message?: string };
+  /** Its last exit: the current terminated state, else the previous one. */
+  exit?: { code: number; reason?: string };
+}
+
+type Meta = { uid?: string; ownerReferences?: { uid?: string }[]; labels?: Record<string, string>; annotations?: Record<string, string> };
+const metaOf = (o: KubeObject) => o.metadata as KubeObject['metadata'] & Meta;
+const ownedBy = (o: KubeObject, owner: KubeObject) => {
+  const uid = metaOf(owner).uid;
+  return uid !== undefined && (metaOf(o).ownerReferences ?? []).some((r) => r.uid === uid);
+};
+const DEPLOYMENT_REVISION = 'deployment.kubernetes.io/revision';
+const REVISION_HASH = 'controller-revision-hash';
+
+/**
+ * The kind of object that tells a workload's current revision apart from
+ * its old one: a Deployment's ReplicaSets, a DaemonSet's ControllerRevisions;
+ * a StatefulSet names its revision in its status.
+ */
+export function revisionKind(kind: WorkloadRef['kind']): 'ReplicaSet' | 'ControllerRevision' | undefined {
+  return kind === 'Deployment' ? 'ReplicaSet' : kind === 'DaemonSet' ? 'ControllerRevision' : undefined;
+}
+
+/**
+ * The pods of the workload's current revision (its template as last applied),
+ * never those of the revision being replaced: an old pod that crash-loops is
+ * often the reason for the upgrade, and must not fail it. Empty while the
+ * controller has not caught up with the workload's generation (until then it
+ * has not made the new revision, and the newest one it knows is the old).
+ */
+export function currentRevisionPods(workload: KubeObject, revisions: KubeObject[], pods: KubeObject[]): KubeObject[] {
+  const w = workload as Obj;
+  if (n(w.status?.observedGeneration) < (w.metadata.generation ?? 0)) return [];
+  const mine = pods.filter((p) => ownedBy(p, workload));
+  switch (workload.kind) {
+    case 'Deployment': {
+      const revision = metaOf(workload).annotations?.[DEPLOYMENT_REVISION];
+      const rs = revisions.find((r) => ownedBy(r, workload) && revision !== undefined && metaOf(r).annotations?.[DEPLOYMENT_REVISION] === revision);
+      return rs ? pods.filter((p) => ownedBy(p, rs)) : [];
+    }
+    case 'StatefulSet': {
+      const hash = w.status?.updateRevision;
+      return typeof hash === 'string' ? mine.filter((p) => metaOf(p).labels?.[REVISION_HASH] === hash) : [];
+    }
+    case 'DaemonSet': {
+      const newest = revisions
+        .filter((r) => ownedBy(r, workload))
+        .sort((x, y) => n((y as { revision?: unknown }).revision) - n((x as { revision?: unknown }).revision))[0];
+      const hash = newest && metaOf(newest).labels?.[REVISION_HASH];
+      return hash ? mine.filter((p) => metaOf(p).labels?.[REVISION_HASH] === hash) : [];
+    }
+    default:
+      return [];
+  }
+}
+
+interface ContainerStatus {
+  name: string;
+  restartCount?: number;
+  state?: { waiting?: { reason?: string; message?: string }; running?: unknown; terminated?: { exitCode?: number; reason?: string } };
+  lastState?: { terminated?: { exitCode?: number; reason?: string } };
+}
+
+/** The containers of these pods that are not running, with what the kubelet says of them. */
+export function containerFacts(pods: KubeObject[]): ContainerFact[] {
+  const out: ContainerFact[] = [];
+  for (const p of pods as (KubeObject & { status?: { initContainerStatuses?: ContainerStatus[]; containerStatuses?: ContainerStatus[] } })[]) {
+    const pod = `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
+    const statuses = [...(p.status?.initContainerStatuses ?? []).map((cs) => ({ cs, init: true })), ...(p.status?.containerStatuses ?? []).map((cs) => ({ cs, init: false }))];
+    for (const { cs, init } of statuses) {
+      if (cs.state?.running) continue;
+      const terminated = cs.state?.terminated ?? cs.lastState?.terminated;
+      // A finished init container is done, not down.
+      if (init && cs.state?.terminated?.exitCode === 0) continue;
+      const waitingReason = cs.state?.waiting?.reason;
+      out.push({
+        pod,
+        container: cs.name,
+        init,
+        restartCount: cs.restartCount ?? 0,
+        ...(waitingReason ? { waiting: { reason: waitingReason, ...(cs.state?.waiting?.message ? { message: cs.state.waiting.message } : {}) } } : {}),
+        ...(terminated && typeof terminated.exitCode === 'number' ? { exit: { code: terminated.exitCode, ...(terminated.reason ? { reason: terminated.reason } : {}) } } : {}),
+      });
+    }
+  }
+  return out;
+}

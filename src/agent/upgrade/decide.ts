@@ -8,7 +8,8 @@ import type { AttemptPhase } from '../../protocol/attempt.ts';
 import type { Component } from '../../protocol/release.ts';
 import type { AttemptRecord } from '../../store/attempt-repo.ts';
 import type { GateDecision } from '../gate/gate.ts';
-import type { WorkloadHealth } from '../kube/workload-health.ts';
+import type { WorkloadRef } from '../../protocol/release.ts';
+import type { ContainerFact, WorkloadHealth } from '../kube/workload-health.ts';
 import type { HealthSummary } from './health-watch.ts';
 import { next, type Outcome } from './lifecycle.ts';
 
@@ -151,8 +152,14 @@ export interface VerifyObservation {
   deadlineMs: number;
   soakMs: number;
   health: HealthSummary;
+  /** The version of the agent's own stage component, while this (old) version supervises it. */
+  selfVersion?: string;
   /** The agent's own new version, while this (old) version supervises it; looked at only once the stage is healthy. */
   candidate?: { version: string; ready: boolean; message: string };
+  /** The not-running containers of the stage's workloads' current revision, looked at while the stage is not healthy. */
+  containers?: ObservedContainer[];
+  /** This process is the agent's new version and leads its own stage: it proves it reaches the hub first. */
+  takeover?: { version: string } & TakeoverProof;
   /** Post-flight checks, run only once the stage is healthy. */
   postflight?: { ok: true } | { ok: false; reason: string; message: string };
 }
@@ -160,6 +167,18 @@ export interface VerifyObservation {
 export function decideVerify(a: AttemptView, o: VerifyObservation, nowMs: number, t: Pick<Timing, 'pollMs'>): Decision {
   const { stage, health } = o;
   if (health.failed) return { move: move(a, 'Unhealthy', { stage, reason: health.failed.reason, message: { workload: health.failed, text: (why) => why } }) };
+  const down = health.healthy ? undefined : containerFailure(o.containers ?? [], nowMs);
+  if (down) {
+    // The agent's own stage holds the agent alone: its new version cannot start, so it will never report ready.
+    if (o.selfVersion) {
+      return { move: move(a, 'Unhealthy', { stage, reason: 'CandidateNotReady', message: `the new agent ${o.selfVersion} cannot start: ${down.text}` }) };
+    }
+    return { move: move(a, 'Unhealthy', { stage, reason: down.reason, message: `stage ${stage}: ${down.text}` }) };
+  }
+  if (o.takeover) {
+    const proving = proveTakeover(a, stage, o.takeover.version, o.takeover, nowMs);
+    if (proving) return proving;
+  }
   const late = pastDeadline(o.sinceMs, o.deadlineMs, nowMs);
   if (health.healthy && o.candidate) {
     const c = o.candidate;
@@ -181,6 +200,61 @@ export function decideVerify(a: AttemptView, o: VerifyObservation, nowMs: number
   return { waitMs: t.pollMs };
 }
 
+/**
+ * Restarts after which a container that is down again is crash-looping.
+ * One or two failed starts are common and pass (a database, DNS or a
+ * webhook the new pod needs is not up yet; a kill during warm-up). The
+ * kubelet restarts a failed container at once, then after 10 s, then after
+ * 20 s, so a third restart comes about half a minute after the first exit:
+ * three failed starts in a row, each after a longer wait, are a pattern and
+ * not a blip, and the fourth try would only come after another 40 s. That
+ * is still well inside any sensible progress deadline (600 s by default),
+ * which is what would end the stage otherwise.
+ */
+export const CRASH_LOOP_RESTARTS = 3;
+/** Waiting reasons under which a container never starts by itself: an image that cannot be pulled, a spec the runtime refuses. */
+export const BLOCKING_WAIT_REASONS: ReadonlySet<string> = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
+/**
+ * How long a container may sit under a blocking reason before the stage
+ * fails early. These do not count restarts, and each can pass on its own:
+ * a registry blip (the kubelet retries a pull after 10 s, then 20 s), a
+ * Secret another controller creates a moment later. Half a minute covers two
+ * retries of the kubelet.
+ */
+export const BLOCKED_MS = 30_000;
+
+/** A container as the engine observed it: what the kubelet says, its workload, and since when it has been down at this restart count. */
+export interface ObservedContainer extends ContainerFact {
+  workload: WorkloadRef;
+  downSinceMs: number;
+}
+
+/**
+ * The one rule for a new pod that will not come up on its own (invariant:
+ * the stage ends early rather than at its deadline): a container down again
+ * after CRASH_LOOP_RESTARTS restarts, or held under a blocking waiting reason
+ * for BLOCKED_MS. The text names the pod, container, reason and exit code.
+ */
+export function containerFailure(containers: readonly ObservedContainer[], nowMs: number): { container: ObservedContainer; reason: 'CrashLoopBackOff' | 'ContainerCannotStart'; text: string } | undefined {
+  const describe = (c: ObservedContainer, why: string) => {
+    const exit = c.exit ? `, exit code ${c.exit.code}${c.exit.reason ? ` (${c.exit.reason})` : ''}` : '';
+    const restarts = c.restartCount ? `, ${c.restartCount} restarts` : '';
+    const detail = c.waiting?.message ? `: ${c.waiting.message}` : '';
+    return `pod ${c.pod} ${c.init ? 'init container' : 'container'} ${c.container}: ${why}${exit}${restarts}${detail}`;
+  };
+  for (const c of containers) {
+    if (c.restartCount >= CRASH_LOOP_RESTARTS) {
+      return { container: c, reason: 'CrashLoopBackOff', text: describe(c, c.waiting?.reason ?? 'Terminated') };
+    }
+  }
+  for (const c of containers) {
+    if (c.waiting && BLOCKING_WAIT_REASONS.has(c.waiting.reason) && nowMs - c.downSinceMs >= BLOCKED_MS) {
+      return { container: c, reason: 'ContainerCannotStart', text: describe(c, `${c.waiting.reason} for ${Math.round((nowMs - c.downSinceMs) / 1000)}s`) };
+    }
+  }
+  return undefined;
+}
+
 // ── Soaking ────────────────────────────────────────────────────────────
 
 export interface SoakObservation {
@@ -192,7 +266,7 @@ export interface SoakObservation {
     /** This process is the old version: its candidate should lead by now. */
     | { running: 'old'; version: string; candidate: { ready: boolean; message: string } }
     /** This process is the new version: it proves it reaches the hub before the soak counts. */
-    | { running: 'new'; version: string; takeover?: { reachedHub: boolean; sinceMs: number; timeoutMs: number } };
+    | { running: 'new'; version: string; takeover?: TakeoverProof };
   /** Absent when the soak cannot count yet (the old version, or a new one still proving itself). */
   health?: HealthSummary;
 }
@@ -203,18 +277,9 @@ export function decideSoak(a: AttemptView, o: SoakObservation, nowMs: number, t:
     if (self.candidate.ready) return { handOver: self.version };
     return { move: move(a, 'Unhealthy', { stage, reason: 'CandidateLost', message: `the new agent ${self.version} stopped answering after it was handed the upgrade: ${self.candidate.message}` }) };
   }
-  const proof = self?.takeover;
-  if (proof && !proof.reachedHub) {
-    if (pastDeadline(proof.sinceMs, proof.timeoutMs, nowMs)) {
-      return {
-        move: move(a, 'Unhealthy', {
-          stage,
-          reason: 'CandidateCannotReachHub',
-          message: `new agent ${self.version} could not reach the hub within ${Math.round(proof.timeoutMs / 1000)}s after taking over; reverting to the previous agent`,
-        }),
-      };
-    }
-    return { waitMs: TAKEOVER_POLL_MS };
+  if (self?.takeover) {
+    const proving = proveTakeover(a, stage, self.version, self.takeover, nowMs);
+    if (proving) return proving;
   }
   const health = o.health;
   if (!health) return { waitMs: t.pollMs };
@@ -224,6 +289,34 @@ export function decideSoak(a: AttemptView, o: SoakObservation, nowMs: number, t:
   const left = o.untilMs - nowMs;
   if (left > 0) return { waitMs: Math.min(t.pollMs, left) };
   return stagePassed(a, stage);
+}
+
+/** What the new agent version proves after it took the attempt over (it reaches the hub), once. */
+export interface TakeoverProof {
+  reachedHub: boolean;
+  /** Since when this process has led the attempt's self stage and looked for the hub. */
+  sinceMs: number;
+  timeoutMs: number;
+}
+
+/**
+ * The new agent version leads its own stage (handed over, or it took the
+ * attempt over from the record when the rolling update replaced the old
+ * pod first): until it has reached the hub nothing else counts, and if it
+ * cannot within its timeout it reverts itself. Undefined once proven.
+ */
+function proveTakeover(a: AttemptView, stage: number, version: string, proof: TakeoverProof, nowMs: number): Decision | undefined {
+  if (proof.reachedHub) return undefined;
+  if (pastDeadline(proof.sinceMs, proof.timeoutMs, nowMs)) {
+    return {
+      move: move(a, 'Unhealthy', {
+        stage,
+        reason: 'CandidateCannotReachHub',
+        message: `new agent ${version} could not reach the hub within ${Math.round(proof.timeoutMs / 1000)}s after taking over; reverting to the previous agent`,
+      }),
+    };
+  }
+  return { waitMs: TAKEOVER_POLL_MS };
 }
 
 /** A healthy stage counts: its components are installed, and the next stage goes through the gate, or the attempt succeeded. */

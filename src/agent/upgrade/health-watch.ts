@@ -1,6 +1,6 @@
 import type { KubeObject, WorkloadRef } from '../../protocol/release.ts';
-import type { ClusterClient } from '../kube/cluster-client.ts';
-import { evaluateWorkload, podProblems, type WorkloadHealth } from '../kube/workload-health.ts';
+import { KubeApiError, type ClusterClient } from '../kube/cluster-client.ts';
+import { containerFacts, currentRevisionPods, evaluateWorkload, podProblems, revisionKind, type ContainerFact, type WorkloadHealth } from '../kube/workload-health.ts';
 
 export interface HealthSummary {
   healthy: boolean;
@@ -37,5 +37,31 @@ export async function explain(cluster: ClusterClient, h: WorkloadHealth): Promis
     return problems.length ? `${h.message} (pods: ${problems.join('; ')})` : h.message;
   } catch {
     return h.message;
+  }
+}
+
+/**
+ * The containers of a workload's current revision that are not running, as
+ * the kubelet reports them (an observation: whether they fail the stage is
+ * decided in decide.ts). Empty when the workload is gone, has no selector, or
+ * the agent may not read its revisions (an older RBAC): the stage then waits
+ * for its deadline, as it did before pods were looked at.
+ */
+export async function currentContainers(cluster: ClusterClient, ref: WorkloadRef): Promise<ContainerFact[]> {
+  try {
+    const w = (await cluster.read({ apiVersion: 'apps/v1', kind: ref.kind, name: ref.name, namespace: ref.namespace })) as
+      | (KubeObject & { spec?: { selector?: { matchLabels?: Record<string, string> } } })
+      | undefined;
+    const labels = w?.spec?.selector?.matchLabels;
+    if (!w || !labels) return [];
+    const selector = Object.entries(labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    const kind = revisionKind(ref.kind);
+    const [revisions, pods] = await Promise.all([kind ? cluster.list('apps/v1', kind, ref.namespace, selector) : Promise.resolve([]), cluster.list('v1', 'Pod', ref.namespace, selector)]);
+    return containerFacts(currentRevisionPods(w, revisions, pods));
+  } catch (err) {
+    if (err instanceof KubeApiError && (err.status === 403 || err.status === 404)) return [];
+    throw err;
   }
 }

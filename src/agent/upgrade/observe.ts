@@ -11,8 +11,8 @@ import { withOverrides } from '../intake/overrides.ts';
 import type { ClusterClient } from '../kube/cluster-client.ts';
 import { refOf } from '../kube/object-ref.ts';
 import { asWorkload, workloadsOf } from '../kube/workload-health.ts';
-import { gateStage, progressDeadlineMs, soakMs, type GateObservation, type RollbackObservation, type SoakObservation, type VerifyObservation } from './decide.ts';
-import { checkWorkloads } from './health-watch.ts';
+import { gateStage, progressDeadlineMs, soakMs, type GateObservation, type ObservedContainer, type RollbackObservation, type SoakObservation, type TakeoverProof, type VerifyObservation } from './decide.ts';
+import { checkWorkloads, currentContainers } from './health-watch.ts';
 import { compareText } from '../../lib/compare.ts';
 
 /** What the engine needs to upgrade the agent itself (src/agent/upgrade/self-upgrade.ts). */
@@ -43,6 +43,8 @@ export class Observer {
   readonly #now: () => Date;
   /** Per attempt and stage, since when this process (the new agent version) has looked for the hub, and whether it found it. */
   readonly #takeovers = new Map<string, { sinceMs: number; reachedHub: boolean }>();
+  /** Since when this process has seen each container down (pod/container/restart count): a waiting reason's duration, which the kubelet does not report. */
+  #down = new Map<string, number>();
 
   constructor(deps: ObserverDeps) {
     this.#journal = deps.journal;
@@ -69,15 +71,56 @@ export class Observer {
     const components = this.stageComponents(a, stage);
     const sinceMs = this.enteredAt(a.id, 'Upgrading', stage);
     const health = await checkWorkloads(this.#cluster, workloadsOfStage(components));
-    const o: VerifyObservation = { stage, sinceMs, deadlineMs: progressDeadlineMs(components), soakMs: soakMs(components), health };
-    if (!health.healthy) return o;
     const self = components.find((c) => c.self);
-    if (self && this.#selfUpgrade && !this.#selfUpgrade.isRunningVersion(self.version)) {
-      const candidate = await this.#selfUpgrade.candidateReady(self.version, new Date(sinceMs));
-      return { ...o, candidate: { version: self.version, ...candidate } };
+    // This process is the old version, supervising the new one it applied.
+    const supervising = self && this.#selfUpgrade && !this.#selfUpgrade.isRunningVersion(self.version) ? self.version : undefined;
+    const o: VerifyObservation = { stage, sinceMs, deadlineMs: progressDeadlineMs(components), soakMs: soakMs(components), health, ...(supervising ? { selfVersion: supervising } : {}) };
+    // This process is the new version and leads its own stage before any soak: the rolling update
+    // replaced the old pod as soon as this one was ready, so it took over from the record in Verifying.
+    const takeover = self && !supervising ? this.#takeover(a, stage) : undefined;
+    if (takeover) o.takeover = { version: self!.version, ...takeover };
+    if (health.failed) return o;
+    if (!health.healthy) {
+      // What the new pods' containers say, so a crash loop ends the stage before its deadline.
+      o.containers = await this.#containers(health.notReady.map((h) => h.ref));
+      return o;
+    }
+    if (supervising) {
+      const candidate = await this.#selfUpgrade!.candidateReady(supervising, new Date(sinceMs));
+      return { ...o, candidate: { version: supervising, ...candidate } };
     }
     if (this.#postflight) o.postflight = await this.#postflight.run({ attempt: a, release: this.release(a), stage, now: this.#now(), signal });
     return o;
+  }
+
+  /** The new agent version's proof that it reaches the hub, per attempt and stage (from Verifying into Soaking); undefined without a hub. */
+  #takeover(a: AttemptRecord, stage: number): TakeoverProof | undefined {
+    const hub = this.#selfUpgrade?.hub;
+    if (!hub) return undefined;
+    const key = `${a.id}:${stage}`;
+    const proof = this.#takeovers.get(key) ?? { sinceMs: this.#now().getTime(), reachedHub: false };
+    proof.reachedHub ||= hub.connected();
+    this.#takeovers.set(key, proof);
+    return { ...proof, timeoutMs: hub.timeoutMs };
+  }
+
+  /** The not-running containers of these workloads' current pods, each with since when this process has seen it down at its restart count. */
+  async #containers(refs: WorkloadRef[]): Promise<ObservedContainer[]> {
+    const nowMs = this.#now().getTime();
+    const seen = new Map<string, number>();
+    const out: ObservedContainer[] = [];
+    for (const ref of refs) {
+      for (const c of await currentContainers(this.#cluster, ref)) {
+        // A restart is a new try: the clock starts again.
+        const key = `${c.pod}/${c.init ? 'init:' : ''}${c.container}/${c.restartCount}`;
+        const since = this.#down.get(key) ?? nowMs;
+        seen.set(key, since);
+        out.push({ ...c, workload: ref, downSinceMs: since });
+      }
+    }
+    // Only what is down now counts: a container that ran in between starts again from zero.
+    this.#down = seen;
+    return out;
   }
 
   async soak(a: AttemptRecord): Promise<SoakObservation> {
@@ -94,14 +137,11 @@ export class Observer {
         return { stage, untilMs, self: { running: 'old', version: self.version, candidate } };
       }
       selfView = { running: 'new', version: self.version };
-      if (su.hub) {
-        // We are the new version and lead now: we prove we reach the hub once, then the soak counts.
-        const key = `${a.id}:${stage}`;
-        const proof = this.#takeovers.get(key) ?? { sinceMs: this.#now().getTime(), reachedHub: false };
-        proof.reachedHub ||= su.hub.connected();
-        this.#takeovers.set(key, proof);
-        selfView.takeover = { ...proof, timeoutMs: su.hub.timeoutMs };
-        if (!proof.reachedHub) return { stage, untilMs, self: selfView };
+      // We are the new version and lead now: we prove we reach the hub once, then the soak counts.
+      const takeover = this.#takeover(a, stage);
+      if (takeover) {
+        selfView.takeover = takeover;
+        if (!takeover.reachedHub) return { stage, untilMs, self: selfView };
       }
     }
     const health = await checkWorkloads(this.#cluster, workloadsOfStage(components));

@@ -4,10 +4,13 @@
 // *candidate*, checks it can open the journal and reach the Kubernetes API,
 // and reports ready in the cluster. Only then does the old version hand the
 // attempt over (the hand-over record in the cluster tells the candidate where
-// the attempt stands). If the candidate is not ready by the deadline, the old
-// version restores its own previous spec (RolledBack, CandidateNotReady).
-// After it takes over, the candidate must prove itself (e.g. reach the hub
-// within a configured time) or it reverts itself.
+// the attempt stands). If the candidate is not ready by the deadline, or its
+// pod cannot start (crash loop, image pull; seen at once, decide.ts
+// `containerFailure`), the old version restores its own previous spec
+// (RolledBack, CandidateNotReady). After it takes over (handed over in
+// Soaking, or from the record in Verifying when the rolling update ended the
+// old pod first), the candidate must reach the hub within a configured time
+// or it reverts itself (CandidateCannotReachHub).
 import type { SelfUpgradeSupervisor } from './observe.ts';
 import type { HandoverStore } from '../kube/handover-store.ts';
 import type { ClusterClient } from '../kube/cluster-client.ts';
