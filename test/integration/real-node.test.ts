@@ -27,6 +27,7 @@ import { runImage } from '../support/fleetlet-image.ts';
 import { docker } from '../support/docker-engine.ts';
 import { PAUSE_IMAGE, REAL_NODE_TAINT, startRealNode, type RealNode } from '../support/real-node.ts';
 import { runLock } from '../support/run-lock.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 import { testLogger } from '../support/test-log.ts';
 
 const repo = new URL('../../', import.meta.url).pathname;
@@ -46,6 +47,10 @@ async function namespaceGone(name: string): Promise<void> {
 describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
   let node: RealNode;
   let hub: RunningHub;
+  /** The agents' way to the hub: a relay on the node's address that refuses the pods `unreachable` names (a firewall in front of the hub). */
+  let hubDoor: TcpProxy;
+  let hubUrl = '';
+  let unreachable: (pod: k8s.V1Pod) => boolean = () => false;
   let unlock: () => Promise<void>;
   /** The run's image (name:tag), for kustomize's images transformer, and its engine. */
   let image = '';
@@ -97,6 +102,31 @@ describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
   /** The agent's own pods that are not on their way out. */
   const agentPods = async () => (await core.listNamespacedPod({ namespace: NS, labelSelector: 'app.kubernetes.io/name=fleetlet' })).items.filter((p) => !p.metadata?.deletionTimestamp);
 
+  /** An image derived from the run's, loaded into the node's containerd (B: the same build, another version; the agent takes its version from FLEETLET_AGENT_VERSION). */
+  const derive = async (tag: string, lines: string[]) => {
+    const ctx = mkdtempSync(join(tmpdir(), 'fleetlet-image-b-'));
+    try {
+      writeFileSync(join(ctx, 'Dockerfile'), [`FROM ${image}`, ...lines, ''].join('\n'));
+      await docker(dockerHost, ['build', '-q', '-t', tag, ctx], { env: { DOCKER_BUILDKIT: '1' } });
+      await node.loadImage(dockerHost, tag);
+    } finally {
+      rmSync(ctx, { recursive: true, force: true });
+    }
+    return tag;
+  };
+  /** The agent's own component in a release: its Deployment with another image. */
+  const self = (version: string, agentImage: string) => ({
+    name: 'fleetlet',
+    version,
+    self: true,
+    health: { progressDeadlineSeconds: 90 },
+    // Only what changes: the server-side apply takes the image field over from kubectl's.
+    manifests: [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'fleetlet', namespace: NS }, spec: { template: { spec: { containers: [{ name: 'agent', image: agentImage }] } } } }],
+  });
+  const logsOf = async () => (await agentPods()).map((p) => `--- ${p.metadata!.name}\n${node.containerLogs(NS, p.metadata!.name!, 'agent').slice(-4000)}`).join('\n');
+  type UpgradeView = { phase: string; reason: string | null; message: string | null; attemptId: string };
+  const upgradeView = async () => (await api<{ upgrade: UpgradeView | null; agentVersion: string | null }>('GET', `/api/v1/clusters/${CLUSTER_ID}`)).body;
+
   before(async () => {
     const { host, tag } = await runImage();
     image = tag;
@@ -113,6 +143,18 @@ describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
     await node.loadImage(host, tag);
     // The hub where the node's pods reach this machine.
     hub = await startHub({ host: node.address, port: 0, dbPath: join(work, 'hub.db'), releaseKey: keys.privateKey, adminToken, bootstrapTokens: [bootstrapToken], heartbeatMs: 1000, rolloutTickMs: 500, now: () => new Date(), logger: testLogger() });
+    const hubAddress = new URL(hub.url);
+    hubDoor = await startTcpProxy(Number(hubAddress.port), {
+      host: node.address,
+      targetHost: node.address,
+      // Which pod is calling, by its address (bridge networking, no masquerade): its IP is in its status
+      // by the time it leads, since a candidate only calls the hub once it has taken over.
+      admit: async (address) => {
+        const pod = await eventually(`the pod at ${address}`, async () => (await core.listNamespacedPod({ namespace: NS })).items.find((p) => p.status?.podIP === address), 15_000, 250).catch(() => undefined);
+        return pod !== undefined && !unreachable(pod);
+      },
+    });
+    hubUrl = hubDoor.url(hubAddress.pathname);
   });
 
   after(async () => {
@@ -123,6 +165,7 @@ describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
     await Promise.all([NS, ADDONS].map((n) => namespaceGone(n).catch(() => {})));
     await core.deletePersistentVolume({ name: volumeName }).catch(() => {});
     await node?.stop();
+    await hubDoor?.close();
     await hub?.close();
     await unlock?.();
     rmSync(work, { recursive: true, force: true });
@@ -131,7 +174,7 @@ describe('fleetlet on a real node (kubelet, containerd, runc)', () => {
   test('the Deployment overlay runs the agent as a real pod: Running and Ready with its ServiceAccount, registered with the hub, installing a release on the node', async (t) => {
     // Step 4 of docs/deploy.md: who it is, its hub, whose releases to trust.
     await kubectl(['create', 'namespace', NS]);
-    await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-cluster', `--from-literal=cluster-id=${CLUSTER_ID}`, `--from-literal=hub-url=${hub.url}`]);
+    await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-cluster', `--from-literal=cluster-id=${CLUSTER_ID}`, `--from-literal=hub-url=${hubUrl}`]);
     writeFileSync(join(work, 'release.pub.pem'), exportPublicKeyPem(keys.publicKey));
     await kubectl(['-n', NS, 'create', 'configmap', 'fleetlet-release-key', `--from-file=release.pub.pem=${join(work, 'release.pub.pem')}`]);
     await kubectl(['-n', NS, 'create', 'secret', 'generic', 'fleetlet-bootstrap', `--from-literal=token=${bootstrapToken}`]);
@@ -177,6 +220,10 @@ patches:
           spec:
             nodeSelector: {kubernetes.io/hostname: ${node.name}}
             tolerations: [{key: ${REAL_NODE_TAINT.key}, operator: Exists, effect: ${REAL_NODE_TAINT.effect}}]
+            containers:
+              - name: agent
+                # A new version that cannot reach the hub reverts itself after this long (default 120 s).
+                env: [{name: FLEETLET_UPGRADE_HUB_TIMEOUT_MS, value: "20000"}]
 `,
     );
     await kubectl(['apply', '--server-side', '--field-manager=fleetlet-real-node-test', '-k', overlay]);
@@ -241,30 +288,9 @@ patches:
     assert.equal(phase.data?.phase, 'Succeeded');
   });
   test('the agent upgrades itself between real images: A to B, B taking over from the in-cluster record; a version that crashes at start is reverted by the one running', async (t) => {
-    // B: the same build, another version (the agent takes its version from FLEETLET_AGENT_VERSION).
-    const derive = async (tag: string, lines: string[]) => {
-      const ctx = mkdtempSync(join(tmpdir(), 'fleetlet-image-b-'));
-      try {
-        writeFileSync(join(ctx, 'Dockerfile'), [`FROM ${image}`, ...lines, ''].join('\n'));
-        await docker(dockerHost, ['build', '-q', '-t', tag, ctx], { env: { DOCKER_BUILDKIT: '1' } });
-        await node.loadImage(dockerHost, tag);
-      } finally {
-        rmSync(ctx, { recursive: true, force: true });
-      }
-      return tag;
-    };
     const imageB = await derive('fleetlet.local/fleetlet:0.2.0', ['ENV FLEETLET_AGENT_VERSION=0.2.0']);
     const imageC = await derive('fleetlet.local/fleetlet:0.3.0-crash', ['ENV FLEETLET_AGENT_VERSION=0.3.0', 'ENTRYPOINT ["node", "-e", "process.exit(70)"]']);
-    const self = (version: string, agentImage: string) => ({
-      name: 'fleetlet',
-      version,
-      self: true,
-      health: { progressDeadlineSeconds: 90 },
-      // Only what changes: the server-side apply takes the image field over from kubectl's.
-      manifests: [{ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'fleetlet', namespace: NS }, spec: { template: { spec: { containers: [{ name: 'agent', image: agentImage }] } } } }],
-    });
     const [a] = await agentPods();
-    const logsOf = async () => (await agentPods()).map((p) => `--- ${p.metadata!.name}\n${node.containerLogs(NS, p.metadata!.name!, 'agent').slice(-4000)}`).join('\n');
 
     const toB = await rollOut('self-b', '1.1.0', [hello(), self('0.2.0', imageB)]);
     if (toB.phase !== 'Succeeded') t.diagnostic(await logsOf());
@@ -286,12 +312,15 @@ patches:
     const leader = async () => (await coordination.readNamespacedLease({ name: 'fleetlet-leader', namespace: NS })).spec?.holderIdentity;
     assert.equal(await eventually('B leads', async () => ((await leader()) === b.metadata!.name ? true : undefined), 60_000), true);
 
-    // C exits at once: it never reports as a candidate, and B restores its own spec.
+    // C exits at once: it never reports as a candidate. B sees its pod crash-loop and restores its own spec
+    // then, not at the stage's deadline: the reason and message are the crash's, not the deadline's.
     const toC = await rollOut('self-c', '1.2.0', [hello(), self('0.3.0', imageC)]);
     assert.notEqual(toC.phase, 'Succeeded');
-    const view = (await api<{ upgrade: { phase: string; reason: string | null; message: string | null } | null }>('GET', `/api/v1/clusters/${CLUSTER_ID}`)).body;
-    assert.equal(view.upgrade?.phase, 'RolledBack', JSON.stringify(view.upgrade));
+    const view = await upgradeView();
     t.diagnostic(`B to C: ${JSON.stringify(view.upgrade)}`);
+    assert.equal(view.upgrade?.phase, 'RolledBack', JSON.stringify(view.upgrade));
+    assert.equal(view.upgrade?.reason, 'CandidateNotReady', JSON.stringify(view.upgrade));
+    assert.match(view.upgrade?.message ?? '', /the new agent 0\.3\.0 cannot start: pod fleetlet-system\/fleetlet-[a-z0-9-]+ container agent: \w+, exit code 70\b.*, \d+ restarts/);
     const dep = await apps.readNamespacedDeployment({ name: 'fleetlet', namespace: NS });
     assert.equal(dep.spec?.template.spec?.containers[0]?.image, imageB, 'B restored its own previous spec');
     const after = await eventually('B alone again, Ready', async () => {
@@ -299,6 +328,68 @@ patches:
       return pods.length === 1 && pods[0]!.status?.containerStatuses?.[0]?.ready ? pods[0] : undefined;
     }, 180_000, 1000);
     assert.equal(after.metadata!.name, b.metadata!.name, 'B kept running throughout');
+  });
+
+  test('a new version that starts but cannot reach the hub reverts itself: the cluster is back on the previous version, which leads and reports why, once', async (t) => {
+    // Runs on what the test before left: 0.2.0 leads. D is a sound build of 0.4.0, but a firewall in front
+    // of the hub turns its pod away (and only its pod): it becomes ready as the candidate, takes the
+    // attempt over, cannot prove itself to the hub within its 20 s, and restores 0.2.0 itself.
+    const [running] = await agentPods();
+    const previousImage = running!.spec!.containers[0]!.image!;
+    assert.match(previousImage, /:0\.2\.0$/, 'the test before left 0.2.0 running');
+    const imageD = await derive('fleetlet.local/fleetlet:0.4.0', ['ENV FLEETLET_AGENT_VERSION=0.4.0']);
+    unreachable = (pod) => pod.spec?.containers.some((c) => c.image === imageD) ?? false;
+    let toD: { phase: string; reason: string | null };
+    try {
+      toD = await rollOut('self-d', '1.3.0', [hello(), self('0.4.0', imageD)]);
+    } finally {
+      unreachable = () => false;
+    }
+    const view = await upgradeView();
+    t.diagnostic(`0.2.0 to D: rollout ${JSON.stringify(toD)}, cluster ${JSON.stringify(view.upgrade)}`);
+    if (view.upgrade?.phase !== 'RolledBack') t.diagnostic(await logsOf());
+    assert.notEqual(toD.phase, 'Succeeded');
+    assert.equal(view.upgrade?.phase, 'RolledBack', JSON.stringify(view.upgrade));
+    assert.equal(view.upgrade?.reason, 'CandidateCannotReachHub', JSON.stringify(view.upgrade));
+    assert.match(view.upgrade?.message ?? '', /new agent 0\.4\.0 could not reach the hub within 20s after taking over/);
+    assert.equal(view.agentVersion, '0.2.0', 'the hub never heard from D');
+
+    // The cluster is back on the previous version, one pod of it, leading.
+    const dep = await apps.readNamespacedDeployment({ name: 'fleetlet', namespace: NS });
+    assert.equal(dep.spec?.template.spec?.containers[0]?.image, previousImage, "D restored the previous agent's spec");
+    const back = await eventually('one agent pod, the previous version, Ready', async () => {
+      const pods = await agentPods();
+      return pods.length === 1 && pods[0]!.spec?.containers[0]?.image === previousImage && pods[0]!.status?.containerStatuses?.[0]?.ready ? pods[0] : undefined;
+    }, 180_000, 1000);
+    assert.notEqual(back.metadata!.name, running!.metadata!.name, 'a new pod of the previous version: the rolling update had replaced the old one with D');
+    const leader = async () => (await coordination.readNamespacedLease({ name: 'fleetlet-leader', namespace: NS })).spec?.holderIdentity;
+    assert.equal(await eventually('the previous version leads', async () => ((await leader()) === back.metadata!.name ? true : undefined), 60_000), true);
+
+    // The in-cluster record and the journal's reports agree: D handed the attempt back through RollingBack, once.
+    // Only the new version decides CandidateCannotReachHub (the old one cannot know): D took the attempt over.
+    const handover = new HandoverStore(new KubeClusterClient(admin), NS);
+    const record = await eventually('the record of the finished attempt', async () => {
+      const r = await handover.read();
+      return r?.attempt?.id === view.upgrade?.attemptId && r?.attempt?.finishedAt ? r : undefined;
+    }, 60_000, 1000);
+    const path = (record.attempt?.transitions ?? []).map((tr) => `${tr.phase}/${tr.reason ?? '-'}`);
+    t.diagnostic(`0.2.0 to D: ${path.join(' > ')}, record written by ${record?.writtenBy}`);
+    assert.equal(record.attempt?.phase, 'RolledBack', path.join(' > '));
+    assert.equal(record.attempt?.reason, 'CandidateCannotReachHub');
+    assert.deepEqual(path.filter((p) => p.startsWith('RollingBack/') || p.startsWith('RolledBack/')), ['RollingBack/CandidateCannotReachHub', 'RolledBack/CandidateCannotReachHub']);
+
+    // The hub holds each report once, in the order the journal wrote them (D's waited in the journal for 0.2.0 to send them).
+    type Report = { seq: number; kind: string; body: { attemptId?: string; phase?: string; reason?: string | null; result?: string } };
+    const reports = await eventually('the attempt’s reports at the hub', async () => {
+      const all = (await api<{ reports: Report[] }>('GET', `/api/v1/clusters/${CLUSTER_ID}/reports?limit=1000`)).body.reports.filter((r) => r.body.attemptId === view.upgrade?.attemptId);
+      return all.some((r) => r.kind === 'upgrade-completed') ? all : undefined;
+    }, 60_000, 1000);
+    const transitions = reports.filter((r) => r.kind === 'attempt-transition').map((r) => `${r.body.phase}/${r.body.reason ?? '-'}`);
+    assert.deepEqual(transitions, path, 'the hub has the transitions the record has, each once');
+    assert.deepEqual(reports.filter((r) => r.kind === 'upgrade-completed').map((r) => r.body.result), ['RolledBack']);
+    const seqs = reports.map((r) => r.seq);
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+    assert.equal(new Set(seqs).size, seqs.length);
   });
 });
 

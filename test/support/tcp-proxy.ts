@@ -1,6 +1,7 @@
 // A TCP relay between an agent and a hub that a test can cut (both ends see
 // a reset, as when a hub or a NAT drops the connection) or black-hole (bytes
-// vanish, nobody is told: a half-open connection).
+// vanish, nobody is told: a half-open connection), or that refuses some
+// clients by their address (a firewall in front of the hub).
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 
 export interface TcpProxy {
@@ -13,11 +14,20 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+export interface TcpProxyOptions {
+  /** Where it listens and where the hub is (default 127.0.0.1 both). */
+  host?: string;
+  targetHost?: string;
+  /** Asked for every connection before anything is relayed; false resets it, as a firewall rejecting the client. */
+  admit?: (remoteAddress: string) => Promise<boolean>;
+}
+
+export async function startTcpProxy(targetPort: number, opts: TcpProxyOptions = {}): Promise<TcpProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let holed = false;
-  const server = createServer((client) => {
-    const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
+  const host = opts.host ?? '127.0.0.1';
+  const relayClient = (client: Socket): void => {
+    const upstream = createConnection({ host: opts.targetHost ?? '127.0.0.1', port: targetPort });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
     const relay = (from: Socket, to: Socket): void => {
@@ -36,8 +46,24 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       s.on('error', drop);
       s.on('close', drop);
     }
+  };
+  const server = createServer((client) => {
+    if (!opts.admit) return relayClient(client);
+    // Nothing is read until the client is admitted: its bytes wait in the socket.
+    client.pause();
+    client.on('error', () => client.destroy());
+    const address = (client.remoteAddress ?? '').replace(/^::ffff:/, '');
+    opts.admit(address).then(
+      (ok) => {
+        if (client.destroyed) return;
+        if (!ok) return void client.resetAndDestroy();
+        relayClient(client);
+        client.resume();
+      },
+      () => client.resetAndDestroy(),
+    );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const port = (server.address() as AddressInfo).port;
   const cut = (): void => {
     for (const [a, b] of pairs) {
@@ -48,7 +74,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   };
   return {
     port,
-    url: (path) => `ws://127.0.0.1:${port}${path}`,
+    url: (path) => `ws://${host}:${port}${path}`,
     get connections() {
       return pairs.size;
     },
