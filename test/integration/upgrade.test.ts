@@ -2,9 +2,9 @@
 // gates, automatic rollback, and refusal of bad releases with nothing changed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { KubeObject } from '../../src/protocol/release.ts';
+import type { KubeObject, ReleaseInput } from '../../src/protocol/release.ts';
 import { attemptStatus } from '../../src/agent/upgrade/attempt-status.ts';
-import { testNamespace, type TestNamespace } from '../support/cluster.ts';
+import { eventually, testNamespace, type TestNamespace } from '../support/cluster.ts';
 import { agentHarness } from '../support/agent-harness.ts';
 import { addonsRelease, testSigner } from '../support/releases.ts';
 
@@ -250,6 +250,53 @@ describe('a rollback that cannot restore health', () => {
       assert.match(a.message ?? '', /a person must look/);
       assert.equal(attemptStatus(harness.journal, a).upgradeStatus, 'Failed');
       assert.ok(attemptStatus(harness.journal, a).conditions.some((c) => c.type === 'Failed' && c.status === 'True'));
+    } finally {
+      harness.close();
+      await ns.dispose();
+    }
+  });
+});
+
+describe('new pods that cannot start', () => {
+  // Deadlines of ten minutes, on the stage and on the Deployment itself: only the pods can end these stages in time.
+  const release = (ns: string, revision: number, workloads: KubeObject[]): ReleaseInput => ({
+    apiVersion: 'fleetlet.io/v1',
+    kind: 'Release',
+    name: 'edge-addons',
+    version: `2.${revision}.0`,
+    revision,
+    issuedAt: new Date(Date.now() - 60_000).toISOString(),
+    expiresAt: new Date(Date.now() + 86_400_000).toISOString(),
+    components: [{ name: 'web', version: `2.${revision}.0`, stage: 0, health: { progressDeadlineSeconds: 600 }, manifests: workloads.map((w) => ({ ...w, metadata: { ...w.metadata, namespace: ns } })) }],
+  });
+  const template = (app: string, image: string) => ({ metadata: { labels: { app } }, spec: { containers: [{ name: app, image }], terminationGracePeriodSeconds: 0 } });
+  const deployment = (image: string): KubeObject =>
+    ({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { replicas: 2, progressDeadlineSeconds: 600, selector: { matchLabels: { app: 'web' } }, template: template('web', image) } }) as KubeObject;
+  const daemonSet = (image: string): KubeObject => ({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'edge' }, spec: { selector: { matchLabels: { app: 'edge' } }, template: template('edge', image) } }) as KubeObject;
+
+  test("a Deployment's or DaemonSet's crash-looping new pods end the stage at once (CrashLoopBackOff, naming pod and container); an old revision's crash loop does not fail the upgrade that replaces it", async () => {
+    const ns = await testNamespace('crash');
+    const signer = testSigner();
+    const harness = agentHarness(signer);
+    try {
+      // The running version crash-loops (made by hand, not by fleetlet): an upgrade to a sound image must not fail on the old pods.
+      await ns.apps.createNamespacedDeployment({ namespace: ns.name, body: deployment('registry.example/web:0.9.0-crash') as never });
+      await eventually('the old pods crash-loop', async () => ((await ns.core.listNamespacedPod({ namespace: ns.name, labelSelector: 'app=web' })).items.some((p) => p.status?.containerStatuses?.[0]?.state?.waiting?.reason === 'CrashLoopBackOff') ? true : undefined));
+      await harness.agent.offer(signer.sign(release(ns.name, 1, [deployment('registry.example/web:1.0.0')])));
+      const sound = await harness.runUntilFinished(1);
+      assert.equal(sound.phase, 'Succeeded', `${sound.reason}: ${sound.message}`);
+
+      await harness.agent.offer(signer.sign(release(ns.name, 2, [deployment('registry.example/web:2.0.0-crash')])));
+      const crashed = await harness.runUntilFinished(2);
+      assert.equal(crashed.phase, 'RolledBack', `${crashed.reason}: ${crashed.message}`);
+      assert.equal(crashed.reason, 'CrashLoopBackOff', crashed.message ?? '');
+      assert.match(crashed.message ?? '', new RegExp(`stage 0: pod ${ns.name}/web-[a-z0-9]+-[a-z0-9]+ container web: CrashLoopBackOff, 5 restarts: back-off restarting failed container`));
+      assert.equal(image(await ns.apps.readNamespacedDeployment({ name: 'web', namespace: ns.name }) as unknown as KubeObject), 'registry.example/web:1.0.0', 'back on the sound version');
+
+      await harness.agent.offer(signer.sign(release(ns.name, 3, [deployment('registry.example/web:1.0.0'), daemonSet('registry.example/edge:3.0.0-crash')])));
+      const ds = await harness.runUntilFinished(3);
+      assert.equal(ds.reason, 'CrashLoopBackOff', ds.message ?? '');
+      assert.match(ds.message ?? '', new RegExp(`pod ${ns.name}/edge-[a-z0-9]+ container edge: CrashLoopBackOff`));
     } finally {
       harness.close();
       await ns.dispose();
