@@ -1,8 +1,8 @@
 // Operator actions on a cluster. Each changes the store first and then tells
 // a connected agent, so an agent that is offline learns the same on its next
 // connect.
-import { z } from 'zod';
 import { agentKeyFingerprint } from '../protocol/agent-identity.ts';
+import { releaseRequest, trustKeyRequest } from '../protocol/hub-api.ts';
 import { closeCodes } from '../protocol/messages.ts';
 import { release, type ReleaseInput } from '../protocol/release.ts';
 import { signRelease } from '../protocol/signing.ts';
@@ -52,7 +52,7 @@ export async function revokeCluster(ctx: HubContext, id: string): Promise<{ clos
 export async function trustClusterKey(ctx: HubContext, id: string, body: unknown): Promise<{ fingerprint: string; closed: number }> {
   const cluster = await ctx.clusters.get(id);
   if (!cluster) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
-  const req = z.strictObject({ fingerprint: z.string().min(1).max(128) }).safeParse(body);
+  const req = trustKeyRequest.safeParse(body);
   if (!req.success) throw new ApiError(400, 'InvalidRequest', 'send {"fingerprint": "sha256:…"} naming one of the cluster\'s keyConflicts', req.error.issues);
   const candidate = (await ctx.clusters.keyConflicts(id)).find((c) => agentKeyFingerprint(c.publicKey) === req.data.fingerprint);
   if (!candidate) throw new ApiError(404, 'UnknownKey', `cluster "${id}" has no conflicting key ${req.data.fingerprint}: see keyConflicts in GET /api/v1/clusters/${id}`);
@@ -60,21 +60,6 @@ export async function trustClusterKey(ctx: HubContext, id: string, body: unknown
   ctx.log.warn({ clusterId: id, fingerprint: req.data.fingerprint }, 'operator trusted a new key for the cluster');
   return { fingerprint: req.data.fingerprint, closed: await closeClusterEverywhere(ctx, id, closeCodes.keyConflict, 'key replaced') };
 }
-
-/** What an operator sends: a release without the fields the hub owns (revision, issuedAt, expiresAt). */
-export const releaseRequest = z.object({
-  name: z.string(),
-  version: z.string(),
-  components: z.array(z.unknown()),
-  critical: z.boolean().optional(),
-  allowDowngrade: z.boolean().optional(),
-  kubernetesVersion: z.object({ min: z.string().optional(), max: z.string().optional() }).optional(),
-  /** The hub's windows for this release; agents intersect them with their local policy. */
-  windows: z.unknown().optional(),
-  /** Overrides the hub's default release lifetime. */
-  ttlSeconds: z.number().int().positive().max(366 * 86_400).optional(),
-});
-export type ReleaseRequest = z.infer<typeof releaseRequest>;
 
 /** `deliver: false` (rollouts): the caller pushes the release itself once its own transaction has committed. */
 export async function setDesiredRelease(ctx: HubContext, id: string, body: unknown, opts: { deliver?: boolean } = {}): Promise<{ record: DesiredReleaseRecord; delivered: boolean }> {

@@ -1,19 +1,11 @@
 // Admin actions on tokens: bootstrap tokens (agents ask to register with
 // them) and operator tokens (a role each). A token's text is in the answer
 // that creates it, once; listings never show it or its hash.
-import { z } from 'zod';
+import { bootstrapTokenRequest, operatorRoles, operatorTokenRequest } from '../protocol/hub-api.ts';
 import { ApiError } from './api-error.ts';
 import type { HubContext } from './hub-context.ts';
 import type { BootstrapToken } from './store/bootstrap-token-repo.ts';
-import { operatorRoles, type OperatorToken } from './store/operator-token-repo.ts';
-
-export const bootstrapTokenRequest = z.strictObject({
-  /** Lifetime; default one day, at most a year. */
-  ttlSeconds: z.number().int().min(60).max(366 * 86_400).optional(),
-  /** New registrations it may start; default 1. */
-  maxUses: z.number().int().min(1).max(1_000_000).optional(),
-  description: z.string().max(256).optional(),
-});
+import type { OperatorToken } from './store/operator-token-repo.ts';
 
 export async function issueBootstrapToken(ctx: HubContext, body: unknown): Promise<BootstrapToken & { token: string }> {
   const req = bootstrapTokenRequest.safeParse(body);
@@ -30,11 +22,6 @@ export async function revokeBootstrapToken(ctx: HubContext, id: string): Promise
   ctx.log.warn({ tokenId: id }, 'bootstrap token revoked');
   return (await ctx.bootstrapTokens.get(id)) as BootstrapToken;
 }
-
-export const operatorTokenRequest = z.strictObject({
-  name: z.string().min(1).max(128),
-  role: z.enum(operatorRoles),
-});
 
 export async function createOperatorToken(ctx: HubContext, body: unknown, createdBy: string): Promise<OperatorToken & { token: string }> {
   const req = operatorTokenRequest.safeParse(body);

@@ -94,7 +94,7 @@ export const rolloutStrategy = z.strictObject({
    * percentage of the group's size. Percentages round down.
    */
   maxFailures: intOrPercent.default(0),
-});
+}).meta({ id: 'RolloutStrategy' });
 export type RolloutStrategy = z.infer<typeof rolloutStrategy>;
 
 /**
@@ -119,7 +119,7 @@ export const rolloutWindow = z.strictObject({
   duration: duration.optional().meta({ description: 'How long the window stays open, in elapsed real time. Give this or until.' }),
   until: wallClock.optional(),
   timeZone,
-}).superRefine(exactlyOneEnd);
+}).superRefine(exactlyOneEnd).meta({ id: 'RolloutWindow' });
 export type RolloutWindow = z.infer<typeof rolloutWindow>;
 
 /** Release fields as PUT /clusters/:id/release takes them; the hub validates them fully. */
@@ -192,7 +192,8 @@ export const rolloutRequest = z
       // The agent reports a running override only in its inventory; without a deadline a cluster that never applies it would hold the rollout forever.
       ctx.addIssue({ code: 'custom', path: ['strategy', 'progressDeadline'], message: 'is required for an Override rollout' });
     }
-  });
+  })
+  .meta({ id: 'RolloutRequest' });
 export type RolloutRequest = z.infer<typeof rolloutRequest>;
 export type RolloutRequestInput = z.input<typeof rolloutRequest>;
 

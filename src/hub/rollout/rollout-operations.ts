@@ -6,7 +6,8 @@
 import { release as releaseSchema, type Release } from '../../protocol/release.ts';
 import { pauseRequest, rollbackRequest, rolloutRequest, rolloutStrategy, type RolloutClusterView, type RolloutView } from '../../protocol/rollout.ts';
 import { ApiError } from '../api-error.ts';
-import { releaseRequest, setDesiredRelease } from '../cluster-operations.ts';
+import { setDesiredRelease } from '../cluster-operations.ts';
+import { releaseRequest } from '../../protocol/hub-api.ts';
 import type { HubContext } from '../hub-context.ts';
 import type { RolloutRecord } from '../store/rollout-repo.ts';
 import { groupClusters, matchesLabels, matchesSelector, type Candidate } from './cluster-selection.ts';

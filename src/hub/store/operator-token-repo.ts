@@ -2,11 +2,11 @@
 // the API. The token configured at start (adminToken) is not stored here: it
 // is checked against the configuration (auth/operator-auth.ts).
 import { randomBytes, randomUUID } from 'node:crypto';
+import { operatorRoles, type OperatorRole } from '../../protocol/hub-api.ts';
 import { hashSecret } from '../credentials.ts';
 import type { Sql } from './sql.ts';
 
-export const operatorRoles = ['viewer', 'operator', 'admin'] as const;
-export type OperatorRole = (typeof operatorRoles)[number];
+export { operatorRoles, type OperatorRole };
 
 export interface OperatorToken {
   id: string;
