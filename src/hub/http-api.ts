@@ -1,306 +1,498 @@
-// The operator's HTTP JSON API (documented in docs/hub-api.md). Every
-// /api/v1 route needs an operator token whose role allows it
-// (auth/operator-auth.ts: reads need viewer, changes operator, tokens and
-// keys admin); every mutating call is written to the audit table. Agents
-// never use this API, they talk over the WebSocket.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// The operator's HTTP JSON API (docs/hub-api.md; docs/openapi.json is
+// generated from the routes below), on Fastify. Every /api/v1 route needs an
+// operator token whose role allows it (auth/operator-auth.ts: reads need
+// viewer, changes operator, tokens and keys admin), checked in an onRequest
+// hook before the body is read or the route revealed; every mutating call is
+// written to the audit table. Paths, queries and bodies are validated against
+// the zod schemas of src/protocol before a handler runs. Agents never use this
+// API: they upgrade to a WebSocket on the same server (start-hub.ts).
+import fastifySwagger from '@fastify/swagger';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchema,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import { z } from 'zod';
+import {
+  acceptedCluster,
+  apiErrorBody,
+  auditPage,
+  bootstrapToken,
+  bootstrapTokenList,
+  bootstrapTokenRequest,
+  clusterLabels,
+  clusterParams,
+  createdOperatorToken,
+  deregisteredCluster,
+  idParams,
+  issuedBootstrapToken,
+  labelsRequest,
+  liveness,
+  MAX_PAGE,
+  nameParams,
+  operatorToken,
+  operatorTokenList,
+  operatorTokenRequest,
+  overrideClustersQuery,
+  pageQuery,
+  pauseRequest,
+  readiness,
+  releaseRequest,
+  releaseSet,
+  revokedCluster,
+  rollbackRequest,
+  rolloutRequest,
+  rolloutStatusQuery,
+  telemetryQuery,
+  trustedKey,
+  trustKeyRequest,
+  unreadiness,
+  type ApiErrorBody,
+} from '../protocol/hub-api.ts';
 import { ApiError } from './api-error.ts';
+import { identifyOperator, requireRole, type OperatorPrincipal, type OperatorRole } from './auth/operator-auth.ts';
 import { acceptCluster, deregisterCluster, revokeCluster, setDesiredRelease, trustClusterKey } from './cluster-operations.ts';
-import { issueBootstrapToken, revokeBootstrapToken } from './token-operations.ts';
 import { clusterView, fleetSummary } from './cluster-view.ts';
-import { authorizeOperator, identifyOperator, type OperatorRole } from './auth/operator-auth.ts';
-import { createOperatorToken, revokeOperatorToken } from './token-operations.ts';
 import type { HubContext } from './hub-context.ts';
-import { createHubMetrics } from './metrics.ts';
-import { DatabaseUnavailable } from './store/sql.ts';
-import { labelsRequest } from '../protocol/rollout.ts';
+import { createHubMetrics, type HubMetrics } from './metrics.ts';
 import { overrideClusters } from './rollout/override-delivery.ts';
 import { cancelRollout, createRollout, listRollouts, pauseRollout, resumeRollout, rollbackRollout, rolloutStatus } from './rollout/rollout-operations.ts';
+import { DatabaseUnavailable } from './store/sql.ts';
+import { createOperatorToken, issueBootstrapToken, revokeBootstrapToken, revokeOperatorToken } from './token-operations.ts';
 
-/** A release with manifests can be large; anything past this is refused unread. */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/** A release with manifests can be large; anything past this is refused unread (413). */
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/**
+ * Slow or idle clients cannot hold sockets open: a request's headers must
+ * arrive within 10 s and all of it within 60 s; an idle keep-alive
+ * connection closes after 5 s. There is no idle-socket timeout
+ * (connectionTimeout): it would also cut agents' upgraded WebSocket
+ * sockets, whose liveness the lease and ws pings look after.
+ */
+export const HTTP_TIMEOUTS = { headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 } as const;
 
-type Handler = (ctx: HubContext, params: string[], url: URL, req: IncomingMessage) => Promise<unknown> | unknown;
-
-interface Route {
-  method: string;
-  pattern: RegExp;
-  status?: number;
-  /** Default: viewer for GET, operator otherwise. */
-  role?: OperatorRole;
-  handler: Handler;
-}
-
-const id = '([a-z0-9][-a-z0-9.]{0,251}[a-z0-9]|[a-z0-9])';
-
-const routes: Route[] = [
-  { method: 'GET', pattern: /^\/api\/v1\/clusters$/, handler: async (ctx) => ({ clusters: await Promise.all((await ctx.clusters.list()).map((c) => clusterView(ctx, c))) }) },
-  { method: 'GET', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: async (ctx, [cid]) => clusterView(ctx, await requireCluster(ctx, cid)) },
-  { method: 'DELETE', pattern: new RegExp(`^/api/v1/clusters/${id}$`), handler: async (ctx, [cid]) => (await deregisterCluster(ctx, cid ?? ''), { deregistered: cid }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/accept$`), handler: async (ctx, [cid]) => ({ accepted: cid, ...(await acceptCluster(ctx, cid ?? '')) }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/revoke$`), role: 'admin', handler: async (ctx, [cid]) => ({ revoked: cid, ...(await revokeCluster(ctx, cid ?? '')) }) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/clusters/${id}/trust-key$`), role: 'admin', handler: async (ctx, [cid], _url, req) => ({ clusterId: cid, ...(await trustClusterKey(ctx, cid ?? '', await readJson(req))) }) },
-  // ---- bootstrap tokens (docs/security.md)
-  { method: 'GET', pattern: /^\/api\/v1\/bootstrap-tokens$/, role: 'admin', handler: async (ctx) => ({ tokens: await ctx.bootstrapTokens.list() }) },
-  { method: 'POST', pattern: /^\/api\/v1\/bootstrap-tokens$/, role: 'admin', status: 201, handler: async (ctx, _p, _url, req) => issueBootstrapToken(ctx, await readOptionalJson(req)) },
-  { method: 'DELETE', pattern: new RegExp(`^/api/v1/bootstrap-tokens/${id}$`), role: 'admin', handler: (ctx, [tid]) => revokeBootstrapToken(ctx, tid ?? '') },
-  // ---- operator tokens and the audit table (docs/security.md)
-  { method: 'GET', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', handler: async (ctx) => ({ tokens: await ctx.operatorTokens.list() }) },
-  { method: 'POST', pattern: /^\/api\/v1\/operator-tokens$/, role: 'admin', status: 201, handler: async (ctx, _p, _url, req) => createOperatorToken(ctx, await readJson(req), (await identifyOperator(ctx, req.headers.authorization))?.name ?? 'unknown') },
-  { method: 'DELETE', pattern: new RegExp(`^/api/v1/operator-tokens/${id}$`), role: 'admin', handler: (ctx, [tid]) => revokeOperatorToken(ctx, tid ?? '') },
-  {
-    method: 'GET',
-    pattern: /^\/api\/v1\/audit$/,
-    role: 'admin',
-    handler: async (ctx, _p, url) => {
-      const entries = await ctx.audit.list({ afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
-      return { entries, next: entries.at(-1)?.id ?? null };
-    },
-  },
-  {
-    method: 'PUT',
-    pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),
-    handler: async (ctx, [cid], _url, req) => {
-      const { record, delivered } = await setDesiredRelease(ctx, cid ?? '', await readJson(req));
-      return { clusterId: record.clusterId, revision: record.revision, name: record.name, version: record.version, issuedAt: record.issuedAt, expiresAt: record.expiresAt, keyId: record.envelope.keyId, delivered };
-    },
-  },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/api/v1/clusters/${id}/release$`),
-    handler: async (ctx, [cid]) => {
-      await requireCluster(ctx, cid);
-      const r = await ctx.releases.latest(cid ?? '');
-      if (!r) throw new ApiError(404, 'NoRelease', `no desired release set for cluster "${cid}"`);
-      return r;
-    },
-  },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/api/v1/clusters/${id}/reports$`),
-    handler: async (ctx, [cid], url) => {
-      const c = await requireCluster(ctx, cid);
-      return { clusterId: c.id, ackedSeq: c.ackedSeq, reports: await ctx.reports.list(c.id, { afterSeq: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) }) };
-    },
-  },
-  {
-    method: 'PUT',
-    pattern: new RegExp(`^/api/v1/clusters/${id}/labels$`),
-    handler: async (ctx, [cid], _url, req) => {
-      await requireCluster(ctx, cid);
-      const body = labelsRequest.safeParse(await readJson(req));
-      if (!body.success) throw new ApiError(400, 'InvalidLabels', 'send {"labels": {"key": "value", ...}}', body.error.issues);
-      await ctx.clusters.setLabels(cid ?? '', body.data.labels);
-      return { clusterId: cid, labels: body.data.labels };
-    },
-  },
-  { method: 'GET', pattern: /^\/api\/v1\/fleet\/summary$/, handler: (ctx) => fleetSummary(ctx) },
-  // ---- rollouts (docs/hub-api.md "Rollouts")
-  { method: 'GET', pattern: /^\/api\/v1\/rollouts$/, handler: (ctx) => listRollouts(ctx) },
-  { method: 'POST', pattern: /^\/api\/v1\/rollouts$/, status: 201, handler: async (ctx, _p, _url, req) => createRollout(ctx, await readJson(req)) },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/api/v1/rollouts/${id}$`),
-    handler: (ctx, [name], url) => {
-      const clusters = url.searchParams.get('clusters') ?? 'failed';
-      if (clusters !== 'all' && clusters !== 'failed') throw new ApiError(400, 'InvalidQuery', '"clusters" must be all or failed');
-      return rolloutStatus(ctx, name ?? '', { clusters });
-    },
-  },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/pause$`), handler: async (ctx, [name], _url, req) => pauseRollout(ctx, name ?? '', await readOptionalJson(req)) },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/resume$`), handler: (ctx, [name]) => resumeRollout(ctx, name ?? '') },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/cancel$`), handler: (ctx, [name]) => cancelRollout(ctx, name ?? '') },
-  { method: 'POST', pattern: new RegExp(`^/api/v1/rollouts/${id}/rollback$`), status: 201, handler: async (ctx, [name], _url, req) => rollbackRollout(ctx, name ?? '', await readOptionalJson(req)) },
-  // ---- hotfix overrides
-  { method: 'GET', pattern: /^\/api\/v1\/overrides$/, handler: async (ctx) => ({ overrides: await ctx.overrides.list() }) },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/api/v1/overrides/${id}$`),
-    handler: async (ctx, [name]) => {
-      const o = await ctx.overrides.get(name ?? '');
-      if (!o) throw new ApiError(404, 'NotFound', `no override "${name}"`);
-      return o;
-    },
-  },
-  {
-    method: 'GET',
-    pattern: new RegExp(`^/api/v1/overrides/${id}/clusters$`),
-    handler: (ctx, [name], url) => {
-      const state = url.searchParams.get('state') ?? 'running';
-      if (state !== 'running' && state !== 'missing') throw new ApiError(400, 'InvalidQuery', '"state" must be running or missing');
-      return overrideClusters(ctx, name ?? '', state);
-    },
-  },
-  {
-    method: 'GET',
-    pattern: /^\/api\/v1\/telemetry$/,
-    handler: async (ctx, _p, url) => {
-      const cluster = url.searchParams.get('cluster') ?? undefined;
-      const events = await ctx.aggregate.telemetry({ clusterId: cluster, afterId: intParam(url, 'after', 0), limit: intParam(url, 'limit', 100, 1000) });
-      return { events, next: events.at(-1)?.id ?? null };
-    },
-  },
-];
-
-async function requireCluster(ctx: HubContext, cid: string | undefined) {
-  const c = await ctx.clusters.get(cid ?? '');
-  if (!c) throw new ApiError(404, 'NotFound', `no cluster "${cid}"`);
-  return c;
-}
-
-function intParam(url: URL, name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = url.searchParams.get(name);
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new ApiError(400, 'InvalidQuery', `"${name}" must be a non-negative integer`);
-  return Math.min(n, max);
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new ApiError(413, 'TooLarge', `body is larger than ${MAX_BODY_BYTES} bytes`);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw new ApiError(413, 'TooLarge', `body is larger than ${MAX_BODY_BYTES} bytes`);
-    chunks.push(chunk as Buffer);
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The role the route needs. Default: viewer for GET, operator otherwise. */
+    role?: OperatorRole;
+    /** How a body that does not validate is refused: the reason, and what to send instead. */
+    invalidBody?: { reason: string; hint: string };
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-  } catch {
-    throw new ApiError(400, 'NotJson', 'the body must be JSON');
+  interface FastifyRequest {
+    /** The caller, once the onRequest hook identified the token (null: none, or not a valid one). */
+    operator: OperatorPrincipal | null;
+    /** Refused before anything was looked at (rate limited, database unreachable): no audit row. */
+    unaudited: boolean;
   }
 }
 
-/** An empty body is an empty object: pause and rollback take optional JSON. */
-async function readOptionalJson(req: IncomingMessage): Promise<unknown> {
-  if (Number(req.headers['content-length'] ?? 0) === 0 && req.headers['transfer-encoding'] === undefined) return {};
-  return readJson(req);
+/** A request that does not match its schema; the zod issues (with their paths) become the answer's details, as the API always gave them. */
+class RequestInvalid extends Error {
+  readonly issues: z.core.$ZodIssue[];
+  /** Set by Fastify: which part of the request failed. */
+  validationContext?: 'body' | 'querystring' | 'params' | 'headers';
+  constructor(issues: z.core.$ZodIssue[]) {
+    super('the request does not match its schema');
+    this.issues = issues;
+  }
 }
 
-function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
+const errorResponses = { '4xx': apiErrorBody, '5xx': apiErrorBody };
+/**
+ * An answer whose shape docs/hub-api.md describes and the hub's own types
+ * fix (cluster and rollout views, reports): documented by name, sent as it is.
+ */
+const described = <S extends 200 | 201>(status: S, what: string) => ({ [status]: z.unknown().describe(`${what}: see docs/hub-api.md`), ...errorResponses }) as Record<S, z.ZodUnknown> & typeof errorResponses;
+const pathOf = (req: FastifyRequest): string => req.url.split('?', 1)[0] ?? req.url;
+const fail = (reason: string, message: string): ApiErrorBody => ({ error: { reason, message } });
+
+/** "labels.ring: expected string; strategy: …": the fields at fault, in the message a person reads first. */
+function describeIssues(issues: readonly z.core.$ZodIssue[], whole: string): string {
+  const shown = issues.slice(0, 5).map((i) => `${i.path.length > 0 ? i.path.join('.') : whole}: ${i.message}`);
+  return issues.length > 5 ? `${shown.join('; ')}; and ${issues.length - 5} more` : shown.join('; ');
+}
+
+/** The refusal an error stands for, or undefined for a failure of the hub (500). */
+function refusalOf(err: unknown, req: FastifyRequest): ApiError | undefined {
+  if (err instanceof ApiError) return err;
+  if (err instanceof RequestInvalid) {
+    if (err.validationContext === 'querystring') return new ApiError(400, 'InvalidQuery', `the query is invalid: ${describeIssues(err.issues, 'query')}`, err.issues);
+    if (err.validationContext === 'params') return new ApiError(400, 'InvalidPath', `the path is invalid: ${describeIssues(err.issues, 'path')}`, err.issues);
+    const { reason, hint } = req.routeOptions.config.invalidBody ?? { reason: 'InvalidRequest', hint: 'the request body is invalid' };
+    return new ApiError(400, reason, `${hint}: ${describeIssues(err.issues, 'body')}`, err.issues);
+  }
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(413, 'TooLarge', `body is larger than ${MAX_BODY_BYTES} bytes`);
+  // Fastify's own refusals (a bad Content-Length, a body on a route that takes none, …): a client error, said as such.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return new ApiError(e.statusCode, 'BadRequest', String(e.message));
+  return undefined;
+}
+
+export interface HttpApiOptions {
+  /** PEM key and certificate: serve https (and wss for agents). */
+  tls?: { key: string | Buffer; cert: string | Buffer } | undefined;
 }
 
 /**
- * 503: this replica cannot reach its database. The request may succeed on
- * another replica, or here in a moment. Nothing was changed, unless the
- * connection broke while a change was committing (then the change may have
- * been made: read before repeating it).
+ * The hub's HTTP server: the operator API, /metrics and the probes, as a
+ * Fastify instance whose `server` start-hub listens on and attaches the
+ * agents' WebSocket upgrade to. `ctx` is only read by handlers, so the
+ * OpenAPI document can be built without a hub (openApiDocument).
  */
-function sendUnavailable(res: ServerResponse, message: string): void {
-  send(res, 503, { error: { reason: 'DatabaseUnavailable', message } }, { 'retry-after': '1' });
-}
+export async function createHttpApi(ctx: HubContext, log: Logger, o: HttpApiOptions = {}): Promise<FastifyInstance> {
+  const common = {
+    loggerInstance: log,
+    // The hub logs what matters about a request itself (refusals, failures, actions); one line per request would drown it.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: MAX_BODY_BYTES,
+    requestTimeout: HTTP_TIMEOUTS.requestTimeout,
+    keepAliveTimeout: HTTP_TIMEOUTS.keepAliveTimeout,
+    // Cluster ids are DNS subdomains of up to 253 characters.
+    routerOptions: { maxParamLength: 253 },
+    // A URL the router cannot decode: refused in the API's shape, before any hook.
+    frameworkErrors: (err: Error, _req: FastifyRequest, reply: FastifyReply) => {
+      void reply.code(400).send(fail('BadUrl', `the URL cannot be read: ${err.message}`));
+    },
+  };
+  // The https variant of Fastify's types differs only in the raw server; routes and hooks are the same.
+  const app = (
+    o.tls
+      ? Fastify({ ...common, https: { key: o.tls.key, cert: o.tls.cert, headersTimeout: HTTP_TIMEOUTS.headersTimeout } })
+      : Fastify({ ...common, http: { headersTimeout: HTTP_TIMEOUTS.headersTimeout } })
+  ) as unknown as FastifyInstance;
 
-export function createApiHandler(ctx: HubContext, log: Logger): (req: IncomingMessage, res: ServerResponse) => void {
-  const metrics = createHubMetrics(ctx);
+  // Our own validator: Fastify calls it with the zod schema of each part of the request and keeps the parsed value (defaults applied).
+  app.setValidatorCompiler(({ schema, httpPart }) => (data: unknown) => {
+    // No body arrives as null; so does a JSON null, which is no request either: the optional bodies default, the others are refused.
+    const result = (schema as z.ZodType).safeParse(httpPart === 'body' && data === null ? undefined : data);
+    return result.success ? { value: result.data } : { error: new RequestInvalid(result.error.issues) };
+  });
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('operator', null);
+  app.decorateRequest('unaudited', false);
+
+  // Whatever the Content-Type (or none), a body is JSON, as the API always read it: `curl -d` sends a form type by default.
+  app.removeAllContentTypeParsers();
+  const json = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+    // An empty body is no body: pause, rollback and bootstrap tokens take optional JSON (their schemas default it).
+    if (body === '') return done(null, undefined);
+    // Fastify's parser: it also refuses "__proto__" and "constructor.prototype" keys.
+    void json(req, body as string, (err, value) => (err ? done(new ApiError(400, 'NotJson', 'the body must be JSON')) : done(null, value)));
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'fleetlet hub operator API',
+        version: 'v1',
+        description:
+          'The reference hub\'s HTTP JSON API for operators (docs/hub-api.md). Every /api/v1 route needs "Authorization: Bearer <token>" with the role named in its description (viewer < operator < admin). Errors are {"error": {"reason", "message", "details"?}}.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'an operator token (viewer, operator or admin)' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+    // Schemas with an id (ApiError, RolloutRequest, …) become components, referenced from every route that uses them.
+    transformObject: (input) => optionalBodies(jsonSchemaTransformObject(input)),
+  });
+
+  // ---- before anything else: rate limit, readiness, the caller and its role
   let rateLimitLoggedAt = -Infinity;
-  return (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://hub');
-    if (url.pathname.startsWith('/api/')) {
+  app.addHook('onRequest', async (req, reply) => {
+    const path = pathOf(req);
+    const api = path.startsWith('/api/');
+    if (api) {
       // Before the token is looked at: a flood of guesses costs a bucket, not a hash and an audit row each.
       const wait = ctx.apiRateLimit.take(req.socket.remoteAddress);
       if (wait > 0) {
+        req.unaudited = true;
         const { perSecond, burst } = ctx.apiRateLimit.limits;
         if (performance.now() - rateLimitLoggedAt > 10_000) {
           rateLimitLoggedAt = performance.now();
           log.warn({ remote: req.socket.remoteAddress, perSecond, burst }, 'API requests rate limited (logged at most every 10 s)');
         }
-        send(res, 429, { error: { reason: 'RateLimited', message: `more than ${perSecond} API requests per second from this address (burst ${burst}): retry in ${Math.ceil(wait / 1000)} s` } }, { 'retry-after': String(Math.ceil(wait / 1000)) });
-        return;
+        const seconds = Math.ceil(wait / 1000);
+        return reply
+          .code(429)
+          .header('retry-after', String(seconds))
+          .send(fail('RateLimited', `more than ${perSecond} API requests per second from this address (burst ${burst}): retry in ${seconds} s`));
       }
     }
-    if (url.pathname === '/healthz' || url.pathname === '/livez') {
-      // Liveness: the process answers. Not the database: restarting a replica does not bring its database back.
-      send(res, 200, { status: 'ok' });
-      return;
-    }
-    if (url.pathname === '/readyz') {
-      // Readiness: the database answered the last probes (database-health.ts); cut off from it, the replica is taken out of the Service.
-      if (ctx.health.ready) send(res, 200, { status: 'ready', since: ctx.health.since.toISOString() });
-      else send(res, 503, { status: 'unavailable', reason: 'DatabaseUnavailable', message: ctx.health.reason });
-      return;
-    }
-    if (!ctx.health.ready && (url.pathname.startsWith('/api/') || url.pathname === '/metrics')) {
+    if (!api && path !== '/metrics') return;
+    if (!ctx.health.ready) {
       // Nothing here can be answered without the database; at once, rather than after a statement's timeout. Unaudited: the audit table is there too.
-      sendUnavailable(res, ctx.health.reason ?? 'this hub replica cannot reach its database');
-      return;
+      req.unaudited = true;
+      return reply.code(503).header('retry-after', '1').send(fail('DatabaseUnavailable', ctx.health.reason ?? 'this hub replica cannot reach its database'));
     }
-    if (url.pathname === '/metrics') {
-      // A viewer token, as for the API: the series name every cluster. Prometheus sends it with `authorization: {credentials: …}`.
-      authorizeOperator(ctx, req.headers.authorization, 'viewer').then(
-        () => metrics.render(),
-        (err: unknown) => {
-          const e = err instanceof ApiError ? err : new ApiError(503, 'Unavailable', 'the hub cannot reach its database');
-          send(res, e.status, { error: { reason: e.reason, message: e.message } }, e.status === 401 || e.status === 403 ? { 'www-authenticate': 'Bearer' } : {});
-          return undefined;
-        },
-      ).then(
-        (text) => {
-          if (text === undefined) return;
-          res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text) });
-          res.end(text);
-        },
-        (err: unknown) => {
-          log.error({ err }, 'rendering metrics failed');
-          send(res, 500, { error: { reason: 'Internal', message: 'the hub failed; see its log' } });
-        },
-      );
-      return;
+    // Authenticated before the route is revealed (unknown routes too): an anonymous caller learns nothing of the API's shape.
+    req.operator = (await identifyOperator(ctx, req.headers.authorization)) ?? null;
+    const need = req.routeOptions.config.role ?? (req.method === 'GET' || req.method === 'HEAD' ? 'viewer' : 'operator');
+    try {
+      requireRole(req.operator ?? undefined, need);
+    } catch (err) {
+      if (err instanceof ApiError) log.warn({ method: req.method, path, remote: req.socket.remoteAddress, reason: err.reason }, 'API request refused: token missing or its role too low');
+      throw err;
     }
-    const mutating = req.method !== 'GET' && req.method !== 'HEAD';
-    const audit = async (status: number): Promise<void> => {
-      if (!mutating || !url.pathname.startsWith('/api/')) return;
-      try {
-        const who = await identifyOperator(ctx, req.headers.authorization);
-        await ctx.audit.record({ actor: who?.name ?? 'anonymous', role: who?.role ?? null, method: req.method ?? '', path: url.pathname, status, remoteAddress: req.socket.remoteAddress ?? null });
-      } catch (err) {
-        log.error({ err }, 'writing the audit table failed');
-      }
-    };
-    void (async () => {
-      try {
-        const matching = routes.filter((r) => r.pattern.test(url.pathname));
-        const route = matching.find((r) => r.method === req.method);
-        if (url.pathname.startsWith('/api/')) {
-          // Authenticated before the route is revealed: an anonymous caller learns nothing of the API's shape.
-          try {
-            await authorizeOperator(ctx, req.headers.authorization, route?.role ?? (req.method === 'GET' ? 'viewer' : 'operator'));
-          } catch (err) {
-            if (err instanceof ApiError) log.warn({ method: req.method, path: url.pathname, remote: req.socket.remoteAddress, reason: err.reason }, 'API request refused: token missing or its role too low');
-            throw err;
-          }
-        }
-        if (matching.length === 0) throw new ApiError(404, 'NotFound', `no route ${url.pathname}`);
-        if (!route) throw new ApiError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed here; use ${matching.map((r) => r.method).join(', ')}`);
-        const params = (route.pattern.exec(url.pathname) ?? []).slice(1);
-        const body = await route.handler(ctx, params, url, req);
-        await audit(route.status ?? 200);
-        send(res, route.status ?? 200, body);
-      } catch (err) {
-        if (err instanceof ApiError) {
-          if (err.status >= 400 && err.status !== 404 && err.status !== 401 && err.status !== 403) log.info({ method: req.method, path: url.pathname, status: err.status, reason: err.reason }, 'API request refused');
-          await audit(err.status);
-          send(res, err.status, { error: { reason: err.reason, message: err.message, details: err.details } }, err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
-          return;
-        }
-        if (err instanceof DatabaseUnavailable) {
-          // Before the probe noticed: same answer as after, and the probe looks now.
-          log.warn({ err: err.message, method: req.method, path: url.pathname }, 'API request failed: the database is unreachable');
-          void ctx.health.check();
-          if (!res.headersSent) sendUnavailable(res, `this hub replica cannot reach its database (${err.message}); another replica may answer`);
-          else res.destroy();
-          return;
-        }
-        log.error({ err, method: req.method, path: url.pathname }, 'API request failed');
-        await audit(500);
-        if (!res.headersSent) send(res, 500, { error: { reason: 'Internal', message: 'the hub failed; see its log' } });
-        else res.destroy();
-      }
-    })();
+    return undefined;
+  });
+
+  // ---- every mutating call, allowed or refused, before its answer leaves
+  app.addHook('onSend', async (req, reply, payload) => {
+    const path = pathOf(req);
+    if (req.unaudited || req.method === 'GET' || req.method === 'HEAD' || !path.startsWith('/api/')) return payload;
+    try {
+      await ctx.audit.record({ actor: req.operator?.name ?? 'anonymous', role: req.operator?.role ?? null, method: req.method, path, status: reply.statusCode, remoteAddress: req.socket.remoteAddress ?? null });
+    } catch (err) {
+      log.error({ err }, 'writing the audit table failed');
+    }
+    return payload;
+  });
+
+  app.setErrorHandler(async (err: unknown, req, reply) => {
+    const path = pathOf(req);
+    if (err instanceof DatabaseUnavailable) {
+      // Before the probe noticed: the same answer as after, and the probe looks now. Nothing is audited: the audit table is in that database.
+      req.unaudited = true;
+      log.warn({ err: err.message, method: req.method, path }, 'API request failed: the database is unreachable');
+      void ctx.health.check();
+      return reply.code(503).header('retry-after', '1').send(fail('DatabaseUnavailable', `this hub replica cannot reach its database (${err.message}); another replica may answer`));
+    }
+    const refusal = refusalOf(err, req);
+    if (!refusal) {
+      log.error({ err, method: req.method, path }, 'API request failed');
+      return reply.code(500).send(fail('Internal', 'the hub failed; see its log'));
+    }
+    if (![401, 403, 404].includes(refusal.status)) log.info({ method: req.method, path, status: refusal.status, reason: refusal.reason }, 'API request refused');
+    // Prometheus is told to authenticate on 403 too: its scrape config holds the token.
+    if (refusal.status === 401 || (refusal.status === 403 && path === '/metrics')) void reply.header('www-authenticate', 'Bearer');
+    return reply.code(refusal.status).send({ error: { reason: refusal.reason, message: refusal.message, details: refusal.details } });
+  });
+
+  app.setNotFoundHandler(async (req) => {
+    const path = pathOf(req);
+    const allowed = ['GET', 'POST', 'PUT', 'DELETE'].filter((method) => method !== req.method && app.findRoute({ method, url: path }) !== null);
+    if (allowed.length > 0) throw new ApiError(405, 'MethodNotAllowed', `${req.method} is not allowed here; use ${allowed.join(', ')}`);
+    throw new ApiError(404, 'NotFound', `no route ${path}`);
+  });
+
+  registerRoutes(app.withTypeProvider<ZodTypeProvider>(), ctx);
+  return app;
+}
+
+/**
+ * @fastify/swagger marks every request body required; the ones whose schema
+ * has a default (pause, rollback, bootstrap tokens) may be left out.
+ */
+function optionalBodies<T>(doc: T): T {
+  type Operation = { requestBody?: { required?: boolean; content?: Record<string, { schema?: object }> } };
+  for (const item of Object.values((doc as { paths?: Record<string, Record<string, Operation>> }).paths ?? {})) {
+    for (const op of Object.values(item)) {
+      const body = op.requestBody;
+      if (body && Object.values(body.content ?? {}).every((c) => c.schema !== undefined && 'default' in c.schema)) body.required = false;
+    }
+  }
+  return doc;
+}
+
+/** The OpenAPI 3 document of the API, built from its routes without a hub (`npm run gen:openapi` writes docs/openapi.json). */
+export async function openApiDocument(log: Logger): Promise<Record<string, unknown>> {
+  const noHub = new Proxy({} as HubContext, {
+    get: () => {
+      throw new Error('the OpenAPI document is built without a hub: no handler runs');
+    },
+  });
+  const app = await createHttpApi(noHub, log);
+  await app.ready();
+  const doc = app.swagger() as unknown as Record<string, unknown>;
+  await app.close();
+  return doc;
+}
+
+/** The instance, typed by the zod schemas of each route. */
+type Api = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+
+function registerRoutes(api: Api, ctx: HubContext): void {
+  /** Summary, tags and the role a route needs, for the OpenAPI document. */
+  const doc = (tag: string, summary: string, role: OperatorRole): Pick<FastifySchema, 'summary' | 'description' | 'tags'> & { 'x-fleetlet-role': OperatorRole } => ({
+    tags: [tag],
+    summary,
+    description: `Role: ${role}.`,
+    'x-fleetlet-role': role,
+  });
+
+  const requireCluster = async (id: string) => {
+    const c = await ctx.clusters.get(id);
+    if (!c) throw new ApiError(404, 'NotFound', `no cluster "${id}"`);
+    return c;
   };
+
+  // ---- probes and metrics (no /api prefix)
+  // Liveness: the process answers. Not the database: restarting a replica does not bring its database back.
+  const probe = { tags: ['probes'], security: [] };
+  api.get('/healthz', { schema: { ...probe, summary: 'Liveness', response: { 200: liveness } } }, async () => ({ status: 'ok' as const }));
+  api.get('/livez', { schema: { ...probe, summary: 'Liveness (the same as /healthz)', response: { 200: liveness } } }, async () => ({ status: 'ok' as const }));
+  // Readiness: the database answered the last probes (database-health.ts); cut off from it, the replica is taken out of the Service.
+  api.get('/readyz', { schema: { ...probe, summary: 'Readiness: whether this replica reaches its database', response: { 200: readiness, 503: unreadiness } } }, async (_req, reply) => {
+    if (ctx.health.ready) return reply.code(200).send({ status: 'ready', since: ctx.health.since.toISOString() });
+    return reply.code(503).send({ status: 'unavailable', reason: 'DatabaseUnavailable', message: ctx.health.reason ?? 'this hub replica cannot reach its database' });
+  });
+  // A viewer token, as for the API: the series name every cluster. Prometheus sends it with `authorization: {credentials: …}`.
+  let metrics: HubMetrics | undefined;
+  api.get('/metrics', { config: { role: 'viewer' }, schema: { ...doc('metrics', 'Prometheus metrics (text format)', 'viewer'), produces: ['text/plain'] } }, async (_req, reply) => {
+    metrics ??= createHubMetrics(ctx);
+    const text = await metrics.render();
+    return reply.type(metrics.contentType).send(text);
+  });
+
+  api.get('/api/v1/openapi.json', { schema: { ...doc('api', 'This document (OpenAPI 3)', 'viewer'), response: described(200, 'the OpenAPI 3 document of this API') } }, async () => api.swagger());
+
+  // ---- clusters
+  api.get('/api/v1/clusters', { schema: { ...doc('clusters', 'Every cluster, by id', 'viewer'), response: described(200, '{"clusters": [ClusterView, …]}') } }, async () => ({
+    clusters: await Promise.all((await ctx.clusters.list()).map((c) => clusterView(ctx, c))),
+  }));
+  api.get('/api/v1/clusters/:id', { schema: { ...doc('clusters', 'One cluster', 'viewer'), params: clusterParams, response: described(200, 'a ClusterView') } }, async (req) => clusterView(ctx, await requireCluster(req.params.id)));
+  api.delete('/api/v1/clusters/:id', { schema: { ...doc('clusters', 'Deregister a cluster', 'operator'), params: clusterParams, response: { 200: deregisteredCluster, ...errorResponses } } }, async (req) => {
+    await deregisterCluster(ctx, req.params.id);
+    return { deregistered: req.params.id };
+  });
+  api.post('/api/v1/clusters/:id/accept', { schema: { ...doc('clusters', 'Accept a pending registration', 'operator'), params: clusterParams, response: { 200: acceptedCluster, ...errorResponses } } }, async (req) => ({
+    accepted: req.params.id,
+    ...(await acceptCluster(ctx, req.params.id)),
+  }));
+  api.post('/api/v1/clusters/:id/revoke', { config: { role: 'admin' }, schema: { ...doc('clusters', 'Revoke a cluster\'s key', 'admin'), params: clusterParams, response: { 200: revokedCluster, ...errorResponses } } }, async (req) => ({
+    revoked: req.params.id,
+    ...(await revokeCluster(ctx, req.params.id)),
+  }));
+  api.post(
+    '/api/v1/clusters/:id/trust-key',
+    {
+      config: { role: 'admin', invalidBody: { reason: 'InvalidRequest', hint: 'send {"fingerprint": "sha256:…"} naming one of the cluster\'s keyConflicts' } },
+      schema: { ...doc('clusters', 'Trust one of the cluster\'s conflicting keys', 'admin'), params: clusterParams, body: trustKeyRequest, response: { 200: trustedKey, ...errorResponses } },
+    },
+    async (req) => ({ clusterId: req.params.id, ...(await trustClusterKey(ctx, req.params.id, req.body)) }),
+  );
+  api.put(
+    '/api/v1/clusters/:id/release',
+    {
+      config: { invalidBody: { reason: 'InvalidRelease', hint: 'the release request is invalid' } },
+      schema: { ...doc('clusters', 'Set the cluster\'s desired release (signed, pushed to a connected agent)', 'operator'), params: clusterParams, body: releaseRequest, response: { 200: releaseSet, ...errorResponses } },
+    },
+    async (req) => {
+      const { record, delivered } = await setDesiredRelease(ctx, req.params.id, req.body);
+      return { clusterId: record.clusterId, revision: record.revision, name: record.name, version: record.version, issuedAt: record.issuedAt, expiresAt: record.expiresAt, keyId: record.envelope.keyId, delivered };
+    },
+  );
+  api.get('/api/v1/clusters/:id/release', { schema: { ...doc('clusters', 'The stored desired release, with its signed envelope', 'viewer'), params: clusterParams, response: described(200, 'the desired release record') } }, async (req) => {
+    await requireCluster(req.params.id);
+    const r = await ctx.releases.latest(req.params.id);
+    if (!r) throw new ApiError(404, 'NoRelease', `no desired release set for cluster "${req.params.id}"`);
+    return r;
+  });
+  api.get('/api/v1/clusters/:id/reports', { schema: { ...doc('clusters', 'Stored reports, ascending', 'viewer'), params: clusterParams, querystring: pageQuery, response: described(200, '{"clusterId", "ackedSeq", "reports": [...]}') } }, async (req) => {
+    const c = await requireCluster(req.params.id);
+    return { clusterId: c.id, ackedSeq: c.ackedSeq, reports: await ctx.reports.list(c.id, { afterSeq: req.query.after, limit: Math.min(req.query.limit, MAX_PAGE) }) };
+  });
+  api.put(
+    '/api/v1/clusters/:id/labels',
+    {
+      config: { invalidBody: { reason: 'InvalidLabels', hint: 'send {"labels": {"key": "value", ...}}' } },
+      schema: { ...doc('clusters', 'Replace the cluster\'s labels', 'operator'), params: clusterParams, body: labelsRequest, response: { 200: clusterLabels, ...errorResponses } },
+    },
+    async (req) => {
+      await requireCluster(req.params.id);
+      await ctx.clusters.setLabels(req.params.id, req.body.labels);
+      return { clusterId: req.params.id, labels: req.body.labels };
+    },
+  );
+  api.get('/api/v1/fleet/summary', { schema: { ...doc('clusters', 'Counts over the fleet, failed clusters, overrides', 'viewer'), response: described(200, 'the fleet summary') } }, async () => fleetSummary(ctx));
+  api.get('/api/v1/telemetry', { schema: { ...doc('clusters', 'Upgrade-completed events, once each', 'viewer'), querystring: telemetryQuery, response: described(200, '{"events": [...], "next": id | null}') } }, async (req) => {
+    const events = await ctx.aggregate.telemetry({ clusterId: req.query.cluster, afterId: req.query.after, limit: Math.min(req.query.limit, MAX_PAGE) });
+    return { events, next: events.at(-1)?.id ?? null };
+  });
+
+  // ---- bootstrap tokens (docs/security.md)
+  api.get('/api/v1/bootstrap-tokens', { config: { role: 'admin' }, schema: { ...doc('tokens', 'Bootstrap tokens, without their text', 'admin'), response: { 200: bootstrapTokenList, ...errorResponses } } }, async () => ({
+    tokens: await ctx.bootstrapTokens.list(),
+  }));
+  api.post(
+    '/api/v1/bootstrap-tokens',
+    {
+      config: { role: 'admin', invalidBody: { reason: 'InvalidRequest', hint: 'send {"ttlSeconds"?: n, "maxUses"?: n, "description"?: "…"}' } },
+      schema: { ...doc('tokens', 'Issue a bootstrap token (its text is in this answer only)', 'admin'), body: bootstrapTokenRequest, response: { 201: issuedBootstrapToken, ...errorResponses } },
+    },
+    async (req, reply) => reply.code(201).send(await issueBootstrapToken(ctx, req.body)),
+  );
+  api.delete('/api/v1/bootstrap-tokens/:id', { config: { role: 'admin' }, schema: { ...doc('tokens', 'Revoke a bootstrap token', 'admin'), params: idParams, response: { 200: bootstrapToken, ...errorResponses } } }, async (req) =>
+    revokeBootstrapToken(ctx, req.params.id),
+  );
+
+  // ---- operator tokens and the audit table (docs/security.md)
+  api.get('/api/v1/operator-tokens', { config: { role: 'admin' }, schema: { ...doc('tokens', 'Operator tokens, without their text', 'admin'), response: { 200: operatorTokenList, ...errorResponses } } }, async () => ({
+    tokens: await ctx.operatorTokens.list(),
+  }));
+  api.post(
+    '/api/v1/operator-tokens',
+    {
+      config: { role: 'admin', invalidBody: { reason: 'InvalidRequest', hint: 'send {"name": "…", "role": "viewer" | "operator" | "admin"}' } },
+      schema: { ...doc('tokens', 'Create an operator token with a role (its text is in this answer only)', 'admin'), body: operatorTokenRequest, response: { 201: createdOperatorToken, ...errorResponses } },
+    },
+    async (req, reply) => reply.code(201).send(await createOperatorToken(ctx, req.body, req.operator?.name ?? 'unknown')),
+  );
+  api.delete('/api/v1/operator-tokens/:id', { config: { role: 'admin' }, schema: { ...doc('tokens', 'Revoke an operator token, at once', 'admin'), params: idParams, response: { 200: operatorToken, ...errorResponses } } }, async (req) =>
+    revokeOperatorToken(ctx, req.params.id),
+  );
+  api.get('/api/v1/audit', { config: { role: 'admin' }, schema: { ...doc('tokens', 'The audit table: every mutating call', 'admin'), querystring: pageQuery, response: { 200: auditPage, ...errorResponses } } }, async (req) => {
+    const entries = await ctx.audit.list({ afterId: req.query.after, limit: Math.min(req.query.limit, MAX_PAGE) });
+    return { entries, next: entries.at(-1)?.id ?? null };
+  });
+
+  // ---- rollouts (docs/hub-api.md "Rollouts")
+  api.get('/api/v1/rollouts', { schema: { ...doc('rollouts', 'Every rollout\'s status', 'viewer'), response: described(200, '{"rollouts": [RolloutView, …]}') } }, async () => listRollouts(ctx));
+  api.post(
+    '/api/v1/rollouts',
+    {
+      config: { invalidBody: { reason: 'InvalidRollout', hint: 'the rollout request is invalid' } },
+      schema: { ...doc('rollouts', 'Create a rollout', 'operator'), body: rolloutRequest, response: described(201, 'the new rollout\'s RolloutView') },
+    },
+    async (req, reply) => reply.code(201).send(await createRollout(ctx, req.body)),
+  );
+  api.get('/api/v1/rollouts/:name', { schema: { ...doc('rollouts', 'A rollout\'s status (?clusters=all lists every cluster)', 'viewer'), params: nameParams, querystring: rolloutStatusQuery, response: described(200, 'a RolloutView') } }, async (req) =>
+    rolloutStatus(ctx, req.params.name, { clusters: req.query.clusters }),
+  );
+  api.post(
+    '/api/v1/rollouts/:name/pause',
+    { config: { invalidBody: { reason: 'InvalidRequest', hint: 'the pause request is invalid' } }, schema: { ...doc('rollouts', 'Pause: no new cluster starts', 'operator'), params: nameParams, body: pauseRequest, response: described(200, 'the RolloutView') } },
+    async (req) => pauseRollout(ctx, req.params.name, req.body),
+  );
+  api.post('/api/v1/rollouts/:name/resume', { schema: { ...doc('rollouts', 'Resume a paused rollout; failures so far are accepted', 'operator'), params: nameParams, response: described(200, 'the RolloutView') } }, async (req) => resumeRollout(ctx, req.params.name));
+  api.post('/api/v1/rollouts/:name/cancel', { schema: { ...doc('rollouts', 'Cancel for good; clusters keep what they were sent', 'operator'), params: nameParams, response: described(200, 'the RolloutView') } }, async (req) => cancelRollout(ctx, req.params.name));
+  api.post(
+    '/api/v1/rollouts/:name/rollback',
+    {
+      config: { invalidBody: { reason: 'InvalidRollback', hint: 'the rollback request is invalid' } },
+      schema: { ...doc('rollouts', 'Cancel and roll the reached clusters back, as a new rollout', 'operator'), params: nameParams, body: rollbackRequest, response: described(201, '{"rollback": RolloutView, "excluded": [cluster ids]}') },
+    },
+    async (req, reply) => reply.code(201).send(await rollbackRollout(ctx, req.params.name, req.body)),
+  );
+
+  // ---- hotfix overrides
+  api.get('/api/v1/overrides', { schema: { ...doc('overrides', 'Override definitions', 'viewer'), response: described(200, '{"overrides": [...]}') } }, async () => ({ overrides: await ctx.overrides.list() }));
+  api.get('/api/v1/overrides/:name', { schema: { ...doc('overrides', 'One override definition', 'viewer'), params: nameParams, response: described(200, '{"name", "definition", "withdrawn", "createdAt", "updatedAt"}') } }, async (req) => {
+    const found = await ctx.overrides.get(req.params.name);
+    if (!found) throw new ApiError(404, 'NotFound', `no override "${req.params.name}"`);
+    return found;
+  });
+  api.get('/api/v1/overrides/:name/clusters', { schema: { ...doc('overrides', 'Clusters running an override, or affected ones missing it', 'viewer'), params: nameParams, querystring: overrideClustersQuery, response: described(200, '{"override", "state", "version", "clusters": [...]}') } }, async (req) =>
+    overrideClusters(ctx, req.params.name, req.query.state),
+  );
 }

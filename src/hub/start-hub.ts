@@ -2,8 +2,7 @@
 // port, state in one SQLite file, or in PostgreSQL shared by several
 // replicas (docs/hub-ha.md). `fleetlet hub` calls startHub.
 import type { KeyObject } from 'node:crypto';
-import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -15,7 +14,7 @@ import type { ApiRateLimits } from './api-rate-limit.ts';
 import type { FailureThrottleOptions } from './failure-throttle.ts';
 import { MIN_BOOTSTRAP_TOKEN_CHARS } from './store/bootstrap-token-repo.ts';
 import { startDashboard, type RunningDashboard } from './dashboard/server.ts';
-import { createApiHandler } from './http-api.ts';
+import { createHttpApi } from './http-api.ts';
 import { createHubContext } from './hub-context.ts';
 import { startRolloutTicker } from './rollout/rollout-ticker.ts';
 import { DashboardRepo } from './store/dashboard-repo.ts';
@@ -182,10 +181,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   }, options.leaseFlushMs ?? 1000);
   leaseFlusher.unref();
 
-  const api = createApiHandler(ctx, log);
-  // Slow or idle clients cannot hold sockets open: a request's headers must arrive within 10 s and all of it within 60 s.
-  const limits = { headersTimeout: 10_000, requestTimeout: 60_000, keepAliveTimeout: 5_000 };
-  const server: Server = options.tls ? createHttpsServer({ key: options.tls.key, cert: options.tls.cert, ...limits }, api) : createHttpServer(limits, api);
+  // The operator API on Fastify, which makes the server (with its body limit and timeouts: http-api.ts); agents upgrade to a WebSocket on the same one.
+  const http = await createHttpApi(ctx, log, { tls: options.tls });
+  await http.ready();
+  const server: Server = http.server;
   server.maxConnections = options.maxConnections ?? 20_000;
   server.maxHeadersCount = 100;
   // permessage-deflate without context takeover: with takeover, ws compresses
@@ -290,6 +289,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       await leader.stop();
       clearInterval(leaseFlusher);
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await http.close();
       await bus.close();
       await db.close();
       throw err;
@@ -329,6 +329,8 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       for (const ws of wss.clients) ws.terminate();
       server.closeAllConnections();
       await serverClosed;
+      // Fastify's own close: its hooks (the server was listened on and closed here, not through Fastify).
+      await http.close();
       wss.close();
       clearInterval(leaseFlusher);
       if (announced !== undefined) clearTimeout(announced);

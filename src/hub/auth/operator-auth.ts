@@ -34,7 +34,11 @@ export async function identifyOperator(ctx: HubContext, authorization: string | 
  * 401 without a valid token, 403 with one whose role is too low.
  */
 export async function authorizeOperator(ctx: HubContext, authorization: string | undefined, need: OperatorRole): Promise<OperatorPrincipal> {
-  const who = await identifyOperator(ctx, authorization);
+  return requireRole(await identifyOperator(ctx, authorization), need);
+}
+
+/** The same decision for a principal already identified (the HTTP API keeps it for the audit row). */
+export function requireRole(who: OperatorPrincipal | undefined, need: OperatorRole): OperatorPrincipal {
   if (!who) throw new ApiError(401, 'Unauthorized', 'send an operator token as "Authorization: Bearer <token>"');
   if (!roleAllows(who.role, need)) throw new ApiError(403, 'Forbidden', `this needs the ${need} role; token "${who.name}" has ${who.role}`);
   return who;
