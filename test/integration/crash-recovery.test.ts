@@ -42,16 +42,30 @@ function runAgent(dir: string, releaseFile: string, env: Record<string, string> 
         '--poll-ms=200',
         '--exit-when-done',
       ]),
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
+      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // The log (stdout) and stderr both: a run that ends unexpectedly says why.
+    const keep = (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000));
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
     const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stderr });
     });
   });
+}
+
+/** The exit code only says a run was not what was expected; the journal says how its attempt ended. */
+function howItEnded(dir: string): string {
+  const j = Journal.open(join(dir, 'journal.db'));
+  try {
+    const a = j.attempts.latest();
+    return a ? `the attempt for revision ${a.revision} is ${a.phase} (${a.reason}: ${a.message})` : 'the journal holds no attempt';
+  } finally {
+    j.close();
+  }
 }
 
 async function scenario(signer: TestSigner, failing: boolean, kill: { afterTransition?: number; afterMs?: number }) {
@@ -66,7 +80,7 @@ async function scenario(signer: TestSigner, failing: boolean, kill: { afterTrans
   try {
     const v1 = write('v1.json', signer.sign(addonsRelease(ns.name, 1, { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0', dnsLegacyConfig: true })));
     const install = await runAgent(dir, v1);
-    assert.equal(install.code, 0, `install failed: ${install.stderr}`);
+    if (install.code !== 0) assert.fail(`installing v1 exited ${install.code ?? install.signal}: ${howItEnded(dir)}; ${install.stderr}`);
 
     const v2 = write('v2.json', signer.sign(addonsRelease(ns.name, 2, { dns: '2.0.0', proxy: '2.0.0', metrics: '2.0.0', ...(failing ? { metricsApiSuffix: '-unready' } : {}) })));
     const crashed = await runAgent(dir, v2, kill.afterTransition ? { FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION: String(kill.afterTransition) } : {}, kill.afterMs);
@@ -75,13 +89,7 @@ async function scenario(signer: TestSigner, failing: boolean, kill: { afterTrans
     const expectedCode = failing ? 3 : 0;
     if (!wasKilled) assert.equal(crashed.code, expectedCode, crashed.stderr);
     const resumed = await runAgent(dir, v2);
-    if (resumed.code !== expectedCode) {
-      // Say how the attempt ended: the exit code only says it was not what was expected.
-      const j = Journal.open(join(dir, 'journal.db'));
-      const a = j.attempts.latest();
-      j.close();
-      assert.fail(`resumed agent exited ${resumed.code}, expected ${expectedCode}; the attempt is ${a?.phase} (${a?.reason}: ${a?.message}); ${resumed.stderr}`);
-    }
+    if (resumed.code !== expectedCode) assert.fail(`resumed agent exited ${resumed.code}, expected ${expectedCode}; ${howItEnded(dir)}; ${resumed.stderr}`);
 
     const journal = Journal.open(join(dir, 'journal.db'));
     try {
