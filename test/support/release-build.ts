@@ -53,7 +53,8 @@ export function releaseBuild(tag: string): AgentBuild {
   const lock = git(['show', `${commit}:package-lock.json`]);
   if (!lock.ok) throw new Error(`cannot read ${tag}'s package-lock.json: ${lock.err}`);
   const ownDependencies = lock.out !== readFileSync(join(root, 'package-lock.json'), 'utf8');
-  const cached = join(cacheDir(), 'agent-builds', commit);
+  // A build with its own node_modules is kept apart from one that borrowed HEAD's.
+  const cached = join(cacheDir(), 'agent-builds', ownDependencies ? `${commit}-own-deps` : commit);
   if (!existsSync(join(cached, 'dist', 'agent.mjs'))) buildRelease(tag, commit, cached, ownDependencies);
   const modules = ownDependencies ? join(cached, 'node_modules') : join(root, 'node_modules');
   // Each use runs from a copy beside a node_modules link: the bundles load
