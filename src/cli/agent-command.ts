@@ -10,6 +10,7 @@ import type { AgentMetrics } from '../agent/http/metrics.ts';
 import type { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import type { PodSpecView } from '../agent/kube/pod-sources.ts';
 import { missingInputs, unresolvedEnvReference, waitForStartupInputs, type StartupInput, type WaitOutcome } from '../agent/process/startup-inputs.ts';
+import { HeapRelease, v8MajorGc } from '../agent/process/heap-release.ts';
 import type { AttemptPhase } from '../protocol/attempt.ts';
 import { readSecretFile } from '../lib/secret-file.ts';
 import { JournalError } from '../store/errors.ts';
@@ -132,6 +133,9 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   const shutdown = new GracefulShutdown({ logger, graceMs: values.shutdownGraceMs });
   let metrics: AgentMetrics | undefined;
   const failAfter = Number(process.env.FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION ?? 0);
+  // After each attempt, one full collection gives the old generation's pages back (src/agent/process/heap-release.ts).
+  // FLEETLET_HEAP_RELEASE=off leaves V8 alone: the soak compares both side by side (docs/footprint.md).
+  const heapRelease = process.env.FLEETLET_HEAP_RELEASE === 'off' ? undefined : new HeapRelease({ gc: v8MajorGc() });
   let transitions = 0;
   /** With --exit-when-done: how the desired release's attempt ended. */
   let outcome: AttemptPhase | undefined;
@@ -171,6 +175,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
           // after the k-th transition is durable, before its action starts.
           if (failAfter > 0 && ++transitions === failAfter) process.kill(process.pid, 'SIGKILL');
           metrics?.onTransition(a, t);
+          if (a.finishedAt) heapRelease?.request();
           if (values.exitWhenDone && a.finishedAt && runtime.journal.releases.latestAccepted()?.revision === a.revision) {
             outcome = a.phase;
             shutdown.stop('the desired release is done');
