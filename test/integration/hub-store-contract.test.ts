@@ -139,6 +139,45 @@ for (const backend of backends) {
       }
     });
 
+    it('replicas flushing overlapping leases in opposite orders never deadlock and never move a lease backwards', async () => {
+      const dbs = await backend.open(2);
+      try {
+        const ids = Array.from({ length: 120 }, (_, i) => `edge-${String(i).padStart(3, '0')}`);
+        let nowA = T0;
+        let nowB = T0;
+        const a = new ClusterRepo(dbs[0] as Sql, () => new Date(nowA));
+        const b = new ClusterRepo(dbs[1] as Sql, () => new Date(nowB));
+        for (const id of ids) {
+          await a.requestRegistration({ id, labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: 'k' });
+          await a.accept(id);
+        }
+        const newest = new Map<string, string>();
+        const reversed = [...ids].reverse();
+        for (let round = 1; round <= 25; round++) {
+          // Replica A renews in ascending order, B in descending: with row
+          // locks taken in renewal order, each would wait for the other.
+          // B's clock lags A's every other round, so its flush is sometimes the older one.
+          nowA = T0 + round * 1_000;
+          nowB = T0 + round * 1_000 + (round % 2 === 0 ? -500 : 500);
+          for (const id of ids) a.touch(id);
+          for (const id of reversed) b.touch(id);
+          const flushed = await Promise.allSettled([a.flushLeases(), b.flushLeases()]);
+          for (const f of flushed) {
+            if (f.status === 'rejected') assert.fail(`round ${round}: a lease flush failed: ${String((f.reason as { code?: string }).code ?? '')} ${String(f.reason)}`);
+          }
+          const expected = new Date(Math.max(nowA, nowB)).toISOString();
+          for (const c of await new ClusterRepo(dbs[0] as Sql, () => new Date(T0)).list()) {
+            const before = newest.get(c.id);
+            assert.ok(before === undefined || (c.lastSeen !== null && c.lastSeen >= before), `${c.id}: lastSeen moved back from ${before} to ${c.lastSeen}`);
+            assert.equal(c.lastSeen, expected, `${c.id}: the newer of both renewals is stored`);
+            newest.set(c.id, c.lastSeen);
+          }
+        }
+      } finally {
+        await closeAll(dbs);
+      }
+    });
+
     it('reports ingested concurrently by several replicas are stored and applied exactly once, telemetry included', async () => {
       const dbs = await backend.open(3);
       try {

@@ -4,7 +4,9 @@
 //
 // Lease renewals (lastSeen, and connectedAt on hello) live in memory and are
 // written to the database by flushLeases(), all dirty clusters in one
-// transaction (startHub calls it every second and on close). A flush only
+// transaction, rows updated in cluster-id order so replicas flushing
+// overlapping clusters lock them in the same order and cannot deadlock
+// (startHub calls it every second and on close). A flush only
 // moves a lease forward (GREATEST), so replicas sharing one database never
 // set a cluster's lastSeen back to an older renewal of their own. A heartbeat
 // used to be an fsync'd commit of its own, and the hub manages only ~900
@@ -162,8 +164,12 @@ export class ClusterRepo {
     this.#leases = new Map();
     const d = this.#sql.dialect;
     try {
+      // Row locks in one order (by cluster id) on every replica: two replicas
+      // flushing overlapping clusters in renewal order locked them in
+      // opposite orders and PostgreSQL aborted one flush as a deadlock (40P01).
+      const ordered = [...dirty].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
       await this.#sql.transaction(async () => {
-        for (const [id, l] of dirty) {
+        for (const [id, l] of ordered) {
           await this.#sql.run(
             `UPDATE clusters SET last_seen = ${d.greatest('last_seen', '?')}, connected_at = ${d.greatest('connected_at', 'COALESCE(?, connected_at)')} WHERE id = ?`,
             [l.lastSeen, l.connectedAt, id],
