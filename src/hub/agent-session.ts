@@ -271,26 +271,28 @@ export class AgentSession implements LiveSession {
         } else if (now.publicKey !== provenKey) {
           return { accepted: false, ackedSeq: 0 };
         }
-        await this.#ctx.clusters.recordHello(id, m);
-        return { accepted: true, ackedSeq: await this.#ctx.reports.ackedSeq(id) };
+        const epoch = await this.#ctx.clusters.recordHello(id, m);
+        return { accepted: true, ackedSeq: await this.#ctx.reports.ackedSeq(id), epoch };
       },
       (outcome) => {
         if (!outcome.ok) return this.#failed(outcome.error, 'hello');
         if (this.#closed) return;
-        if (!outcome.value.accepted) {
+        if (!outcome.value.accepted || outcome.value.epoch === undefined) {
           this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub under this key`, closeCodes.deregistered);
           return;
         }
         if (bindKey !== undefined) this.#log.info({ fingerprint: agentKeyFingerprint(bindKey) }, 'agent bound its key; its bearer credential no longer authenticates');
-        this.#welcome(id, m, outcome.value.ackedSeq).catch((err: unknown) => this.#failed(err, 'hello'));
+        this.#welcome(id, m, outcome.value.ackedSeq, outcome.value.epoch).catch((err: unknown) => this.#failed(err, 'hello'));
       },
     );
   }
 
   /** After the hello is committed: this connection becomes the cluster's, and learns what the hub holds. */
-  async #welcome(id: string, m: MessageOf<'hello'>, ackedSeq: number): Promise<void> {
-    const previous = this.#ctx.sessions.attachAgent(id, this);
-    previous?.close(closeCodes.superseded, 'superseded by a newer connection');
+  async #welcome(id: string, m: MessageOf<'hello'>, ackedSeq: number, epoch: number): Promise<void> {
+    const superseded = this.#ctx.sessions.attachAgent(id, this, epoch);
+    superseded?.close(closeCodes.superseded, 'superseded by a newer connection');
+    // A newer connection of this agent was welcomed first (here or on another replica): this one is the old one.
+    if (superseded === this) return;
     if (m.outbox.firstSeq !== null && m.outbox.firstSeq - 1 > ackedSeq) {
       // The agent dropped rows this hub never stored: acknowledged by an
       // earlier hub database (restored from backup). They cannot come back.
@@ -299,7 +301,7 @@ export class AgentSession implements LiveSession {
     this.#log.info({ agentVersion: m.agentVersion, ackedSeq, outbox: m.outbox, lastRevision: m.lastRevision }, 'agent connected');
     this.deliver({ type: 'welcome', ackedSeq, heartbeatMs: this.#ctx.heartbeatMs, leaseDurationMs: this.#ctx.leaseMs });
     // An older connection of this agent on another replica ends too.
-    await this.#ctx.bus.publish({ t: 'hello', c: id });
+    await this.#ctx.bus.publish({ t: 'hello', c: id, e: epoch });
     const desired = await this.#ctx.releases.latest(id);
     if (desired && desired.revision > m.lastRevision) this.deliver({ type: 'release', envelope: desired.envelope });
     await deliverCurrentOverrides(this.#ctx, id);

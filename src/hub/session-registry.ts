@@ -20,13 +20,45 @@ export class SessionRegistry {
   readonly #registrants = new Map<string, Set<LiveSession>>();
   /** The clusters each connection is bound to (one, in practice), so detach does not scan the fleet. */
   readonly #clustersOf = new Map<LiveSession, Set<string>>();
+  /**
+   * The newest connection epoch (ClusterRepo.recordHello) heard of per
+   * cluster, here or from another replica. Connections are ordered by it, not
+   * by when their welcome or another replica's hello event arrives: a late or
+   * replayed event of an older connection must not end a newer one.
+   */
+  readonly #newestEpoch = new Map<string, number>();
+  readonly #epochOf = new Map<LiveSession, number>();
 
-  /** Returns the connection this one replaces: an agent reconnecting before the hub noticed the old socket died. */
-  attachAgent(clusterId: string, session: LiveSession): LiveSession | undefined {
+  /**
+   * Makes the session the cluster's connection unless a newer one (a larger
+   * epoch) is known; returns the connection that must close: the one it
+   * replaces (an agent reconnecting before the hub noticed the old socket
+   * died), or the session itself when it is the older one.
+   */
+  attachAgent(clusterId: string, session: LiveSession, epoch = 0): LiveSession | undefined {
+    const newest = this.#newestEpoch.get(clusterId);
+    if (newest !== undefined && epoch < newest) return session;
     this.bind(clusterId, session);
+    this.#newestEpoch.set(clusterId, epoch);
+    this.#epochOf.set(session, epoch);
     const previous = this.#agents.get(clusterId);
     this.#agents.set(clusterId, session);
     return previous === session ? undefined : previous;
+  }
+
+  /**
+   * Another replica welcomed the cluster's connection of this epoch: a
+   * connection here with an older one closes (returned), a newer one stays.
+   * Without an epoch (an event from a replica that predates them) the one here closes.
+   */
+  supersede(clusterId: string, epoch: number | undefined): LiveSession | undefined {
+    if (epoch !== undefined) {
+      if (epoch > (this.#newestEpoch.get(clusterId) ?? -1)) this.#newestEpoch.set(clusterId, epoch);
+    }
+    const current = this.#agents.get(clusterId);
+    if (current === undefined) return undefined;
+    if (epoch !== undefined && (this.#epochOf.get(current) ?? 0) >= epoch) return undefined;
+    return current;
   }
 
   bind(clusterId: string, session: LiveSession): void {
@@ -69,12 +101,14 @@ export class SessionRegistry {
     // close() detaches; a session that does not (a test double) must not keep the right either.
     this.#bound.delete(clusterId);
     this.#registrants.delete(clusterId);
+    this.#newestEpoch.delete(clusterId);
     if (sessions.length > 0 || this.#agents.has(clusterId)) this.#agents.delete(clusterId);
     return sessions.length;
   }
 
   detach(session: LiveSession): void {
     const ids = this.#clustersOf.get(session);
+    this.#epochOf.delete(session);
     if (!ids) return;
     this.#clustersOf.delete(session);
     for (const id of ids) {

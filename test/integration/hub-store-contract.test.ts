@@ -139,6 +139,22 @@ for (const backend of backends) {
       }
     });
 
+    it('connection epochs: every committed hello of a cluster takes a larger one, whichever replica commits it', async () => {
+      const dbs = await backend.open(2);
+      try {
+        const [a, b] = dbs.map((db) => new ClusterRepo(db, () => new Date(T0))) as [ClusterRepo, ClusterRepo];
+        await a.requestRegistration({ id: 'edge-1', labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: 'k' });
+        await a.accept('edge-1');
+        const hello = { agentVersion: '0.1.0', inventory: { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'aws', overrides: [] }, lastRevision: 0 };
+        const epochs: number[] = [];
+        for (let i = 0; i < 5; i++) epochs.push(...(await Promise.all([a.recordHello('edge-1', hello), b.recordHello('edge-1', hello)])));
+        assert.deepEqual([...epochs].sort((x, y) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'no two hellos share an epoch');
+        assert.equal(await b.recordHello('edge-1', hello), 11);
+      } finally {
+        await closeAll(dbs);
+      }
+    });
+
     it('replicas flushing overlapping leases in opposite orders never deadlock and never move a lease backwards', async () => {
       const dbs = await backend.open(2);
       try {
@@ -165,6 +181,8 @@ for (const backend of backends) {
           for (const f of flushed) {
             if (f.status === 'rejected') assert.fail(`round ${round}: a lease flush failed: ${String((f.reason as { code?: string }).code ?? '')} ${String(f.reason)}`);
           }
+          // A row the other flush held was skipped and kept for the next flush.
+          while (a.dirtyLeases + b.dirtyLeases > 0) await Promise.all([a.flushLeases(), b.flushLeases()]);
           const expected = new Date(Math.max(nowA, nowB)).toISOString();
           for (const c of await new ClusterRepo(dbs[0] as Sql, () => new Date(T0)).list()) {
             const before = newest.get(c.id);
@@ -172,6 +190,20 @@ for (const backend of backends) {
             assert.equal(c.lastSeen, expected, `${c.id}: the newer of both renewals is stored`);
             newest.set(c.id, c.lastSeen);
           }
+        }
+        if (backend.name === 'PostgreSQL') {
+          // A flush never waits for a row another transaction holds (a group
+          // commit ingesting that cluster): it keeps that renewal for the next flush.
+          nowA += 60_000;
+          a.touch('edge-000');
+          a.touch('edge-001');
+          await dbs[1]?.transaction(async () => {
+            await dbs[1]?.get('SELECT id FROM clusters WHERE id = ? FOR UPDATE', ['edge-000']);
+            assert.equal(await a.flushLeases(), 1, 'edge-001 written, edge-000 skipped');
+            assert.equal(a.dirtyLeases, 1);
+          });
+          assert.equal(await a.flushLeases(), 1);
+          assert.equal((await b.get('edge-000'))?.lastSeen, new Date(nowA).toISOString());
         }
       } finally {
         await closeAll(dbs);

@@ -72,7 +72,8 @@ export async function handleReplicaEvent(ctx: HubContext, event: ReplicaEvent, r
       return;
     case 'hello':
       // The agent is welcome on another replica now: a connection here is an old one.
-      ctx.sessions.agent(event.c)?.close(closeCodes.superseded, 'superseded by a newer connection on another replica');
+      // Only an older connection: the event may be late or replayed, and the connection here newer.
+      ctx.sessions.supersede(event.c, event.e)?.close(closeCodes.superseded, 'superseded by a newer connection on another replica');
       return;
     case 'input':
       rolloutInput();

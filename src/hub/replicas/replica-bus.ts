@@ -37,8 +37,8 @@ export type ReplicaEvent =
   | { t: 'accepted'; c: string }
   /** The cluster's right ended (deregistered, revoked, key replaced): its connections close. */
   | { t: 'close'; c: string; code: number; reason: string; notice?: unknown }
-  /** The cluster's agent said hello on replica `o`: an older connection elsewhere is superseded. */
-  | { t: 'hello'; c: string }
+  /** The cluster's agent said hello (connection epoch `e`): a connection elsewhere with an older epoch is superseded. */
+  | { t: 'hello'; c: string; e?: number }
   /** Reports were applied or an agent connected: the replica driving rollouts ticks soon. */
   | { t: 'input' };
 

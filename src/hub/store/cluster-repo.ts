@@ -156,7 +156,8 @@ export class ClusterRepo {
 
   /**
    * Writes every renewal since the last flush in one transaction; returns how
-   * many clusters it wrote. On failure the renewals stay in memory for the next try.
+   * many clusters it wrote. On failure the renewals stay in memory for the
+   * next try, and so does a renewal whose row was locked (PostgreSQL).
    */
   async flushLeases(): Promise<number> {
     if (this.#leases.size === 0) return 0;
@@ -167,15 +168,31 @@ export class ClusterRepo {
       // Row locks in one order (by cluster id) on every replica: two replicas
       // flushing overlapping clusters in renewal order locked them in
       // opposite orders and PostgreSQL aborted one flush as a deadlock (40P01).
+      // And a flush never waits for a row another transaction holds (a group
+      // commit ingesting that cluster's reports locks rows in its own order):
+      // on PostgreSQL it skips the row (SKIP LOCKED) and the renewal waits for
+      // the next flush, a second later.
       const ordered = [...dirty].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+      const target = d.name === 'postgres' ? '(SELECT id FROM clusters WHERE id = ? FOR UPDATE SKIP LOCKED)' : '?';
+      const skipped: string[] = [];
       await this.#sql.transaction(async () => {
         for (const [id, l] of ordered) {
-          await this.#sql.run(
-            `UPDATE clusters SET last_seen = ${d.greatest('last_seen', '?')}, connected_at = ${d.greatest('connected_at', 'COALESCE(?, connected_at)')} WHERE id = ?`,
+          const changed = await this.#sql.run(
+            `UPDATE clusters SET last_seen = ${d.greatest('last_seen', '?')}, connected_at = ${d.greatest('connected_at', 'COALESCE(?, connected_at)')} WHERE id = ${target}`,
             [l.lastSeen, l.connectedAt, id],
           );
+          if (changed === 0) skipped.push(id);
         }
       });
+      // A row not written was locked (keep its renewal) or is gone (drop it).
+      for (const id of skipped) {
+        const l = dirty.get(id);
+        if (l === undefined || (await this.#sql.get('SELECT 1 AS one FROM clusters WHERE id = ?', [id])) === undefined) continue;
+        const newer = this.#leases.get(id);
+        if (newer === undefined) this.#leases.set(id, l);
+        else if (newer.connectedAt === null && l.connectedAt !== null) newer.connectedAt = l.connectedAt;
+      }
+      return dirty.size - skipped.length;
     } catch (err) {
       // Renewals that came in meanwhile are newer: keep them over the failed ones.
       for (const [id, l] of dirty) {
@@ -185,7 +202,6 @@ export class ClusterRepo {
       }
       throw err;
     }
-    return dirty.size;
   }
 
   /** Records a registration request; an existing cluster is returned unchanged (two replicas registering one id at once store one row). */
@@ -267,15 +283,22 @@ export class ClusterRepo {
     return rows.map((r) => ({ publicKey: r.public_key, firstSeen: r.first_seen, lastSeen: r.last_seen, attempts: r.attempts, remoteAddress: r.remote_address }));
   }
 
-  /** What the agent announced (written now) and a lease renewal that starts a connection (in memory, see flushLeases). */
-  async recordHello(id: string, hello: { agentVersion: string; inventory: Inventory; lastRevision: number }): Promise<void> {
-    await this.#sql.run(
+  /**
+   * What the agent announced (written now) and a lease renewal that starts a
+   * connection (in memory, see flushLeases). Returns the connection's epoch:
+   * one more than any hello of this cluster committed before, on any replica
+   * (the row lock orders them), so a newer connection always has the larger one.
+   */
+  async recordHello(id: string, hello: { agentVersion: string; inventory: Inventory; lastRevision: number }): Promise<number> {
+    const row = await this.#sql.get<{ connection_epoch: number | string }>(
       `UPDATE clusters SET agent_version = ?, inventory = ?, kubernetes_version = ?, target_infrastructure = ?,
-         agent_revision = ${this.#sql.dialect.greatest('agent_revision', '?')} WHERE id = ?`,
+         agent_revision = ${this.#sql.dialect.greatest('agent_revision', '?')}, connection_epoch = connection_epoch + 1 WHERE id = ?
+       RETURNING connection_epoch`,
       [hello.agentVersion, JSON.stringify(hello.inventory), hello.inventory.kubernetesVersion, hello.inventory.targetInfrastructure, hello.lastRevision, id],
     );
     const now = this.#now().toISOString();
     this.#leases.set(id, { lastSeen: now, connectedAt: now });
+    return row === undefined ? 0 : Number(row.connection_epoch);
   }
 
   async updateInventory(id: string, inventory: Inventory): Promise<void> {

@@ -306,4 +306,9 @@ export const migrations: readonly string[] = [
   CREATE TRIGGER dashboard_releases_insert AFTER INSERT ON desired_releases BEGIN UPDATE dashboard_changes SET n = n + 1; END;
   CREATE TRIGGER dashboard_documents_insert AFTER INSERT ON override_documents BEGIN UPDATE dashboard_changes SET n = n + 1; END;
   `,
+  // Each committed hello takes the next connection epoch of its cluster:
+  // replicas order an agent's connections by it, not by when they hear of them.
+  `
+  ALTER TABLE clusters ADD COLUMN connection_epoch INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -283,4 +283,9 @@ export const postgresMigrations: readonly string[] = [
   CREATE CONSTRAINT TRIGGER dashboard_releases AFTER INSERT ON desired_releases DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
   CREATE CONSTRAINT TRIGGER dashboard_documents AFTER INSERT ON override_documents DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION dashboard_changed();
   `,
+  // Each committed hello takes the next connection epoch of its cluster:
+  // replicas order an agent's connections by it, not by when they hear of them.
+  `
+  ALTER TABLE clusters ADD COLUMN connection_epoch BIGINT NOT NULL DEFAULT 0;
+  `,
 ];
