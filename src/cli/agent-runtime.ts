@@ -24,6 +24,7 @@ import { HubLink } from '../hub-link/hub-link.ts';
 import type { BackoffPolicy } from '../lib/backoff.ts';
 import { sleep } from '../lib/sleep.ts';
 import type { Policy } from '../protocol/policy.ts';
+import { compilePolicy, maintenanceWindowReport, type CompiledPolicy, type MaintenanceWindowReport } from '../agent/windows/index.ts';
 import { Journal } from '../store/journal.ts';
 
 export const AGENT_VERSION = process.env.FLEETLET_AGENT_VERSION ?? '0.1.0';
@@ -110,8 +111,17 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
   // invalid at start, attempts wait (NoPolicy) rather than run unguarded.
   let policyWatch: PolicyWatch | undefined;
   const fallbackPolicy = cfg.policy ?? defaultPolicy();
+  const currentPolicy = (): Policy | undefined => (cfg.policyPath ? policyWatch?.current()?.policy : fallbackPolicy);
+  // Compiled once per policy object (a reload makes a new one): the hub link asks every heartbeat.
+  let compiledFor: { policy: Policy; compiled: CompiledPolicy } | undefined;
+  const maintenanceWindow = (): MaintenanceWindowReport | undefined => {
+    const policy = currentPolicy();
+    if (!policy) return undefined;
+    if (compiledFor?.policy !== policy) compiledFor = { policy, compiled: compilePolicy(policy) };
+    return maintenanceWindowReport(compiledFor.compiled, now());
+  };
   const { gate, postflight } = createPolicyGate({
-    policy: () => (cfg.policyPath ? policyWatch?.current()?.policy : fallbackPolicy),
+    policy: currentPolicy,
     journal,
     cluster,
     now,
@@ -155,6 +165,7 @@ export async function createAgentRuntime(cfg: RuntimeConfig): Promise<AgentRunti
       clusterId: cfg.clusterId,
       agentVersion: version,
       agentKey: key.key,
+      maintenanceWindow,
       registered: () => key.registered,
       onRegistered: async () => {
         key.registered = true;

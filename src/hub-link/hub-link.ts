@@ -24,6 +24,7 @@ import {
   reportProblem,
   type AgentMessage,
   type HubMessage,
+  type MaintenanceWindow,
   type Outgoing,
   type RegistrationStatus,
   type ReportEntry,
@@ -63,6 +64,11 @@ export interface HubLinkOptions {
   onDeregister?: (reason: string) => Promise<void>;
   /** An operator revoked this cluster's key: the link stops and does not reconnect; the agent waits for a new bootstrap. */
   onRevoked?: (reason: string) => Promise<void>;
+  /**
+   * When the agent's policy next lets an upgrade start (maintenanceWindowReport);
+   * sent with a heartbeat when it changed since the last one this connection sent.
+   */
+  maintenanceWindow?: () => MaintenanceWindow | undefined;
   now: () => Date;
   /** [0, 1), for backoff jitter. */
   random: () => number;
@@ -130,6 +136,8 @@ interface Session {
   silentTicks: number;
   timer: NodeJS.Timeout | undefined;
   outcome: Outcome;
+  /** The maintenance window last sent on this connection, as JSON: a new connection sends it again. */
+  sentWindow?: string;
 }
 
 const emptyInventory: Inventory = { components: [], kubernetesVersion: '', targetInfrastructure: '', overrides: [] };
@@ -329,9 +337,31 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         s.silentTicks = 0;
       }
       s.sawTraffic = false;
-      if (s.welcomed) this.#send(s, { type: 'heartbeat', sentAt: this.#o.now().toISOString() });
+      if (s.welcomed) this.#heartbeat(s);
       if (s.ws.readyState === WebSocket.OPEN) s.ws.ping();
     }, periodMs);
+  }
+
+  #heartbeat(s: Session): void {
+    const window = this.#windowChange(s);
+    this.#send(s, { type: 'heartbeat', sentAt: this.#o.now().toISOString(), ...(window ? { maintenanceWindow: window } : {}) });
+  }
+
+  /** The maintenance window when it differs from what this connection last sent (marked sent), else undefined. */
+  #windowChange(s: Session): MaintenanceWindow | undefined {
+    let window: MaintenanceWindow | undefined;
+    try {
+      window = this.#o.maintenanceWindow?.();
+    } catch (err) {
+      // A policy that cannot be evaluated must not stop the lease renewing.
+      this.#log.warn({ err }, 'maintenance window unavailable; heartbeat sent without it');
+      return undefined;
+    }
+    if (!window) return undefined;
+    const json = JSON.stringify(window);
+    if (json === s.sentWindow) return undefined;
+    s.sentWindow = json;
+    return window;
   }
 
   async #sendOpening(s: Session, nonce: string): Promise<void> {
@@ -401,6 +431,8 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         this.#log.info({ ackedSeq: m.ackedSeq }, 'hub welcomed this agent');
         this.emit('welcome', { ackedSeq: m.ackedSeq });
         s.outcome = s.outcome === 'stop' ? 'stop' : 'welcomed';
+        // The hub learns the window at once rather than a heartbeat period later.
+        if (this.#o.maintenanceWindow) this.#heartbeat(s);
         this.#pump();
         return;
       }

@@ -127,10 +127,33 @@ export const reportsMessage = z
     });
   });
 
+/**
+ * When the agent's own policy next lets an upgrade start (its maintenance
+ * windows minus blackouts, evaluated on the agent's clock). Only the
+ * edges are sent, so the value changes when the window opens or closes,
+ * not with every heartbeat.
+ */
+export const maintenanceWindow = z.object({
+  /** An attempt may start now. */
+  open: z.boolean(),
+  /** Closed: when allowed time next begins; null when none within the agent's horizon (400 days). */
+  opensAt: datetime.nullable(),
+  /** Open: when allowed time ends; null when it does not end within the horizon. */
+  closesAt: datetime.nullable(),
+});
+export type MaintenanceWindow = z.infer<typeof maintenanceWindow>;
+
 export const heartbeatMessage = z.object({
   type: z.literal('heartbeat'),
   protocolVersion: version,
   sentAt: datetime.optional(),
+  /**
+   * New in protocol 1 without a version bump (rule 1): sent on the first
+   * heartbeat of a connection and whenever it changed since the last one
+   * sent; absent otherwise, and always from agents that predate it. The hub
+   * keeps the last value it received.
+   */
+  maintenanceWindow: maintenanceWindow.optional(),
 });
 
 export const registerMessage = z.object({

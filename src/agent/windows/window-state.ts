@@ -245,3 +245,23 @@ export function formatMs(ms: number): string {
   const out = `${h > 0 ? `${h}h` : ''}${m > 0 ? `${m}m` : ''}${s > 0 && h === 0 ? `${s}s` : ''}`;
   return out === '' ? '0s' : out;
 }
+
+/** What the agent reports to the hub as its maintenance window (protocol `heartbeat.maintenanceWindow`). */
+export interface MaintenanceWindowReport {
+  open: boolean;
+  opensAt: string | null;
+  closesAt: string | null;
+}
+
+/**
+ * The agent's next maintenance window under its own policy at `at`: open now
+ * (until when), or when it next opens. Only edges, never `at` itself, so the
+ * report stays the same between openings and closings and the hub link sends
+ * it only when it changes. Hub windows are per release and left out: this is
+ * the cluster's own calendar.
+ */
+export function maintenanceWindowReport(policy: PolicyLike, at: Date, opts: Pick<WindowOptions, 'maxHorizonMs'> = {}): MaintenanceWindowReport {
+  const s = windowState(policy, at, opts);
+  if (s.open) return { open: true, opensAt: null, closesAt: s.closesAt ? s.closesAt.toISOString() : null };
+  return { open: false, opensAt: s.nextOpensAt ? s.nextOpensAt.toISOString() : null, closesAt: null };
+}
