@@ -138,8 +138,11 @@ export class AgentSession implements LiveSession {
             this.#reports(m);
             return;
           case 'heartbeat':
-            if (this.#helloDone && this.#clusterId !== undefined) this.#ctx.clusters.touch(this.#clusterId);
-            else this.#refuse(new ProtocolError('UnexpectedMessage', 'send hello (or register) before anything else'));
+            if (this.#helloDone && this.#clusterId !== undefined) {
+              this.#ctx.clusters.touch(this.#clusterId);
+              // Sent only when it changed (older agents never send it): a write per change, not per heartbeat.
+              if (m.maintenanceWindow) await this.#ctx.clusters.setMaintenanceWindow(this.#clusterId, m.maintenanceWindow);
+            } else this.#refuse(new ProtocolError('UnexpectedMessage', 'send hello (or register) before anything else'));
             return;
           case 'register':
             await this.#register(m);

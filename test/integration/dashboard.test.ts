@@ -195,6 +195,8 @@ describe('the fleet dashboard in a real browser', () => {
     await page.getByTestId('rollback-reason').first().waitFor();
     assert.match((await page.getByTestId('rollback-reason').first().textContent()) ?? '', /Rolled back because/);
     assert.match(await text(page, 'running'), /edge-addons 1\.0\.0/);
+    // Its agent reported its own next maintenance window (heartbeat.maintenanceWindow): the test policy allows any time.
+    assert.equal(await text(page, 'reported-window'), 'open now');
     await page.screenshot({ path: join(shots, 'cluster.png'), fullPage: true });
 
     // Cancel from the page, confirmed in its dialog.

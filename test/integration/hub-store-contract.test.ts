@@ -405,6 +405,19 @@ for (const backend of backends) {
         await moves('a label', () => clusters.setLabels('edge-4', { ring: 'canary' }));
         await moves('an attempt transition', () => reports.ingest('edge-4', 0, [transition(1, 'Upgrading', now)]));
         await moves('an acceptance', () => clusters.accept('edge-5'));
+        // The agent's reported maintenance window: stored per cluster, shown on its rows, a change moves the fingerprint, a repeat writes nothing.
+        assert.equal((await clusters.get('edge-3'))?.maintenanceWindow, null, 'nothing reported yet (an older agent)');
+        const closed = { open: false, opensAt: '2030-01-03T02:00:00.000Z', closesAt: null };
+        await moves('a reported maintenance window', () => clusters.setMaintenanceWindow('edge-3', closed));
+        assert.deepEqual((await clusters.get('edge-3'))?.maintenanceWindow, closed);
+        assert.deepEqual((await repo.cluster('edge-3', cutoff()))?.maintenanceWindow, closed);
+        const fp = await repo.fingerprint(cutoff());
+        assert.equal(await clusters.setMaintenanceWindow('edge-3', closed), false, 'the same window again changes nothing');
+        assert.equal(await repo.fingerprint(cutoff()), fp);
+        const open = { open: true, opensAt: null, closesAt: '2030-01-03T04:00:00.000Z' };
+        assert.equal(await clusters.setMaintenanceWindow('edge-3', open), true);
+        assert.deepEqual((await repo.clusters({ cutoff: cutoff(), filter: [], phase: 'WaitingForWindow', offset: 0, limit: 10 })).items.map((c) => [c.id, c.maintenanceWindow]), [['edge-3', open]]);
+        assert.equal(await clusters.setMaintenanceWindow('no-such-cluster', open), false);
         await moves('a lease running out', async () => {
           now += 31_000;
           clusters.touch('edge-1');

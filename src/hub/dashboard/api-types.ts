@@ -85,6 +85,8 @@ export interface ClusterDetail {
   windows: {
     /** The agent's own gate, from its latest attempt, while it waits. */
     agent: { reason: string | null; message: string | null; since: string; nextOpensAt: string | null } | null;
+    /** The agent's own next maintenance window as it last reported it (heartbeat.maintenanceWindow); null: never reported (an older agent). */
+    reported: { open: boolean; opensAt: string | null; closesAt: string | null } | null;
     /** Windows of active rollouts that hold this cluster. */
     hub: { rollout: string; cron: string; duration?: string | undefined; until?: string | undefined; timeZone: string; open: boolean; nextOpeningAt: string | null }[];
   };

@@ -145,7 +145,7 @@ export async function clusterDetail({ ctx, repo }: ViewDeps, id: string): Promis
     const s = compileRolloutWindow(spec.window).stateAt(now.getTime());
     hub.push({ rollout: r.name, cron: spec.window.cron, duration: spec.window.duration, until: spec.window.until, timeZone: spec.window.timeZone, open: s.open, nextOpeningAt: s.nextOpeningAt === null ? null : new Date(s.nextOpeningAt).toISOString() });
   }
-  return { now: now.toISOString(), state, cluster, attempts, outbox, windows: { agent, hub }, rollouts };
+  return { now: now.toISOString(), state, cluster, attempts, outbox, windows: { agent, reported: record.maintenanceWindow, hub }, rollouts };
 }
 
 /** Rollouts newest first; `active`: only those progressing or paused. */

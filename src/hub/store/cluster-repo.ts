@@ -18,6 +18,7 @@
 // lastSeen. Every read (get, list, rollouts' members) sees the newer of the
 // in-memory value and the stored one.
 import type { Inventory } from '../../protocol/inventory.ts';
+import type { MaintenanceWindow } from '../../protocol/messages.ts';
 import type { Sql } from './sql.ts';
 
 /** Revoked: an operator withdrew the cluster's key; its agent is refused until an operator trusts a key again. */
@@ -42,6 +43,8 @@ export interface ClusterRecord {
   /** A bearer credential from before keys is still valid for it (docs/security.md, migration). */
   hasLegacyCredential: boolean;
   revokedAt: string | null;
+  /** When the agent's policy next lets an upgrade start, as it last reported; null until it reports one (older agents never do). */
+  maintenanceWindow: MaintenanceWindow | null;
 }
 
 const MAX_KEY_CONFLICTS = 16;
@@ -72,6 +75,7 @@ interface ClusterRow {
   target_infrastructure: string | null;
   agent_revision: number;
   acked_seq: number;
+  maintenance_window: string | null;
 }
 
 function toRecord(r: ClusterRow): ClusterRecord {
@@ -92,6 +96,7 @@ function toRecord(r: ClusterRow): ClusterRecord {
     publicKey: r.public_key,
     hasLegacyCredential: r.credential_hash !== null,
     revokedAt: r.revoked_at,
+    maintenanceWindow: r.maintenance_window === null || r.maintenance_window === undefined ? null : (JSON.parse(r.maintenance_window) as MaintenanceWindow),
   };
 }
 
@@ -313,6 +318,16 @@ export class ClusterRepo {
   /** Replaces the cluster's labels (rollouts select by them); false for an unknown cluster. */
   async setLabels(id: string, labels: Record<string, string>): Promise<boolean> {
     return (await this.#sql.run('UPDATE clusters SET labels = ? WHERE id = ?', [JSON.stringify(labels), id])) === 1;
+  }
+
+  /**
+   * Stores the maintenance window the agent reported. Agents send it only
+   * when it changed, so each call is a real change (the WHERE skips a repeat
+   * after a reconnect); false when nothing changed or the cluster is unknown.
+   */
+  async setMaintenanceWindow(id: string, window: MaintenanceWindow): Promise<boolean> {
+    const json = JSON.stringify({ open: window.open, opensAt: window.opensAt, closesAt: window.closesAt });
+    return (await this.#sql.run('UPDATE clusters SET maintenance_window = ? WHERE id = ? AND (maintenance_window IS NULL OR maintenance_window <> ?)', [json, id, json])) === 1;
   }
 
   /** Renews the lease, in memory: flushLeases() writes it. */

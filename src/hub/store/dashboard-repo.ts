@@ -22,6 +22,7 @@
 // every write the dashboard shows (not on lease renewals), plus the range of
 // the lease index that holds offline clusters: one small query a second,
 // whatever the fleet's size, and it sees other replicas' writes too.
+import type { MaintenanceWindow } from '../../protocol/messages.ts';
 import type { Sql, SqlValue } from './sql.ts';
 
 export const clusterStates = ['Succeeded', 'InProgress', 'Failed', 'RolledBack', 'PendingRegistration', 'Unknown', 'NoRelease'] as const;
@@ -44,6 +45,8 @@ export interface ClusterRow {
   message: string | null;
   releaseVersion: string | null;
   at: string | null;
+  /** The agent's next maintenance window as it last reported it (null: never reported; older agents). */
+  maintenanceWindow: MaintenanceWindow | null;
 }
 
 export interface TransitionRow {
@@ -74,6 +77,7 @@ interface RawClusterRow {
   message: string | null;
   release_version: string | null;
   at: string | null;
+  maintenance_window: string | null;
 }
 
 const STATE_SQL = `CASE
@@ -84,7 +88,7 @@ const STATE_SQL = `CASE
     ELSE u.status END`;
 
 const CLUSTER_COLUMNS = `c.id, ${STATE_SQL} AS state, c.status AS registration, c.labels, c.last_seen,
-    u.running_name, u.running_version, u.phase, u.stage, u.reason, u.message, u.release_version, u.at`;
+    u.running_name, u.running_version, u.phase, u.stage, u.reason, u.message, u.release_version, u.at, c.maintenance_window`;
 
 const FROM = 'FROM clusters c LEFT JOIN cluster_upgrade u ON u.cluster_id = c.id';
 
@@ -139,6 +143,7 @@ const toRow = (r: RawClusterRow): ClusterRow => ({
   message: r.message,
   releaseVersion: r.release_version,
   at: r.at,
+  maintenanceWindow: r.maintenance_window === null ? null : (JSON.parse(r.maintenance_window) as MaintenanceWindow),
 });
 
 /** `@name` placeholders (each query's parameters by name) as the Sql interface's positional `?` and their values in order. */

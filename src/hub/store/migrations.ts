@@ -311,4 +311,17 @@ export const migrations: readonly string[] = [
   `
   ALTER TABLE clusters ADD COLUMN connection_epoch INTEGER NOT NULL DEFAULT 0;
   `,
+  // The maintenance window each agent last reported (heartbeat.maintenanceWindow, JSON;
+  // null until an agent that sends it connects). A change shows on the dashboard.
+  `
+  ALTER TABLE clusters ADD COLUMN maintenance_window TEXT;
+  DROP TRIGGER dashboard_clusters_update;
+  CREATE TRIGGER dashboard_clusters_update
+    AFTER UPDATE OF status, labels, inventory, agent_version, kubernetes_version, target_infrastructure, public_key, revoked_at, maintenance_window ON clusters
+    WHEN old.status IS NOT new.status OR old.labels IS NOT new.labels OR old.inventory IS NOT new.inventory
+      OR old.agent_version IS NOT new.agent_version OR old.kubernetes_version IS NOT new.kubernetes_version
+      OR old.target_infrastructure IS NOT new.target_infrastructure OR old.public_key IS NOT new.public_key OR old.revoked_at IS NOT new.revoked_at
+      OR old.maintenance_window IS NOT new.maintenance_window
+    BEGIN UPDATE dashboard_changes SET n = n + 1; END;
+  `,
 ];

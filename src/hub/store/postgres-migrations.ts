@@ -288,4 +288,15 @@ export const postgresMigrations: readonly string[] = [
   `
   ALTER TABLE clusters ADD COLUMN connection_epoch BIGINT NOT NULL DEFAULT 0;
   `,
+  // The maintenance window each agent last reported (migrations.ts has the why).
+  `
+  ALTER TABLE clusters ADD COLUMN maintenance_window TEXT;
+  DROP TRIGGER dashboard_clusters_update ON clusters;
+  CREATE CONSTRAINT TRIGGER dashboard_clusters_update AFTER UPDATE ON clusters DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.labels IS DISTINCT FROM NEW.labels OR OLD.inventory IS DISTINCT FROM NEW.inventory
+      OR OLD.agent_version IS DISTINCT FROM NEW.agent_version OR OLD.kubernetes_version IS DISTINCT FROM NEW.kubernetes_version
+      OR OLD.target_infrastructure IS DISTINCT FROM NEW.target_infrastructure OR OLD.public_key IS DISTINCT FROM NEW.public_key
+      OR OLD.revoked_at IS DISTINCT FROM NEW.revoked_at OR OLD.maintenance_window IS DISTINCT FROM NEW.maintenance_window)
+    EXECUTE FUNCTION dashboard_changed();
+  `,
 ];

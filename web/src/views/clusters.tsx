@@ -9,7 +9,7 @@ import { ChartCanvas } from '../chart.tsx';
 import { ago, duration, plural, release, time, until } from '../format.ts';
 import { navigate, withQuery } from '../router.ts';
 import { phaseColourOf, stateInfo, Status } from '../status.tsx';
-import { ActionButton, ClusterTable, Failure, LabelFilter, Pager } from './common.tsx';
+import { ActionButton, ClusterTable, Failure, LabelFilter, Pager, windowText } from './common.tsx';
 
 const STATES = ['Succeeded', 'InProgress', 'Failed', 'RolledBack', 'PendingRegistration', 'Unknown', 'NoRelease'];
 
@@ -203,6 +203,8 @@ export function ClusterPage({ id }: { id: string }) {
         <section class="card" aria-labelledby="windows">
           <h2 id="windows">Maintenance window and outbox</h2>
           <dl class="facts">
+            <dt>Next maintenance window</dt>
+            <dd data-testid="reported-window">{windowText(data.windows.reported, now)}</dd>
             <dt>Agent's window</dt>
             <dd data-testid="agent-window">
               {data.windows.agent ? (

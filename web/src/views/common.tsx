@@ -3,11 +3,11 @@
 import { useRef, useState } from 'preact/hooks';
 import type { ClusterRow, Page } from '../../../src/hub/dashboard/api-types.ts';
 import { api, type HttpError } from '../api.ts';
-import { ago, release } from '../format.ts';
+import { ago, release, time, until } from '../format.ts';
 import { navigate, withQuery } from '../router.ts';
 import { Status } from '../status.tsx';
 
-export function ClusterTable({ rows, now, caption, columns = ['state', 'release', 'reason', 'seen'] }: { rows: ClusterRow[]; now: number; caption?: string; columns?: ('state' | 'release' | 'reason' | 'seen' | 'labels')[] }) {
+export function ClusterTable({ rows, now, caption, columns = ['state', 'release', 'reason', 'seen'] }: { rows: ClusterRow[]; now: number; caption?: string; columns?: ('state' | 'release' | 'reason' | 'window' | 'seen' | 'labels')[] }) {
   const has = (c: string) => (columns as string[]).includes(c);
   return (
     <table>
@@ -18,6 +18,7 @@ export function ClusterTable({ rows, now, caption, columns = ['state', 'release'
           {has('state') ? <th scope="col">State</th> : null}
           {has('release') ? <th scope="col">Running</th> : null}
           {has('reason') ? <th scope="col">Latest attempt</th> : null}
+          {has('window') ? <th scope="col">Next window</th> : null}
           {has('labels') ? <th scope="col">Labels</th> : null}
           {has('seen') ? <th scope="col">Last seen</th> : null}
         </tr>
@@ -47,6 +48,7 @@ export function ClusterTable({ rows, now, caption, columns = ['state', 'release'
                 )}
               </td>
             ) : null}
+            {has('window') ? <td data-testid="next-window">{windowText(c.maintenanceWindow, now)}</td> : null}
             {has('labels') ? <td>{Object.entries(c.labels).map(([k, v]) => <code key={k} class="label">{k}={v}</code>)}</td> : null}
             {has('seen') ? <td>{ago(c.lastSeen, now)}</td> : null}
           </tr>
@@ -54,6 +56,13 @@ export function ClusterTable({ rows, now, caption, columns = ['state', 'release'
       </tbody>
     </table>
   );
+}
+
+/** The agent's reported maintenance window in words; null: an agent that does not report it. */
+export function windowText(w: ClusterRow['maintenanceWindow'], now: number): string {
+  if (!w) return 'not reported';
+  if (w.open) return w.closesAt ? `open now, closes ${until(w.closesAt, now)} (${time(w.closesAt)})` : 'open now';
+  return w.opensAt ? `opens ${until(w.opensAt, now)} (${time(w.opensAt)})` : 'none within 400 days';
 }
 
 export function Pager({ page, url, param = 'offset' }: { page: Page<unknown>; url: URL; param?: string }) {

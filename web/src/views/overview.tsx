@@ -110,8 +110,13 @@ export function OverviewPage({ url }: { url: URL }) {
       <div class="grid">
         <section class="card" aria-labelledby="waiting">
           <h2 id="waiting">Waiting for their maintenance window</h2>
-          {data.waitingForWindow.total === 0 ? <p>No cluster is waiting for a window.</p> : <ClusterTable rows={data.waitingForWindow.items} now={now} columns={['reason']} />}
-          {data.waitingForWindow.total > data.waitingForWindow.items.length ? <p>{data.waitingForWindow.total} in all.</p> : null}
+          {data.waitingForWindow.total === 0 ? <p>No cluster is waiting for a window.</p> : <ClusterTable rows={data.waitingForWindow.items} now={now} columns={['reason', 'window']} />}
+          {data.waitingForWindow.total > 0 ? (
+            <p class="count" data-testid="waiting-count">
+              {data.waitingForWindow.total} {data.waitingForWindow.total === 1 ? 'cluster waits for its' : 'clusters wait for their'} maintenance window
+              {data.waitingForWindow.total > data.waitingForWindow.items.length ? ` (${data.waitingForWindow.items.length} shown)` : ''}.
+            </p>
+          ) : null}
         </section>
         <section class="card" aria-labelledby="offline">
           <h2 id="offline">Offline (Unknown)</h2>
