@@ -1,6 +1,7 @@
 // Talking to the dashboard server: JSON reads and actions, the sign-in
 // state, and the live event stream that says when to refetch.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { LatestAnswer } from './latest-answer.ts';
 import type { ApiErrorBody, Role } from '../../src/hub/dashboard/api-types.ts';
 
 export type Session = { state: 'checking' } | { state: 'signed-out'; reason: string; message: string } | { state: 'signed-in'; role: Role };
@@ -141,26 +142,38 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
-/** GETs `path` now, when it changes, and whenever the server says something changed; keeps the last answer while refetching. */
+/**
+ * GETs `path` now, when it changes, and whenever the server says something
+ * changed; keeps the last answer while refetching. Requests overlap: the
+ * newest answer wins, and an answer still shows if a change arrived before
+ * it (LatestAnswer).
+ */
 export function useApi<T>(path: string | null): Loaded<T> {
   const { version } = useAppState();
   const [data, setData] = useState<{ path: string; value: T } | undefined>(undefined);
   const [error, setError] = useState<HttpError | undefined>(undefined);
   const [nonce, setNonce] = useState(0);
+  const latest = useRef(new LatestAnswer());
+  const mounted = useRef(true);
+  useEffect(
+    () => () => {
+      mounted.current = false;
+    },
+    [],
+  );
   useEffect(() => {
     if (path === null) return;
-    let live = true;
+    const ticket = latest.current.issue(path);
     api.get<T>(path).then(
       (value) => {
-        if (!live) return;
+        if (!mounted.current || !latest.current.accept(path, ticket)) return;
         setData({ path, value });
         setError(undefined);
       },
-      (err: unknown) => live && setError(err as HttpError),
+      (err: unknown) => {
+        if (mounted.current && latest.current.accept(path, ticket)) setError(err as HttpError);
+      },
     );
-    return () => {
-      live = false;
-    };
   }, [path, version, nonce]);
   return { data: data?.path === path ? data.value : undefined, error, reload: () => setNonce((n) => n + 1) };
 }
