@@ -345,7 +345,6 @@ describe('the fleet dashboard in a real browser', () => {
       ['prod-1', '1.0.0-hf1'],
       ['prod-2', '1.0.0-hf1'],
     ]);
-    assert.deepEqual(await accessibilityViolations(page), [], 'the hotfix view with an override and its clusters');
     await page.screenshot({ path: join(shots, 'hotfixes.png'), fullPage: true });
     // The page and the hub's API agree.
     const api_ = await ok<{ clusters: { clusterId: string }[] }>('GET', '/api/v1/overrides/cve-dns/clusters?state=running');
