@@ -31,6 +31,8 @@ import { testPolicyYaml } from '../support/test-policy.ts';
 
 /** The release an agent may be rolled back to (the one before HEAD). */
 const PREVIOUS = 'v0.1.0';
+/** The commit v0.1.0 was released from: the build is found by it when a clone has no tags. */
+const PREVIOUS_COMMIT = '890d3c2ee8c942e5dad9231ebb894b96e90d22c1';
 /** What each build calls itself to the hub (FLEETLET_AGENT_VERSION), so the hub's view says which one reported. */
 const versionOf = (b: AgentBuild) => (b.label === 'HEAD' ? '0.1.0-head' : b.label.replace(/^v/, ''));
 
@@ -111,7 +113,7 @@ describe(`the journal across agent versions (${PREVIOUS} and HEAD, real builds)`
 
   before(async () => {
     // Fails, never skips, if the tag is missing (a shallow clone) or cannot be built.
-    previous = releaseBuild(PREVIOUS);
+    previous = releaseBuild(PREVIOUS, PREVIOUS_COMMIT);
     hub = await startHubFixture({ now: () => new Date(), heartbeatMs: 300 });
   });
   after(async () => {

@@ -41,12 +41,19 @@ export function headBuild(): AgentBuild {
  * file is HEAD's, otherwise its own, installed by `npm ci` from the tag's
  * lock file into the cache (once per tag).
  */
-export function releaseBuild(tag: string): AgentBuild {
-  const resolved = git(['rev-parse', '--verify', '--quiet', `${tag}^{commit}`]);
+export function releaseBuild(tag: string, releasedCommit: string): AgentBuild {
+  // The tag when the clone has it (and it must still name the released
+  // commit); otherwise the commit itself, which every full clone of main
+  // holds as an ancestor even when tags were not fetched.
+  const byTag = git(['rev-parse', '--verify', '--quiet', `${tag}^{commit}`]);
+  if (byTag.ok && byTag.out.trim() !== releasedCommit) {
+    throw new Error(`the tag ${tag} names ${byTag.out.trim()}, not the released commit ${releasedCommit}: a moved release tag is refused`);
+  }
+  const resolved = byTag.ok ? byTag : git(['rev-parse', '--verify', '--quiet', `${releasedCommit}^{commit}`]);
   if (!resolved.ok) {
     throw new Error(
-      `the release tag ${tag} is not in this clone (${root}), so its agent cannot be built: a shallow clone (CI) has no tags. ` +
-        `Run \`git fetch --tags\` (.ci/run does when the clone is shallow); this test runs the real ${tag} build and is never skipped`,
+      `neither the release tag ${tag} nor its commit ${releasedCommit} is in this clone (${root}), so its agent cannot be built: a shallow clone (CI) has neither. ` +
+        `Run \`git fetch --tags --unshallow\` (.ci/run fetches when the clone is shallow); this test runs the real ${tag} build and is never skipped`,
     );
   }
   const commit = resolved.out.trim();
