@@ -330,6 +330,18 @@ export class SimFleet extends EventEmitter<SimFleetEvents> {
     for (const a of this.#agents) this.enqueue(a);
   }
 
+  /**
+   * Starts every agent and waits until all are welcomed at once; resolves
+   * with how long that took (ms). The wait allows 30 ms per agent, at least
+   * two minutes: connects are paced by connectConcurrency, not free.
+   */
+  async connectAll(): Promise<number> {
+    const t = performance.now();
+    this.start();
+    await this.awaitWelcomed(this.size, Math.max(120_000, this.size * 30));
+    return performance.now() - t;
+  }
+
   enqueue(a: SimAgent): void {
     if (this.stopping) return;
     this.#queue.push(a);
