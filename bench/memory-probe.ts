@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const mib = (b: number) => Math.round((b / 1048576) * 10) / 10;
 
@@ -21,6 +22,11 @@ function largestMappings(): Record<string, number> {
   }
   return Object.fromEntries([...by].sort((a, b) => b[1] - a[1]).slice(0, 10).map(([k, v]) => [k, mib(v)]));
 }
+
+// A full collection of the probe's own, after everything else is read: the used heap after it is
+// the live heap, so growth in `heapUsedMiB` can be told apart as garbage or objects that live on.
+v8.setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as (o: { type: 'major'; execution: 'sync' }) => void;
 
 process.on('SIGUSR2', () => {
   const m = process.memoryUsage();
@@ -42,6 +48,10 @@ process.on('SIGUSR2', () => {
     code: { codeAndMetadataMiB: mib(c.code_and_metadata_size), bytecodeAndMetadataMiB: mib(c.bytecode_and_metadata_size), externalScriptSourceMiB: mib(c.external_script_source_size) },
     spaces,
     mappings: largestMappings(),
+    liveHeapMiB: (() => {
+      gc({ type: 'major', execution: 'sync' });
+      return mib(process.memoryUsage().heapUsed);
+    })(),
     ...(process.env.FLEETLET_PROBE_DIR ? { snapshot: v8.writeHeapSnapshot(join(process.env.FLEETLET_PROBE_DIR, `agent-${process.pid}.heapsnapshot`)) } : {}),
   };
   process.stderr.write(`${JSON.stringify(report)}\n`);

@@ -133,7 +133,8 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   const shutdown = new GracefulShutdown({ logger, graceMs: values.shutdownGraceMs });
   let metrics: AgentMetrics | undefined;
   const failAfter = Number(process.env.FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION ?? 0);
-  // After each attempt, one full collection gives the old generation's pages back (src/agent/process/heap-release.ts).
+  // After each attempt, and whenever the heap grew 4 MiB of garbage at rest, one full collection gives the
+  // old generation's pages back (src/agent/process/heap-release.ts).
   // FLEETLET_HEAP_RELEASE=off leaves V8 alone: the soak compares both side by side (docs/footprint.md).
   const heapRelease = process.env.FLEETLET_HEAP_RELEASE === 'off' ? undefined : new HeapRelease({ gc: v8MajorGc() });
   let transitions = 0;
@@ -248,6 +249,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
         return;
       }
     }
+    heapRelease?.watch(signal);
     // The runtime closes the journal when it returns (after the hub link).
     await runtime.run(signal);
   });
