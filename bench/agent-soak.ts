@@ -18,7 +18,7 @@
 // variant's FLEETLET_PROBE_DIR names a directory for them: writing one takes
 // ~100 MiB of C heap that glibc keeps, which would count as growth.
 // Usage: node bench/agent-soak.ts [--attempts 200] [--cycles 10000] [--heartbeat-ms 25] [--settle-ms 30000]
-//          [--probe] [--variant 'name=NAME=value …'] [--no-defaults]
+//          [--probe] [--variant 'name=NAME=value … --node-flag …'] [--no-defaults]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { buildBundles, imageAgentArgv, imageEnv } from '../scripts/build.ts';
@@ -30,6 +30,8 @@ export interface SoakVariant {
   name: string;
   /** On top of the image's environment. */
   env: Record<string, string>;
+  /** Node/V8 flags after the image's own (e.g. --single-threaded), which NODE_OPTIONS may not carry. */
+  nodeFlags?: string[];
 }
 
 export interface SoakOptions {
@@ -40,6 +42,12 @@ export interface SoakOptions {
   warmup: number;
   probe?: boolean;
   variants: SoakVariant[];
+}
+
+/** The image's node argv with `flags` added before the script (the first argument that is not a flag). */
+function withFlags(argv: readonly string[], flags: readonly string[]): string[] {
+  const at = argv.findIndex((a) => !a.startsWith('-'));
+  return [...argv.slice(0, at), ...flags, ...argv.slice(at)];
 }
 
 type View = { upgrade?: { status: string; phase: string; release: { revision: number } } };
@@ -54,8 +62,9 @@ export async function agentSoakBench(o: SoakOptions): Promise<void> {
     const agents: { v: SoakVariant; a: BenchAgent; before: number; after: number; cpu: number; acked: number }[] = [];
     for (const [i, v] of o.variants.entries()) {
       const env = { ...imageEnv(), FLEETLET_PROBE_DIR: '', ...v.env };
-      line(`  ${v.name}`, `${Object.entries(env).map(([k, x]) => `${k}=${x} `).join('')}node ${imageAgentArgv().join(' ')}`);
-      agents.push({ v, a: await bed.agent(`soak-${i}`, [...probe, ...imageAgentArgv()], ['--poll-ms=100'], env), before: 0, after: 0, cpu: 0, acked: 0 });
+      const argv = withFlags(imageAgentArgv(), v.nodeFlags ?? []);
+      line(`  ${v.name}`, `${Object.entries(env).map(([k, x]) => `${k}=${x} `).join('')}node ${argv.join(' ')}`);
+      agents.push({ v, a: await bed.agent(`soak-${i}`, [...probe, ...argv], ['--poll-ms=100'], env), before: 0, after: 0, cpu: 0, acked: 0 });
     }
     // The probe answers SIGUSR2 on the agent's stderr (inherited: this process's stderr).
     const report = async () => {
@@ -126,12 +135,17 @@ if (import.meta.main) {
     const eq = spec.indexOf('=');
     if (eq < 1) throw new TypeError(`--variant "${spec}": expected name=NAME=value …`);
     const env: Record<string, string> = {};
+    const nodeFlags: string[] = [];
     for (const pair of spec.slice(eq + 1).split(/\s+/).filter(Boolean)) {
+      if (pair.startsWith('--')) {
+        nodeFlags.push(pair);
+        continue;
+      }
       const at = pair.indexOf('=');
       if (at < 1) throw new TypeError(`--variant "${spec}": "${pair}" is not NAME=value`);
       env[pair.slice(0, at)] = pair.slice(at + 1);
     }
-    return { name: spec.slice(0, eq), env };
+    return { name: spec.slice(0, eq), env, nodeFlags };
   });
   await agentSoakBench({
     attempts: Number(values.attempts),

@@ -10,7 +10,6 @@ import type { AgentMetrics } from '../agent/http/metrics.ts';
 import type { KubeClusterClient } from '../agent/kube/cluster-client.ts';
 import type { PodSpecView } from '../agent/kube/pod-sources.ts';
 import { missingInputs, unresolvedEnvReference, waitForStartupInputs, type StartupInput, type WaitOutcome } from '../agent/process/startup-inputs.ts';
-import { HeapRelease, v8MajorGc } from '../agent/process/heap-release.ts';
 import type { AttemptPhase } from '../protocol/attempt.ts';
 import { readSecretFile } from '../lib/secret-file.ts';
 import { JournalError } from '../store/errors.ts';
@@ -133,10 +132,6 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   const shutdown = new GracefulShutdown({ logger, graceMs: values.shutdownGraceMs });
   let metrics: AgentMetrics | undefined;
   const failAfter = Number(process.env.FLEETLET_FAILPOINT_KILL_AFTER_TRANSITION ?? 0);
-  // After each attempt, and whenever the heap grew 4 MiB of garbage at rest, one full collection gives the
-  // old generation's pages back (src/agent/process/heap-release.ts).
-  // FLEETLET_HEAP_RELEASE=off leaves V8 alone: the soak compares both side by side (docs/footprint.md).
-  const heapRelease = process.env.FLEETLET_HEAP_RELEASE === 'off' ? undefined : new HeapRelease({ gc: v8MajorGc() });
   let transitions = 0;
   /** With --exit-when-done: how the desired release's attempt ended. */
   let outcome: AttemptPhase | undefined;
@@ -176,7 +171,6 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
           // after the k-th transition is durable, before its action starts.
           if (failAfter > 0 && ++transitions === failAfter) process.kill(process.pid, 'SIGKILL');
           metrics?.onTransition(a, t);
-          if (a.finishedAt) heapRelease?.request();
           if (values.exitWhenDone && a.finishedAt && runtime.journal.releases.latestAccepted()?.revision === a.revision) {
             outcome = a.phase;
             shutdown.stop('the desired release is done');
@@ -249,7 +243,6 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
         return;
       }
     }
-    heapRelease?.watch(signal);
     // The runtime closes the journal when it returns (after the hub link).
     await runtime.run(signal);
   });
