@@ -18,7 +18,8 @@
 // before the next frame is looked at.
 //
 // Every connection has a budget (connection-budget.ts): past it the hub
-// closes with 1008 and logs once.
+// closes with 1008, logs once, reads nothing more from the peer, and bans
+// the offender for a growing back-off (abuse-bans.ts).
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { agentKeyFingerprint, verifyChallenge } from '../protocol/agent-identity.ts';
@@ -33,6 +34,7 @@ import {
   type Outgoing,
   type RegistrationRefusal,
 } from '../protocol/messages.ts';
+import type { Offender } from './abuse-bans.ts';
 import { ConnectionBudget, type BudgetVerdict } from './connection-budget.ts';
 import { deliverCurrentOverrides } from './rollout/override-delivery.ts';
 import type { HubContext } from './hub-context.ts';
@@ -45,6 +47,8 @@ export type SessionIdentity = { kind: 'cluster'; clusterId: string } | { kind: '
 export interface SessionTransport {
   send(text: string): void;
   close(code: number, reason: string): void;
+  /** After a cut-off: read nothing more from the peer, and drop it soon even if it never answers the close. */
+  stopReading?(): void;
 }
 
 type RegisterOutcome =
@@ -195,9 +199,27 @@ export class AgentSession implements LiveSession {
   }
 
   #cutOff(verdict: Exclude<BudgetVerdict, { ok: true }>): void {
-    this.#log.warn({ budget: verdict.budget, badFrames: this.#budget.badFrames, clusterId: this.#clusterId }, `closing an agent connection over its budget: ${verdict.message}`);
-    this.deliver({ type: 'error', code: 'BudgetExceeded', message: `${verdict.message}: the hub closes this connection` });
+    // Charged to the cluster once its key is proven (its NAT neighbours keep their address), to the address before (abuse-bans.ts).
+    const offender: Offender | undefined =
+      this.#helloDone && this.#clusterId !== undefined ? { kind: 'cluster', clusterId: this.#clusterId } : this.#remote !== undefined ? { kind: 'address', address: this.#remote } : undefined;
+    const bannedMs = offender === undefined ? 0 : this.#ctx.bans.ban(offender);
+    const seconds = Math.ceil(bannedMs / 1000);
+    this.#log.warn(
+      { budget: verdict.budget, badFrames: this.#budget.badFrames, clusterId: this.#clusterId, banned: offender?.kind, bannedMs },
+      `closing an agent connection over its budget: ${verdict.message}`,
+    );
+    const banned = offender === undefined ? '' : offender.kind === 'cluster' ? `; this cluster may reconnect in ${seconds} s` : `; this address may reconnect in ${seconds} s`;
+    this.deliver({ type: 'error', code: 'BudgetExceeded', message: `${verdict.message}: the hub closes this connection${banned}` });
     this.close(closeCodes.policyViolation, `budget exceeded: ${verdict.budget}`);
+    this.#transport.stopReading?.();
+  }
+
+  /** The cluster was cut off for abuse and its back-off has not passed: refused after its proof, before anything is written. */
+  #banned(clusterId: string): boolean {
+    const wait = this.#ctx.bans.retryAfterMs({ kind: 'cluster', clusterId });
+    if (wait === 0) return false;
+    this.#refuseAndClose('Banned', `cluster "${clusterId}" was cut off for exceeding its connection budget: retry in ${Math.ceil(wait / 1000)} s`, closeCodes.throttled);
+    return true;
   }
 
   #refuseAndClose(code: string, message: string, closeCode: number): void {
@@ -235,6 +257,7 @@ export class AgentSession implements LiveSession {
         }
         bindKey = m.publicKey;
       }
+      if (this.#banned(id)) return;
     } else {
       if (this.#registered) {
         this.#refuse(new ProtocolError('UnexpectedMessage', 'this connection registered; reconnect to say hello'));
@@ -256,6 +279,7 @@ export class AgentSession implements LiveSession {
         this.#refuseAndClose(...refusal);
         return;
       }
+      if (this.#banned(m.clusterId)) return;
       this.#clusterId = m.clusterId;
       this.#log = this.#ctx.log.child({ session: m.clusterId, remote: this.#remote });
       this.#ctx.sessions.bind(m.clusterId, this);

@@ -3,6 +3,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { keyIdOf } from '../protocol/signing.ts';
+import { AbuseBans, type AbuseBanOptions } from './abuse-bans.ts';
 import { defaultBudgets, type ConnectionBudgets } from './connection-budget.ts';
 import { ApiRateLimit, type ApiRateLimits } from './api-rate-limit.ts';
 import { FailureThrottle, type FailureThrottleOptions } from './failure-throttle.ts';
@@ -56,6 +57,8 @@ export interface HubContext {
   /** Failed authentications per source address. */
   throttle: FailureThrottle;
   budgets: ConnectionBudgets;
+  /** Offenders cut off for exceeding a budget, refused at the upgrade (or their hello) for a growing back-off (abuse-bans.ts). */
+  bans: AbuseBans;
   /** Operator API requests per source address (api-rate-limit.ts). */
   apiRateLimit: ApiRateLimit;
   /** New registrations are refused past this many pending ones. */
@@ -80,6 +83,7 @@ export interface HubContextOptions {
   bootstrapTokens: readonly string[];
   throttle?: FailureThrottleOptions;
   budgets?: Partial<ConnectionBudgets>;
+  abuseBans?: Partial<AbuseBanOptions>;
   apiRateLimits?: Partial<ApiRateLimits>;
   /** Default 1,000. */
   maxPendingRegistrations?: number;
@@ -117,6 +121,7 @@ export async function createHubContext(o: HubContextOptions): Promise<HubContext
     adminToken: o.adminToken ?? '',
     throttle: new FailureThrottle(o.now, o.throttle),
     budgets: { ...defaultBudgets, ...o.budgets },
+    bans: new AbuseBans(o.now, o.abuseBans),
     apiRateLimit: new ApiRateLimit(o.apiRateLimits),
     maxPendingRegistrations: o.maxPendingRegistrations ?? 1000,
     releaseKey: o.releaseKey,

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_FRAME_BYTES } from '../protocol/messages.ts';
 import { AgentSession, type SessionIdentity } from './agent-session.ts';
+import type { AbuseBanOptions } from './abuse-bans.ts';
 import type { ConnectionBudgets } from './connection-budget.ts';
 import type { ApiRateLimits } from './api-rate-limit.ts';
 import type { FailureThrottleOptions } from './failure-throttle.ts';
@@ -49,6 +50,8 @@ export interface HubOptions {
   bootstrapTokens: readonly string[];
   /** Per-connection abuse budgets (connection-budget.ts); defaults suit a fleet. */
   budgets?: Partial<ConnectionBudgets>;
+  /** How long an offender cut off for abuse is refused, growing per offence (abuse-bans.ts). */
+  abuseBans?: Partial<AbuseBanOptions>;
   /** Operator API requests per source address (api-rate-limit.ts); defaults suit people and scripts, not a load test. */
   apiRateLimits?: Partial<ApiRateLimits>;
   /** Failed authentications allowed per source address and window. */
@@ -121,6 +124,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     bootstrapTokens: options.bootstrapTokens,
     adminToken: options.adminToken,
     budgets: options.budgets,
+    abuseBans: options.abuseBans,
     apiRateLimits: options.apiRateLimits,
     throttle: options.throttle,
     maxPendingRegistrations: options.maxPendingRegistrations,
@@ -203,6 +207,15 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   let shuttingDown = false;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', (err) => log.debug({ err: err.message }, 'upgrade socket error'));
+    // First, before anything else is looked at: an address cut off for abuse costs the hub this check and a short answer, not a handshake (abuse-bans.ts).
+    const remote = req.socket.remoteAddress;
+    const banned = remote === undefined ? 0 : ctx.bans.retryAfterMs({ kind: 'address', address: remote });
+    if (banned > 0) {
+      const seconds = Math.ceil(banned / 1000);
+      // Not logged: the cut-off that started the ban was, once; a line per refused attempt is what a flooder wants.
+      refuseUpgrade(socket, 429, { reason: 'Banned', message: `connections from this address were cut off for exceeding their budget: retry in ${seconds} s` }, seconds);
+      return;
+    }
     if (shuttingDown) {
       // Agents reconnect within one backoff step of the 1001 close; one let in now would hold close() open.
       refuseUpgrade(socket, 503, { reason: 'ShuttingDown', message: 'the hub is shutting down; reconnect shortly' });
@@ -221,10 +234,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
             { status: decision.status, reason: decision.reason, claimedClusterId: req.headers[CLUSTER_ID_HEADER], remote: req.socket.remoteAddress },
             'agent connection refused',
           );
-          return refuseUpgrade(socket, decision.status, { reason: decision.reason, message: decision.message });
+          return refuseUpgrade(socket, decision.status, { reason: decision.reason, message: decision.message }, decision.retryAfterSeconds);
         }
         const identity = decision.identity;
-        wss.handleUpgrade(req, socket, head, (ws) => attach(ws, identity, req.socket.remoteAddress));
+        wss.handleUpgrade(req, socket, head, (ws) => attach(ws, identity, remote));
       },
       (err: unknown) => {
         // The database is unreachable: the agent retries, and finds another replica behind the Service.
@@ -238,6 +251,11 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     const session = new AgentSession(ctx, identity, {
       send: (text) => ws.send(text),
       close: (code, reason) => ws.close(code, reason),
+      stopReading: () => {
+        // What the peer sends after its cut-off is not even read; a peer that never answers the close is dropped after a grace, not ws's 30 s.
+        ws.pause();
+        setTimeout(() => ws.terminate(), CUT_OFF_GRACE_MS).unref();
+      },
     }, remote);
     live.add(session);
     ws.on('message', (data: RawData) => session.handleFrame(toBuffer(data)));
@@ -345,10 +363,17 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   };
 }
 
-function refuseUpgrade(socket: Duplex, status: number, body: { reason: string; message: string }): void {
+/**
+ * How long a connection cut off for abuse keeps its socket: long enough for
+ * the error and the close frame to leave, while nothing more is read from it.
+ */
+const CUT_OFF_GRACE_MS = 1_000;
+
+function refuseUpgrade(socket: Duplex, status: number, body: { reason: string; message: string }, retryAfterSeconds?: number): void {
   const text = JSON.stringify({ error: body });
+  const retryAfter = retryAfterSeconds === undefined ? '' : `retry-after: ${retryAfterSeconds}\r\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n${retryAfter}connection: close\r\n\r\n${text}`,
   );
 }
 

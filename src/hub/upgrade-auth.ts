@@ -11,7 +11,7 @@ import type { HubContext } from './hub-context.ts';
 
 export type UpgradeDecision =
   | { ok: true; identity: SessionIdentity }
-  | { ok: false; status: 400 | 401 | 403 | 404 | 429; reason: string; message: string };
+  | { ok: false; status: 400 | 401 | 403 | 404 | 429; reason: string; message: string; retryAfterSeconds?: number };
 
 export async function authenticateUpgrade(ctx: HubContext, req: IncomingMessage): Promise<UpgradeDecision> {
   const path = new URL(req.url ?? '/', 'http://hub').pathname;
@@ -19,7 +19,7 @@ export async function authenticateUpgrade(ctx: HubContext, req: IncomingMessage)
 
   const remote = req.socket.remoteAddress;
   const wait = ctx.throttle.retryAfterMs(remote);
-  if (wait > 0) return { ok: false, status: 429, reason: 'Throttled', message: `too many failed attempts from this address: retry in ${Math.ceil(wait / 1000)} s` };
+  if (wait > 0) return { ok: false, status: 429, reason: 'Throttled', message: `too many failed attempts from this address: retry in ${Math.ceil(wait / 1000)} s`, retryAfterSeconds: Math.ceil(wait / 1000) };
 
   const authorization = req.headers.authorization;
   // No credential: the agent proves its key (or registers) inside the protocol.
@@ -38,5 +38,10 @@ export async function authenticateUpgrade(ctx: HubContext, req: IncomingMessage)
     return { ok: false, status: 403, reason: 'ClusterMismatch', message: `this credential does not belong to cluster "${claimed.data}"` };
   }
   if (owner.status !== 'Accepted') return { ok: false, status: 403, reason: 'NotAccepted', message: `cluster "${owner.id}" is not accepted` };
+  const banned = ctx.bans.retryAfterMs({ kind: 'cluster', clusterId: owner.id });
+  if (banned > 0) {
+    const seconds = Math.ceil(banned / 1000);
+    return { ok: false, status: 429, reason: 'Banned', message: `cluster "${owner.id}" was cut off for exceeding its connection budget: retry in ${seconds} s`, retryAfterSeconds: seconds };
+  }
   return { ok: true, identity: { kind: 'cluster', clusterId: owner.id } };
 }

@@ -22,20 +22,21 @@ export interface RawConnection {
   prove(purpose: 'register' | 'hello', clusterId?: string, key?: AgentKeyPair): string;
 }
 
-export type RawConnect = RawConnection | { ok: false; status: number; body: string };
+export type RawConnect = RawConnection | { ok: false; status: number; body: string; headers: Record<string, string | string[] | undefined> };
 
-export function connectRaw(url: string, opts: { credential?: string; clusterId?: string; key?: AgentKeyPair } = {}): Promise<RawConnect> {
+/** `localAddress`: the source address (any 127.x.y.z is the loopback on Linux), so a test can play two hosts. */
+export function connectRaw(url: string, opts: { credential?: string; clusterId?: string; key?: AgentKeyPair; localAddress?: string } = {}): Promise<RawConnect> {
   const headers: Record<string, string> = {};
   if (opts.credential !== undefined) headers.authorization = `Bearer ${opts.credential}`;
   if (opts.clusterId !== undefined) headers[CLUSTER_ID_HEADER] = opts.clusterId;
-  const ws = new WebSocket(url, { headers, perMessageDeflate: true });
+  const ws = new WebSocket(url, { headers, perMessageDeflate: true, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) });
   return new Promise((resolve, reject) => {
     ws.on('unexpected-response', (_req, res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
       res.on('end', () => {
-        resolve({ ok: false, status: res.statusCode ?? 0, body });
+        resolve({ ok: false, status: res.statusCode ?? 0, body, headers: res.headers });
         ws.terminate();
       });
     });

@@ -31,7 +31,7 @@ function capturedLog(): { logger: pino.Logger; text: () => string; lines: () => 
   return { logger, text: () => chunks.join(''), lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
-async function connect(f: HubFixture, opts: { key?: AgentKeyPair; clusterId?: string; credential?: string } = {}): Promise<RawConnection> {
+async function connect(f: HubFixture, opts: { key?: AgentKeyPair; clusterId?: string; credential?: string; localAddress?: string } = {}): Promise<RawConnection> {
   const c = await connectRaw(f.hub.url, opts);
   if (!c.ok) throw new Error(`upgrade refused: ${c.status} ${c.body}`);
   return c;
@@ -197,6 +197,65 @@ describe('attacks on sessions', () => {
     honest.conn.ws.send(encodeMessage({ type: 'reports', afterSeq: 0, reports: [{ seq: 1, kind: 'upgrade-completed', body: completed('edge-honest', 1), createdAt: f.clock.now().toISOString() }] }));
     const ack = await honest.conn.next();
     assert.equal(ack.type === 'ack' && ack.uptoSeq, 1);
+  });
+
+  it('a flooder cut off for abuse is refused at the upgrade for a back-off that doubles; agents from other addresses are not', async () => {
+    const attacker = '127.0.0.2';
+    const flood = async (): Promise<{ code: number; reply: HubMessage | undefined }> => {
+      const conn = await connect(f, { localAddress: attacker });
+      for (let i = 0; i < 20 && conn.ws.readyState === WebSocket.OPEN; i++) conn.ws.send(`{"junk": ${i}`);
+      const closed = await closedWithin(conn, 5_000);
+      assert.notEqual(closed, 'still open');
+      return { code: closed !== 'still open' ? closed.code : 0, reply: conn.messages.find((m) => m.type === 'error' && m.code === 'BudgetExceeded') };
+    };
+    const refusedAt = async (): Promise<{ status: number; reason: string; retryAfter: unknown } | 'connected'> => {
+      const c = await connectRaw(f.hub.url, { localAddress: attacker });
+      if (c.ok) {
+        c.ws.close();
+        return 'connected';
+      }
+      return { status: c.status, reason: (JSON.parse(c.body) as { error: { reason: string } }).error.reason, retryAfter: c.headers['retry-after'] };
+    };
+
+    const first = await flood();
+    assert.equal(first.code, 1008);
+    assert.match(first.reply?.type === 'error' ? first.reply.message : '', /this address may reconnect in 1 s/);
+    assert.deepEqual(await refusedAt(), { status: 429, reason: 'Banned', retryAfter: '1' }, 'a new connection from the flooder\'s address is refused before the handshake');
+    // Another host (the honest agents' 127.0.0.1) is not touched by the flooder's ban.
+    const key = generateAgentKey();
+    await register(f, 'edge-neighbour', key);
+    await f.api('POST', '/api/v1/clusters/edge-neighbour/accept');
+    assert.equal((await proveHello(f, 'edge-neighbour', key)).reply.type, 'welcome');
+
+    f.clock.advance(1_000);
+    assert.equal((await flood()).code, 1008, 'after the back-off the address may connect again, and is cut off again');
+    f.clock.advance(1_000);
+    assert.deepEqual(await refusedAt(), { status: 429, reason: 'Banned', retryAfter: '1' }, 'the second ban lasts twice as long');
+    f.clock.advance(1_000);
+    assert.equal(await refusedAt(), 'connected');
+  });
+
+  it('an agent that floods after proving its key is banned as its cluster: its neighbours on the same address keep connecting', async () => {
+    const noisy = generateAgentKey();
+    const quiet = generateAgentKey();
+    for (const [id, key] of [['edge-noisy', noisy], ['edge-quiet', quiet]] as const) {
+      await register(f, id, key);
+      await f.api('POST', '/api/v1/clusters/' + id + '/accept');
+    }
+    const { conn, reply } = await proveHello(f, 'edge-noisy', noisy);
+    assert.equal(reply.type, 'welcome');
+    for (let i = 0; i < 20 && conn.ws.readyState === WebSocket.OPEN; i++) conn.ws.send('not json');
+    assert.equal(((await closedWithin(conn, 5_000)) as { code: number }).code, 1008);
+    assert.match(conn.messages.map((m) => (m.type === 'error' ? m.message : '')).join('\n'), /this cluster may reconnect in 1 s/);
+
+    // Same address, another cluster: not banned.
+    assert.equal((await proveHello(f, 'edge-quiet', quiet)).reply.type, 'welcome');
+    // The noisy cluster itself: refused after its proof, before its hello is written.
+    const again = await proveHello(f, 'edge-noisy', noisy);
+    assert.deepEqual(again.reply.type === 'error' && [again.reply.code, again.reply.message], ['Banned', 'cluster "edge-noisy" was cut off for exceeding its connection budget: retry in 1 s']);
+    assert.equal((await again.conn.closed).code, 4029);
+    f.clock.advance(1_000);
+    assert.equal((await proveHello(f, 'edge-noisy', noisy)).reply.type, 'welcome');
   });
 
   it('a frame nested past the depth limit is refused before parsing and ends the connection', async () => {
