@@ -341,6 +341,14 @@ export function parseMessage(raw: Buffer | string, direction?: Direction): Parse
   } catch {
     return fail('NotJson', 'frame is not valid UTF-8 text');
   }
+  // A message is one JSON object: a frame that cannot be one by its first and last characters is refused without the
+  // depth scan and without JSON.parse, which builds an exception for every bad frame (what a flooder sends most).
+  const first = text.charCodeAt(firstNonSpace(text));
+  if (first === 123 /* { */) {
+    if (text.charCodeAt(lastNonSpace(text)) !== 125 /* } */) return fail('NotJson', 'frame is not JSON: a message is one JSON object, and this frame does not end with "}"');
+  } else if (!JSON_VALUE_STARTS.has(first)) {
+    return fail('NotJson', 'frame is not JSON: a message is one JSON object, starting with "{"');
+  }
   const depth = jsonDepth(text);
   if (depth > MAX_JSON_DEPTH) return fail('TooDeep', `frame nests arrays/objects ${depth} deep; the limit is ${MAX_JSON_DEPTH}`);
   let json: unknown;
@@ -381,6 +389,23 @@ export function parseMessage(raw: Buffer | string, direction?: Direction): Parse
     return fail('InvalidMessage', `${type}: ${path || '(root)'}: ${first?.message ?? 'invalid'}${more}`, path);
   }
   return { ok: true, message: result.data as Message };
+}
+
+/** Characters a JSON value other than an object may start with (such a frame is JSON, but not a message: InvalidMessage). */
+const JSON_VALUE_STARTS = new Set([...'["-0123456789tfn'].map((c) => c.charCodeAt(0)));
+
+const isJsonSpace = (c: number): boolean => c === 32 || c === 9 || c === 10 || c === 13;
+
+function firstNonSpace(text: string): number {
+  let i = 0;
+  while (i < text.length && isJsonSpace(text.charCodeAt(i))) i++;
+  return i;
+}
+
+function lastNonSpace(text: string): number {
+  let i = text.length - 1;
+  while (i >= 0 && isJsonSpace(text.charCodeAt(i))) i--;
+  return i;
 }
 
 /**

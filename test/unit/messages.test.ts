@@ -73,6 +73,11 @@ describe('parseMessage', () => {
     assert.equal(reasonOf('[1,2]'), 'InvalidMessage');
     assert.equal(reasonOf('null'), 'InvalidMessage');
     assert.equal(reasonOf('"hello"'), 'InvalidMessage');
+    // Refused by their first or last character, before any parse: the message says why without quoting the frame.
+    assert.equal(reasonOf(''), 'NotJson');
+    assert.equal(reasonOf('<html>'), 'NotJson');
+    assert.match(rejection(' {"type":"reports","secret":"abc" ').message, /does not end with "}"$/);
+    assert.equal(reasonOf(' \n{"type": 1}\n '), 'InvalidMessage', 'JSON whitespace around the object is allowed');
   });
 
   it('refuses unknown types and types from the wrong side', () => {
