@@ -2,15 +2,9 @@
 // heartbeats arrive, and Unknown (not False: the hub cannot tell a dead
 // cluster from a dead link) once the lease ran out.
 import type { Condition } from '../protocol/attempt.ts';
+import type { Availability } from '../protocol/hub-api.ts';
 
-export interface Availability {
-  status: 'True' | 'Unknown';
-  reason: 'LeaseRenewed' | 'LeaseExpired' | 'NeverConnected';
-  message: string;
-  lastSeen: string | null;
-  /** When the status last flipped, as far as the hub can tell. */
-  since: string | null;
-}
+export type { Availability };
 
 export function availabilityOf(lastSeen: string | null, connectedAt: string | null, now: Date, leaseMs: number): Availability {
   if (lastSeen === null) return { status: 'Unknown', reason: 'NeverConnected', message: 'the agent has not connected yet', lastSeen: null, since: null };

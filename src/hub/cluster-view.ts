@@ -2,48 +2,12 @@
 // from the store at request time (availability depends on the clock).
 import { agentKeyFingerprint } from '../protocol/agent-identity.ts';
 import type { Condition, UpgradeStatus } from '../protocol/attempt.ts';
-import type { InventoryComponent, InventoryOverride } from '../protocol/inventory.ts';
-import { availabilityOf, availableCondition, type Availability } from './availability.ts';
+import type { ClusterView, FleetSummary } from '../protocol/hub-api.ts';
+import { availabilityOf, availableCondition } from './availability.ts';
 import type { HubContext } from './hub-context.ts';
 import type { ClusterRecord } from './store/cluster-repo.ts';
-import type { UpgradeRecord } from './store/aggregate-repo.ts';
 
-export interface ClusterView {
-  id: string;
-  registration: ClusterRecord['status'];
-  /** The key the cluster authenticates with (its fingerprint; the hub holds only the public half). */
-  key: { fingerprint: string | null; legacyCredential: boolean; revokedAt: string | null };
-  /** Registrants that proved other keys for this id: refused, for an operator to decide (trust-key or deregister). */
-  keyConflicts: { fingerprint: string; firstSeen: string; lastSeen: string; attempts: number; remoteAddress: string | null }[];
-  labels: Record<string, string>;
-  requestedAt: string;
-  acceptedAt: string | null;
-  agentVersion: string | null;
-  kubernetesVersion: string | null;
-  targetInfrastructure: string | null;
-  components: InventoryComponent[];
-  overrides: InventoryOverride[];
-  lastSeen: string | null;
-  connected: boolean;
-  availability: Availability;
-  desiredRelease: { name: string; version: string; revision: number; issuedAt: string; expiresAt: string } | null;
-  runningRelease: { name: string; version: string } | null;
-  upgrade: {
-    status: UpgradeStatus;
-    phase: string;
-    attemptId: string | null;
-    release: { name: string | null; version: string | null; revision: number | null };
-    stage: number | null;
-    reason: string | null;
-    message: string | null;
-    at: string | null;
-  } | null;
-  lastRefusal: UpgradeRecord['lastRefusal'];
-  /** The last hotfix override this cluster's agent refused (name and revision once its signature verified). */
-  lastOverrideRefusal: UpgradeRecord['lastOverrideRefusal'];
-  reports: { ackedSeq: number };
-  conditions: Condition[];
-}
+export type { ClusterView, FleetSummary };
 
 const camel = /^[A-Za-z][A-Za-z0-9]*$/;
 
@@ -88,7 +52,7 @@ export async function clusterView(ctx: HubContext, c: ClusterRecord): Promise<Cl
   }
   const refusal = up?.lastRefusal ?? null;
   if (refusal && desired && (refusal.revision === undefined || refusal.revision >= desired.revision)) {
-    conditions.push({ type: 'ReleaseAccepted', status: 'False', reason: refusal.reason, message: refusal.message, lastTransitionTime: refusal.at ?? fallback });
+    conditions.push({ type: 'ReleaseAccepted', status: 'False', reason: camel.test(refusal.reason) ? refusal.reason : 'Refused', message: refusal.message, lastTransitionTime: refusal.at ?? fallback });
   }
 
   return {
@@ -115,17 +79,6 @@ export async function clusterView(ctx: HubContext, c: ClusterRecord): Promise<Cl
     reports: { ackedSeq: c.ackedSeq },
     conditions,
   };
-}
-
-export interface FleetSummary {
-  clusters: { total: number; pending: number; accepted: number; revoked: number };
-  /** Clusters per release version they run (their last Succeeded release); "none" before the first. */
-  byReleaseVersion: Record<string, number>;
-  byUpgradeStatus: Record<UpgradeStatus | 'None', number>;
-  byAvailability: Record<Availability['status'], number>;
-  failed: { clusterId: string; release: { name: string | null; version: string | null; revision: number | null }; phase: string; reason: string | null; message: string | null; at: string | null }[];
-  /** Which clusters run which hotfix overrides. */
-  overrides: { name: string; component: string | null; version: string | null; clusters: string[] }[];
 }
 
 export async function fleetSummary(ctx: HubContext): Promise<FleetSummary> {

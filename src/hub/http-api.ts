@@ -20,7 +20,7 @@ import Fastify, {
 } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import { z } from 'zod';
+import type { z } from 'zod';
 import {
   acceptedCluster,
   apiErrorBody,
@@ -29,28 +29,41 @@ import {
   bootstrapTokenList,
   bootstrapTokenRequest,
   clusterLabels,
+  clusterList,
   clusterParams,
+  clusterView as clusterViewBody,
   createdOperatorToken,
   deregisteredCluster,
+  desiredRelease,
+  fleetSummary as fleetSummaryBody,
   idParams,
   issuedBootstrapToken,
   labelsRequest,
   liveness,
   MAX_PAGE,
   nameParams,
+  openApiDocumentBody,
   operatorToken,
   operatorTokenList,
   operatorTokenRequest,
+  overrideClusters as overrideClustersBody,
   overrideClustersQuery,
+  overrideDefinition,
+  overrideList,
   pageQuery,
   pauseRequest,
   readiness,
   releaseRequest,
   releaseSet,
+  reportPage,
   revokedCluster,
   rollbackRequest,
+  rollbackResult,
+  rolloutList,
   rolloutRequest,
   rolloutStatusQuery,
+  rolloutView,
+  telemetryPage,
   telemetryQuery,
   trustedKey,
   trustKeyRequest,
@@ -106,11 +119,8 @@ class RequestInvalid extends Error {
 }
 
 const errorResponses = { '4xx': apiErrorBody, '5xx': apiErrorBody };
-/**
- * An answer whose shape docs/hub-api.md describes and the hub's own types
- * fix (cluster and rollout views, reports): documented by name, sent as it is.
- */
-const described = <S extends 200 | 201>(status: S, what: string) => ({ [status]: z.unknown().describe(`${what}: see docs/hub-api.md`), ...errorResponses }) as Record<S, z.ZodUnknown> & typeof errorResponses;
+/** The answer's schema for a status, with the error shape: the answer is checked against it before it leaves (serializerCompiler). */
+const answers = <S extends 200 | 201, T extends z.ZodType>(status: S, schema: T) => ({ [status]: schema, ...errorResponses }) as Record<S, T> & typeof errorResponses;
 const pathOf = (req: FastifyRequest): string => req.url.split('?', 1)[0] ?? req.url;
 const fail = (reason: string, message: string): ApiErrorBody => ({ error: { reason, message } });
 
@@ -203,7 +213,7 @@ export async function createHttpApi(ctx: HubContext, log: Logger, o: HttpApiOpti
     },
     transform: jsonSchemaTransform,
     // Schemas with an id (ApiError, RolloutRequest, …) become components, referenced from every route that uses them.
-    transformObject: (input) => optionalBodies(jsonSchemaTransformObject(input)),
+    transformObject: (input) => withoutUnusedSchemas(optionalBodies(jsonSchemaTransformObject(input))),
   });
 
   // ---- before anything else: rate limit, readiness, the caller and its role
@@ -304,6 +314,32 @@ function optionalBodies<T>(doc: T): T {
   return doc;
 }
 
+/**
+ * The transform makes an input and an output component of every schema that
+ * has an id (ClusterView and ClusterViewInput, …), used or not; only those a
+ * route refers to, directly or through another component, stay.
+ */
+function withoutUnusedSchemas<T>(doc: T): T {
+  const d = doc as { paths?: unknown; components?: { schemas?: Record<string, unknown> } };
+  const schemas = d.components?.schemas;
+  if (!schemas) return doc;
+  const used = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (typeof node !== 'object' || node === null) return;
+    for (const [k, v] of Object.entries(node)) {
+      const name = k === '$ref' && typeof v === 'string' ? /^#\/components\/schemas\/(.+)$/.exec(v)?.[1] : undefined;
+      if (name !== undefined && !used.has(name)) {
+        used.add(name);
+        visit(schemas[name]);
+      } else visit(v);
+    }
+  };
+  visit(d.paths);
+  for (const name of Object.keys(schemas)) if (!used.has(name)) delete schemas[name];
+  return doc;
+}
+
 /** The OpenAPI 3 document of the API, built from its routes without a hub (`npm run gen:openapi` writes docs/openapi.json). */
 export async function openApiDocument(log: Logger): Promise<Record<string, unknown>> {
   const noHub = new Proxy({} as HubContext, {
@@ -354,13 +390,13 @@ function registerRoutes(api: Api, ctx: HubContext): void {
     return reply.type(metrics.contentType).send(text);
   });
 
-  api.get('/api/v1/openapi.json', { schema: { ...doc('api', 'This document (OpenAPI 3)', 'viewer'), response: described(200, 'the OpenAPI 3 document of this API') } }, async () => api.swagger());
+  api.get('/api/v1/openapi.json', { schema: { ...doc('api', 'This document (OpenAPI 3)', 'viewer'), response: answers(200, openApiDocumentBody) } }, async () => api.swagger() as unknown as Record<string, unknown>);
 
   // ---- clusters
-  api.get('/api/v1/clusters', { schema: { ...doc('clusters', 'Every cluster, by id', 'viewer'), response: described(200, '{"clusters": [ClusterView, …]}') } }, async () => ({
+  api.get('/api/v1/clusters', { schema: { ...doc('clusters', 'Every cluster, by id', 'viewer'), response: answers(200, clusterList) } }, async () => ({
     clusters: await Promise.all((await ctx.clusters.list()).map((c) => clusterView(ctx, c))),
   }));
-  api.get('/api/v1/clusters/:id', { schema: { ...doc('clusters', 'One cluster', 'viewer'), params: clusterParams, response: described(200, 'a ClusterView') } }, async (req) => clusterView(ctx, await requireCluster(req.params.id)));
+  api.get('/api/v1/clusters/:id', { schema: { ...doc('clusters', 'One cluster', 'viewer'), params: clusterParams, response: answers(200, clusterViewBody) } }, async (req) => clusterView(ctx, await requireCluster(req.params.id)));
   api.delete('/api/v1/clusters/:id', { schema: { ...doc('clusters', 'Deregister a cluster', 'operator'), params: clusterParams, response: { 200: deregisteredCluster, ...errorResponses } } }, async (req) => {
     await deregisterCluster(ctx, req.params.id);
     return { deregistered: req.params.id };
@@ -392,13 +428,13 @@ function registerRoutes(api: Api, ctx: HubContext): void {
       return { clusterId: record.clusterId, revision: record.revision, name: record.name, version: record.version, issuedAt: record.issuedAt, expiresAt: record.expiresAt, keyId: record.envelope.keyId, delivered };
     },
   );
-  api.get('/api/v1/clusters/:id/release', { schema: { ...doc('clusters', 'The stored desired release, with its signed envelope', 'viewer'), params: clusterParams, response: described(200, 'the desired release record') } }, async (req) => {
+  api.get('/api/v1/clusters/:id/release', { schema: { ...doc('clusters', 'The stored desired release, with its signed envelope', 'viewer'), params: clusterParams, response: answers(200, desiredRelease) } }, async (req) => {
     await requireCluster(req.params.id);
     const r = await ctx.releases.latest(req.params.id);
     if (!r) throw new ApiError(404, 'NoRelease', `no desired release set for cluster "${req.params.id}"`);
     return r;
   });
-  api.get('/api/v1/clusters/:id/reports', { schema: { ...doc('clusters', 'Stored reports, ascending', 'viewer'), params: clusterParams, querystring: pageQuery, response: described(200, '{"clusterId", "ackedSeq", "reports": [...]}') } }, async (req) => {
+  api.get('/api/v1/clusters/:id/reports', { schema: { ...doc('clusters', 'Stored reports, ascending', 'viewer'), params: clusterParams, querystring: pageQuery, response: answers(200, reportPage) } }, async (req) => {
     const c = await requireCluster(req.params.id);
     return { clusterId: c.id, ackedSeq: c.ackedSeq, reports: await ctx.reports.list(c.id, { afterSeq: req.query.after, limit: Math.min(req.query.limit, MAX_PAGE) }) };
   });
@@ -414,8 +450,8 @@ function registerRoutes(api: Api, ctx: HubContext): void {
       return { clusterId: req.params.id, labels: req.body.labels };
     },
   );
-  api.get('/api/v1/fleet/summary', { schema: { ...doc('clusters', 'Counts over the fleet, failed clusters, overrides', 'viewer'), response: described(200, 'the fleet summary') } }, async () => fleetSummary(ctx));
-  api.get('/api/v1/telemetry', { schema: { ...doc('clusters', 'Upgrade-completed events, once each', 'viewer'), querystring: telemetryQuery, response: described(200, '{"events": [...], "next": id | null}') } }, async (req) => {
+  api.get('/api/v1/fleet/summary', { schema: { ...doc('clusters', 'Counts over the fleet, failed clusters, overrides', 'viewer'), response: answers(200, fleetSummaryBody) } }, async () => fleetSummary(ctx));
+  api.get('/api/v1/telemetry', { schema: { ...doc('clusters', 'Upgrade-completed events, once each', 'viewer'), querystring: telemetryQuery, response: answers(200, telemetryPage) } }, async (req) => {
     const events = await ctx.aggregate.telemetry({ clusterId: req.query.cluster, afterId: req.query.after, limit: Math.min(req.query.limit, MAX_PAGE) });
     return { events, next: events.at(-1)?.id ?? null };
   });
@@ -457,42 +493,42 @@ function registerRoutes(api: Api, ctx: HubContext): void {
   });
 
   // ---- rollouts (docs/hub-api.md "Rollouts")
-  api.get('/api/v1/rollouts', { schema: { ...doc('rollouts', 'Every rollout\'s status', 'viewer'), response: described(200, '{"rollouts": [RolloutView, …]}') } }, async () => listRollouts(ctx));
+  api.get('/api/v1/rollouts', { schema: { ...doc('rollouts', 'Every rollout\'s status', 'viewer'), response: answers(200, rolloutList) } }, async () => listRollouts(ctx));
   api.post(
     '/api/v1/rollouts',
     {
       config: { invalidBody: { reason: 'InvalidRollout', hint: 'the rollout request is invalid' } },
-      schema: { ...doc('rollouts', 'Create a rollout', 'operator'), body: rolloutRequest, response: described(201, 'the new rollout\'s RolloutView') },
+      schema: { ...doc('rollouts', 'Create a rollout', 'operator'), body: rolloutRequest, response: answers(201, rolloutView) },
     },
     async (req, reply) => reply.code(201).send(await createRollout(ctx, req.body)),
   );
-  api.get('/api/v1/rollouts/:name', { schema: { ...doc('rollouts', 'A rollout\'s status (?clusters=all lists every cluster)', 'viewer'), params: nameParams, querystring: rolloutStatusQuery, response: described(200, 'a RolloutView') } }, async (req) =>
+  api.get('/api/v1/rollouts/:name', { schema: { ...doc('rollouts', 'A rollout\'s status (?clusters=all lists every cluster)', 'viewer'), params: nameParams, querystring: rolloutStatusQuery, response: answers(200, rolloutView) } }, async (req) =>
     rolloutStatus(ctx, req.params.name, { clusters: req.query.clusters }),
   );
   api.post(
     '/api/v1/rollouts/:name/pause',
-    { config: { invalidBody: { reason: 'InvalidRequest', hint: 'the pause request is invalid' } }, schema: { ...doc('rollouts', 'Pause: no new cluster starts', 'operator'), params: nameParams, body: pauseRequest, response: described(200, 'the RolloutView') } },
+    { config: { invalidBody: { reason: 'InvalidRequest', hint: 'the pause request is invalid' } }, schema: { ...doc('rollouts', 'Pause: no new cluster starts', 'operator'), params: nameParams, body: pauseRequest, response: answers(200, rolloutView) } },
     async (req) => pauseRollout(ctx, req.params.name, req.body),
   );
-  api.post('/api/v1/rollouts/:name/resume', { schema: { ...doc('rollouts', 'Resume a paused rollout; failures so far are accepted', 'operator'), params: nameParams, response: described(200, 'the RolloutView') } }, async (req) => resumeRollout(ctx, req.params.name));
-  api.post('/api/v1/rollouts/:name/cancel', { schema: { ...doc('rollouts', 'Cancel for good; clusters keep what they were sent', 'operator'), params: nameParams, response: described(200, 'the RolloutView') } }, async (req) => cancelRollout(ctx, req.params.name));
+  api.post('/api/v1/rollouts/:name/resume', { schema: { ...doc('rollouts', 'Resume a paused rollout; failures so far are accepted', 'operator'), params: nameParams, response: answers(200, rolloutView) } }, async (req) => resumeRollout(ctx, req.params.name));
+  api.post('/api/v1/rollouts/:name/cancel', { schema: { ...doc('rollouts', 'Cancel for good; clusters keep what they were sent', 'operator'), params: nameParams, response: answers(200, rolloutView) } }, async (req) => cancelRollout(ctx, req.params.name));
   api.post(
     '/api/v1/rollouts/:name/rollback',
     {
       config: { invalidBody: { reason: 'InvalidRollback', hint: 'the rollback request is invalid' } },
-      schema: { ...doc('rollouts', 'Cancel and roll the reached clusters back, as a new rollout', 'operator'), params: nameParams, body: rollbackRequest, response: described(201, '{"rollback": RolloutView, "excluded": [cluster ids]}') },
+      schema: { ...doc('rollouts', 'Cancel and roll the reached clusters back, as a new rollout', 'operator'), params: nameParams, body: rollbackRequest, response: answers(201, rollbackResult) },
     },
     async (req, reply) => reply.code(201).send(await rollbackRollout(ctx, req.params.name, req.body)),
   );
 
   // ---- hotfix overrides
-  api.get('/api/v1/overrides', { schema: { ...doc('overrides', 'Override definitions', 'viewer'), response: described(200, '{"overrides": [...]}') } }, async () => ({ overrides: await ctx.overrides.list() }));
-  api.get('/api/v1/overrides/:name', { schema: { ...doc('overrides', 'One override definition', 'viewer'), params: nameParams, response: described(200, '{"name", "definition", "withdrawn", "createdAt", "updatedAt"}') } }, async (req) => {
+  api.get('/api/v1/overrides', { schema: { ...doc('overrides', 'Override definitions', 'viewer'), response: answers(200, overrideList) } }, async () => ({ overrides: await ctx.overrides.list() }));
+  api.get('/api/v1/overrides/:name', { schema: { ...doc('overrides', 'One override definition', 'viewer'), params: nameParams, response: answers(200, overrideDefinition) } }, async (req) => {
     const found = await ctx.overrides.get(req.params.name);
     if (!found) throw new ApiError(404, 'NotFound', `no override "${req.params.name}"`);
     return found;
   });
-  api.get('/api/v1/overrides/:name/clusters', { schema: { ...doc('overrides', 'Clusters running an override, or affected ones missing it', 'viewer'), params: nameParams, querystring: overrideClustersQuery, response: described(200, '{"override", "state", "version", "clusters": [...]}') } }, async (req) =>
+  api.get('/api/v1/overrides/:name/clusters', { schema: { ...doc('overrides', 'Clusters running an override, or affected ones missing it', 'viewer'), params: nameParams, querystring: overrideClustersQuery, response: answers(200, overrideClustersBody) } }, async (req) =>
     overrideClusters(ctx, req.params.name, req.query.state),
   );
 }

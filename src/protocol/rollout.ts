@@ -220,62 +220,87 @@ export type ClusterRolloutStatus = (typeof clusterRolloutStatuses)[number];
 export const rolloutPhases = ['Progressing', 'Paused', 'Succeeded', 'Completed', 'Cancelled'] as const;
 export type RolloutPhase = (typeof rolloutPhases)[number];
 
-export type StatusCounts = Record<ClusterRolloutStatus, number> & { total: number; unknown: number };
+const count = z.number().int().nonnegative();
+export const statusCounts = z.object({
+  ToApply: count,
+  Progressing: count,
+  Succeeded: count,
+  Failed: count,
+  TimedOut: count,
+  Skipped: count,
+  total: count,
+  /** Clusters whose availability is Unknown (lease expired), whatever their status. */
+  unknown: count,
+});
+export type StatusCounts = z.infer<typeof statusCounts>;
 
-export interface RolloutClusterView {
-  clusterId: string;
-  group: string;
-  status: ClusterRolloutStatus;
+const timestamp = z.string();
+
+export const rolloutClusterView = z.object({
+  clusterId: z.string(),
+  group: z.string(),
+  status: z.enum(clusterRolloutStatuses),
   /** Why (CamelCase): the agent's reason, ProgressDeadlineExceeded, ClusterUnknown, Soaking, Superseded, Deregistered… */
-  reason: string | null;
-  message: string | null;
-  available: boolean;
-  revision: number | null;
-  sentAt: string | null;
-  succeededAt: string | null;
+  reason: z.string().nullable(),
+  message: z.string().nullable(),
+  available: z.boolean(),
+  revision: z.number().int().nullable(),
+  sentAt: timestamp.nullable(),
+  succeededAt: timestamp.nullable(),
   /** When the status was reached, where known. */
-  at: string | null;
-}
+  at: timestamp.nullable(),
+}).meta({ id: 'RolloutClusterView' });
+export type RolloutClusterView = z.infer<typeof rolloutClusterView>;
 
-export interface RolloutGroupView {
-  name: string;
-  mandatory: boolean;
-  state: 'Pending' | 'Active' | 'Done';
-  counts: StatusCounts;
+export const rolloutGroupView = z.object({
+  name: z.string(),
+  mandatory: z.boolean(),
+  state: z.enum(['Pending', 'Active', 'Done']),
+  counts: statusCounts,
   /** ProgressivePerGroup: the failures this group tolerates (maxFailures of its size, rounded down; 0 for a mandatory group); null for the other strategies. */
-  maxFailures: number | null;
-  startedAt: string | null;
-  endedAt: string | null;
-}
+  maxFailures: z.number().int().nullable(),
+  startedAt: timestamp.nullable(),
+  endedAt: timestamp.nullable(),
+});
+export type RolloutGroupView = z.infer<typeof rolloutGroupView>;
 
-export interface RolloutView {
-  name: string;
-  description: string | null;
-  target:
-    | { kind: 'Release'; release: { name: string; version: string } }
-    | { kind: 'Override'; override: { name: string; version: string; component: string; withdrawn: boolean } }
-    | { kind: 'Rollback'; rollbackOf: string };
-  selector: ClusterSelector;
-  strategy: RolloutStrategy;
-  window: (RolloutWindow & { open: boolean; nextOpeningAt: string | null }) | null;
-  unknownClusters: UnknownClusterPolicy;
-  membership: RolloutMembership;
-  phase: RolloutPhase;
+/** What GET /api/v1/rollouts/:name answers (and every change to a rollout). */
+export const rolloutView = z.object({
+  name: z.string(),
+  description: z.string().nullable(),
+  target: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('Release'), release: z.object({ name: z.string(), version: z.string() }) }),
+    z.object({ kind: z.literal('Override'), override: z.object({ name: z.string(), version: z.string(), component: z.string(), withdrawn: z.boolean() }) }),
+    z.object({ kind: z.literal('Rollback'), rollbackOf: z.string() }),
+  ]),
+  selector: clusterSelector,
+  strategy: rolloutStrategy,
+  /** The window as created, whether it is open now, and when it opens next. */
+  window: rolloutWindow.safeExtend({ open: z.boolean(), nextOpeningAt: timestamp.nullable() }).nullable(),
+  unknownClusters: unknownClusterPolicy,
+  membership: rolloutMembership,
+  phase: z.enum(rolloutPhases),
   /** CamelCase: MaxFailuresExceeded, MandatoryGroupFailed, PausedByOperator, WaitingForWindow, WaitingForUnknownClusters… */
-  reason: string | null;
-  message: string | null;
-  limits: { maxConcurrency: number | null; maxFailures: number; failures: number; acknowledgedFailures: number };
-  counts: StatusCounts;
-  groups: RolloutGroupView[];
-  createdAt: string;
-  startedAt: string | null;
-  expectedEndAt: string | null;
-  endedAt: string | null;
+  reason: z.string().nullable(),
+  message: z.string().nullable(),
+  limits: z.object({ maxConcurrency: z.number().int().nullable(), maxFailures: z.number().int(), failures: z.number().int(), acknowledgedFailures: z.number().int() }),
+  counts: statusCounts,
+  groups: z.array(rolloutGroupView),
+  createdAt: timestamp,
+  startedAt: timestamp.nullable(),
+  expectedEndAt: timestamp.nullable(),
+  endedAt: timestamp.nullable(),
   /** The next instant at which something changes without any report (a soak or deadline ends, the window opens). */
-  nextWakeAt: string | null;
-  rolledBackBy: string | null;
+  nextWakeAt: timestamp.nullable(),
+  rolledBackBy: z.string().nullable(),
   /** Failed and TimedOut clusters with their reasons. */
-  failed: RolloutClusterView[];
+  failed: z.array(rolloutClusterView),
   /** Every cluster, with ?clusters=all. */
-  clusters?: RolloutClusterView[];
-}
+  clusters: z.array(rolloutClusterView).optional(),
+}).meta({ id: 'RolloutView' });
+export type RolloutView = z.infer<typeof rolloutView>;
+
+export const rolloutList = z.object({ rollouts: z.array(rolloutView) });
+/** POST /rollouts/:name/rollback: the new rollout, and the reached clusters left out of it (they had no release before: nothing to go back to). */
+export const rollbackResult = z.object({ rollback: rolloutView, excluded: z.array(z.string()) });
+export type RollbackResult = z.infer<typeof rollbackResult>;

@@ -5,19 +5,29 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { generateOpenApi, OPENAPI_PATH } from '../../scripts/gen-openapi.ts';
 import { createHttpApi, HTTP_TIMEOUTS, MAX_BODY_BYTES } from '../../src/hub/http-api.ts';
 import type { HubContext } from '../../src/hub/hub-context.ts';
 import { ADMIN_TOKEN, startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
 
+/** Every log line the hub writes, parsed. */
+function capturedLog(): { logger: pino.Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (c: string) => void chunks.push(c) });
+  return { logger, lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
 type Operation = { 'x-fleetlet-role'?: string; requestBody?: { required: boolean }; responses: Record<string, unknown>; security?: unknown[] };
 type OpenApi = { openapi: string; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, unknown> } };
 
 describe('operator API validation', () => {
   let f: HubFixture;
+  let log: ReturnType<typeof capturedLog>;
   beforeEach(async () => {
-    f = await startHubFixture();
+    log = capturedLog();
+    f = await startHubFixture({ logger: log.logger });
   });
   afterEach(async () => {
     await f.close();
@@ -82,6 +92,17 @@ describe('operator API validation', () => {
     assert.deepEqual([method.status, method.body.error.reason, method.body.error.message], [405, 'MethodNotAllowed', 'PATCH is not allowed here; use GET, POST']);
   });
 
+  it('checks every answer against its schema before it leaves: one that does not match is a 500, logged with the field', async () => {
+    // What a hub bug (or a row written by hand) would produce: labels that are not strings.
+    const db = new Database(f.dbPath);
+    db.prepare(`INSERT INTO clusters (id, status, labels, requested_at) VALUES ('edge-odd', 'Pending', '{"ring": 7}', '2030-01-01T00:00:00.000Z')`).run();
+    db.close();
+    const res = await f.api('GET', '/api/v1/clusters/edge-odd');
+    assert.deepEqual([res.status, res.body.error.reason], [500, 'Internal']);
+    const failed = log.lines().find((l) => l.msg === 'API request failed');
+    assert.match(JSON.stringify(failed?.err ?? {}), /labels/, 'the log names the field at fault');
+  });
+
   it('serves the OpenAPI 3 document generated from the routes, to a viewer', async () => {
     assert.equal((await fetch(`${f.hub.httpUrl}/api/v1/openapi.json`)).status, 401);
     const served = await f.api('GET', '/api/v1/openapi.json');
@@ -108,6 +129,19 @@ describe('the OpenAPI document', () => {
       assert.ok(op['x-fleetlet-role'], `${route} names its role`);
       assert.deepEqual(op.responses['4XX'], { description: 'Default Response', content: { 'application/json': { schema: { $ref: '#/components/schemas/ApiError' } } } }, `${route} documents its errors`);
     }
+    for (const { route, op } of ops.filter((o) => o.route.includes(' /api/v1/'))) {
+      const ok = (op.responses['200'] ?? op.responses['201']) as { content?: { 'application/json'?: { schema?: Record<string, unknown> } } } | undefined;
+      const schema = ok?.content?.['application/json']?.schema ?? {};
+      assert.ok(['$ref', 'type', 'properties', 'anyOf', 'oneOf'].some((k) => k in schema), `${route} describes its answer: ${JSON.stringify(schema)}`);
+    }
+    const ref = (route: string, status = '200') => JSON.stringify(ops.find((o) => o.route === route)?.op.responses[status]);
+    assert.match(ref('GET /api/v1/clusters/{id}'), /#\/components\/schemas\/ClusterView"/);
+    assert.match(ref('GET /api/v1/rollouts/{name}'), /#\/components\/schemas\/RolloutView"/);
+    assert.match(ref('POST /api/v1/rollouts', '201'), /#\/components\/schemas\/RolloutView"/);
+    assert.match(ref('GET /api/v1/overrides/{name}'), /#\/components\/schemas\/OverrideDefinition"/);
+    assert.match(ref('GET /api/v1/telemetry'), /#\/components\/schemas\/TelemetryEvent"/);
+    assert.match(ref('GET /api/v1/clusters/{id}/reports'), /#\/components\/schemas\/StoredReport"/);
+    assert.deepEqual(Object.keys(doc.components.schemas).filter((name) => !JSON.stringify(doc.paths).includes(`#/components/schemas/${name}"`) && !JSON.stringify(doc.components.schemas).includes(`#/components/schemas/${name}"`)), [], 'no component nothing refers to');
     assert.deepEqual(ops.find((o) => o.route === 'GET /healthz')?.op.security, [], 'probes need no token');
     assert.equal(ops.find((o) => o.route === 'POST /api/v1/rollouts')?.op.requestBody?.required, true);
     assert.equal(ops.find((o) => o.route === 'POST /api/v1/rollouts/{name}/pause')?.op.requestBody?.required, false, 'an optional body is not required');

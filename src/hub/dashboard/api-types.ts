@@ -2,7 +2,7 @@
 // and the browser code reads (web/src). Types only: the browser bundle
 // imports nothing of the hub at run time.
 import type { RolloutClusterView, RolloutView } from '../../protocol/rollout.ts';
-import type { ClusterView } from '../cluster-view.ts';
+import type { ClusterView } from '../../protocol/hub-api.ts';
 import type { ClusterRow, ClusterState, OverrideUsage } from '../store/dashboard-repo.ts';
 import type { OperatorRole as Role } from '../auth/operator-auth.ts';
 

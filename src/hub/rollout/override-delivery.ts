@@ -1,5 +1,6 @@
 // Signing and delivering hotfix overrides, and answering "which clusters run
 // fix X" and "which affected clusters do not yet".
+import type { OverrideClusterEntry, OverrideClusters } from '../../protocol/hub-api.ts';
 import { signOverride, type OverrideRequest } from '../../protocol/override.ts';
 import { ApiError } from '../api-error.ts';
 import type { HubContext } from '../hub-context.ts';
@@ -48,20 +49,13 @@ export async function deliverCurrentOverrides(ctx: HubContext, clusterId: string
   return docs.length;
 }
 
-export interface OverrideClusterEntry {
-  clusterId: string;
-  runningRelease: { name: string; version: string } | null;
-  /** The override as the cluster reports it (running only). */
-  reported: { component: string | null; version: string | null } | null;
-  /** Running only: since when its inventory reports have listed it at that version without a break; null when only a hello did. */
-  since: string | null;
-}
+export type { OverrideClusterEntry };
 
 /**
  * running: clusters whose inventory lists the override (whatever they run).
  * missing: accepted clusters on an affected release version that do not list it.
  */
-export async function overrideClusters(ctx: HubContext, name: string, state: 'running' | 'missing'): Promise<{ override: string; state: string; version: string; clusters: OverrideClusterEntry[] }> {
+export async function overrideClusters(ctx: HubContext, name: string, state: 'running' | 'missing'): Promise<OverrideClusters> {
   const def = await ctx.overrides.get(name);
   if (!def) throw new ApiError(404, 'NotFound', `no override "${name}"`);
   const out: OverrideClusterEntry[] = [];

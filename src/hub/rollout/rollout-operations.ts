@@ -4,7 +4,7 @@
 // clusters whose turn it is, in one transaction, then pushes the signed
 // documents to connected agents once that committed (persist before acting).
 import { release as releaseSchema, type Release } from '../../protocol/release.ts';
-import { pauseRequest, rollbackRequest, rolloutRequest, rolloutStrategy, type RolloutClusterView, type RolloutView } from '../../protocol/rollout.ts';
+import { pauseRequest, rollbackRequest, rolloutRequest, rolloutStrategy, type RollbackResult, type RolloutClusterView, type RolloutView } from '../../protocol/rollout.ts';
 import { ApiError } from '../api-error.ts';
 import { setDesiredRelease } from '../cluster-operations.ts';
 import { releaseRequest } from '../../protocol/hub-api.ts';
@@ -357,7 +357,7 @@ export async function cancelRollout(ctx: HubContext, name: string, reason = 'Can
  * release before this one are left out (nothing to go back to). Groups and
  * their order are kept, without mandatory gating.
  */
-export async function rollbackRollout(ctx: HubContext, name: string, body: unknown): Promise<{ rollback: RolloutView; excluded: string[] }> {
+export async function rollbackRollout(ctx: HubContext, name: string, body: unknown): Promise<RollbackResult> {
   const req = rollbackRequest.safeParse(body ?? {});
   if (!req.success) throw new ApiError(400, 'InvalidRollback', 'the rollback request is invalid', req.error.issues);
   await requireRollout(ctx, name);

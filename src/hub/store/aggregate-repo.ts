@@ -3,6 +3,7 @@
 // each, so the aggregate is the agent's history replayed in order.
 import { parseReport } from '../../protocol/reports.ts';
 import { upgradeStatusOf } from '../../protocol/attempt.ts';
+import type { ReleaseRefusal, OverrideRefusal, TelemetryEvent } from '../../protocol/hub-api.ts';
 import type { Sql } from './sql.ts';
 
 export interface UpgradeRecord {
@@ -18,8 +19,8 @@ export interface UpgradeRecord {
   at: string | null;
   runningName: string | null;
   runningVersion: string | null;
-  lastRefusal: { revision?: number; reason: string; message: string; at?: string } | null;
-  lastOverrideRefusal: { name?: string; revision?: number; reason: string; message: string; at?: string } | null;
+  lastRefusal: ReleaseRefusal | null;
+  lastOverrideRefusal: OverrideRefusal | null;
 }
 
 interface UpgradeRow {
@@ -39,13 +40,8 @@ interface UpgradeRow {
   last_override_refusal: string | null;
 }
 
-export interface TelemetryRecord {
-  id: number;
-  clusterId: string;
-  seq: number;
-  receivedAt: string;
-  event: unknown;
-}
+/** The API's answer is the event as stored (src/protocol/hub-api.ts). */
+export type TelemetryRecord = TelemetryEvent;
 
 /** Folds reports into the aggregate, inside the ingest's transaction. */
 export class ReportApplier {

@@ -3,16 +3,12 @@
 // counter for all its overrides, apart from release revisions
 // (src/protocol/override.ts says why).
 import type { SignedEnvelope } from '../../protocol/release.ts';
+import type { OverrideDefinition } from '../../protocol/hub-api.ts';
 import type { OverrideRequest } from '../../protocol/override.ts';
 import type { Sql } from './sql.ts';
 
-export interface OverrideDefinition {
-  name: string;
-  definition: OverrideRequest;
-  withdrawn: boolean;
-  createdAt: string;
-  updatedAt: string;
-}
+/** The API's answer is the definition as stored (src/protocol/hub-api.ts). */
+export type { OverrideDefinition };
 
 export interface OverrideDocumentRecord {
   clusterId: string;

@@ -1,17 +1,11 @@
 // Desired releases per cluster, kept as history: the newest revision is the
 // desired one, older ones say what an operator asked for before.
+import type { DesiredRelease } from '../../protocol/hub-api.ts';
 import type { SignedEnvelope } from '../../protocol/release.ts';
 import type { Sql } from './sql.ts';
 
-export interface DesiredReleaseRecord {
-  clusterId: string;
-  revision: number;
-  name: string;
-  version: string;
-  envelope: SignedEnvelope;
-  issuedAt: string;
-  expiresAt: string;
-}
+/** The API's answer is the record as stored (src/protocol/hub-api.ts). */
+export type DesiredReleaseRecord = DesiredRelease;
 
 interface Row {
   cluster_id: string;

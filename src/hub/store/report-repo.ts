@@ -14,6 +14,7 @@
 // that reconnected elsewhere while its old connection's batch was still in
 // flight) take turns, and the second sees what the first applied. SQLite has
 // one writer and needs no lock.
+import type { StoredReport } from '../../protocol/hub-api.ts';
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
 import { ReportApplier } from './aggregate-repo.ts';
@@ -33,16 +34,8 @@ export interface IngestResult {
   expectedAfterSeq?: number;
 }
 
-export interface StoredReport {
-  seq: number;
-  prevSeq: number;
-  kind: string;
-  body: unknown;
-  createdAt: string;
-  receivedAt: string;
-  acknowledged: boolean;
-  problem: string | null;
-}
+/** The API's answer is the report as stored (src/protocol/hub-api.ts). */
+export type { StoredReport };
 
 export class ReportRepo {
   readonly #sql: Sql;
