@@ -3,13 +3,13 @@
 // replicas (docs/hub-ha.md). `fleetlet hub` calls startHub.
 import type { KeyObject } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, BlockList } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_FRAME_BYTES } from '../protocol/messages.ts';
 import { AgentSession, type SessionIdentity } from './agent-session.ts';
-import type { AbuseBanOptions } from './abuse-bans.ts';
+import { BannedAddresses, type AbuseBanOptions } from './abuse-bans.ts';
 import type { ConnectionBudgets } from './connection-budget.ts';
 import type { ApiRateLimits } from './api-rate-limit.ts';
 import type { FailureThrottleOptions } from './failure-throttle.ts';
@@ -189,6 +189,9 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
   const http = await createHttpApi(ctx, log, { tls: options.tls });
   await http.ready();
   const server: Server = http.server;
+  // Addresses banned for abuse that keep knocking are dropped as their connections are accepted (abuse-bans.ts).
+  // net.Server takes a blockList option, but http.Server does not pass it on; net.Server reads the property on every accept.
+  (server as Server & { blockList?: BlockList }).blockList = new BannedAddresses(ctx.bans);
   server.maxConnections = options.maxConnections ?? 20_000;
   server.maxHeadersCount = 100;
   // permessage-deflate without context takeover: with takeover, ws compresses
@@ -213,6 +216,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     if (banned > 0) {
       const seconds = Math.ceil(banned / 1000);
       // Not logged: the cut-off that started the ban was, once; a line per refused attempt is what a flooder wants.
+      ctx.bans.refused({ kind: 'address', address: remote as string });
       refuseUpgrade(socket, 429, { reason: 'Banned', message: `connections from this address were cut off for exceeding their budget: retry in ${seconds} s` }, seconds);
       return;
     }

@@ -24,6 +24,23 @@ describe('abuse bans', () => {
     assert.equal(bans.ban(addr('10.0.0.1')), 1_000, 'quiet for an hour: the next offence is a first one');
   });
 
+  it('drops a banned address at accept once it was told why often enough, until its ban ends', () => {
+    const clock = new TestClock();
+    const bans = new AbuseBans(clock.now, { informedRefusals: 2 });
+    assert.equal(bans.dropsAtAccept('10.0.0.1'), false, 'not banned');
+    bans.ban(addr('10.0.0.1'));
+    assert.equal(bans.dropsAtAccept('10.0.0.1'), false, 'banned, but not told yet');
+    bans.refused(addr('10.0.0.1'));
+    bans.refused(addr('10.0.0.1'));
+    assert.equal(bans.dropsAtAccept('10.0.0.1'), true);
+    assert.equal(bans.dropsAtAccept('10.0.0.2'), false);
+    clock.advance(1_000);
+    assert.equal(bans.dropsAtAccept('10.0.0.1'), false, 'the ban is over');
+    bans.ban(addr('10.0.0.1'));
+    assert.equal(bans.dropsAtAccept('10.0.0.1'), false, 'a new ban is told again first');
+    assert.equal(bans.dropped, 1);
+  });
+
   it('keeps addresses and clusters apart, and forgets the offender that offended longest ago first', () => {
     const clock = new TestClock();
     const bans = new AbuseBans(clock.now, { maxEntries: 2 });

@@ -233,6 +233,12 @@ describe('attacks on sessions', () => {
     assert.deepEqual(await refusedAt(), { status: 429, reason: 'Banned', retryAfter: '1' }, 'the second ban lasts twice as long');
     f.clock.advance(1_000);
     assert.equal(await refusedAt(), 'connected');
+
+    // One that keeps knocking during its ban is told why ten times, then dropped as its TCP connection is accepted.
+    assert.equal((await flood()).code, 1008);
+    for (let i = 0; i < 10; i++) assert.deepEqual(await refusedAt(), { status: 429, reason: 'Banned', retryAfter: '4' }, 'the third ban lasts 4 s');
+    await assert.rejects(connectRaw(f.hub.url, { localAddress: attacker }), /socket hang up|ECONNRESET/, 'dropped before any HTTP answer');
+    assert.equal((await connectRaw(f.hub.url)).ok, true, 'other addresses still connect');
   });
 
   it('an agent that floods after proving its key is banned as its cluster: its neighbours on the same address keep connecting', async () => {
