@@ -11,7 +11,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { defaultBackoff } from '../src/lib/backoff.ts';
@@ -19,7 +19,7 @@ import { generateAgentKey, signChallenge, type AgentKeyPair } from '../src/proto
 import { AGENT_PATH, PROTOCOL_VERSION } from '../src/protocol/messages.ts';
 import { freePort } from '../src/testbed/control-plane.ts';
 import { seedClusters } from './hub-seed.ts';
-import { BENCH_ADMIN_TOKEN, cpuPercent, launchHub } from './hub-process.ts';
+import { BENCH_ADMIN_TOKEN, cpuPercent, launchHub, type HubStats } from './hub-process.ts';
 import { SimFleet } from './sim-agent.ts';
 import { heading, line, mib, ms, summarize } from './stats.ts';
 
@@ -27,13 +27,22 @@ export interface HubFloodOptions {
   honestAgents: number;
   /** Malformed frames per second the flooder sends. */
   floodRate: number;
+  /** Length of each window: honest agents alone, then with the flooder. */
   measureMs: number;
   reportIntervalMs: number;
   random: () => number;
 }
 
+/**
+ * The flooder's own source address. Linux routes all of 127.0.0.0/8 to the
+ * loopback, so the flooder is another host to the hub, as an attacker is:
+ * what the hub does to the flooder's address must not fall on the honest
+ * agents (127.0.0.1).
+ */
+const FLOODER_ADDRESS = '127.0.0.2';
+
 export async function hubFloodBench(o: HubFloodOptions): Promise<void> {
-  heading(`hub under a junk-frame flood: ${o.floodRate} malformed frames/s from one flooder while ${o.honestAgents} honest agents report every ~${o.reportIntervalMs} ms`);
+  heading(`hub under a junk-frame flood: ${o.floodRate} malformed frames/s from one flooder (${FLOODER_ADDRESS}, reconnecting at once after every close or refusal) while ${o.honestAgents} honest agents report every ~${o.reportIntervalMs} ms`);
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-bench-abuse-'));
   const dbPath = join(dir, 'hub.db');
   try {
@@ -46,36 +55,59 @@ export async function hubFloodBench(o: HubFloodOptions): Promise<void> {
     await fleet.awaitWelcomed(o.honestAgents, 120_000);
     fleet.setReporting(true);
     await sleep(Math.min(5_000, o.measureMs / 4));
+    // This process's own event loop: a report's latency is measured here, so a busy simulator would show as a slow hub.
+    const loop = monitorEventLoopDelay({ resolution: 10 });
 
-    // Without the flood: the honest baseline.
+    // Window 1, as long as the flood's: the honest agents alone. Whatever the hub's RSS does here (sessions, SQLite's page cache, the heap settling) is not the flood's doing.
+    // Each window starts right after a full collection in the hub, so both start from the same kind of heap.
+    const calmStart = await hub.stats({ gc: true });
     fleet.latencies = [];
     fleet.measuring = true;
-    await sleep(o.measureMs / 2);
+    loop.enable();
+    await sleep(o.measureMs);
     fleet.measuring = false;
+    loop.disable();
+    const calmLoop = loopSummary(loop);
     const calm = summarize(fleet.latencies);
-    const before = await hub.stats();
+    const calmEnd = await hub.stats();
+    const floodStart = await hub.stats({ gc: true });
 
-    const flooder = new Flooder(`${baseUrl}${AGENT_PATH}`, o.floodRate);
+    // Window 2: the same, with the flooder.
+    loop.reset();
+    const flooder = new Flooder(`${baseUrl}${AGENT_PATH}`, o.floodRate, FLOODER_ADDRESS);
     fleet.latencies = [];
     fleet.measuring = true;
-    const windowStart = performance.now();
+    loop.enable();
     flooder.start();
     await sleep(o.measureMs);
     flooder.stop();
     fleet.measuring = false;
-    const windowMs = performance.now() - windowStart;
-    const during = await hub.stats();
+    loop.disable();
+    const floodLoop = loopSummary(loop);
+    const floodEnd = await hub.stats();
     const flood = summarize(fleet.latencies);
     const cutoffs = summarize(flooder.cutoffMs);
+    const windowS = (floodEnd.uptimeMs - floodStart.uptimeMs) / 1000;
 
+    const grew = (a: HubStats, b: HubStats): string =>
+      `RSS ${mib(b.vmRss - a.vmRss)} (heap used ${mib(b.heapUsed - a.heapUsed)}, heap total ${mib(b.heapTotal - a.heapTotal)}, external ${mib(b.external - a.external)}, array buffers ${mib(b.arrayBuffers - a.arrayBuffers)})`;
     line('honest report → ack p50 / p99 / max, no flood', `${ms(calm.p50)} / ${ms(calm.p99)} / ${ms(calm.max)} (${calm.n} batches)`);
-    line('honest report → ack p50 / p99 / max, during the flood', `${ms(flood.p50)} / ${ms(flood.p99)} / ${ms(flood.max)} (${flood.n} batches)`);
-    line('malformed frames sent', `${flooder.sent} in ${ms(windowMs)} = ${(flooder.sent / (windowMs / 1000)).toFixed(0)}/s over ${flooder.connections} connections`);
-    line('flooding connection: first frame → cut off (1008) p50 / p99 / max', `${ms(cutoffs.p50)} / ${ms(cutoffs.p99)} / ${ms(cutoffs.max)} (${cutoffs.n} connections; close codes ${[...flooder.closeCodes].join(', ')})`);
-    line('error replies the flooder received', `${flooder.replies} (${(flooder.replies / Math.max(1, flooder.sent) * 100).toFixed(2)} % of frames)`);
-    line('hub RSS before → after the flood', `${mib(before.vmRss)} → ${mib(during.vmRss)} (${mib(during.vmRss - before.vmRss)} growth)`);
-    line('hub CPU during the flood', `${cpuPercent(before, during).toFixed(0)} % of one core`);
-    line('honest agents still connected', `${fleet.welcomedNow} of ${o.honestAgents} (hub errors ${fleet.hubErrors})`);
+    line('honest report → ack p50 / p99 / max, flood', `${ms(flood.p50)} / ${ms(flood.p99)} / ${ms(flood.max)} (${flood.n} batches)`);
+    line('simulator event-loop delay p99 / max', `no flood ${calmLoop}; flood ${floodLoop}`);
+    line('hub RSS: no-flood window start → end', `${mib(calmStart.vmRss)} → ${mib(calmEnd.vmRss)}: ${grew(calmStart, calmEnd)}`);
+    line('hub RSS: flood window start → end', `${mib(floodStart.vmRss)} → ${mib(floodEnd.vmRss)}: ${grew(floodStart, floodEnd)}`);
+    line('hub RSS growth due to the flood', `${mib(floodEnd.vmRss - floodStart.vmRss - (calmEnd.vmRss - calmStart.vmRss))} (flood window minus no-flood window)`);
+    line('hub CPU / event loop busy, no flood', `${cpuPercent(calmStart, calmEnd).toFixed(0)} % of one core / ${eluPercent(calmStart, calmEnd).toFixed(0)} %`);
+    line('hub CPU / event loop busy, flood', `${cpuPercent(floodStart, floodEnd).toFixed(0)} % of one core / ${eluPercent(floodStart, floodEnd).toFixed(0)} %`);
+    line('flood start → first cut-off', flooder.firstCutoffMs === undefined ? 'never cut off' : `${ms(flooder.firstCutoffMs)} (the hub's BudgetExceeded reached the flooder)`);
+    line('flooding connection: open → cut off p50 / max', `${ms(cutoffs.p50)} / ${ms(cutoffs.max)} (${cutoffs.n} connections cut off)`);
+    line('flooder connection attempts', `${flooder.attempts} = ${(flooder.attempts / windowS).toFixed(0)}/s: ${flooder.accepted} accepted (WebSocket open), ${flooder.refusedSummary()}, ${flooder.failed} failed before an answer`);
+    line('malformed frames sent / error replies', `${flooder.sent} (${(flooder.sent / windowS).toFixed(0)}/s while connected) / ${flooder.replies}`);
+    line('close codes the flooder saw', [...flooder.closeCodes].map(([code, n]) => `${code}×${n}`).join(', ') || 'none');
+    // What the hub retains after a full collection, against the same before the flood: garbage the flood left is not retained.
+    const retained = await hub.stats({ gc: true });
+    line('hub heap used after a full GC: before → after the flood', `${mib(floodStart.heapUsed)} → ${mib(retained.heapUsed)} (${mib(retained.heapUsed - floodStart.heapUsed)}); RSS then ${mib(retained.vmRss)}`);
+    line('honest agents still connected', `${fleet.welcomedNow} of ${o.honestAgents} (hub errors ${fleet.hubErrors}, refused upgrades ${fleet.rejected})`);
     await fleet.stop();
     await hub.stop();
   } finally {
@@ -83,26 +115,60 @@ export async function hubFloodBench(o: HubFloodOptions): Promise<void> {
   }
 }
 
-/** Sends malformed frames at a fixed rate; a new connection whenever the hub closes the current one. */
+function loopSummary(h: ReturnType<typeof monitorEventLoopDelay>): string {
+  return `${ms(h.percentile(99) / 1e6)} / ${ms(h.max / 1e6)}`;
+}
+
+/** The hub's event loop busy (not idle) between two samples, in % of the wall time: includes time blocked in synchronous calls (SQLite commits), which CPU time does not. */
+function eluPercent(a: HubStats, b: HubStats): number {
+  const active = b.eluActiveMs - a.eluActiveMs;
+  const idle = b.eluIdleMs - a.eluIdleMs;
+  return (active / Math.max(1e-9, active + idle)) * 100;
+}
+
+/**
+ * Sends malformed frames at a fixed rate from its own source address, and
+ * opens a new connection at once whenever the hub closes or refuses the
+ * current one: an attacker that never backs off.
+ */
 class Flooder {
   readonly #url: string;
   readonly #rate: number;
+  readonly #localAddress: string;
   #ws: WebSocket | undefined;
   #openedAt = 0;
+  #startedAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
   sent = 0;
   replies = 0;
-  connections = 0;
+  attempts = 0;
+  /** Upgrades the hub took (the WebSocket opened). */
+  accepted = 0;
+  /** Upgrades the hub answered with an HTTP status instead, by status and reason. */
+  readonly refused = new Map<string, number>();
+  /** Attempts that ended without any answer (a reset, no free local port). */
+  failed = 0;
+  /** Open → the hub's BudgetExceeded, per connection. */
   cutoffMs: number[] = [];
-  closeCodes = new Set<number>();
+  /** Flood start → the first BudgetExceeded. */
+  firstCutoffMs: number | undefined;
+  /** How the accepted connections ended. */
+  readonly closeCodes = new Map<number, number>();
 
-  constructor(url: string, rate: number) {
+  constructor(url: string, rate: number, localAddress: string) {
     this.#url = url;
     this.#rate = rate;
+    this.#localAddress = localAddress;
+  }
+
+  refusedSummary(): string {
+    const total = [...this.refused.values()].reduce((a, b) => a + b, 0);
+    return `${total} refused${total === 0 ? '' : ` (${[...this.refused].map(([k, n]) => `${k} ×${n}`).join(', ')})`}`;
   }
 
   start(): void {
+    this.#startedAt = performance.now();
     this.#connect();
     const tickMs = 10;
     const perTick = Math.max(1, Math.round((this.#rate * tickMs) / 1000));
@@ -124,16 +190,41 @@ class Flooder {
 
   #connect(): void {
     if (this.#stopped) return;
-    const ws = new WebSocket(this.#url);
+    const ws = new WebSocket(this.#url, { localAddress: this.#localAddress });
     this.#ws = ws;
-    this.connections++;
-    ws.on('open', () => (this.#openedAt = performance.now()));
-    ws.on('message', () => this.replies++);
+    this.attempts++;
+    let answered = false;
+    let opened = false;
+    ws.on('open', () => {
+      answered = true;
+      opened = true;
+      this.accepted++;
+      this.#openedAt = performance.now();
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      answered = true;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        const reason = /"reason":"(\w+)"/.exec(body)?.[1] ?? '?';
+        const key = `${res.statusCode ?? 0} ${reason}`;
+        this.refused.set(key, (this.refused.get(key) ?? 0) + 1);
+        ws.terminate();
+      });
+    });
+    ws.on('message', (data: Buffer) => {
+      this.replies++;
+      if (data.includes('"BudgetExceeded"')) {
+        const now = performance.now();
+        this.firstCutoffMs ??= now - this.#startedAt;
+        this.cutoffMs.push(now - this.#openedAt);
+      }
+    });
     ws.on('error', () => undefined);
     ws.on('close', (code) => {
-      this.closeCodes.add(code);
-      if (this.#openedAt > 0) this.cutoffMs.push(performance.now() - this.#openedAt);
-      this.#openedAt = 0;
+      if (!answered) this.failed++;
+      if (opened) this.closeCodes.set(code, (this.closeCodes.get(code) ?? 0) + 1);
       this.#connect();
     });
   }

@@ -23,7 +23,8 @@ export interface HubChildConfig {
   maxPendingRegistrations?: number;
 }
 
-export type HubChildRequest = { type: 'stats' } | { type: 'stop' };
+/** `gc`: a full garbage collection first (the child runs with --expose-gc), so heapUsed is what is retained, not what awaits collection. */
+export type HubChildRequest = { type: 'stats'; gc?: boolean } | { type: 'stop' };
 export type HubChildReply =
   | { type: 'ready'; port: number; url: string; httpUrl: string }
   | { type: 'stats'; vmRss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; cpuUserUs: number; cpuSystemUs: number; openFds: number; uptimeMs: number; eluActiveMs: number; eluIdleMs: number }
@@ -37,6 +38,7 @@ let hub: RunningHub | undefined;
 
 process.on('message', (m: HubChildRequest) => {
   if (m.type === 'stats') {
+    if (m.gc) (globalThis as { gc?: () => void }).gc?.();
     const mem = process.memoryUsage();
     const cpu = process.cpuUsage();
     // Cumulative event-loop busy/idle time: busy includes time blocked in synchronous calls (SQLite commits and their fsync), which CPU time does not.

@@ -31,7 +31,8 @@ export interface HubProcess {
   port: number;
   url: string;
   httpUrl: string;
-  stats(): Promise<HubStats>;
+  /** `gc`: after a full garbage collection in the hub (heapUsed is then what it retains). */
+  stats(o?: { gc?: boolean }): Promise<HubStats>;
   /** hub.close(): agents get a 1001 close, then the process exits. */
   stop(): Promise<void>;
   kill(): Promise<void>;
@@ -43,6 +44,8 @@ export async function launchHub(config: HubChildConfig): Promise<HubProcess> {
   const child: ChildProcess = fork(entry, [], {
     env: { ...process.env, FLEETLET_BENCH_HUB: JSON.stringify(config) },
     execPath: process.execPath,
+    // stats({gc: true}) collects first; nothing collects otherwise.
+    execArgv: [...process.execArgv, '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = once(child, 'exit');
@@ -74,9 +77,9 @@ export async function launchHub(config: HubChildConfig): Promise<HubProcess> {
     port: ready.port,
     url: ready.url,
     httpUrl: ready.httpUrl,
-    async stats() {
+    async stats(o = {}) {
       const reply = next('stats');
-      child.send({ type: 'stats' });
+      child.send({ type: 'stats', ...(o.gc ? { gc: true } : {}) });
       return reply;
     },
     async stop() {
