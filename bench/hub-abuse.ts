@@ -101,7 +101,7 @@ export async function hubFloodBench(o: HubFloodOptions): Promise<void> {
     line('hub CPU / event loop busy, flood', `${cpuPercent(floodStart, floodEnd).toFixed(0)} % of one core / ${eluPercent(floodStart, floodEnd).toFixed(0)} %`);
     line('flood start → first cut-off', flooder.firstCutoffMs === undefined ? 'never cut off' : `${ms(flooder.firstCutoffMs)} (the hub's BudgetExceeded reached the flooder)`);
     line('flooding connection: open → cut off p50 / max', `${ms(cutoffs.p50)} / ${ms(cutoffs.max)} (${cutoffs.n} connections cut off)`);
-    line('flooder connection attempts', `${flooder.attempts} = ${(flooder.attempts / windowS).toFixed(0)}/s: ${flooder.accepted} accepted (WebSocket open), ${flooder.refusedSummary()}, ${flooder.failed} failed before an answer`);
+    line('flooder connection attempts', `${flooder.attempts} = ${(flooder.attempts / windowS).toFixed(0)}/s: ${flooder.accepted} accepted (WebSocket open), ${flooder.refusedSummary()}, ${flooder.unansweredSummary()}`);
     line('malformed frames sent / error replies', `${flooder.sent} (${(flooder.sent / windowS).toFixed(0)}/s while connected) / ${flooder.replies}`);
     line('close codes the flooder saw', [...flooder.closeCodes].map(([code, n]) => `${code}×${n}`).join(', ') || 'none');
     // What the hub retains after a full collection, against the same before the flood: garbage the flood left is not retained.
@@ -147,8 +147,8 @@ class Flooder {
   accepted = 0;
   /** Upgrades the hub answered with an HTTP status instead, by status and reason. */
   readonly refused = new Map<string, number>();
-  /** Attempts that ended without any answer (a reset, no free local port). */
-  failed = 0;
+  /** Attempts that ended without any answer: by error code (ECONNRESET: the hub closed it as it accepted it). */
+  readonly unanswered = new Map<string, number>();
   /** Open → the hub's BudgetExceeded, per connection. */
   cutoffMs: number[] = [];
   /** Flood start → the first BudgetExceeded. */
@@ -160,6 +160,11 @@ class Flooder {
     this.#url = url;
     this.#rate = rate;
     this.#localAddress = localAddress;
+  }
+
+  unansweredSummary(): string {
+    const total = [...this.unanswered.values()].reduce((a, b) => a + b, 0);
+    return `${total} closed without an answer${total === 0 ? '' : ` (${[...this.unanswered].map(([k, n]) => `${k} ×${n}`).join(', ')})`}`;
   }
 
   refusedSummary(): string {
@@ -221,9 +226,10 @@ class Flooder {
         this.cutoffMs.push(now - this.#openedAt);
       }
     });
-    ws.on('error', () => undefined);
+    let error = 'none';
+    ws.on('error', (err: NodeJS.ErrnoException) => (error = err.code ?? err.message));
     ws.on('close', (code) => {
-      if (!answered) this.failed++;
+      if (!answered) this.unanswered.set(error, (this.unanswered.get(error) ?? 0) + 1);
       if (opened) this.closeCodes.set(code, (this.closeCodes.get(code) ?? 0) + 1);
       this.#connect();
     });
