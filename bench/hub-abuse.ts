@@ -264,8 +264,10 @@ export async function registrationBench(o: RegistrationBenchOptions): Promise<vo
     const ids = Array.from({ length: o.agents }, (_, i) => ({ id: `reg-${i}`, key: generateAgentKey() }));
     line('agent key pairs generated (in the simulator)', `${o.agents} in ${ms(performance.now() - t)}`);
 
+    const totals = { wall: 0, hubCpuUs: 0 };
     const phase = async (name: string, work: (a: { id: string; key: AgentKeyPair }) => Promise<boolean>): Promise<void> => {
       const before = await hub.stats();
+      const ownBefore = process.cpuUsage();
       const start = performance.now();
       let ok = 0;
       let next = 0;
@@ -276,8 +278,12 @@ export async function registrationBench(o: RegistrationBenchOptions): Promise<vo
         }
       }));
       const wall = performance.now() - start;
+      const own = process.cpuUsage(ownBefore);
       const after = await hub.stats();
-      line(name, `${ok} of ${o.agents} in ${ms(wall)} = ${(ok / (wall / 1000)).toFixed(0)}/s; hub CPU ${((after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs) / 1000 / o.agents).toFixed(2)} ms per agent, ${cpuPercent(before, after).toFixed(0)} % of one core; hub RSS ${mib(after.vmRss)}`);
+      const hubCpuUs = after.cpuUserUs + after.cpuSystemUs - before.cpuUserUs - before.cpuSystemUs;
+      totals.wall += wall;
+      totals.hubCpuUs += hubCpuUs;
+      line(name, `${ok} of ${o.agents} in ${ms(wall)} = ${(ok / (wall / 1000)).toFixed(0)}/s; hub CPU ${(hubCpuUs / 1e6).toFixed(1)} s = ${(hubCpuUs / 1000 / o.agents).toFixed(2)} ms per agent, ${cpuPercent(before, after).toFixed(0)} % of one core; simulator CPU ${(((own.user + own.system) / 1000 / wall) * 100).toFixed(0)} % of one core; hub RSS ${mib(after.vmRss)}`);
     };
 
     await phase('register → pending', (a) => exchange(url, (nonce) => ({ type: 'register', bootstrapToken: token, clusterId: a.id, agentVersion: 'bench', publicKey: a.key.publicKey, proof: signChallenge(a.key.privateKey, 'register', nonce, a.id) }), (m) => m.type === 'registration' && m.status === 'pending'));
@@ -285,6 +291,7 @@ export async function registrationBench(o: RegistrationBenchOptions): Promise<vo
     const outbox = { firstSeq: null, lastSeq: 0 };
     const inventory = { components: [], kubernetesVersion: 'v1.35.4', targetInfrastructure: 'bench', overrides: [] };
     await phase('proven hello → welcome', (a) => exchange(url, (nonce) => ({ type: 'hello', clusterId: a.id, agentVersion: 'bench', inventory, lastRevision: 0, outbox, proof: signChallenge(a.key.privateKey, 'hello', nonce, a.id) }), (m) => m.type === 'welcome'));
+    line('all three phases', `${ms(totals.wall)} for ${o.agents} agents = ${(o.agents / (totals.wall / 1000)).toFixed(0)} agents/s; hub CPU ${(totals.hubCpuUs / 1e6).toFixed(1)} s = ${(totals.hubCpuUs / 1000 / o.agents).toFixed(2)} ms per agent`);
     await hub.stop();
   } finally {
     rmSync(dir, { recursive: true, force: true });
