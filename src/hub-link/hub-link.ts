@@ -279,7 +279,9 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         });
         const done = (): void => {
           const statusCode = res.statusCode ?? 0;
-          this.#log.error({ statusCode, body: body.slice(0, 4096) }, 'hub refused the connection: check this cluster\'s credential and id');
+          // 429 (throttled, or banned after a cut-off from this address) and 503 pass by themselves: the link retries with backoff.
+          if (statusCode === 429 || statusCode === 503) this.#log.warn({ statusCode, body: body.slice(0, 4096) }, 'hub refused the connection for now: retrying with backoff');
+          else this.#log.error({ statusCode, body: body.slice(0, 4096) }, 'hub refused the connection: check this cluster\'s credential and id');
           this.emit('rejected', { statusCode, body });
           ws.terminate();
         };
