@@ -145,7 +145,7 @@ export class AgentSession implements LiveSession {
             if (this.#helloDone && this.#clusterId !== undefined) {
               this.#ctx.clusters.touch(this.#clusterId);
               // Sent only when it changed (older agents never send it): a write per change, not per heartbeat.
-              if (m.maintenanceWindow) await this.#ctx.clusters.setMaintenanceWindow(this.#clusterId, m.maintenanceWindow);
+              if (m.maintenanceWindow && (await this.#ctx.clusters.setMaintenanceWindow(this.#clusterId, m.maintenanceWindow))) this.#ctx.fleetChanged();
             } else this.#refuse(new ProtocolError('UnexpectedMessage', 'send hello (or register) before anything else'));
             return;
           case 'register':
@@ -332,8 +332,9 @@ export class AgentSession implements LiveSession {
     const desired = await this.#ctx.releases.latest(id);
     if (desired && desired.revision > m.lastRevision) this.deliver({ type: 'release', envelope: desired.envelope });
     await deliverCurrentOverrides(this.#ctx, id);
-    // Availability and inventory (overrides) changed: rollouts may move.
+    // Availability and inventory (overrides) changed: rollouts may move, the dashboard shows them.
     this.#ctx.rolloutInputChanged();
+    this.#ctx.fleetChanged();
   }
 
   #reports(m: MessageOf<'reports'>): void {
@@ -356,7 +357,10 @@ export class AgentSession implements LiveSession {
         } else {
           this.deliver({ type: 'ack', uptoSeq: result.ackedSeq });
         }
-        if (result.applied > 0) this.#ctx.rolloutInputChanged();
+        if (result.applied > 0) {
+          this.#ctx.rolloutInputChanged();
+          this.#ctx.fleetChanged();
+        }
       },
     );
   }
@@ -413,8 +417,10 @@ export class AgentSession implements LiveSession {
       },
       (outcome) => {
         if (!outcome.ok) return this.#failed(outcome.error, 'register');
-        if (this.#closed) return;
         const r = outcome.value;
+        // A new pending registration, or a key conflict recorded: both show on the dashboard (committed, whether or not the connection is still open).
+        if ((r.status === 'pending' && r.created) || (r.status === 'rejected' && r.code === 'KeyConflict')) this.#ctx.fleetChanged();
+        if (this.#closed) return;
         if (r.status === 'rejected') return reject(r.code, r.reason, r.close, r.code !== 'TooManyPending' && r.code !== 'Revoked');
         if (r.status === 'accepted') {
           this.#log.info({ clusterId: m.clusterId, fingerprint }, 'registrant holds the key of an accepted cluster: told to connect');

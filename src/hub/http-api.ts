@@ -265,6 +265,8 @@ export async function createHttpApi(ctx: HubContext, log: Logger, o: HttpApiOpti
     } catch (err) {
       log.error({ err }, 'writing the audit table failed');
     }
+    // A write went through (committed): the dashboard looks whether it shows (dashboard/change-feed.ts); a token's revocation signs its open pages out.
+    if (reply.statusCode < 400) ctx.fleetChanged({ tokens: path.startsWith('/api/v1/operator-tokens') });
     return payload;
   });
 

@@ -44,6 +44,14 @@ export interface HubContext {
    * calls into one tick. A no-op until then.
    */
   rolloutInputChanged: () => void;
+  /**
+   * Something the dashboard shows changed, and is committed (reports
+   * applied, an agent connected or registered, an operator's write, a
+   * rollout step): startHub points it at the dashboard's change feed and
+   * announces it to other replicas, coalesced (dashboard/change-feed.ts).
+   * `tokens`: an operator token was revoked. A no-op until then.
+   */
+  fleetChanged: (what?: { tokens?: boolean }) => void;
   now: () => Date;
   log: Logger;
   heartbeatMs: number;
@@ -109,6 +117,7 @@ export async function createHubContext(o: HubContextOptions): Promise<HubContext
     overrides: new OverrideRepo(o.db),
     commits: new GroupCommitter(o.db, o.log, o.groupCommit),
     rolloutInputChanged: () => {},
+    fleetChanged: () => {},
     sessions: new SessionRegistry(),
     now: o.now,
     log: o.log,

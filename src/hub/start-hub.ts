@@ -21,6 +21,7 @@ import { startRolloutTicker } from './rollout/rollout-ticker.ts';
 import { DashboardRepo } from './store/dashboard-repo.ts';
 import { handleReplicaEvent } from './replicas/fleet-delivery.ts';
 import { postgresBus, singleReplica, type ReplicaBus } from './replicas/replica-bus.ts';
+import { Throttle } from './throttle.ts';
 import { alwaysLeader, postgresLeader, type RolloutLeader } from './replicas/rollout-leader.ts';
 import { openHubDatabase, type HubDatabaseLocation } from './store/database.ts';
 import { PostgresSql } from './store/postgres-sql.ts';
@@ -76,8 +77,11 @@ export interface HubOptions {
   leaseFlushMs?: number;
   /** PEM key and certificate: serve https/wss. */
   tls?: { key: string | Buffer; cert: string | Buffer };
-  /** Serve the fleet dashboard on its own port (src/hub/dashboard), signed in with operator tokens (the admin token or those made through the API). */
-  dashboard?: { port: number; host?: string; assetsDir?: string };
+  /**
+   * Serve the fleet dashboard on its own port (src/hub/dashboard), signed in with operator tokens (the admin token or those made through the API).
+   * `live`: how its pages learn of changes (dashboard/change-feed.ts; tests shorten or lengthen them).
+   */
+  dashboard?: { port: number; host?: string; assetsDir?: string; live?: { coalesceMs?: number; sweepMs?: number } };
   now: () => Date;
   logger: Logger;
 }
@@ -151,11 +155,32 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       bus.publish({ t: 'input' }).catch((err: unknown) => log.warn({ err }, 'announcing a rollout input to the driving replica failed'));
     }, 50);
   };
+  // What the dashboard shows changed here: its pages look (set once it runs), and so do other replicas' dashboards, told at most every 250 ms.
+  let dashboard: RunningDashboard | undefined;
+  let announceTokens = false;
+  const announcer = new Throttle(
+    async () => {
+      const tokens = announceTokens;
+      announceTokens = false;
+      await bus.publish({ t: 'changed', ...(tokens ? { tokens } : {}) });
+    },
+    250,
+    { onError: (err) => log.warn({ err }, 'announcing a dashboard change to the other replicas failed') },
+  );
+  ctx.fleetChanged = (what = {}) => {
+    dashboard?.hint(what);
+    if (!bus.distributed) return;
+    if (what.tokens) announceTokens = true;
+    announcer.request();
+  };
   bus.onMissed(() => {
     for (const session of live) session.sendAway('this hub replica missed changes made through other replicas: reconnect to get the current state', 'hub missed changes');
     ctx.rolloutInputChanged();
+    dashboard?.hint({ tokens: true });
   });
   bus.subscribe((event) => {
+    // Every event from another replica is a change there (a release sent, a cluster accepted or gone, an agent connected, reports applied, or said so).
+    dashboard?.hint({ tokens: event.t === 'changed' && event.tokens === true });
     handleReplicaEvent(ctx, event, () => ctx.rolloutInputChanged()).catch((err: unknown) => log.error({ err, event: event.t }, 'handling an event from another replica failed'));
   });
 
@@ -173,7 +198,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
 
   const flushLeases = async (): Promise<void> => {
     try {
+      const connections = ctx.clusters.connectionsWritten;
       await ctx.clusters.flushLeases();
+      // A (re)connected agent's lease is stored now: its cluster may no longer be Unknown. Renewals alone change nothing shown.
+      if (ctx.clusters.connectionsWritten !== connections) ctx.fleetChanged();
     } catch (err) {
       // Kept in memory (and still what availability reads): the next flush retries.
       log.error({ err }, 'writing lease renewals failed');
@@ -295,7 +323,6 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     });
   });
   const { port } = server.address() as AddressInfo;
-  let dashboard: RunningDashboard | undefined;
   if (options.dashboard) {
     dashboard = await startDashboard({
       ctx,
@@ -304,8 +331,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       host: options.dashboard.host,
       ...(options.tls ? { tls: options.tls } : {}),
       assetsDir: options.dashboard.assetsDir,
+      live: options.dashboard.live,
       logger: log,
     }).catch(async (err: unknown) => {
+      await announcer.close();
       await ctx.health.stop();
       await ticker.stop();
       await leader.stop();
@@ -346,6 +375,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       await ticker.stop();
       await leader.stop();
       await dashboard?.close();
+      dashboard = undefined;
       await Promise.all(closed);
       // Anything upgraded while the list above was taken goes too; HTTP keep-alive connections with it.
       for (const ws of wss.clients) ws.terminate();
@@ -356,6 +386,7 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
       wss.close();
       clearInterval(leaseFlusher);
       if (announced !== undefined) clearTimeout(announced);
+      await announcer.close();
       // Frames that arrived while closing are committed (unanswered: the agent re-sends, the hub de-duplicates).
       await ctx.commits.flush();
       await flushing;

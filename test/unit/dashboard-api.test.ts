@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { clusterStates } from '../../src/hub/store/dashboard-repo.ts';
 import { fleetOf, seedFleet, type SeedState } from '../support/fleet-seed.ts';
 import { ADMIN_TOKEN, startHubFixture, type HubFixture } from '../support/hub-fixture.ts';
+import { enrolAgent } from '../support/test-agent.ts';
 
 // Operator tokens made through the hub's API, as an admin makes them.
 let VIEWER = '';
@@ -14,6 +15,31 @@ const fleet = fleetOf(39);
 
 /** What the dashboard should call each seeded state. */
 const expected = (s: SeedState) => (s === 'WaitingForWindow' ? 'InProgress' : s);
+
+/** The events of an open /api/events stream, read as they come. */
+async function openEvents(url: string, token: string) {
+  const ac = new AbortController();
+  const res = await fetch(`${url}/api/events`, { headers: { authorization: `Bearer ${token}` }, signal: ac.signal });
+  assert.equal(res.status, 200);
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let seen = '';
+  return {
+    headers: res.headers,
+    /** Resolves at the next `event` not read yet. */
+    async next(event: string, timeoutMs = 10_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      while (!seen.includes(`event: ${event}`)) {
+        if (Date.now() > deadline) assert.fail(`no "${event}" event within ${timeoutMs} ms; got ${seen}`);
+        const { value, done } = await reader.read();
+        if (done) assert.fail(`the stream ended before a "${event}" event; got ${seen}`);
+        seen += decoder.decode(value);
+      }
+      seen = seen.slice(seen.indexOf(`event: ${event}`) + 1);
+    },
+    close: () => ac.abort(),
+  };
+}
 
 describe('dashboard server', () => {
   let f: HubFixture;
@@ -31,7 +57,8 @@ describe('dashboard server', () => {
   };
 
   before(async () => {
-    f = await startHubFixture({ dashboard: { port: 0 } });
+    // No sweep while these run: every event a stream gets here was caused by a change, not found by looking.
+    f = await startHubFixture({ dashboard: { port: 0, live: { sweepMs: 600_000 } } });
     base = f.hub.dashboardUrl ?? '';
     VIEWER = (await f.api('POST', '/api/v1/operator-tokens', { name: 'watcher', role: 'viewer' })).body.token;
     OPERATOR = (await f.api('POST', '/api/v1/operator-tokens', { name: 'on-call', role: 'operator' })).body.token;
@@ -181,27 +208,44 @@ describe('dashboard server', () => {
   });
 
   it('streams an event when something shown changes', async () => {
-    const ac = new AbortController();
-    const res = await fetch(`${base}/api/events`, { headers: { authorization: `Bearer ${VIEWER}` }, signal: ac.signal });
-    assert.equal(res.status, 200);
-    assert.match(res.headers.get('content-type') ?? '', /text\/event-stream/);
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    const decoder = new TextDecoder();
-    let seen = '';
-    const next = async (event: string) => {
-      const deadline = Date.now() + 10_000;
-      while (!seen.includes(`event: ${event}`)) {
-        if (Date.now() > deadline) assert.fail(`no "${event}" event; got ${seen}`);
-        const { value } = await reader.read();
-        seen += decoder.decode(value);
-      }
-      seen = seen.slice(seen.indexOf(`event: ${event}`) + 1);
-    };
-    await next('hello');
-    await next('changed'); // the first check records the current state
+    const events = await openEvents(base, VIEWER);
+    assert.match(events.headers.get('content-type') ?? '', /text\/event-stream/);
+    await events.next('hello');
+    await events.next('changed'); // told once when it opens: the page refetches what it may have missed
     const pending = fleet.find((c) => c.state === 'PendingRegistration' && c.id !== 'edge-00011');
     assert.equal((await call('POST', `/api/clusters/${pending?.id}/deregister`, { token: OPERATOR })).status, 200);
-    await next('changed');
-    ac.abort();
+    await events.next('changed');
+    // Through the operator API too.
+    assert.equal((await f.api('PUT', `/api/v1/clusters/${fleet[0]?.id}/labels`, { labels: { ring: 'relabelled' } })).status, 200);
+    await events.next('changed');
+    events.close();
+  });
+});
+
+describe('dashboard server: a lease running out', () => {
+  let f: HubFixture;
+  before(async () => {
+    f = await startHubFixture({ dashboard: { port: 0, live: { sweepMs: 200 } } });
+  });
+  after(() => f.close());
+
+  it('turns a cluster Unknown on open pages with no write to announce it (the sweep)', async () => {
+    const agent = await enrolAgent(f, 'edge-quiet');
+    const base = f.hub.dashboardUrl ?? '';
+    const overview = async () => (await (await fetch(`${base}/api/overview`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { byState: Record<string, number> };
+    // Its lease is stored (flushed within a second of the hello).
+    const deadline = Date.now() + 10_000;
+    while ((await overview()).byState.NoRelease !== 1) {
+      if (Date.now() > deadline) assert.fail(`the cluster never showed as connected: ${JSON.stringify(await overview())}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await agent.link.stop();
+    const events = await openEvents(base, ADMIN_TOKEN);
+    await events.next('changed');
+    // The lease (5 heartbeats of 10 s) runs out on the hub's clock; nothing is written.
+    f.clock.advance(50_001);
+    await events.next('changed');
+    assert.equal((await overview()).byState.Unknown, 1);
+    events.close();
   });
 });

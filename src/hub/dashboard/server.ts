@@ -27,6 +27,8 @@ import { bearerToken } from '../credentials.ts';
 import type { HubContext } from '../hub-context.ts';
 import { cancelRollout, pauseRollout, resumeRollout, rollbackRollout } from '../rollout/rollout-operations.ts';
 import { clusterStates, type ClusterState, type DashboardRepo, type LabelFilter } from '../store/dashboard-repo.ts';
+import type { Overview } from './api-types.ts';
+import { ChangeFeed, type ChangeHint } from './change-feed.ts';
 import { clusterDetail, clusterPage, cutoffOf, overrideClusterPage, overrideList, overview, rolloutDetail, rolloutList, RolloutViews, type ViewDeps } from './views.ts';
 
 export const SESSION_COOKIE = 'fleetlet_dashboard';
@@ -44,26 +46,28 @@ export interface DashboardOptions {
   /** PEM key and certificate: serve https (the session cookie is then Secure). */
   tls?: { key: string | Buffer; cert: string | Buffer };
   assetsDir?: string;
-  /** How often open event streams are checked for changes. Default 1000 ms. */
-  pollMs?: number;
+  /** How open pages learn of changes (change-feed.ts): at most one look at the store per `coalesceMs`, and one every `sweepMs` without any hint. */
+  live?: { coalesceMs?: number; sweepMs?: number };
   logger: Logger;
 }
 
 export interface RunningDashboard {
   url: string;
   port: number;
+  /** Something it shows may have changed, here or on another replica (ctx.fleetChanged, the replica bus). */
+  hint(what: ChangeHint): void;
   close(): Promise<void>;
 }
 
 type Handler = (req: FastifyRequest, who: OperatorPrincipal) => unknown;
 
 const MAX_PAGE = 200;
-/** How long an unchanged overview is reused; its clock-derived parts (offline for how long) may be this old. */
-const OVERVIEW_REUSE_MS = 2000;
+/** How long an unchanged rollout's evaluation is reused: its soak and deadline countdowns move with the clock alone. */
+const ROLLOUT_REUSE_MS = 2000;
 
 export async function startDashboard(o: DashboardOptions): Promise<RunningDashboard> {
   const log = o.logger.child({ component: 'dashboard' });
-  const rollouts = new RolloutViews(o.ctx, OVERVIEW_REUSE_MS);
+  const rollouts = new RolloutViews(o.ctx, ROLLOUT_REUSE_MS);
   /** What a request's views read; the store's fingerprint is computed at most once per request. */
   const depsNow = (): ViewDeps => {
     let fingerprint: Promise<string> | undefined;
@@ -133,7 +137,15 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
     }
   };
   const read = (path: string, handler: Handler) => app.get(path, async (req) => handler(req, await requireRole(req, 'viewer')));
-  const act = (path: string, handler: Handler) => app.post(path, async (req) => audited(req, tokenOf(req), async () => handler(req, await requireRole(req, 'operator'))));
+  const act = (path: string, handler: Handler) =>
+    app.post(path, async (req) =>
+      audited(req, tokenOf(req), async () => {
+        const result = await handler(req, await requireRole(req, 'operator'));
+        // Committed: open pages here and on other replicas look.
+        o.ctx.fleetChanged();
+        return result;
+      }),
+    );
 
   // ---- session
   app.get('/api/session', async (req) => ({ role: (await requireRole(req, 'viewer')).role }));
@@ -151,20 +163,25 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   });
 
   // ---- reads
-  // Every open page refetches the overview on each change: pages asking for the same filter while nothing changed share one answer.
-  const overviews = new Map<string, { fingerprint: string; at: number; value: Awaited<ReturnType<typeof overview>> }>();
+  // Every open page refetches the overview on each change, all at once: they share one computation per filter and
+  // fingerprint (the store's: it moves with anything the overview counts, a lease running out included), so an
+  // answer is reused for as long as nothing changed, with only its clock brought up to date. A change the feed
+  // sees drops them all (they would miss anyway; this frees them).
+  const overviews = new Map<string, { fingerprint: string; value: Promise<Overview> }>();
   read('/api/overview', async (req) => {
     const filter = labelFilter(req);
     const key = JSON.stringify(filter);
-    const now = o.ctx.now().getTime();
     const deps = depsNow();
     const fp = await deps.fingerprint();
-    const hit = overviews.get(key);
-    if (hit && hit.fingerprint === fp && now >= hit.at && now - hit.at < OVERVIEW_REUSE_MS) return hit.value;
-    const value = await overview(deps, filter);
-    if (overviews.size >= 100) overviews.clear();
-    overviews.set(key, { fingerprint: fp, at: now, value });
-    return value;
+    let hit = overviews.get(key);
+    if (hit?.fingerprint !== fp) {
+      if (overviews.size >= 100) overviews.clear();
+      const entry = { fingerprint: fp, value: overview(deps, filter) };
+      overviews.set(key, entry);
+      entry.value.catch(() => overviews.get(key) === entry && overviews.delete(key));
+      hit = entry;
+    }
+    return { ...(await hit.value), now: o.ctx.now().toISOString() };
   });
   read('/api/clusters', (req) => {
     const q = req.query as Record<string, string | undefined>;
@@ -198,40 +215,51 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   act('/api/clusters/:id/deregister', async (req, who) => (acted('deregister', req, who), await deregisterCluster(o.ctx, clusterId(req)), { deregistered: clusterId(req) }));
 
   // ---- live updates
-  // Each stream starts with no fingerprint, so its first check always says "changed": the page refetches once
-  // after connecting, and a change between its first fetch and the stream's start is never missed.
-  const streams = new Set<{ res: ServerResponse; token: string | undefined; fingerprint: string }>();
-  let polling = false;
-  const poll = setInterval(() => {
-    if (streams.size === 0 || polling) return;
-    polling = true;
-    void (async () => {
-    try {
-      const now = o.ctx.now();
-      const next = await o.repo.fingerprint(cutoffOf(o.ctx));
-      for (const s of streams) {
-        let refusal: ApiError | undefined;
-        try {
-          await authorize(s.token, 'viewer');
-        } catch (err) {
-          refusal = err instanceof ApiError ? err : new ApiError(401, 'UnknownToken', String(err));
+  // Event-driven (change-feed.ts): a stream is told `changed` when the store's fingerprint moved after a hint
+  // (a change here or on another replica) or the sweep, at most once per coalescing interval. Each stream is
+  // also told once when it opens, so a change between the page's first fetch and its stream is never missed.
+  // Its token is checked again when one is revoked (on any replica) and at every sweep: a revoked one is signed out.
+  type Stream = { res: ServerResponse; token: string | undefined; unsubscribe?: () => void; ended: boolean };
+  const streams = new Set<Stream>();
+  const end = (s: Stream, last?: string): void => {
+    if (s.ended) return;
+    s.ended = true;
+    streams.delete(s);
+    s.unsubscribe?.();
+    s.res.end(last);
+  };
+  let checkingTokens: Promise<void> | undefined;
+  const reauthorize = (): void => {
+    checkingTokens ??= (async () => {
+      // One check per token, however many pages hold it.
+      const verdicts = new Map<string | undefined, Promise<ApiError | undefined>>();
+      for (const s of [...streams]) {
+        let verdict = verdicts.get(s.token);
+        if (verdict === undefined) {
+          // A store that cannot answer now is no reason to sign anyone out: the next sweep asks again.
+          verdict = authorize(s.token, 'viewer').then(
+            () => undefined,
+            (err: unknown) => (err instanceof ApiError && err.status < 500 ? err : undefined),
+          );
+          verdicts.set(s.token, verdict);
         }
-        if (refusal) {
-          s.res.end(`event: signed-out\ndata: ${JSON.stringify({ reason: refusal.reason, message: refusal.message })}\n\n`);
-          streams.delete(s);
-        } else if (s.fingerprint !== next) {
-          s.fingerprint = next;
-          s.res.write(`event: changed\ndata: ${JSON.stringify({ now: now.toISOString() })}\n\n`);
-        }
+        const refusal = await verdict;
+        if (refusal) end(s, `event: signed-out\ndata: ${JSON.stringify({ reason: refusal.reason, message: refusal.message })}\n\n`);
       }
-    } catch (err) {
-      log.error({ err }, 'checking for dashboard changes failed');
-    } finally {
-      polling = false;
-    }
-    })();
-  }, o.pollMs ?? 1000);
-  poll.unref();
+    })()
+      .catch((err: unknown) => log.warn({ err }, 'checking the tokens of open dashboard pages failed'))
+      .finally(() => (checkingTokens = undefined));
+  };
+  const feed = new ChangeFeed({
+    fingerprint: () => o.repo.fingerprint(cutoffOf(o.ctx)),
+    reauthorize,
+    ...(o.live?.coalesceMs !== undefined ? { coalesceMs: o.live.coalesceMs } : {}),
+    ...(o.live?.sweepMs !== undefined ? { sweepMs: o.live.sweepMs } : {}),
+    onError: (err) => log.error({ err }, 'checking for dashboard changes failed'),
+  });
+  const tell = (s: Stream): void => {
+    s.res.write(`event: changed\ndata: ${JSON.stringify({ now: o.ctx.now().toISOString() })}\n\n`);
+  };
   const keepAlive = setInterval(() => {
     for (const s of streams) s.res.write(': keep-alive\n\n');
   }, 15_000);
@@ -239,12 +267,20 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
 
   app.get('/api/events', async (req, reply) => {
     await requireRole(req, 'viewer');
-    const entry = { res: reply.raw, token: tokenOf(req), fingerprint: '' };
+    const s: Stream = { res: reply.raw, token: tokenOf(req), ended: false };
+    // Subscribed before the stream answers: once a client has the answer's headers, every change after is told.
+    const unsubscribe = await feed.subscribe(() => {
+      overviews.clear();
+      tell(s);
+    });
+    s.unsubscribe = unsubscribe;
     reply.hijack();
+    streams.add(s);
+    req.raw.on('close', () => end(s));
+    if (req.raw.destroyed) return end(s);
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     reply.raw.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ now: o.ctx.now().toISOString() })}\n\n`);
-    streams.add(entry);
-    req.raw.on('close', () => streams.delete(entry));
+    tell(s);
   });
 
   // ---- the browser app
@@ -271,11 +307,12 @@ export async function startDashboard(o: DashboardOptions): Promise<RunningDashbo
   return {
     url,
     port,
+    hint: (what) => feed.hint(what),
     close: async () => {
-      clearInterval(poll);
       clearInterval(keepAlive);
-      for (const s of streams) s.res.end();
-      streams.clear();
+      for (const s of [...streams]) end(s);
+      await feed.close();
+      await checkingTokens;
       await app.close();
     },
   };

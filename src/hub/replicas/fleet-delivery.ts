@@ -78,5 +78,8 @@ export async function handleReplicaEvent(ctx: HubContext, event: ReplicaEvent, r
     case 'input':
       rolloutInput();
       return;
+    case 'changed':
+      // For the dashboard alone, which hears every event (start-hub.ts).
+      return;
   }
 }

@@ -40,7 +40,13 @@ export type ReplicaEvent =
   /** The cluster's agent said hello (connection epoch `e`): a connection elsewhere with an older epoch is superseded. */
   | { t: 'hello'; c: string; e?: number }
   /** Reports were applied or an agent connected: the replica driving rollouts ticks soon. */
-  | { t: 'input' };
+  | { t: 'input' }
+  /**
+   * Something the dashboard shows changed here (committed): dashboards on
+   * other replicas look at the store (dashboard/change-feed.ts). `tokens`:
+   * an operator token was revoked, open pages' tokens are checked again.
+   */
+  | { t: 'changed'; tokens?: boolean };
 
 export interface ReplicaBus {
   /** This process, as other replicas see it. */
@@ -151,7 +157,7 @@ export async function postgresBus(sql: PostgresSql, log: Logger, o: PostgresBusO
       n++;
       dispatch(event);
     }
-    // A rollout input is announced, not stored: the driver looks once more in case it missed one.
+    // Rollout inputs and dashboard changes are announced, not stored: the driver (and every dashboard, which hears any event) looks once more in case it missed one.
     dispatch({ t: 'input' });
     log.info({ replayed: n, since: new Date(fromMs).toISOString() }, 'listening to other replicas again; replayed the events missed meanwhile');
   };
@@ -230,7 +236,8 @@ export async function postgresBus(sql: PostgresSql, log: Logger, o: PostgresBusO
     async publish(event) {
       const payload = JSON.stringify({ o: replicaId, e: event } satisfies Envelope);
       // Through the store's connection: inside a transaction it waits for the COMMIT.
-      if (event.t === 'input') await events.notify(CHANNEL, payload);
+      // Announcements are not stored: a replica that missed some looks again after it listens again (the replayed 'input' below), and dashboards sweep.
+      if (event.t === 'input' || event.t === 'changed') await events.notify(CHANNEL, payload);
       else await events.publish(CHANNEL, replicaId, JSON.stringify(event), payload);
     },
     subscribe(handler) {

@@ -128,7 +128,8 @@ async function selectCandidates(ctx: HubContext, selector: StoredSpec['selector'
  * selector matches, else the last rest group (added when there is none).
  * A newcomer in another active release rollout waits until that one ends.
  */
-async function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): Promise<void> {
+/** True when membership changed. */
+async function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): Promise<boolean> {
   const spec = record.spec;
   const current = await evaluate(ctx, record, nowMs, false);
   const selected = new Map((await selectCandidates(ctx, spec.selector)).map((c) => [c.id, c]));
@@ -143,7 +144,7 @@ async function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): 
     const busy = new Set((await releaseConflicts(ctx, joining.map((c) => c.id))).map((b) => b.clusterId));
     joining = joining.filter((c) => !busy.has(c.id));
   }
-  if (joining.length === 0) return;
+  if (joining.length === 0) return leaving.length > 0;
   const groups = current.groups;
   const newGroups: { name: string; mandatory: boolean }[] = [];
   const restIdx = groups.map((g, i) => (/^rest(-\d+)?$/.test(g.name) ? i : -1)).filter((i) => i >= 0).at(-1);
@@ -157,6 +158,7 @@ async function reselect(ctx: HubContext, record: RolloutRecord, nowMs: number): 
   });
   await ctx.rollouts.addMembers(record.name, newGroups, additions);
   ctx.log.info({ rollout: record.name, clusters: joining.slice(0, 20).map((c) => c.id), count: joining.length }, 'clusters joined the rollout (membership Dynamic)');
+  return true;
 }
 
 /** Counted: the cluster's result in this rollout is final. */
@@ -191,6 +193,8 @@ export interface TickResult {
   started: number;
   phase: string;
   nextWakeAt: number | null;
+  /** Whether the step wrote anything (members, their results, the phase): the dashboard shows it. */
+  changed: boolean;
 }
 
 /** Evaluates every active rollout and applies the decisions. Safe to call at any time, as often as wanted. */
@@ -227,7 +231,7 @@ async function applyDecision(ctx: HubContext, name: string, mayStart: boolean): 
     if (!record || (record.phase !== 'Progressing' && record.phase !== 'Paused')) return undefined;
     const nowMs = ctx.now().getTime();
     const now = new Date(nowMs).toISOString();
-    if (mayStart && record.phase === 'Progressing' && record.spec.membership === 'Dynamic') await reselect(ctx, record, nowMs);
+    const reselected = mayStart && record.phase === 'Progressing' && record.spec.membership === 'Dynamic' && (await reselect(ctx, record, nowMs));
     const ev = await evaluate(ctx, record, nowMs, mayStart);
     const d = ev.decision;
     if (d.succeededNow.length > 0) await ctx.rollouts.markSucceeded(name, d.succeededNow, now);
@@ -253,11 +257,13 @@ async function applyDecision(ctx: HubContext, name: string, mayStart: boolean): 
     }
     if (started > 0) await ctx.rollouts.markStarted(name, now);
     const terminal = d.phase === 'Succeeded' || d.phase === 'Completed';
-    if (d.phase !== record.phase || d.reason !== record.reason || d.message !== record.message) {
+    const phaseMoved = d.phase !== record.phase || d.reason !== record.reason || d.message !== record.message;
+    if (phaseMoved) {
       await ctx.rollouts.setPhase(name, { phase: d.phase, reason: d.reason, message: d.message, endedAt: terminal ? now : null }, now);
       if (d.phaseChanged) ctx.log.warn({ rollout: name, phase: d.phase, reason: d.reason, message: d.message }, 'rollout phase changed');
     }
-    return { rollout: name, started, phase: d.phase, nextWakeAt: d.nextWakeAt };
+    const changed = reselected || phaseMoved || started > 0 || d.succeededNow.length + d.failedNow.length + d.skippedNow.length > 0;
+    return { rollout: name, started, phase: d.phase, nextWakeAt: d.nextWakeAt, changed };
   });
   // Committed: agents connected here hear of it now (the others through the events published above).
   for (const dl of deliveries) ctx.sessions.agent(dl.clusterId)?.deliver(dl.type === 'release' ? { type: 'release', envelope: dl.envelope } : { type: 'override', envelope: dl.envelope });

@@ -39,7 +39,10 @@ export function startRolloutTicker(ctx: HubContext, log: Logger, o: RolloutTicke
     }
     running = tickRollouts(ctx)
       .then(
-        () => undefined,
+        (results) => {
+          // Committed: the dashboard looks only when a step wrote something, not on every tick.
+          if (results.some((r) => r.changed)) ctx.fleetChanged();
+        },
         // The next tick retries from the store: nothing half-applied survives the failed transaction.
         (err: unknown) => log.error({ err }, 'rollout tick failed'),
       )

@@ -120,6 +120,12 @@ export class ClusterRepo {
   readonly #now: () => Date;
   /** Renewals since the last flush, by cluster id. */
   #leases = new Map<string, Lease>();
+  /**
+   * Hellos' leases written so far: a connection's lease reaching the store
+   * may turn an Unknown cluster back into a live one, which the dashboard
+   * shows (startHub tells it when this moves; plain renewals do not).
+   */
+  connectionsWritten = 0;
 
   constructor(sql: Sql, now: () => Date) {
     this.#sql = sql;
@@ -180,6 +186,7 @@ export class ClusterRepo {
       const ordered = [...dirty].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
       const target = d.name === 'postgres' ? '(SELECT id FROM clusters WHERE id = ? FOR UPDATE SKIP LOCKED)' : '?';
       const skipped: string[] = [];
+      let written = 0;
       await this.#sql.transaction(async () => {
         for (const [id, l] of ordered) {
           const changed = await this.#sql.run(
@@ -187,8 +194,10 @@ export class ClusterRepo {
             [l.lastSeen, l.connectedAt, id],
           );
           if (changed === 0) skipped.push(id);
+          else if (l.connectedAt !== null) written++;
         }
       });
+      this.connectionsWritten += written;
       // A row not written was locked (keep its renewal) or is gone (drop it).
       for (const id of skipped) {
         const l = dirty.get(id);
