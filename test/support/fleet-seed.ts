@@ -85,6 +85,8 @@ export async function seedFleet(dbPath: string, clusters: readonly SeedCluster[]
         const latest = c.state === 'Unknown' || c.state === 'NoRelease' ? undefined : c.state;
         if (latest && !(latest === 'Succeeded' && c.running && (c.attempting ?? c.running) === c.running)) push(`${c.id}-a2`, c.attempting ?? c.running ?? '1.0.0', 2, phaseOf[latest]);
         if (entries.length > 0) await reports.ingest(c.id, 0, entries);
+        // As agents report it on heartbeat: a waiting cluster's window is closed until the time its gate names.
+        if (c.state !== 'Unknown') await store.setMaintenanceWindow(c.id, c.state === 'WaitingForWindow' ? { open: false, opensAt: '2030-01-03T02:00:00.000Z', closesAt: null } : { open: true, opensAt: null, closesAt: null });
       }
     });
     await store.flushLeases();
