@@ -33,7 +33,6 @@ export function hubCommand(ctx: CommandContext) {
       if (o.database !== undefined && cmd.getOptionValueSource('database') === 'cli' && hasPassword(o.database)) {
         throw new UsageError('--database must not carry the password on the command line (other users can read it): set PGPASSWORD, FLEETLET_HUB_DATABASE or --database-password-file');
       }
-      if (o.database !== undefined && o.dashboardPort !== undefined) throw new UsageError('--dashboard-port needs the SQLite backend for now: run the dashboard on a hub started with --db, not --database (docs/hub-ha.md)');
       const adminToken = o.adminTokenFile ? readSecretFile(o.adminTokenFile) : o.adminToken;
       if (o.adminTokenFile && adminToken === undefined) throw new UsageError(`the admin token file ${o.adminTokenFile} is missing or empty`);
       if (!o.releaseKey || !adminToken) throw new UsageError('--release-key (Ed25519 private key PEM, see `fleetlet keygen`) and --admin-token-file (or FLEETLET_ADMIN_TOKEN) are required');

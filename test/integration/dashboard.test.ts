@@ -18,6 +18,7 @@ import { accessibilityViolations, openBrowser, signIn, type BrowserSession } fro
 import { eventually, kubeConfig, testNamespace, type TestNamespace } from '../support/cluster.ts';
 import { testLogger } from '../support/test-log.ts';
 import { testPolicy } from '../support/test-policy.ts';
+import type { Policy } from '../../src/protocol/policy.ts';
 
 const keys = generateReleaseKey();
 const adminToken = randomBytes(16).toString('hex');
@@ -76,6 +77,32 @@ describe('the fleet dashboard in a real browser', () => {
     if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body;
   };
+  /** A real agent for cluster `id`, its own namespaces on the run's control plane; it asks to register and, with labels, is accepted and labelled. */
+  const enrol = async (id: string, policy: Policy, labels: Record<string, string> | undefined) => {
+    const agentNs = await testNamespace(`${id}-sys`);
+    const addonsNs = await testNamespace(`${id}-app`);
+    namespaces.push(agentNs, addonsNs);
+    const runtime = await createAgentRuntime({
+      clusterId: id,
+      journalPath: join(work, `${id}.db`),
+      kubeConfig: kubeConfig(),
+      releaseKeys: [keys.publicKey],
+      logger,
+      namespace: agentNs.name,
+      targetNamespace: addonsNs.name,
+      policy,
+      pollMs: 200,
+      hub: { url: hub.url, bootstrapToken, heartbeatMs: 500, backoff: { baseMs: 100, capMs: 500 } },
+      agent: { idleMs: 200 },
+    });
+    const controller = new AbortController();
+    const running = runtime.run(controller.signal);
+    stops.push(async () => (controller.abort(), await running));
+    await eventually(`${id} asks to register`, async () => ((await api<{ registration: string }>('GET', `/api/v1/clusters/${id}`)).body.registration === 'Pending' ? true : undefined));
+    if (labels === undefined) return;
+    await ok('POST', `/api/v1/clusters/${id}/accept`);
+    await ok('PUT', `/api/v1/clusters/${id}/labels`, { labels });
+  };
   const release = (version: string, v: Parameters<typeof addonsRelease>[2]) => ({ ...asReleaseRequest(addonsRelease(undefined, 1, v)), version });
   const rollout = (name: string) => ok<Rollout>('GET', `/api/v1/rollouts/${name}`);
   const url = (path: string) => `${hub.dashboardUrl}${path}`;
@@ -91,29 +118,7 @@ describe('the fleet dashboard in a real browser', () => {
       ['prod-2', { env: 'prod' }],
       ['edge-new', undefined],
     ] as const) {
-      const agentNs = await testNamespace(`${id}-sys`);
-      const addonsNs = await testNamespace(`${id}-app`);
-      namespaces.push(agentNs, addonsNs);
-      const runtime = await createAgentRuntime({
-        clusterId: id,
-        journalPath: join(work, `${id}.db`),
-        kubeConfig: kubeConfig(),
-        releaseKeys: [keys.publicKey],
-        logger,
-        namespace: agentNs.name,
-        targetNamespace: addonsNs.name,
-        policy: testPolicy(),
-        pollMs: 200,
-        hub: { url: hub.url, bootstrapToken, heartbeatMs: 500, backoff: { baseMs: 100, capMs: 500 } },
-        agent: { idleMs: 200 },
-      });
-      const controller = new AbortController();
-      const running = runtime.run(controller.signal);
-      stops.push(async () => (controller.abort(), await running));
-      await eventually(`${id} asks to register`, async () => ((await api<{ registration: string }>('GET', `/api/v1/clusters/${id}`)).body.registration === 'Pending' ? true : undefined));
-      if (labels === undefined) continue;
-      await ok('POST', `/api/v1/clusters/${id}/accept`);
-      await ok('PUT', `/api/v1/clusters/${id}/labels`, { labels });
+      await enrol(id, testPolicy(), labels);
     }
     await ok('POST', '/api/v1/rollouts', {
       name: 'install-1-0',
@@ -349,6 +354,50 @@ describe('the fleet dashboard in a real browser', () => {
     // The page and the hub's API agree.
     const api_ = await ok<{ clusters: { clusterId: string }[] }>('GET', '/api/v1/overrides/cve-dns/clusters?state=running');
     assert.deepEqual(api_.clusters.map((c) => c.clusterId).sort(), ['prod-1', 'prod-2']);
+  });
+
+  test('a cluster whose own maintenance window is closed waits for it: the overview lists it with its next window, its page says when it opens', async () => {
+    // The agent's policy opens a window every day 12 hours from now (UTC), so it is closed whenever this runs.
+    const now = new Date();
+    const opensHour = (now.getUTCHours() + 12) % 24;
+    let opens = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), opensHour);
+    if (opens <= now.getTime()) opens += 86_400_000;
+    // As the page writes a time (web/src/format.ts time()).
+    const opensText = new Date(opens).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    await enrol('maint-1', testPolicy({ timeZone: 'UTC', windows: [{ name: 'nightly', cron: `0 ${opensHour} * * *`, duration: '2h' }] }), { env: 'maint' });
+    await ok('POST', '/api/v1/rollouts', {
+      name: 'maint-1-0',
+      selector: { matchLabels: { env: 'maint' } },
+      strategy: { type: 'All', progressDeadline: '1h' },
+      target: { kind: 'Release', release: release('1.0.0', { dns: '1.0.0', proxy: '1.0.0', metrics: '1.0.0' }) },
+    });
+    const page = viewer.page;
+    await page.goto(url('/'));
+    // The open overview follows as the agent receives the release and its gate holds it (no reload).
+    const waiting = page.locator('#waiting').locator('xpath=..');
+    const row = waiting.locator('tr[data-cluster="maint-1"]');
+    await row.waitFor({ timeout: 60_000 });
+    assert.match((await row.locator('td.why').textContent()) ?? '', /1\.0\.0 WaitingForWindow/);
+    assert.match((await row.locator('td.why').textContent()) ?? '', new RegExp(`next window opens at ${new Date(opens).toISOString()}`), 'the agent\'s own reason, with when its window opens');
+    const next = (await row.getByTestId('next-window').textContent()) ?? '';
+    assert.match(next, /^opens in (11|12)h \d+m/, `the next window as the agent reported it: ${next}`);
+    assert.ok(next.includes(opensText), `${next} names ${opensText}`);
+    assert.equal(await text(page, 'waiting-count'), '1 cluster waits for its maintenance window.');
+    assert.equal(await text(page, 'count-InProgress'), '1', 'waiting for a window is In progress');
+    await page.screenshot({ path: join(shots, 'overview-waiting.png'), fullPage: true });
+
+    await row.getByRole('link', { name: 'maint-1' }).click();
+    await page.locator('h1').filter({ hasText: 'maint-1' }).waitFor();
+    const reported = await text(page, 'reported-window');
+    assert.match(reported, /^opens in (11|12)h \d+m/);
+    assert.ok(reported.includes(opensText), `${reported} names ${opensText}`);
+    const agentWindow = page.getByTestId('agent-window');
+    assert.equal(await agentWindow.locator('[data-state]').first().getAttribute('data-state'), 'WaitingForWindow');
+    assert.match((await agentWindow.textContent()) ?? '', new RegExp(`next opens in (11|12)h \\d+m \\(${opensText}\\)`));
+    await page.screenshot({ path: join(shots, 'cluster-waiting.png'), fullPage: true });
+    // The hub and the page agree.
+    const view = await ok<{ upgrade?: { phase: string } }>('GET', '/api/v1/clusters/maint-1');
+    assert.equal(view.upgrade?.phase, 'WaitingForWindow');
   });
 
   test('the hub unreachable: the page says so, and reconnects by itself when it is back', async () => {
