@@ -19,6 +19,8 @@ const STATES: Record<string, { symbol: string; label: string; tone: string }> = 
   Skipped: { symbol: '↷', label: 'Skipped', tone: 'unknown' },
   Active: { symbol: '▶', label: 'Active', tone: 'busy' },
   Done: { symbol: '✔', label: 'Done', tone: 'ok' },
+  /** A group that ended with failed clusters: not a green tick (the rollout pages' own word, not the hub's). */
+  DoneWithFailures: { symbol: '✖', label: 'Done, with failures', tone: 'bad' },
   Accepted: { symbol: '✔', label: 'Accepted', tone: 'ok' },
   WaitingForWindow: { symbol: '◷', label: 'Waiting for window', tone: 'wait' },
   RollingBack: { symbol: '↺', label: 'Rolling back', tone: 'warn' },
@@ -45,6 +47,8 @@ export function stateInfo(state: string): { symbol: string; label: string; tone:
 
 /** Phases of one attempt, told apart in the timeline (each also named in its legend and table). */
 const PHASE_COLOURS: Record<string, string> = {
+  // Beside Failed in the rollout's group chart: a darker red, so the two read apart (the legend names both).
+  TimedOut: '#6e1410',
   WaitingForWindow: '#6b4fbb',
   PreflightChecking: '#00838f',
   Upgrading: '#1d5fbf',

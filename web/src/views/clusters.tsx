@@ -209,7 +209,8 @@ export function ClusterPage({ id }: { id: string }) {
             <dd data-testid="agent-window">
               {data.windows.agent ? (
                 <>
-                  <Status state="WaitingForWindow" detail={data.windows.agent.nextOpensAt ? `next opens ${until(data.windows.agent.nextOpensAt, now)} (${time(data.windows.agent.nextOpensAt)})` : data.windows.agent.reason} />
+                  {/* The time beside the badge, not in it: a badge does not wrap. */}
+                  <Status state="WaitingForWindow" /> {data.windows.agent.nextOpensAt ? `next opens ${until(data.windows.agent.nextOpensAt, now)} (${time(data.windows.agent.nextOpensAt)})` : data.windows.agent.reason}
                   <div class="message">{data.windows.agent.message}</div>
                 </>
               ) : (

@@ -59,7 +59,7 @@ export function Hotfixes({ url }: { url: URL }) {
             <dd>{o.appliesTo ? `${o.appliesTo.releaseName} ${o.appliesTo.versions.join(', ')}` : 'not defined on this hub (seen in inventories only)'}</dd>
             <dt>Component</dt>
             <dd>
-              {o.component ?? '—'}
+              {o.component ?? '—'}{' '}
               {Object.entries(o.images).map(([k, v]) => (
                 <code key={k} class="label">
                   {k} → {v}

@@ -7,7 +7,7 @@ import { useApi, useAppState } from '../api.ts';
 import { ChartCanvas } from '../chart.tsx';
 import { duration, time, until } from '../format.ts';
 import { navigate, withQuery } from '../router.ts';
-import { colourOf, stateInfo, Status } from '../status.tsx';
+import { phaseColourOf, stateInfo, Status } from '../status.tsx';
 import { ActionButton, Failure, Pager, type Action } from './common.tsx';
 
 const MEMBER_STATUSES = ['Succeeded', 'Progressing', 'ToApply', 'Failed', 'TimedOut', 'Skipped'] as const;
@@ -110,7 +110,7 @@ export function RolloutPage({ name, url }: { name: string; url: URL }) {
     type: 'bar',
     data: {
       labels: r.groups.map((g, i) => `${i + 1}. ${g.name}${g.mandatory ? ' (gate)' : ''}`),
-      datasets: MEMBER_STATUSES.map((s) => ({ label: stateInfo(s).label, data: r.groups.map((g) => g.counts[s]), backgroundColor: colourOf(s), stack: 'all' })),
+      datasets: MEMBER_STATUSES.map((s) => ({ label: stateInfo(s).label, data: r.groups.map((g) => g.counts[s]), backgroundColor: phaseColourOf(s), stack: 'all' })),
     },
     options: { maintainAspectRatio: false, indexAxis: 'y', scales: { x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } }, y: { stacked: true } }, plugins: { legend: { position: 'bottom' } } },
   };
@@ -194,7 +194,7 @@ export function RolloutPage({ name, url }: { name: string; url: URL }) {
           <ol class="groups" data-testid="groups">
             {r.groups.map((g) => (
               <li key={g.name} data-group={g.name}>
-                <a href={withQuery(url, { group: g.name, status: undefined, offset: undefined })}>{g.name}</a> <Status state={g.state} />
+                <a href={withQuery(url, { group: g.name, status: undefined, offset: undefined })}>{g.name}</a> <Status state={g.state === 'Done' && g.counts.Failed + g.counts.TimedOut > 0 ? 'DoneWithFailures' : g.state} />
                 {g.mandatory ? <span class="gate"> canary gate: must fully succeed before the next group starts</span> : null}
                 <div class="small">
                   {g.counts.Succeeded}/{g.counts.total} succeeded{g.counts.Failed + g.counts.TimedOut > 0 ? `, ${g.counts.Failed + g.counts.TimedOut} failed` : ''}
