@@ -57,6 +57,8 @@ export async function seedFleet(dbPath: string, clusters: readonly SeedCluster[]
         (c.state === 'Unknown' ? earlier : store).touch(c.id);
         const entries: { seq: number; kind: string; body: unknown; createdAt: string }[] = [];
         const at = (i: number) => new Date(now().getTime() - 600_000 + i * 1000).toISOString();
+        // A waiting cluster's window opens on the hour, a day and two hours from now (2030-01-03T02:00 on the tests' clock).
+        const opensAt = new Date(Math.floor((now().getTime() + 26 * 3_600_000) / 3_600_000) * 3_600_000).toISOString();
         const push = (attempt: string, version: string, revision: number, phases: AttemptPhase[]) => {
           for (const phase of phases) {
             const i = entries.length;
@@ -73,7 +75,7 @@ export async function seedFleet(dbPath: string, clusters: readonly SeedCluster[]
                 message: failing.has(phase)
                   ? 'stage 0 not healthy by its deadline: metrics-api 0/1 ready'
                   : phase === 'WaitingForWindow'
-                    ? 'waiting for a maintenance window: closed; the next window opens at 2030-01-03T02:00:00.000Z'
+                    ? `waiting for a maintenance window: closed; the next window opens at ${opensAt}`
                     : null,
                 at: at(i),
               },
@@ -86,7 +88,7 @@ export async function seedFleet(dbPath: string, clusters: readonly SeedCluster[]
         if (latest && !(latest === 'Succeeded' && c.running && (c.attempting ?? c.running) === c.running)) push(`${c.id}-a2`, c.attempting ?? c.running ?? '1.0.0', 2, phaseOf[latest]);
         if (entries.length > 0) await reports.ingest(c.id, 0, entries);
         // As agents report it on heartbeat: a waiting cluster's window is closed until the time its gate names.
-        if (c.state !== 'Unknown') await store.setMaintenanceWindow(c.id, c.state === 'WaitingForWindow' ? { open: false, opensAt: '2030-01-03T02:00:00.000Z', closesAt: null } : { open: true, opensAt: null, closesAt: null });
+        if (c.state !== 'Unknown') await store.setMaintenanceWindow(c.id, c.state === 'WaitingForWindow' ? { open: false, opensAt, closesAt: null } : { open: true, opensAt: null, closesAt: null });
       }
     });
     await store.flushLeases();

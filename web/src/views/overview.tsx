@@ -107,17 +107,17 @@ export function OverviewPage({ url }: { url: URL }) {
         {data.failures.total === 0 ? <p>No cluster's latest attempt failed.</p> : <ClusterTable rows={data.failures.items} now={now} columns={['state', 'reason', 'release', 'seen']} />}
         {data.failures.total > data.failures.items.length ? <a href={clustersLink({ state: 'Failed,RolledBack' })}>All {data.failures.total} failed clusters</a> : null}
       </section>
+      <section class="card" aria-labelledby="waiting">
+        <h2 id="waiting">Waiting for their maintenance window</h2>
+        {data.waitingForWindow.total === 0 ? <p>No cluster is waiting for a window.</p> : <ClusterTable rows={data.waitingForWindow.items} now={now} columns={['reason', 'window']} />}
+        {data.waitingForWindow.total > 0 ? (
+          <p class="count" data-testid="waiting-count">
+            {data.waitingForWindow.total} {data.waitingForWindow.total === 1 ? 'cluster waits for its' : 'clusters wait for their'} maintenance window
+            {data.waitingForWindow.total > data.waitingForWindow.items.length ? ` (${data.waitingForWindow.items.length} shown)` : ''}.
+          </p>
+        ) : null}
+      </section>
       <div class="grid">
-        <section class="card" aria-labelledby="waiting">
-          <h2 id="waiting">Waiting for their maintenance window</h2>
-          {data.waitingForWindow.total === 0 ? <p>No cluster is waiting for a window.</p> : <ClusterTable rows={data.waitingForWindow.items} now={now} columns={['reason', 'window']} />}
-          {data.waitingForWindow.total > 0 ? (
-            <p class="count" data-testid="waiting-count">
-              {data.waitingForWindow.total} {data.waitingForWindow.total === 1 ? 'cluster waits for its' : 'clusters wait for their'} maintenance window
-              {data.waitingForWindow.total > data.waitingForWindow.items.length ? ` (${data.waitingForWindow.items.length} shown)` : ''}.
-            </p>
-          ) : null}
-        </section>
         <section class="card" aria-labelledby="offline">
           <h2 id="offline">Offline (Unknown)</h2>
           {data.offline.total === 0 ? (
