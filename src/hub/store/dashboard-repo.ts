@@ -20,8 +20,9 @@
 //
 // Live updates (fingerprint) read a change counter the same triggers bump on
 // every write the dashboard shows (not on lease renewals), plus the range of
-// the lease index that holds offline clusters: one small query a second,
-// whatever the fleet's size, and it sees other replicas' writes too.
+// the lease index that holds offline clusters: one small query, whatever the
+// fleet's size, read when something may have changed (dashboard/change-feed.ts)
+// and by every overview request; it sees other replicas' writes too.
 import type { MaintenanceWindow } from '../../protocol/messages.ts';
 import type { Sql, SqlValue } from './sql.ts';
 
