@@ -24,7 +24,7 @@ import { exportPrivateKeyPem, generateReleaseKey } from '../../src/protocol/sign
 import { Journal } from '../../src/store/journal.ts';
 import { startPostgres, type PrivatePostgres } from '../../src/testbed/postgres.ts';
 import { nextEvent } from '../support/events.ts';
-import { answerReleases, api, assertStoredOnce, leading, problems, startReplica, stopReplicas, until, type Replica } from '../support/hub-replicas.ts';
+import { answerReleases, api, assertStatus, assertStoredOnce, leading, problems, startReplica, stopReplicas, until, type Replica } from '../support/hub-replicas.ts';
 import { sampleReleaseRequest } from '../support/releases.ts';
 import { startServiceBalancer, type ServiceBalancer } from '../support/service-balancer.ts';
 import { createTestAgent, type TestAgent } from '../support/test-agent.ts';
@@ -128,7 +128,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
       agent.link.start();
       await pending;
       const welcomed = nextEvent(agent.link, 'welcome', () => true, 15_000);
-      assert.equal((await api(a.port, 'POST', `/api/v1/clusters/${id}/accept`)).status, 200);
+      assertStatus(await api(a.port, 'POST', `/api/v1/clusters/${id}/accept`), 200, a, `accepting ${id}`);
       await welcomed;
     }
   });
@@ -159,7 +159,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
       agent.link.start();
       await pending;
       const welcomed = nextEvent(agent.link, 'welcome', () => true, 15_000);
-      assert.equal((await api(b.port, 'POST', '/api/v1/clusters/edge-r/accept')).status, 200);
+      assertStatus(await api(b.port, 'POST', '/api/v1/clusters/edge-r/accept'), 200, b, 'accepting edge-r');
       await welcomed;
       closes.length = 0;
       const replays = a.lines.filter((l) => l.msg === 'listening to other replicas again; replayed the events missed meanwhile').length;
@@ -170,7 +170,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
         const ended = await admin.query<{ ok: boolean }>('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = $1', [`fleetlet-hub listen ${a.child.pid}@${hostname()}`]);
         assert.deepEqual(ended.rows, [{ ok: true }], 'replica a has one listening connection, and it was ended');
         const put = await api(b.port, 'PUT', '/api/v1/clusters/edge-r/release', sampleReleaseRequest('7.0.0'));
-        assert.equal(put.status, 200, JSON.stringify(put.body));
+        assertStatus(put, 200, b, 'a release for edge-r');
       } finally {
         a.child.kill('SIGCONT');
       }
@@ -203,7 +203,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
       assert.match(down.body.message ?? '', /cannot reach its database/);
       // A write is refused with the reason, not failed with 500.
       const put = await api(r.port, 'PUT', '/api/v1/clusters/edge-0/release', sampleReleaseRequest('5.0.0'));
-      assert.equal(put.status, 503, JSON.stringify(put.body));
+      assertStatus(put, 503, r, 'a release while the database is down');
       assert.equal(put.body.error.reason, 'DatabaseUnavailable');
       // Liveness stays: restarting the replica would not bring the database back.
       assert.equal((await fetch(`http://127.0.0.1:${r.port}/livez`)).status, 200);
@@ -218,9 +218,9 @@ describe('hub replicas when PostgreSQL goes away', () => {
     await until(() => `every agent back: ${state()}`, () => allConnected() || undefined, 30_000);
     // Both replicas listen again: a release set through one reaches every agent, on either.
     const put = await api(a.port, 'PUT', '/api/v1/clusters/edge-1/release', sampleReleaseRequest('5.0.1'));
-    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assertStatus(put, 200, a, 'a release after the restart');
     const put2 = await api(b.port, 'PUT', '/api/v1/clusters/edge-2/release', sampleReleaseRequest('5.0.2'));
-    assert.equal(put2.status, 200, JSON.stringify(put2.body));
+    assertStatus(put2, 200, b, 'a release after the restart');
     await until('the releases to arrive after the restart', () => (fleet.get('edge-1')?.agent.releases.some((r) => r.version === '5.0.1') && fleet.get('edge-2')?.agent.releases.some((r) => r.version === '5.0.2')) || undefined, 5_000);
     // Reports kept flowing after the restart, then all of them are accounted for.
     const mark = [...fleet.values()].map((f) => f.telemetrySent);
@@ -252,7 +252,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
     assert.match(down.body.message ?? '', /cannot reach its database/);
     assert.equal((await readyz(other)).status, 200, 'the other replica stays ready');
     const refused = await api(driver.port, 'POST', '/api/v1/clusters/edge-0/accept');
-    assert.equal(refused.status, 503, JSON.stringify(refused.body));
+    assertStatus(refused, 503, driver, 'an accept while cut off');
     assert.equal(refused.body.error.reason, 'DatabaseUnavailable');
 
     // The other replica takes the rollouts, and every agent is connected again: to it, since the cut-off one refuses them.
@@ -271,7 +271,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
         selector: { clusterIds: ids },
         strategy: { type: 'Progressive', maxConcurrency: 2, progressDeadline: '10m' },
       });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assertStatus(created, 201, other, 'creating the rollout');
       let last: unknown;
       await until('the rollout to finish while the driver is cut off', async () => {
         last = (await api(other.port, 'GET', '/api/v1/rollouts/cut')).body;
@@ -292,7 +292,7 @@ describe('hub replicas when PostgreSQL goes away', () => {
     await proxy.removeToxic('cut-down');
     await until(`replica ${driver.name} ready again by itself`, async () => (await readyz(driver)).status === 200 || undefined, 40_000);
     const put = await api(driver.port, 'PUT', '/api/v1/clusters/edge-3/release', sampleReleaseRequest('3.0.1'));
-    assert.equal(put.status, 200, JSON.stringify(put.body));
+    assertStatus(put, 200, driver, 'a release through the healed replica');
     await until('a release set through the healed replica to arrive', () => fleet.get('edge-3')?.agent.releases.some((r) => r.version === '3.0.1') || undefined, 5_000);
     await drainAndCount(other.port).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}\n${problems(replicas)}`);

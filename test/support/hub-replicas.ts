@@ -97,6 +97,22 @@ export function problems(replicas: readonly Replica[], n = 20): string {
   return [...logged, ...crashed].join('\n');
 }
 
+/** The replica's last log lines (every level) and what it wrote on stderr: what a failure message needs to explain itself. */
+export function logTail(r: Replica, n = 40): string {
+  const logged = r.lines.slice(-n).map((l) => JSON.stringify(l));
+  const err = r.stderr();
+  return [`replica ${r.name}, last ${logged.length} log lines:`, ...logged, ...(err === '' ? [] : [`replica ${r.name} stderr: ${err.slice(-4000)}`])].join('\n');
+}
+
+/**
+ * Fails unless the replica answered `status`; the failure carries the answer
+ * and the replica's recent log (a 500 says only "see its log").
+ */
+export function assertStatus(res: { status: number; body: unknown }, status: number, r: Replica, what = 'the call'): void {
+  if (res.status === status) return;
+  assert.fail(`${what} through replica ${r.name} answered ${res.status}, expected ${status}: ${JSON.stringify(res.body)}\n${logTail(r)}`);
+}
+
 /**
  * Every report the agent put in its outbox (sequence 1..lastSeq) is stored
  * once and acknowledged, and its upgrade-completed events are counted once
