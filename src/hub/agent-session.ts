@@ -38,7 +38,7 @@ import type { Offender } from './abuse-bans.ts';
 import { ConnectionBudget, type BudgetVerdict } from './connection-budget.ts';
 import { deliverCurrentOverrides } from './rollout/override-delivery.ts';
 import type { HubContext } from './hub-context.ts';
-import { DatabaseUnavailable } from './store/sql.ts';
+import { DatabaseConflict, DatabaseUnavailable } from './store/sql.ts';
 import type { LiveSession } from './session-registry.ts';
 
 /** Who opened the connection, as established by the upgrade request: a legacy bearer credential names its cluster; anyone else must prove a key. */
@@ -182,6 +182,12 @@ export class AgentSession implements LiveSession {
       this.sendAway(`this hub replica cannot reach its database: reconnect (${err.message})`);
       return;
     }
+    if (err instanceof DatabaseConflict) {
+      // Aborted by the database again and again (the group committer retried it): nothing was written; the agent re-sends after reconnecting.
+      this.#log.warn({ err: err.message, type }, 'the database kept aborting this write for conflicts with other transactions: sending the agent away to retry');
+      this.sendAway(`the hub database aborted this write for a conflict with another one: reconnect and retry (${err.message})`, 'hub database conflict');
+      return;
+    }
     this.#log.error({ err, type }, 'failed to handle an agent message');
     this.deliver({ type: 'error', code: 'Internal', message: 'the hub failed to handle the message; reconnect and retry' });
     this.close(closeCodes.internal, 'internal error');
@@ -311,6 +317,7 @@ export class AgentSession implements LiveSession {
         if (bindKey !== undefined) this.#log.info({ fingerprint: agentKeyFingerprint(bindKey) }, 'agent bound its key; its bearer credential no longer authenticates');
         this.#welcome(id, m, outcome.value.ackedSeq, outcome.value.epoch).catch((err: unknown) => this.#failed(err, 'hello'));
       },
+      id,
     );
   }
 
@@ -362,6 +369,7 @@ export class AgentSession implements LiveSession {
           this.#ctx.fleetChanged();
         }
       },
+      id,
     );
   }
 
@@ -432,6 +440,7 @@ export class AgentSession implements LiveSession {
         if (r.created) this.#log.info({ clusterId: m.clusterId, fingerprint }, 'registration pending: waiting for an operator to accept');
         this.deliver({ type: 'registration', status: 'pending', reason: 'waiting for an operator to accept this cluster' });
       },
+      m.clusterId,
     );
   }
 }

@@ -78,7 +78,7 @@ import type { HubContext } from './hub-context.ts';
 import { createHubMetrics, type HubMetrics } from './metrics.ts';
 import { overrideClusters } from './rollout/override-delivery.ts';
 import { cancelRollout, createRollout, listRollouts, pauseRollout, resumeRollout, rollbackRollout, rolloutStatus } from './rollout/rollout-operations.ts';
-import { DatabaseUnavailable } from './store/sql.ts';
+import { DatabaseConflict, DatabaseUnavailable } from './store/sql.ts';
 import { createOperatorToken, issueBootstrapToken, revokeBootstrapToken, revokeOperatorToken } from './token-operations.ts';
 
 /** A release with manifests can be large; anything past this is refused unread (413). */
@@ -278,6 +278,11 @@ export async function createHttpApi(ctx: HubContext, log: Logger, o: HttpApiOpti
       log.warn({ err: err.message, method: req.method, path }, 'API request failed: the database is unreachable');
       void ctx.health.check();
       return reply.code(503).header('retry-after', '1').send(fail('DatabaseUnavailable', `this hub replica cannot reach its database (${err.message}); another replica may answer`));
+    }
+    if (err instanceof DatabaseConflict) {
+      // The database aborted the transaction to break a deadlock (or a serialization failure): nothing was written, and the same call again succeeds.
+      log.warn({ err: err.message, method: req.method, path }, 'API request aborted by the database for a conflict with another transaction');
+      return reply.code(503).header('retry-after', '1').send(fail('DatabaseConflict', `${err.message}; nothing was changed: send the request again`));
     }
     const refusal = refusalOf(err, req);
     if (!refusal) {

@@ -4,8 +4,12 @@
 // per agent are exactly what one commit per batch gave.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { GroupCommitter, type CommitOutcome } from '../../src/hub/store/group-commit.ts';
+import { openSqlite } from '../../src/hub/store/database.ts';
+import { DatabaseConflict } from '../../src/hub/store/sql.ts';
 import type { HubMessage, ReportEntry } from '../../src/protocol/messages.ts';
 import { mulberry32 } from '../support/prng.ts';
+import { testLogger } from '../support/hub-fixture.ts';
 import { entries, SessionBench, type FakeAgent } from '../support/session-bench.ts';
 
 const committedReports = (b: SessionBench, clusterId: string): number[] => {
@@ -186,5 +190,96 @@ describe('hub group commit of report batches', () => {
         await run.close();
       }
     }
+  });
+
+  describe('order of the jobs in a group (one lock order on every replica)', () => {
+    /** A committer on a real SQLite whose "next turn" the test runs; work records when it ran. */
+    function committer(): { commits: GroupCommitter; ran: string[]; answered: string[]; turn: () => Promise<void>; close: () => Promise<void> } {
+      const db = openSqlite(':memory:');
+      const queued: (() => void)[] = [];
+      const commits = new GroupCommitter(db, testLogger(), { schedule: (run) => void queued.push(run) });
+      return {
+        commits,
+        ran: [],
+        answered: [],
+        // One group: what is queued now (the scheduled runs are dropped; the test decides when a group commits).
+        async turn() {
+          queued.length = 0;
+          await commits.flush();
+        },
+        close: () => db.close(),
+      };
+    }
+
+    it('runs jobs in key order, each key in submission order, and answers in submission order', async () => {
+      const c = committer();
+      try {
+        const job = (name: string, key: string) =>
+          c.commits.submit(
+            async () => void c.ran.push(name),
+            (o: CommitOutcome<void>) => void c.answered.push(`${name}:${o.ok}`),
+            key,
+          );
+        job('c1', 'edge-c');
+        job('a1', 'edge-a');
+        job('c2', 'edge-c');
+        job('b1', 'edge-b');
+        job('a2', 'edge-a');
+        await c.turn();
+        assert.deepEqual(c.ran, ['a1', 'a2', 'b1', 'c1', 'c2'], 'clusters in id order: every replica locks their rows in one order');
+        assert.deepEqual(c.answered, ['c1:true', 'a1:true', 'c2:true', 'b1:true', 'a2:true'], 'answers keep the submission order');
+        assert.equal(c.commits.commits, 1);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('a job the database aborted for a conflict runs again in the next group, and its key\'s later jobs wait for it', async () => {
+      const c = committer();
+      try {
+        let conflicts = 1;
+        c.commits.submit(
+          async () => {
+            c.ran.push('a1');
+            if (conflicts-- > 0) throw new DatabaseConflict('deadlock detected (test)');
+          },
+          (o: CommitOutcome<void>) => void c.answered.push(`a1:${o.ok}`),
+          'edge-a',
+        );
+        c.commits.submit(async () => void c.ran.push('a2'), (o: CommitOutcome<void>) => void c.answered.push(`a2:${o.ok}`), 'edge-a');
+        c.commits.submit(async () => void c.ran.push('b1'), (o: CommitOutcome<void>) => void c.answered.push(`b1:${o.ok}`), 'edge-b');
+        await c.turn();
+        assert.deepEqual(c.ran, ['a1', 'b1'], 'a2 did not overtake the aborted a1');
+        assert.deepEqual(c.answered, ['b1:true'], 'a1 and a2 are not answered yet');
+        // A frame of the same agent arriving meanwhile goes after them.
+        c.commits.submit(async () => void c.ran.push('a3'), (o: CommitOutcome<void>) => void c.answered.push(`a3:${o.ok}`), 'edge-a');
+        await c.turn();
+        assert.deepEqual(c.ran, ['a1', 'b1', 'a1', 'a2', 'a3']);
+        assert.deepEqual(c.answered, ['b1:true', 'a1:true', 'a2:true', 'a3:true']);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('a job the database keeps aborting fails after a few runs, with the conflict', async () => {
+      const c = committer();
+      try {
+        let runs = 0;
+        let outcome: CommitOutcome<void> | undefined;
+        c.commits.submit(
+          async () => {
+            runs++;
+            throw new DatabaseConflict('deadlock detected (test)');
+          },
+          (o: CommitOutcome<void>) => void (outcome = o),
+          'edge-a',
+        );
+        for (let i = 0; i < 10 && outcome === undefined; i++) await c.turn();
+        assert.equal(runs, 4, 'the first run and three more');
+        assert.ok(outcome && !outcome.ok && outcome.error instanceof DatabaseConflict);
+      } finally {
+        await c.close();
+      }
+    });
   });
 });

@@ -184,7 +184,7 @@ export class ClusterRepo {
       // on PostgreSQL it skips the row (SKIP LOCKED) and the renewal waits for
       // the next flush, a second later.
       const ordered = [...dirty].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-      const target = d.name === 'postgres' ? '(SELECT id FROM clusters WHERE id = ? FOR UPDATE SKIP LOCKED)' : '?';
+      const target = d.name === 'postgres' ? `(SELECT id FROM clusters WHERE id = ?${d.forUpdate} SKIP LOCKED)` : '?';
       const skipped: string[] = [];
       let written = 0;
       await this.#sql.transaction(async () => {

@@ -12,15 +12,27 @@
 // (idle_in_transaction_session_timeout) and probes idle connections itself
 // (tcp_keepalives_*), so a cut-off replica's row locks and its rollout-driver
 // lock are freed within seconds rather than after the kernel's two hours.
+//
+// A deadlock or serialization failure the server resolved by aborting this
+// transaction surfaces as DatabaseConflict (nothing was written; doing it
+// again succeeds), never as a bare driver error the API would answer 500.
+// A connection goes back to the pool only when it is idle outside any
+// transaction; one in any other state is closed instead. A transaction whose
+// BEGIN finds its pooled connection dead (ended while idle) starts again on
+// another one: nothing of it ran, so the first writes after the database
+// came back do not fail for connections that died meanwhile.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { hostname } from 'node:os';
 import pg from 'pg';
-import { DatabaseUnavailable, type Dialect, type Sql, type SqlValue } from './sql.ts';
+import { DatabaseConflict, DatabaseUnavailable, type Dialect, type Sql, type SqlValue } from './sql.ts';
 
 export const postgresDialect: Dialect = {
   name: 'postgres',
   greatest: (a, b) => `GREATEST(${a}, ${b})`,
-  forUpdate: ' FOR UPDATE',
+  // The hub locks a cluster's row to take turns on it (ingest, revisions), never to change its key: NO KEY UPDATE
+  // does not wait for the KEY SHARE locks that inserting a row referencing the cluster takes (a rollout's members,
+  // a report), so those never join a lock cycle with it.
+  forUpdate: ' FOR NO KEY UPDATE',
   insertionOrder: 'ord',
 };
 
@@ -80,9 +92,40 @@ export function isConnectionFailure(err: unknown): boolean {
   return UNREACHABLE_MESSAGES.test(err.message);
 }
 
-function unavailable(err: unknown): unknown {
-  if (err instanceof DatabaseUnavailable || !isConnectionFailure(err)) return err;
-  return new DatabaseUnavailable(`the hub database cannot be reached: ${(err as Error).message}`);
+/** SQLSTATE class 57P: the server ended the session (terminated by an administrator, shutting down, restarting). */
+const ENDED_BY_SERVER = /^57P0[123]$/;
+
+/**
+ * True when the connection was found dead rather than slow: the server ended
+ * it, or its socket was closed or reset. Not a timeout: a partition looks
+ * like one, and trying again would only wait again.
+ */
+function isDeadConnection(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (ENDED_BY_SERVER.test(code) || code === 'ECONNRESET' || code === 'EPIPE')) return true;
+  return /Connection terminated unexpectedly|not queryable/.test(err.message);
+}
+
+/** SQLSTATE of the failures the server resolves by aborting one transaction: serialization_failure, deadlock_detected. */
+const CONFLICT_CODES = new Set(['40001', '40P01']);
+
+/** True when the server aborted the transaction to resolve a conflict with another one; doing it again can succeed. */
+export function isConflict(err: unknown): boolean {
+  if (err instanceof DatabaseConflict) return true;
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && CONFLICT_CODES.has(code);
+}
+
+/** The hub's error for a driver failure that is transient (unreachable, conflict); anything else as it came. */
+function classify(err: unknown): unknown {
+  if (err instanceof DatabaseUnavailable || err instanceof DatabaseConflict) return err;
+  if (isConnectionFailure(err)) return new DatabaseUnavailable(`the hub database cannot be reached: ${(err as Error).message}`);
+  if (isConflict(err)) {
+    const e = err as Error & { detail?: unknown };
+    return new DatabaseConflict(`the database aborted this transaction to resolve a conflict with another (${e.message}${typeof e.detail === 'string' ? `: ${e.detail}` : ''}); nothing of it was written: retry`);
+  }
+  return err;
 }
 
 export class PostgresSql implements Sql {
@@ -92,15 +135,18 @@ export class PostgresSql implements Sql {
   readonly #context = new AsyncLocalStorage<Tx>();
   readonly #statementTimeoutMs: number;
   readonly #where: PostgresSqlOptions;
+  /** Pooled connections at most: how many stale ones a transaction may meet before a live one. */
+  readonly #max: number;
   /** ping's own connection. */
   #probe: pg.Client | undefined;
 
   constructor(o: PostgresSqlOptions) {
     this.#statementTimeoutMs = o.statementTimeoutMs ?? 15_000;
     this.#where = o;
+    this.#max = o.max ?? 10;
     this.pool = new pg.Pool({
       ...this.#clientConfig(o, this.#statementTimeoutMs, applicationName('pool')),
-      max: o.max ?? 10,
+      max: this.#max,
       // An idle connection a partition killed silently is not kept for long.
       idleTimeoutMillis: 10_000,
     });
@@ -143,7 +189,7 @@ export class PostgresSql implements Sql {
       if (tx?.open) return await tx.client.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
       return await this.pool.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
     } catch (err) {
-      throw unavailable(err);
+      throw classify(err);
     }
   }
 
@@ -174,19 +220,36 @@ export class PostgresSql implements Sql {
         throw err;
       }
     }
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw new DatabaseUnavailable(`cannot reach the hub database: ${err instanceof Error ? err.message : String(err)}`);
+    // A pooled connection can have died while it sat idle (the server ended it, restarted, or a partition healed), and
+    // the pool learns it only when it is used. Its BEGIN then fails before anything of fn ran: the transaction starts
+    // again on another connection, as many times as the pool can hold stale ones. A database that is really gone
+    // fails the connect, or times out, and that ends it.
+    for (let attempt = 0; ; attempt++) {
+      let client: pg.PoolClient;
+      try {
+        client = await this.pool.connect();
+      } catch (err) {
+        throw new DatabaseUnavailable(`cannot reach the hub database: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      try {
+        await client.query('BEGIN');
+      } catch (err) {
+        client.release(err instanceof Error ? err : new Error(String(err)));
+        if (isDeadConnection(err) && attempt < this.#max) continue;
+        throw classify(err);
+      }
+      return this.#run(client, fn);
     }
+  }
+
+  /** fn in the transaction open on client (BEGIN done), then COMMIT; the client goes back to the pool only if it is clean. */
+  async #run<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
     const tx: Tx = { client, open: true, savepoints: 0 };
     let broken: Error | undefined;
     // A checked-out connection has no listener of the pool's: one that breaks between statements would crash the process.
     const onError = (err: Error): void => void (broken = err);
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
       const value = await this.#context.run(tx, fn);
       await client.query('COMMIT');
       return value;
@@ -194,18 +257,21 @@ export class PostgresSql implements Sql {
       if (isConnectionFailure(err)) {
         // The connection failed (or a statement timed out and may still run): it goes, not back to the pool; the server rolls back.
         broken = err as Error;
-        throw unavailable(err);
+        throw classify(err);
       }
       try {
         await client.query('ROLLBACK');
       } catch (rollbackErr) {
         broken = rollbackErr as Error;
-        throw unavailable(rollbackErr);
+        throw classify(rollbackErr);
       }
-      throw err;
+      throw classify(err);
     } finally {
       tx.open = false;
       client.off('error', onError);
+      // Only an idle connection is reused: one still in a transaction (a failed one, or one whose end never came back) would hand its state to the next caller.
+      const status = client.getTransactionStatus();
+      if (broken === undefined && status !== 'I') broken = new Error(`a pooled connection was left in transaction state ${String(status)}: closed instead of reused`);
       client.release(broken);
     }
   }
@@ -217,7 +283,7 @@ export class PostgresSql implements Sql {
       await client.connect();
     } catch (err) {
       client.end().catch(() => undefined);
-      throw unavailable(err);
+      throw classify(err);
     }
     return client;
   }

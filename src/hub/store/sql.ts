@@ -64,3 +64,15 @@ export class HubDatabaseError extends Error {
 export class DatabaseUnavailable extends HubDatabaseError {
   override readonly name = 'DatabaseUnavailable';
 }
+
+/**
+ * The database aborted the transaction to resolve a conflict with another
+ * one (a deadlock, or a serialization failure): nothing of it was written,
+ * and the same work done again succeeds. Transient, like
+ * DatabaseUnavailable, but the database is there: the hub retries where it
+ * can (a group commit's job goes to the next group) and otherwise answers
+ * 503 with Retry-After rather than 500 (docs/hub-ha.md).
+ */
+export class DatabaseConflict extends HubDatabaseError {
+  override readonly name = 'DatabaseConflict';
+}
