@@ -231,24 +231,26 @@ export class PostgresSql implements Sql {
       } catch (err) {
         throw new DatabaseUnavailable(`cannot reach the hub database: ${err instanceof Error ? err.message : String(err)}`);
       }
+      let broken: Error | undefined;
+      // A checked-out connection has no listener of the pool's: one that breaks (even during BEGIN) would crash the process.
+      const onError = (err: Error): void => void (broken = err);
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
       } catch (err) {
         client.release(err instanceof Error ? err : new Error(String(err)));
+        client.off('error', onError);
         if (isDeadConnection(err) && attempt < this.#max) continue;
         throw classify(err);
       }
-      return this.#run(client, fn);
+      return this.#run(client, fn, onError, () => broken);
     }
   }
 
   /** fn in the transaction open on client (BEGIN done), then COMMIT; the client goes back to the pool only if it is clean. */
-  async #run<T>(client: pg.PoolClient, fn: () => Promise<T>): Promise<T> {
+  async #run<T>(client: pg.PoolClient, fn: () => Promise<T>, onError: (err: Error) => void, failed: () => Error | undefined): Promise<T> {
     const tx: Tx = { client, open: true, savepoints: 0 };
     let broken: Error | undefined;
-    // A checked-out connection has no listener of the pool's: one that breaks between statements would crash the process.
-    const onError = (err: Error): void => void (broken = err);
-    client.on('error', onError);
     try {
       const value = await this.#context.run(tx, fn);
       await client.query('COMMIT');
@@ -268,11 +270,13 @@ export class PostgresSql implements Sql {
       throw classify(err);
     } finally {
       tx.open = false;
-      client.off('error', onError);
+      broken ??= failed();
       // Only an idle connection is reused: one still in a transaction (a failed one, or one whose end never came back) would hand its state to the next caller.
       const status = client.getTransactionStatus();
       if (broken === undefined && status !== 'I') broken = new Error(`a pooled connection was left in transaction state ${String(status)}: closed instead of reused`);
+      // Released with our listener still on: the pool puts its own on first, so no error between the two goes unheard.
       client.release(broken);
+      client.off('error', onError);
     }
   }
 
