@@ -1,6 +1,8 @@
-// Several hub replicas on one private PostgreSQL, behind a round-robin
-// balancer (what a Kubernetes Service does), with simulated agents spread
-// over them (docs/scale.md): connect time, report → ack latency and
+// Several hub replicas on one private PostgreSQL, with simulated agents
+// spread over them as a Kubernetes Service spreads connections (each new
+// connection to the next replica, a refused one to the next at once:
+// sim-agent.ts), from several processes (sim-shards.ts: one process may
+// hold at most 20,000 sockets here) (docs/scale.md): connect time, report → ack latency and
 // throughput, each replica's CPU, the database's connections; then the
 // replica driving rollouts is killed (SIGKILL): how long until its agents
 // are welcomed by the others, and until another replica holds the driver
@@ -19,10 +21,9 @@ import { defaultBackoff } from '../src/lib/backoff.ts';
 import { exportPrivateKeyPem, generateReleaseKey } from '../src/protocol/signing.ts';
 import { freePort } from '../src/testbed/control-plane.ts';
 import { startPostgres } from '../src/testbed/postgres.ts';
-import { startServiceBalancer } from '../test/support/service-balancer.ts';
 import { seedClusters } from './hub-seed.ts';
 import { cpuPercent, launchHub, type HubProcess, type HubStats } from './hub-process.ts';
-import { SimFleet } from './sim-agent.ts';
+import { ShardedFleet } from './sim-shards.ts';
 import { heading, line, mib, ms, summarize } from './stats.ts';
 
 export interface HubReplicasOptions {
@@ -36,7 +37,13 @@ export interface HubReplicasOptions {
   rolloutTickMs: number;
   /** Kill the driving replica and measure the failover (needs at least two replicas). */
   kill: boolean;
-  random: () => number;
+  /** Processes the simulated agents run in. */
+  simProcesses: number;
+}
+
+/** Enough simulator processes that none holds more than 5,000 agents (each a socket; the open-file limit is 20,000). */
+export function defaultSimProcesses(agents: number): number {
+  return Math.max(1, Math.ceil(agents / 5000));
 }
 
 interface DatabaseCounters {
@@ -65,11 +72,12 @@ async function driverPid(db: pg.Client): Promise<number | undefined> {
 }
 
 export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
-  heading(`hub replicas: ${o.replicas} on one PostgreSQL, ${o.agents} simulated agents through a round-robin balancer, a batch of ${o.batchSize} reports every ~${o.reportIntervalMs} ms each, heartbeat ${o.heartbeatMs} ms`);
+  heading(`hub replicas: ${o.replicas} on one PostgreSQL, ${o.agents} simulated agents in ${o.simProcesses} processes spread over them as a Service does, a batch of ${o.batchSize} reports every ~${o.reportIntervalMs} ms each, heartbeat ${o.heartbeatMs} ms`);
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-bench-replicas-'));
   const postgres = await startPostgres();
   const hubs: HubProcess[] = [];
   let admin: pg.Client | undefined;
+  let fleet: ShardedFleet | undefined;
   try {
     const database = await postgres.createDatabase('bench');
     const t = performance.now();
@@ -78,31 +86,30 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
     const releaseKeyPem = exportPrivateKeyPem(generateReleaseKey().privateKey);
     const ports = await Promise.all(Array.from({ length: o.replicas }, () => freePort()));
     hubs.push(...(await Promise.all(ports.map((port) => launchHub({ dbPath: join(dir, 'unused.db'), database, releaseKeyPem, port, heartbeatMs: o.heartbeatMs, rolloutTickMs: o.rolloutTickMs })))));
-    const service = await startServiceBalancer(ports);
     admin = new pg.Client({ connectionString: database });
     await admin.connect();
 
-    const fleet = new SimFleet({
-      baseUrl: `ws://127.0.0.1:${service.port}`,
+    const urls = ports.map((p) => `ws://127.0.0.1:${p}`);
+    fleet = await ShardedFleet.start({
+      baseUrl: urls,
       agents,
+      shards: o.simProcesses,
       reportIntervalMs: o.reportIntervalMs,
       batchSize: o.batchSize,
       connectConcurrency: o.connectConcurrency,
       deflate: true,
       backoff: defaultBackoff,
-      random: o.random,
     });
     const connectMs = await fleet.connectAll();
-    const per = ports.map((p) => service.picks.filter((x) => x === p).length);
-    line('all agents connected (hello → welcome)', `${fleet.welcomedNow} in ${ms(connectMs)} (${(o.agents / (connectMs / 1000)).toFixed(0)} connects/s); connections per replica ${per.join(' / ')}`);
+    const connected = await fleet.stats();
+    line('all agents connected (hello → welcome)', `${connected.welcomedNow} in ${ms(connectMs)} (${(o.agents / (connectMs / 1000)).toFixed(0)} connects/s); per replica ${connected.connectedByUrl.join(' / ')}; connection errors ${connected.errors} ${JSON.stringify(connected.errorCodes)}`);
 
     fleet.setReporting(true);
     await sleep(o.measureMs / 4);
     const before: HubStats[] = await Promise.all(hubs.map((h) => h.stats()));
     const dbBefore = await databaseCounters(admin);
-    const ackedBefore = fleet.reportsAcked;
-    fleet.latencies = [];
-    fleet.measuring = true;
+    const simBefore = await fleet.stats();
+    fleet.startMeasuring();
     const windowStart = performance.now();
     // What the replicas' connections are doing, sampled across the window: where time goes when it is not the hub's CPU.
     const waits = new Map<string, number>();
@@ -114,17 +121,21 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
       const blocked = (await admin.query<{ waiting: string; blocking: string }>("SELECT left(w.query, 60) AS waiting, left(b.query, 60) || ' [' || b.state || ']' AS blocking FROM pg_stat_activity w JOIN pg_stat_activity b ON b.pid = ANY (pg_blocking_pids(w.pid)) WHERE w.application_name LIKE 'fleetlet-hub %'")).rows;
       for (const r of blocked) blockers.set(`${r.waiting} ⟵ ${r.blocking}`, (blockers.get(`${r.waiting} ⟵ ${r.blocking}`) ?? 0) + 1);
     }
-    fleet.measuring = false;
+    const latencies = await fleet.stopMeasuring();
     const windowMs = performance.now() - windowStart;
     const during: HubStats[] = await Promise.all(hubs.map((h) => h.stats()));
     const dbDuring = await databaseCounters(admin);
-    const acked = fleet.reportsAcked - ackedBefore;
-    const lat = summarize(fleet.latencies);
+    const simDuring = await fleet.stats();
+    const acked = simDuring.reportsAcked - simBefore.reportsAcked;
+    const lat = summarize(latencies);
     const connections = (await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'fleetlet-hub %'")).rows[0]?.n;
     line('reports acknowledged', `${acked} in ${ms(windowMs)} = ${(acked / (windowMs / 1000)).toFixed(0)} reports/s`);
     line('report → ack latency p50 / p90 / p99 / max', `${ms(lat.p50)} / ${ms(lat.p90)} / ${ms(lat.p99)} / ${ms(lat.max)} (${lat.n} batches)`);
     line('replica CPU during the window', hubs.map((_h, i) => `${cpuPercent(before[i] as HubStats, during[i] as HubStats).toFixed(0)} %`).join(' / ') + ' of one core');
     line('replica RSS', during.map((s) => mib(s.vmRss)).join(' / '));
+    line('replica open files', during.map((s) => String(s.openFds)).join(' / '));
+    line('agents connected during the window', `${simDuring.welcomedNow} (per replica ${simDuring.connectedByUrl.join(' / ')}); hub errors ${simDuring.hubErrors} ${simDuring.hubErrorSamples.join('; ')}`);
+    line('simulator CPU during the window', `${(((simDuring.cpuUs - simBefore.cpuUs) / 1000 / windowMs) * 100).toFixed(0)} % of one core over ${o.simProcesses} processes, RSS ${mib(simDuring.vmRss)}`);
     line('database connections of the hub replicas', String(connections));
     for (const [w, n] of [...blockers].sort((a, b) => b[1] - a[1]).slice(0, 5)) line('  a statement waiting ⟵ the one holding its lock', `${w} ×${n}`);
     line('  their states, summed over 10 samples', [...waits].sort((a, b) => b[1] - a[1]).map(([w, n]) => `${w} ×${n}`).join(', '));
@@ -137,10 +148,12 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
       const driver = await driverPid(admin);
       const victim = hubs.find((h) => h.pid === driver);
       if (victim === undefined) throw new Error(`no replica holds the rollout-driver lock (found pid ${driver})`);
+      const sim = fleet;
+      const onVictim = (await sim.stats()).connectedByUrl[hubs.indexOf(victim)] ?? 0;
       // The fewest welcomed at once after the kill: the killed replica's agents all drop together.
-      let lowest = fleet.welcomedNow;
-      const onClosed = (): void => void (lowest = Math.min(lowest, fleet.welcomedNow));
-      fleet.on('closed', onClosed);
+      let lowest = sim.welcomedNow;
+      const onCount = (n: number): void => void (lowest = Math.min(lowest, n));
+      sim.on('count', onCount);
       const killedAt = performance.now();
       await victim.kill();
       let newDriverMs: number | undefined;
@@ -152,27 +165,33 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
         }
       })();
       // The killed replica's connections close as the kernel notices; only then can they come back.
-      while (fleet.welcomedNow === o.agents && performance.now() - killedAt < 30_000) await sleep(5);
-      await fleet.awaitWelcomed(o.agents, Math.max(120_000, o.agents * 30));
+      while (sim.welcomedNow === o.agents && performance.now() - killedAt < 30_000) await sleep(5);
+      await sim.awaitWelcomed(o.agents, Math.max(120_000, o.agents * 30));
       const backMs = performance.now() - killedAt;
-      fleet.off('closed', onClosed);
+      sim.off('count', onCount);
       await watch;
-      line('driving replica killed (SIGKILL): its agents', `${o.agents - lowest} dropped; all ${o.agents} welcomed again ${ms(backMs)} after the kill (hub-link backoff: base ${defaultBackoff.baseMs} ms, cap ${defaultBackoff.capMs} ms)`);
+      const after = await sim.stats();
+      line('driving replica killed (SIGKILL): its agents', `${onVictim} were on it, ${o.agents - lowest} dropped at the lowest; all ${o.agents} welcomed again ${ms(backMs)} after the kill (hub-link backoff: base ${defaultBackoff.baseMs} ms, cap ${defaultBackoff.capMs} ms)`);
+      line('  agents per replica afterwards', after.connectedByUrl.map((n, i) => (hubs[i] === victim ? `${n} (killed)` : String(n))).join(' / '));
       line('  another replica holds the driver lock', `${ms(newDriverMs ?? NaN)} after the kill (--rollout-tick-ms ${o.rolloutTickMs})`);
       hubs.splice(hubs.indexOf(victim), 1);
     }
 
     // Every report written is stored once: the simulated outboxes drain, then the database counts.
     fleet.setReporting(false);
-    const deadline = Date.now() + 120_000;
-    while (fleet.unacked() > 0 && Date.now() < deadline) await sleep(100);
-    const written = fleet.reportsWritten();
+    const deadline = Date.now() + Math.max(120_000, o.agents * 10);
+    let end = await fleet.stats();
+    while (end.unacked > 0 && Date.now() < deadline) {
+      await sleep(500);
+      end = await fleet.stats();
+    }
     const stored = (await admin.query<{ n: number; distinct: number }>('SELECT count(*)::int AS n, count(DISTINCT (cluster_id, seq))::int AS distinct FROM reports')).rows[0];
     const ackedSum = (await admin.query<{ s: number }>('SELECT coalesce(sum(acked_seq), 0)::int AS s FROM clusters')).rows[0]?.s;
-    line('reports written by the agents / stored / distinct / acknowledged marks', `${written} / ${stored?.n} / ${stored?.distinct} / ${ackedSum} (unacknowledged left: ${fleet.unacked()})`);
+    line('reports written by the agents / stored / distinct / acknowledged marks', `${end.reportsWritten} / ${stored?.n} / ${stored?.distinct} / ${ackedSum} (unacknowledged left: ${end.unacked})`);
     await fleet.stop();
-    await service.close();
+    fleet = undefined;
   } finally {
+    await fleet?.kill();
     await admin?.end().catch(() => undefined);
     await Promise.all(hubs.map((h) => h.stop().catch(() => h.kill())));
     await postgres.stop();

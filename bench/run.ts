@@ -3,6 +3,7 @@
 //   npm run bench -- --replay 100000 --only replay
 //   npm run bench -- --replay 20000 --only ingest   (the replay on SQLite and on PostgreSQL)
 //   npm run bench -- --agents 3000 --replicas 3 --only replicas   (hub replicas on PostgreSQL, one killed)
+//   npm run bench -- --agents 1000 --only compare   (one hub on SQLite, one on PostgreSQL, same load)
 //   npm run bench -- --clusters 10000 --only rollout   (with `ulimit -n 20000`)
 // Benchmarks: hub (capacity, memory per agent, report latency, reconnect
 // after a hub restart), replay (outbox drain after a partition), journal
@@ -17,9 +18,11 @@
 // RSS, time to cut the flooder off), register (N agents registering with
 // proof of possession: time and hub CPU per phase), dashboard
 // (bench/dashboard.ts: each view with 10,000 clusters in headless chromium),
-// replicas (bench/hub-replicas.ts: hub replicas on one PostgreSQL behind a
-// balancer, report latency, then the driving replica killed: agents back,
-// driver lock taken over, reports stored once).
+// replicas (bench/hub-replicas.ts: hub replicas on one PostgreSQL, agents
+// spread over them as a Service does, report latency, then the driving
+// replica killed: agents back, driver lock taken over, reports stored once),
+// compare (bench/hub-compare.ts: one hub on SQLite and one on PostgreSQL
+// under the same load, side by side).
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { agentFootprintBench, defaultVariants } from './agent-footprint.ts';
@@ -27,12 +30,13 @@ import { agentSoakBench } from './agent-soak.ts';
 import { hubFloodBench, registrationBench } from './hub-abuse.ts';
 import { dashboardBench } from './dashboard.ts';
 import { hubCapacityBench } from './hub-capacity.ts';
-import { hubReplicasBench } from './hub-replicas.ts';
+import { hubCompareBench } from './hub-compare.ts';
+import { defaultSimProcesses, hubReplicasBench } from './hub-replicas.ts';
 import { outboxReplayBench } from './hub-replay.ts';
 import { journalBench } from './journal.ts';
 import { rolloutBench } from './rollout.ts';
 
-const all = ['hub', 'replicas', 'replay', 'ingest', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register', 'dashboard'] as const;
+const all = ['hub', 'replicas', 'compare', 'replay', 'ingest', 'journal', 'agent', 'soak', 'rollout', 'upgrade', 'flood', 'register', 'dashboard'] as const;
 type Bench = (typeof all)[number];
 
 const { values } = parseArgs({
@@ -65,6 +69,8 @@ const { values } = parseArgs({
     'flood-rate': { type: 'string', default: '20000' },
     'register-agents': { type: 'string', default: '10000' },
     replicas: { type: 'string', default: '3' },
+    // Processes the simulated agents of the replicas and compare benches run in; default: one per 5,000 agents.
+    'sim-processes': { type: 'string' },
     only: { type: 'string', multiple: true },
     help: { type: 'boolean', default: false },
   },
@@ -73,7 +79,7 @@ const { values } = parseArgs({
 if (values.help) {
   process.stdout.write(`npm run bench -- [--agents N] [--report-interval-ms MS] [--batch N] [--heartbeat-ms MS] [--measure-ms MS]
                  [--connect-concurrency N] [--no-deflate] [--no-restart] [--replay N] [--journal-ms MS] [--rest-ms MS] [--starts N] [--attempts N] [--cycles N]
-                 [--honest-agents N] [--flood-rate N] [--register-agents N] [--replicas N]
+                 [--honest-agents N] [--flood-rate N] [--register-agents N] [--replicas N] [--sim-processes N]
                  [--clusters N] [--max-concurrency N] [--canaries N] [--upgrade-ms MS] [--upgrade-jitter F] [--rollout-tick-ms MS] [--rollout-timeout-ms MS]
                  [--dashboard-clusters N] [--dashboard-runs N]
                  [--only ${all.join('|')} ...]\n`);
@@ -110,6 +116,9 @@ function simulatedFleet() {
     connectConcurrency: Math.max(1, int('connect-concurrency', values['connect-concurrency'])),
   };
 }
+function simProcesses(): number {
+  return values['sim-processes'] !== undefined ? Math.max(1, int('sim-processes', values['sim-processes'])) : defaultSimProcesses(int('agents', values.agents));
+}
 if (only.has('hub')) {
   await hubCapacityBench({
     ...simulatedFleet(),
@@ -125,8 +134,12 @@ if (only.has('replicas') && values.only !== undefined) {
     ...simulatedFleet(),
     rolloutTickMs: Math.max(1, int('rollout-tick-ms', values['rollout-tick-ms'])),
     kill: true,
-    random,
+    simProcesses: simProcesses(),
   });
+}
+// One hub on SQLite, then one on PostgreSQL, under the same simulated load (--only compare): it starts a PostgreSQL of its own.
+if (only.has('compare') && values.only !== undefined) {
+  await hubCompareBench({ ...simulatedFleet(), simProcesses: simProcesses() });
 }
 if (only.has('flood')) {
   await hubFloodBench({ honestAgents: Math.max(1, int('honest-agents', values['honest-agents'])), floodRate: Math.max(1, int('flood-rate', values['flood-rate'])), measureMs: int('measure-ms', values['measure-ms']), reportIntervalMs: int('report-interval-ms', values['report-interval-ms']), random });

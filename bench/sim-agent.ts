@@ -11,6 +11,14 @@
 // upgrade-completed report with the Succeeded one, through the same outbox,
 // seq and ack machinery, over a simulated upgrade duration. Without it,
 // `release` messages are ignored, as before.
+//
+// Several hub replicas (`baseUrl` a list): the agents spread over them the
+// way a Kubernetes Service spreads connections, without a balancer in
+// between (a balancer in this process would hold two more sockets per agent,
+// and the process's open-file limit caps them): each new connection goes to
+// the next replica in turn, fleet-wide, and a connection a replica refuses
+// (its process is gone) goes at once to the next one, as a Service skips an
+// endpoint that is not there.
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
@@ -20,8 +28,8 @@ import { AGENT_PATH, CLUSTER_ID_HEADER, MAX_REPORTS_PER_BATCH, PROTOCOL_VERSION,
 import type { SeededCluster } from './hub-seed.ts';
 
 export interface SimFleetOptions {
-  /** ws://host:port (AGENT_PATH is appended). */
-  baseUrl: string;
+  /** ws://host:port (AGENT_PATH is appended), or one per hub replica. */
+  baseUrl: string | readonly string[];
   agents: readonly SeededCluster[];
   /** Mean time between report batches of one agent (uniformly jittered ±50 %). */
   reportIntervalMs: number;
@@ -80,6 +88,10 @@ class SimAgent {
   upgradeTimer: NodeJS.Timeout | undefined;
   /** Upgrade mode: seq of the Succeeded report not yet acknowledged. */
   succeededSeq: number | null = null;
+  /** Which of the fleet's hub URLs the current connection went to. */
+  urlIndex = 0;
+  /** Replicas that refused this attempt so far (each is skipped at once, without backoff). */
+  refusedInAttempt = 0;
 
   constructor(fleet: SimFleet, id: SeededCluster) {
     this.fleet = fleet;
@@ -87,7 +99,8 @@ class SimAgent {
   }
 
   connect(done: () => void): void {
-    const ws = new WebSocket(`${this.fleet.o.baseUrl}${AGENT_PATH}`, {
+    this.urlIndex = this.fleet.nextUrl();
+    const ws = new WebSocket(`${this.fleet.urls[this.urlIndex]}${AGENT_PATH}`, {
       headers: { [CLUSTER_ID_HEADER]: this.id.clusterId },
       perMessageDeflate: this.fleet.o.deflate ?? true,
       handshakeTimeout: 30_000,
@@ -107,8 +120,12 @@ class SimAgent {
       res.resume();
       ws.terminate();
     });
-    ws.on('error', () => {
+    let refused = false;
+    ws.on('error', (err: NodeJS.ErrnoException) => {
       this.fleet.errors++;
+      if (err.code === 'ECONNREFUSED') refused = true;
+      const code = err.code ?? err.message;
+      this.fleet.errorCodes.set(code, (this.fleet.errorCodes.get(code) ?? 0) + 1);
     });
     ws.on('close', () => {
       settle();
@@ -117,13 +134,19 @@ class SimAgent {
       if (this.welcomed) {
         this.welcomed = false;
         this.fleet.welcomedNow--;
+        this.fleet.connectedByUrl[this.urlIndex] = (this.fleet.connectedByUrl[this.urlIndex] ?? 1) - 1;
       }
       this.ws = undefined;
       this.fleet.emit('closed');
-      if (!this.fleet.stopping) {
-        const wait = backoffDelay(this.attempt++, this.fleet.o.backoff, this.fleet.o.random);
-        setTimeout(() => this.fleet.enqueue(this), wait).unref();
+      if (this.fleet.stopping) return;
+      if (refused && ++this.refusedInAttempt < this.fleet.urls.length) {
+        // Nobody listens there: the next replica, now, as a Service would pick another endpoint.
+        this.fleet.enqueue(this);
+        return;
       }
+      this.refusedInAttempt = 0;
+      const wait = backoffDelay(this.attempt++, this.fleet.o.backoff, this.fleet.o.random);
+      setTimeout(() => this.fleet.enqueue(this), wait).unref();
     });
   }
 
@@ -136,7 +159,9 @@ class SimAgent {
     } else if (m.type === 'welcome') {
       this.welcomed = true;
       this.attempt = 0;
+      this.refusedInAttempt = 0;
       this.fleet.welcomedNow++;
+      this.fleet.connectedByUrl[this.urlIndex] = (this.fleet.connectedByUrl[this.urlIndex] ?? 0) + 1;
       this.fleet.welcomes++;
       this.acked(m.ackedSeq ?? 0);
       this.lastSentSeq = m.ackedSeq ?? 0;
@@ -291,9 +316,16 @@ class SimAgent {
 
 export class SimFleet extends EventEmitter<SimFleetEvents> {
   readonly o: SimFleetOptions;
+  /** The hub replicas' base URLs, in the order connections rotate over them. */
+  readonly urls: readonly string[];
+  /** Agents welcomed now on each URL. */
+  readonly connectedByUrl: number[];
+  /** Connection errors by code (ECONNREFUSED, ECONNRESET, EMFILE, …). */
+  readonly errorCodes = new Map<string, number>();
   readonly #agents: SimAgent[];
   readonly #queue: SimAgent[] = [];
   #connecting = 0;
+  #nextUrl = 0;
   stopping = false;
   measuring = false;
   welcomedNow = 0;
@@ -319,7 +351,17 @@ export class SimFleet extends EventEmitter<SimFleetEvents> {
     super();
     this.setMaxListeners(0);
     this.o = o;
+    this.urls = typeof o.baseUrl === 'string' ? [o.baseUrl] : [...o.baseUrl];
+    if (this.urls.length === 0) throw new TypeError('SimFleet needs at least one hub URL');
+    this.connectedByUrl = this.urls.map(() => 0);
     this.#agents = o.agents.map((a) => new SimAgent(this, a));
+  }
+
+  /** The URL index the next connection goes to: each in turn. */
+  nextUrl(): number {
+    const i = this.#nextUrl;
+    this.#nextUrl = (i + 1) % this.urls.length;
+    return i;
   }
 
   get size(): number {
