@@ -149,12 +149,18 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
       const victim = hubs.find((h) => h.pid === driver);
       if (victim === undefined) throw new Error(`no replica holds the rollout-driver lock (found pid ${driver})`);
       const sim = fleet;
-      const onVictim = (await sim.stats()).connectedByUrl[hubs.indexOf(victim)] ?? 0;
-      // The fewest welcomed at once after the kill: the killed replica's agents all drop together.
+      const beforeKill = await sim.stats();
+      const onVictim = beforeKill.connectedByUrl[hubs.indexOf(victim)] ?? 0;
+      // The fewest welcomed at once after the kill (the killed replica's agents all drop together), and how the count came back.
       let lowest = sim.welcomedNow;
-      const onCount = (n: number): void => void (lowest = Math.min(lowest, n));
+      let killedAt = 0;
+      const counts: [number, number][] = [];
+      const onCount = (n: number): void => {
+        lowest = Math.min(lowest, n);
+        counts.push([performance.now() - killedAt, n]);
+      };
       sim.on('count', onCount);
-      const killedAt = performance.now();
+      killedAt = performance.now();
       await victim.kill();
       let newDriverMs: number | undefined;
       const watch = (async () => {
@@ -172,6 +178,10 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
       await watch;
       const after = await sim.stats();
       line('driving replica killed (SIGKILL): its agents', `${onVictim} were on it, ${o.agents - lowest} dropped at the lowest; all ${o.agents} welcomed again ${ms(backMs)} after the kill (hub-link backoff: base ${defaultBackoff.baseMs} ms, cap ${defaultBackoff.capMs} ms)`);
+      const backBy = (t: number): number => (counts.filter(([at]) => at <= t).at(-1)?.[1] ?? o.agents) - lowest;
+      line('  of those dropped, back within 1 / 5 / 10 / 20 / 40 s', [1, 5, 10, 20, 40].map((s) => String(backBy(s * 1000))).join(' / '));
+      const codes = Object.entries(after.errorCodes).map(([k, v]) => [k, v - (beforeKill.errorCodes[k] ?? 0)] as const).filter(([, v]) => v > 0);
+      line('  meanwhile: refused at the upgrade / socket errors', `${after.rejected - beforeKill.rejected} / ${after.errors - beforeKill.errors} ${JSON.stringify(Object.fromEntries(codes))}; hub error messages ${after.hubErrors - beforeKill.hubErrors} ${after.hubErrorSamples.join('; ')}`);
       line('  agents per replica afterwards', after.connectedByUrl.map((n, i) => (hubs[i] === victim ? `${n} (killed)` : String(n))).join(' / '));
       line('  another replica holds the driver lock', `${ms(newDriverMs ?? NaN)} after the kill (--rollout-tick-ms ${o.rolloutTickMs})`);
       hubs.splice(hubs.indexOf(victim), 1);
