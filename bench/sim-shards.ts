@@ -78,6 +78,9 @@ export interface ShardedFleetOptions extends Omit<SimFleetOptions, 'agents' | 'r
 export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
   readonly size: number;
   readonly #shards: Shard[];
+  #stopping = false;
+  /** Why a shard is gone, once one died. */
+  #died: string | undefined;
 
   private constructor(size: number, shards: Shard[]) {
     super();
@@ -98,6 +101,13 @@ export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
     });
     const sharded = new ShardedFleet(agents.length, shards);
     for (const s of shards) {
+      // A shard that dies takes its agents' sockets with it: say so at once, with how it ended, rather than leave a wait hanging.
+      s.child.once('exit', (code, signal) => {
+        if (sharded.#stopping) return;
+        sharded.#died = `simulated-agent shard ${s.child.pid} exited unexpectedly (code ${code}, signal ${signal})`;
+        process.stderr.write(`${sharded.#died}\n`);
+        sharded.emit('count', sharded.welcomedNow);
+      });
       s.child.on('message', (m: ShardReply) => {
         if (m.type !== 'count') return;
         s.welcomedNow = m.welcomedNow;
@@ -117,6 +127,10 @@ export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
 
   #next<T extends ShardReply['type']>(s: Shard, type: T): Promise<Extract<ShardReply, { type: T }>> {
     return new Promise((resolve, reject) => {
+      if (s.child.exitCode !== null || s.child.signalCode !== null) {
+        reject(new ShardExited(`simulated-agent shard ${s.child.pid} has exited (code ${s.child.exitCode}, signal ${s.child.signalCode})`));
+        return;
+      }
       const onMessage = (m: ShardReply): void => {
         if (m.type !== type) return;
         cleanup();
@@ -136,7 +150,7 @@ export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
   }
 
   #sendAll(m: ShardRequest): void {
-    for (const s of this.#shards) s.child.send(m);
+    for (const s of this.#shards) if (s.child.connected) s.child.send(m);
   }
 
   get processes(): readonly number[] {
@@ -167,7 +181,10 @@ export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
   awaitWelcomed(count: number, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = (): void => {
-        if (this.welcomedNow >= count) {
+        if (this.#died !== undefined) {
+          cleanup();
+          reject(new ShardExited(this.#died));
+        } else if (this.welcomedNow >= count) {
           cleanup();
           resolve();
         }
@@ -236,6 +253,7 @@ export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
 
   /** Closes every agent's connection and ends the shard processes. */
   async stop(): Promise<void> {
+    this.#stopping = true;
     await Promise.all(this.#shards.map(async (s) => {
       if (s.child.exitCode !== null || s.child.signalCode !== null) return;
       const stopped = this.#next(s, 'stopped').catch(() => undefined);
@@ -247,6 +265,7 @@ export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
 
   /** Ends the shard processes at once (after a failure). */
   async kill(): Promise<void> {
+    this.#stopping = true;
     await Promise.all(this.#shards.map(async (s) => {
       if (s.child.exitCode !== null || s.child.signalCode !== null) return;
       s.child.kill('SIGKILL');

@@ -108,6 +108,9 @@ export interface RegistrationRequest {
   publicKey: string;
 }
 
+/** Renewals per statement when flushing on PostgreSQL (3 parameters each). */
+const LEASE_CHUNK = 1000;
+
 /** A lease renewal not yet written to the database. */
 export interface Lease {
   lastSeen: string;
@@ -166,47 +169,36 @@ export class ClusterRepo {
   }
 
   /**
-   * Writes every renewal since the last flush in one transaction; returns how
-   * many clusters it wrote. On failure the renewals stay in memory for the
-   * next try, and so does a renewal whose row was locked (PostgreSQL).
+   * Writes every renewal since the last flush; returns how many clusters it
+   * wrote. On failure the renewals stay in memory for the next try, and so
+   * does a renewal whose row was locked (PostgreSQL).
    */
   async flushLeases(): Promise<number> {
     if (this.#leases.size === 0) return 0;
     const dirty = this.#leases;
     this.#leases = new Map();
-    const d = this.#sql.dialect;
     try {
       // Row locks in one order (by cluster id) on every replica: two replicas
       // flushing overlapping clusters in renewal order locked them in
       // opposite orders and PostgreSQL aborted one flush as a deadlock (40P01).
-      // And a flush never waits for a row another transaction holds (a group
-      // commit ingesting that cluster's reports locks rows in its own order):
-      // on PostgreSQL it skips the row (SKIP LOCKED) and the renewal waits for
-      // the next flush, a second later.
       const ordered = [...dirty].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-      const target = d.name === 'postgres' ? `(SELECT id FROM clusters WHERE id = ?${d.forUpdate} SKIP LOCKED)` : '?';
-      const skipped: string[] = [];
-      let written = 0;
-      await this.#sql.transaction(async () => {
-        for (const [id, l] of ordered) {
-          const changed = await this.#sql.run(
-            `UPDATE clusters SET last_seen = ${d.greatest('last_seen', '?')}, connected_at = ${d.greatest('connected_at', 'COALESCE(?, connected_at)')} WHERE id = ${target}`,
-            [l.lastSeen, l.connectedAt, id],
-          );
-          if (changed === 0) skipped.push(id);
-          else if (l.connectedAt !== null) written++;
-        }
-      });
-      this.connectionsWritten += written;
+      const written = this.#sql.dialect.name === 'postgres' ? await this.#flushPostgres(ordered) : await this.#flushSqlite(ordered);
+      const skipped = ordered.map(([id]) => id).filter((id) => !written.has(id));
+      this.connectionsWritten += ordered.filter(([id, l]) => written.has(id) && l.connectedAt !== null).length;
       // A row not written was locked (keep its renewal) or is gone (drop it).
+      const existing = new Set<string>();
+      for (let i = 0; i < skipped.length; i += LEASE_CHUNK) {
+        const chunk = skipped.slice(i, i + LEASE_CHUNK);
+        for (const r of await this.#sql.all<{ id: string }>(`SELECT id FROM clusters WHERE id IN (${chunk.map(() => '?').join(', ')})`, chunk)) existing.add(r.id);
+      }
       for (const id of skipped) {
         const l = dirty.get(id);
-        if (l === undefined || (await this.#sql.get('SELECT 1 AS one FROM clusters WHERE id = ?', [id])) === undefined) continue;
+        if (l === undefined || !existing.has(id)) continue;
         const newer = this.#leases.get(id);
         if (newer === undefined) this.#leases.set(id, l);
         else if (newer.connectedAt === null && l.connectedAt !== null) newer.connectedAt = l.connectedAt;
       }
-      return dirty.size - skipped.length;
+      return written.size;
     } catch (err) {
       // Renewals that came in meanwhile are newer: keep them over the failed ones.
       for (const [id, l] of dirty) {
@@ -216,6 +208,51 @@ export class ClusterRepo {
       }
       throw err;
     }
+  }
+
+  /** SQLite: one UPDATE per renewal (a function call each), in one transaction (one commit). */
+  async #flushSqlite(ordered: readonly [string, Lease][]): Promise<Set<string>> {
+    const d = this.#sql.dialect;
+    const written = new Set<string>();
+    await this.#sql.transaction(async () => {
+      for (const [id, l] of ordered) {
+        const changed = await this.#sql.run(`UPDATE clusters SET last_seen = ${d.greatest('last_seen', '?')}, connected_at = ${d.greatest('connected_at', 'COALESCE(?, connected_at)')} WHERE id = ?`, [
+          l.lastSeen,
+          l.connectedAt,
+          id,
+        ]);
+        if (changed === 1) written.add(id);
+      }
+    });
+    return written;
+  }
+
+  /**
+   * PostgreSQL: one statement per chunk of renewals, each its own short
+   * transaction. A statement per renewal in one transaction (as on SQLite)
+   * held the rows it had written for as many round trips as there were
+   * renewals, hundreds a second with thousands of agents per replica, and the
+   * group commit ingesting those same clusters' reports (an agent that
+   * reports also renews) waited for it: acks took seconds while the replicas
+   * idled. A row another transaction holds is skipped (SKIP LOCKED: a flush
+   * never waits, so it never joins a lock cycle either) and its renewal kept
+   * for the next flush, a second later.
+   */
+  async #flushPostgres(ordered: readonly [string, Lease][]): Promise<Set<string>> {
+    const d = this.#sql.dialect;
+    const written = new Set<string>();
+    for (let i = 0; i < ordered.length; i += LEASE_CHUNK) {
+      const chunk = ordered.slice(i, i + LEASE_CHUNK);
+      const rows = await this.#sql.all<{ id: string }>(
+        `WITH v (id, last_seen, connected_at) AS (VALUES ${chunk.map(() => '(?::text, ?::text, ?::text)').join(', ')}),
+              free AS (SELECT id FROM clusters WHERE id IN (SELECT id FROM v) ORDER BY id${d.forUpdate} SKIP LOCKED)
+         UPDATE clusters c SET last_seen = GREATEST(c.last_seen, v.last_seen), connected_at = GREATEST(c.connected_at, COALESCE(v.connected_at, c.connected_at))
+         FROM v WHERE c.id = v.id AND c.id IN (SELECT id FROM free) RETURNING c.id`,
+        chunk.flatMap(([id, l]) => [id, l.lastSeen, l.connectedAt]),
+      );
+      for (const r of rows) written.add(r.id);
+    }
+    return written;
   }
 
   /** Records a registration request; an existing cluster is returned unchanged (two replicas registering one id at once store one row). */
