@@ -30,7 +30,7 @@ import {
   type ReportEntry,
 } from '../protocol/messages.ts';
 import type { Outbox, OutboxRow } from '../store/outbox.ts';
-import { backoffDelay, defaultBackoff, type BackoffPolicy } from '../lib/backoff.ts';
+import { backoffDelay, defaultBackoff, delayAfterRefusal, parseRetryAfter, type BackoffPolicy } from '../lib/backoff.ts';
 
 export interface HubLinkOptions {
   /** ws:// or wss:// URL of the hub's agent endpoint (AGENT_PATH). */
@@ -138,6 +138,8 @@ interface Session {
   outcome: Outcome;
   /** The maintenance window last sent on this connection, as JSON: a new connection sends it again. */
   sentWindow?: string;
+  /** The hub said it will refuse this agent for that long (Retry-After, or retryAfterMs in its error). */
+  retryAfterMs?: number;
 }
 
 const emptyInventory: Inventory = { components: [], kubernetesVersion: '', targetInfrastructure: '', overrides: [] };
@@ -220,12 +222,12 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     let attempt = 0;
     const stop = this.#stopping.signal;
     while (!stop.aborted) {
-      const outcome = await this.#connectOnce();
+      const { outcome, retryAfterMs } = await this.#connectOnce();
       if (stop.aborted || outcome === 'stop') break;
       if (outcome !== 'failed') attempt = 0;
-      const wait = outcome === 'reconnect-now' ? 0 : backoffDelay(attempt++, this.#backoff, this.#o.random);
+      const wait = outcome === 'reconnect-now' ? 0 : delayAfterRefusal(backoffDelay(attempt++, this.#backoff, this.#o.random), retryAfterMs, this.#o.random);
       this.#counters.reconnects++;
-      this.#log.info({ delayMs: wait, attempt }, 'reconnecting to hub');
+      this.#log.info({ delayMs: wait, attempt, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }, 'reconnecting to hub');
       try {
         await delay(wait, undefined, { signal: stop });
       } catch {
@@ -235,7 +237,8 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
     this.#log.info('hub link stopped');
   }
 
-  #connectOnce(): Promise<Outcome> {
+  /** One connection, from opening to close: how it ended, and how long the hub asked to be left alone. */
+  #connectOnce(): Promise<{ outcome: Outcome; retryAfterMs?: number | undefined }> {
     return new Promise((resolve) => {
       const credential = this.#keyBound ? undefined : this.#o.legacyCredential?.();
       const bootstrapToken = this.#o.bootstrapToken?.();
@@ -250,7 +253,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         mode = 'register';
       } else {
         this.#log.error('not registered and no bootstrap token: configure a bootstrap token to register this cluster with the hub');
-        resolve('failed');
+        resolve({ outcome: 'failed' });
         return;
       }
       let ws: WebSocket;
@@ -264,7 +267,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         });
       } catch (err) {
         this.#log.error({ err, url: this.#o.url }, 'cannot open a connection to the hub: check the hub URL');
-        resolve('failed');
+        resolve({ outcome: 'failed' });
         return;
       }
       const s: Session = { ws, mode, bearer: credential !== undefined, opened: false, welcomed: false, lastSentSeq: 0, ackedSeq: 0, inflight: [], sawTraffic: true, silentTicks: 0, timer: undefined, outcome: 'failed' };
@@ -279,8 +282,12 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         });
         const done = (): void => {
           const statusCode = res.statusCode ?? 0;
-          // 429 (throttled, or banned after a cut-off from this address) and 503 pass by themselves: the link retries with backoff.
-          if (statusCode === 429 || statusCode === 503) this.#log.warn({ statusCode, body: body.slice(0, 4096) }, 'hub refused the connection for now: retrying with backoff');
+          // 429 (throttled, or banned after a cut-off from this address) and 503 pass by themselves: the link retries with
+          // backoff, and not before the Retry-After the hub sent.
+          if (statusCode === 429 || statusCode === 503) {
+            s.retryAfterMs = parseRetryAfter(res.headers['retry-after'], this.#o.now().getTime());
+            this.#log.warn({ statusCode, retryAfterMs: s.retryAfterMs, body: body.slice(0, 4096) }, 'hub refused the connection for now: retrying with backoff');
+          }
           else this.#log.error({ statusCode, body: body.slice(0, 4096) }, 'hub refused the connection: check this cluster\'s credential and id');
           this.emit('rejected', { statusCode, body });
           ws.terminate();
@@ -319,7 +326,7 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
           this.#revoked(s, 'the hub closed the connection: this cluster was revoked').catch((err: unknown) => this.#log.error({ err }, 'handling the revocation failed'));
         }
         this.emit('disconnected', { code, reason });
-        resolve(s.outcome);
+        resolve({ outcome: s.outcome, retryAfterMs: s.retryAfterMs });
       });
     });
   }
@@ -479,7 +486,8 @@ export class HubLink extends EventEmitter<HubLinkEvents> {
         return;
       }
       case 'error':
-        this.#log.warn({ code: m.code, message: m.message }, 'hub reported an error');
+        this.#log.warn({ code: m.code, message: m.message, retryAfterMs: m.retryAfterMs }, 'hub reported an error');
+        if (m.retryAfterMs !== undefined) s.retryAfterMs = m.retryAfterMs;
         this.emit('hub-error', { code: m.code, message: m.message });
         if (m.code === 'Revoked') await this.#revoked(s, m.message);
         // Not (or no longer) registered under this key: ask again with the bootstrap token.

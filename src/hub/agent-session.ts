@@ -215,7 +215,7 @@ export class AgentSession implements LiveSession {
       `closing an agent connection over its budget: ${verdict.message}`,
     );
     const banned = offender === undefined ? '' : offender.kind === 'cluster' ? `; this cluster may reconnect in ${seconds} s` : `; this address may reconnect in ${seconds} s`;
-    this.deliver({ type: 'error', code: 'BudgetExceeded', message: `${verdict.message}: the hub closes this connection${banned}` });
+    this.deliver({ type: 'error', code: 'BudgetExceeded', message: `${verdict.message}: the hub closes this connection${banned}`, ...(offender === undefined ? {} : { retryAfterMs: bannedMs }) });
     this.close(closeCodes.policyViolation, `budget exceeded: ${verdict.budget}`);
     this.#transport.stopReading?.();
   }
@@ -224,13 +224,14 @@ export class AgentSession implements LiveSession {
   #banned(clusterId: string): boolean {
     const wait = this.#ctx.bans.retryAfterMs({ kind: 'cluster', clusterId });
     if (wait === 0) return false;
-    this.#refuseAndClose('Banned', `cluster "${clusterId}" was cut off for exceeding its connection budget: retry in ${Math.ceil(wait / 1000)} s`, closeCodes.throttled);
+    this.#refuseAndClose('Banned', `cluster "${clusterId}" was cut off for exceeding its connection budget: retry in ${Math.ceil(wait / 1000)} s`, closeCodes.throttled, wait);
     return true;
   }
 
-  #refuseAndClose(code: string, message: string, closeCode: number): void {
+  /** `retryAfterMs`: how long this agent will be refused anyway, so it need not try sooner. */
+  #refuseAndClose(code: string, message: string, closeCode: number, retryAfterMs?: number): void {
     this.#log.warn({ code, err: message }, 'closing an agent connection');
-    this.deliver({ type: 'error', code, message });
+    this.deliver({ type: 'error', code, message, ...(retryAfterMs === undefined ? {} : { retryAfterMs: Math.ceil(retryAfterMs) }) });
     this.close(closeCode, code);
   }
 
@@ -238,7 +239,7 @@ export class AgentSession implements LiveSession {
   #throttled(): boolean {
     const wait = this.#ctx.throttle.retryAfterMs(this.#remote);
     if (wait === 0) return false;
-    this.#refuseAndClose('Throttled', `too many failed attempts from this address: retry in ${Math.ceil(wait / 1000)} s`, closeCodes.throttled);
+    this.#refuseAndClose('Throttled', `too many failed attempts from this address: retry in ${Math.ceil(wait / 1000)} s`, closeCodes.throttled, wait);
     return true;
   }
 

@@ -264,6 +264,12 @@ export const errorMessage = z.object({
   protocolVersion: version,
   code: z.string().min(1).max(64),
   message: z.string().max(4096),
+  /**
+   * With Throttled, Banned and BudgetExceeded: how long the hub will refuse
+   * this agent (or its address). The agent waits at least that long before
+   * reconnecting instead of spending its attempts on refusals.
+   */
+  retryAfterMs: z.number().int().nonnegative().max(86_400_000).optional(),
 });
 
 export const agentMessageSchemas = {

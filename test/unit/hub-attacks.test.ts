@@ -258,7 +258,7 @@ describe('attacks on sessions', () => {
     assert.equal((await proveHello(f, 'edge-quiet', quiet)).reply.type, 'welcome');
     // The noisy cluster itself: refused after its proof, before its hello is written.
     const again = await proveHello(f, 'edge-noisy', noisy);
-    assert.deepEqual(again.reply.type === 'error' && [again.reply.code, again.reply.message], ['Banned', 'cluster "edge-noisy" was cut off for exceeding its connection budget: retry in 1 s']);
+    assert.deepEqual(again.reply.type === 'error' && [again.reply.code, again.reply.message, again.reply.retryAfterMs], ['Banned', 'cluster "edge-noisy" was cut off for exceeding its connection budget: retry in 1 s', 1_000]);
     assert.equal((await again.conn.closed).code, 4029);
     f.clock.advance(1_000);
     assert.equal((await proveHello(f, 'edge-noisy', noisy)).reply.type, 'welcome');
