@@ -24,7 +24,7 @@ export function agentCommand(ctx: CommandContext) {
     .addOption(new Option('--namespace <ns>', "the agent's own namespace: status, events, hand-over record, hub credential; must exist").env('FLEETLET_NAMESPACE').default('fleetlet-system'))
     .addOption(new Option('--release-key <pem...>', "hub's public release key (repeatable)").env('FLEETLET_RELEASE_KEY'))
     .option('--release-file <json>', 'a signed release to follow (offline / air-gapped delivery; see fleetlet sign)')
-    .addOption(new Option('--hub <url>', "the hub's agent endpoint (wss://…); without it the agent works offline").env('FLEETLET_HUB_URL'))
+    .addOption(new Option('--hub <url>', "the hub's agent endpoint (wss://<hub>:8443/api/v1/agent); without it the agent works offline").env('FLEETLET_HUB_URL'))
     .addOption(new Option('--bootstrap-token-file <path>', "file holding the token to register with the hub (a mounted Secret); read again while waiting, so a new token after a revocation is picked up").env('FLEETLET_BOOTSTRAP_TOKEN_FILE'))
     .addOption(new Option('--bootstrap-token <token>', 'the token itself; prefer the file or the environment: the command line shows in ps and the pod spec').env('FLEETLET_BOOTSTRAP_TOKEN'))
     .option('--hub-ca <pem>', "CA bundle that signs the hub's certificate")

@@ -7,7 +7,7 @@ import { ExitCode, UsageError, wholeNumber, type CommandContext } from './cli-su
 export function hubCommand(ctx: CommandContext) {
   return new Command('hub')
     .description('run the reference hub: agents connect over WebSocket, operators use the HTTP API (docs/hub-api.md)')
-    .addOption(new Option('--port <port>', 'port for both the agent endpoint (/agent) and the API (/api/v1)').env('FLEETLET_HUB_PORT').default(8443).argParser(wholeNumber(0)))
+    .addOption(new Option('--port <port>', 'port for both the agent endpoint (/api/v1/agent) and the API (/api/v1)').env('FLEETLET_HUB_PORT').default(8443).argParser(wholeNumber(0)))
     .addOption(new Option('--host <addr>', 'address to bind; 0.0.0.0 (with TLS) to serve a fleet').env('FLEETLET_HUB_HOST').default('127.0.0.1'))
     .addOption(new Option('--db <path>', 'SQLite database file (one hub on one machine)').env('FLEETLET_HUB_DB').default('./fleetlet-hub.db'))
     .addOption(

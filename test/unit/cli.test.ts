@@ -13,6 +13,7 @@ import { allCommands, ExitCode, type CliIo } from '../../src/cli/cli-support.ts'
 import { buildProgram, main } from '../../src/cli/main.ts';
 import { CLI_DOCS_PATH, generateCliDocs } from '../../scripts/gen-cli-docs.ts';
 import { demoRelease, demoSteps } from '../../src/cli/demo-command.ts';
+import { AGENT_PATH } from '../../src/protocol/messages.ts';
 import { exportPrivateKeyPem, exportPublicKeyPem, verifyRelease } from '../../src/protocol/signing.ts';
 import type { Release, SignedEnvelope } from '../../src/protocol/release.ts';
 import type { Plan } from '../../src/protocol/plan.ts';
@@ -57,6 +58,17 @@ describe('fleetlet command line', () => {
     const hub = captured();
     await main(['hub', '--help'], hub);
     for (const flag of ['--release-ttl-ms', '--rollout-tick-ms', '--grace-multiplier', '--heartbeat-ms', '--tls-key']) assert.ok(hub.stdout.join('').includes(flag), flag);
+  });
+
+  it('hub and agent help name the path agents really connect to', async () => {
+    // The hub's --port help once said "/agent": an agent pointed there gets 404 NotFound.
+    for (const command of ['hub', 'agent']) {
+      const io = captured();
+      await main([command, '--help'], io);
+      const help = io.stdout.join('').replace(/\s+/g, ' ');
+      assert.ok(help.includes(AGENT_PATH), `${command} --help names ${AGENT_PATH}`);
+      assert.doesNotMatch(help, /[(\s]\/agent\b/, `${command} --help names no bare /agent`);
+    }
   });
 
   it('--help of the real binary prints usage, never a stack, for the commands that used to crash', () => {
