@@ -237,6 +237,17 @@ describe('critical releases', () => {
     assert.equal(s.reason, 'CriticalBypass');
     assert.deepEqual(s.names, ['freeze']);
   });
+
+  it('bypass only local policy: the hub window and the hub blackout still hold them (docs/maintenance-windows.md, rule 8)', () => {
+    const bypassAll = policy({ ...base, critical: { mayStartOutsideWindows: true, ignoreBlackouts: true } });
+    const hubWindow: WindowOptions = { critical: true, hubWindows: hub({ timeZone: 'UTC', windows: [{ name: 'rollout-x', cron: '0 20 * * *', duration: '2h' }] }) };
+    assert.equal(windowState(bypassAll, noon, hubWindow).open, false, 'outside the hub window');
+    assert.equal(windowState(bypassAll, at('2026-06-10T21:00:00Z'), hubWindow).open, true, 'inside the hub window, outside the local one');
+    const hubFreeze: WindowOptions = { critical: true, hubWindows: hub({ timeZone: 'UTC', blackouts: [{ name: 'hub-freeze', from: '2026-06-10', to: '2026-06-10' }] }) };
+    const s = windowState(bypassAll, noon, hubFreeze);
+    assert.equal(s.open, false);
+    assert.equal(s.reason, 'HubBlackout');
+  });
 });
 
 describe('hub windows narrow, never widen', () => {
