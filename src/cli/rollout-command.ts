@@ -152,7 +152,7 @@ export function rolloutCommand(ctx: CommandContext, io: RolloutCommandIo = { ...
       .description('send the previous release to the clusters the rollout reached, as a new rollout')
       .argument('<name>', 'the rollout to roll back')
       .option('--name <new>', 'name of the rollback rollout (default <name>-rollback)')
-      .option('-f, --file <rollback.yaml|json>', 'strategy, window, unknownClusters for the rollback (default: copied)')
+      .option('-f, --file <rollback.yaml|json>', "strategy, window, unknownClusters for the rollback (default: the original's strategy and unknownClusters, no window)")
       .action((name, o) => run(async () => {
         const body = { ...((o.file !== undefined ? (file(o.file) as Record<string, unknown>) : undefined) ?? {}), ...(o.name !== undefined ? { name: o.name } : {}) };
         const res = (await hubClient(o, io)('POST', `/api/v1/rollouts/${encodeURIComponent(name)}/rollback`, body)) as { rollback: RolloutView; excluded: string[] };

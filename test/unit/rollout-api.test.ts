@@ -107,13 +107,17 @@ describe('rollouts over the hub API', () => {
     assert.equal((await f.api('POST', '/api/v1/rollouts/addons-1-0/rollback', {})).body.error.reason, 'NothingToRollBack', 'nothing ran before 1.0.0');
 
     // 1.1.0 everywhere, then back.
-    assert.equal((await f.api('POST', '/api/v1/rollouts', { name: 'addons-1-1', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, strategy: { type: 'All', progressDeadline: '1h' } })).status, 201);
+    // A window that is always open (a start every minute, an hour long): the rollback must not inherit it.
+    const alwaysOpen = { cron: '* * * * *', duration: '1h', timeZone: 'UTC' };
+    assert.equal((await f.api('POST', '/api/v1/rollouts', { name: 'addons-1-1', target: { kind: 'Release', release: sampleReleaseRequest('1.1.0') }, strategy: { type: 'All', progressDeadline: '1h' }, window: alwaysOpen })).status, 201);
     await eventually('1.1.0 everywhere', () => (agents.every((x) => x.releases.length === 2) ? true : undefined));
     report(a, 'RolledBack');
     await eventually('the hub to see the failure', async () => ((await f.api('GET', '/api/v1/rollouts/addons-1-1')).body.counts.Failed === 1 ? true : undefined));
     const rolledBack = await f.api('POST', '/api/v1/rollouts/addons-1-1/rollback');
     assert.equal(rolledBack.status, 201);
     assert.equal(rolledBack.body.rollback.name, 'addons-1-1-rollback');
+    assert.equal((await f.api('GET', '/api/v1/rollouts/addons-1-1')).body.window?.cron, alwaysOpen.cron);
+    assert.equal(rolledBack.body.rollback.window, null, 'a rollback copies strategy and unknownClusters, not the window (fleetlet rollout rollback --help)');
     await eventually('1.0.0 again, as a newer revision', () => (agents.every((x) => x.releases.length === 3 && x.releases[2]?.version === '1.0.0' && x.releases[2].allowDowngrade) ? true : undefined));
     assert.equal((await f.api('GET', '/api/v1/rollouts/addons-1-1')).body.rolledBackBy, 'addons-1-1-rollback');
 
