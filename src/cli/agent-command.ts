@@ -61,7 +61,7 @@ type AgentOptions = ReturnType<ReturnType<typeof agentCommand>['opts']>;
 
 async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
   // Loaded here, not at the top: `fleetlet --help` and the other commands need none of it.
-  const [{ defaultAdmission }, { startAgentEndpoints }, { GracefulShutdown }, { importPublicKeyPem }, { AGENT_VERSION, createAgentRuntime }, { loadKubeConfig }] = await Promise.all([
+  const [{ defaultAdmission }, { startAgentEndpoints }, { GracefulShutdown }, { importPublicKeyPem }, { AGENT_VERSION, createAgentRuntime }, { loadKubeConfig, NoKubeconfig }] = await Promise.all([
     import('../agent/intake/admission.ts'),
     import('../agent/http/agent-endpoints.ts'),
     import('../agent/process/shutdown.ts'),
@@ -127,6 +127,14 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
       }
     };
   }
+  let kubeConfig;
+  try {
+    kubeConfig = loadKubeConfig(values.kubeconfig);
+  } catch (err) {
+    if (!(err instanceof NoKubeconfig)) throw err;
+    logger.error({ reason: err.reason }, err.message);
+    return ExitCode.Usage;
+  }
   const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
   const leaderElect = values.leaderElect ?? inCluster;
   const shutdown = new GracefulShutdown({ logger, graceMs: values.shutdownGraceMs });
@@ -141,7 +149,7 @@ async function runAgent(values: AgentOptions, logger: Logger): Promise<number> {
     runtime = await createAgentRuntime({
       clusterId,
       journalPath: values.journal,
-      kubeConfig: loadKubeConfig(values.kubeconfig),
+      kubeConfig,
       releaseKeys,
       logger,
       namespace: values.namespace,

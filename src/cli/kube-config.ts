@@ -1,11 +1,29 @@
 import * as k8s from '@kubernetes/client-node';
 
-/** An explicit kubeconfig path wins; otherwise in-cluster when running in a pod, else $KUBECONFIG/~/.kube/config. */
+/**
+ * No kubeconfig anywhere and not in a pod. client-node then falls back to
+ * plain HTTP on localhost:8080, and the first request fails with a message
+ * about TLS settings that says nothing of the missing configuration.
+ */
+export class NoKubeconfig extends Error {
+  readonly reason = 'NoKubeconfig';
+  constructor() {
+    super('no Kubernetes cluster to work on: pass --kubeconfig <file>, set KUBECONFIG, put one at ~/.kube/config, or run the agent in a pod (docs/deploy.md)');
+    this.name = 'NoKubeconfig';
+  }
+}
+
+/** An explicit kubeconfig path wins; otherwise in-cluster when running in a pod, else $KUBECONFIG/~/.kube/config; none of them is NoKubeconfig. */
 export function loadKubeConfig(path?: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   if (path) kc.loadFromFile(path);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
+  else {
+    kc.loadFromDefault();
+    // client-node's last resort when it found nothing (KubeConfig.loadFromDefault).
+    const cluster = kc.getCurrentCluster();
+    if (cluster?.name === 'cluster' && cluster.server === 'http://localhost:8080' && kc.getCurrentUser()?.name === 'user') throw new NoKubeconfig();
+  }
   return reuseConnections(kc);
 }
 

@@ -155,6 +155,19 @@ describe('fleetlet command line', () => {
     assert.equal(fleetlet(['sign', '--key', join(dir, 'key.pem'), join(dir, 'missing.yaml')]).code, ExitCode.Failed);
   });
 
+  it('agent: no kubeconfig anywhere and not in a pod is a usage error that says how to name a cluster', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'key.pub.pem'), exportPublicKeyPem(testSigner().publicKey));
+    // An empty HOME (no ~/.kube/config), no KUBECONFIG, not in a pod: client-node would fall back to http://localhost:8080.
+    const env = { HOME: dir, KUBECONFIG: '', KUBERNETES_SERVICE_HOST: '', FLEETLET_POD_NAME: '' };
+    const r = fleetlet(['agent', '--cluster-id', 'edge-1', '--allowed-namespaces', 'fleetlet-addons', '--release-key', join(dir, 'key.pub.pem'), '--journal', join(dir, 'j.db')], env);
+    assert.equal(r.code, ExitCode.Usage, r.stdout + r.stderr);
+    assert.match(r.stdout, /"reason":"NoKubeconfig"/);
+    assert.match(r.stdout, /pass --kubeconfig <file>, set KUBECONFIG/);
+    assert.doesNotMatch(r.stdout + r.stderr, /skipTLSVerify/);
+    assert.doesNotMatch(r.stdout + r.stderr, STACK);
+  });
+
   it('status shows each refused release once, the outbox of an agent with a hub (acknowledged or not), and exits 3 after a rollback', async () => {
     const path = join(tmp(), 'j.db');
     const j = Journal.open(path);
