@@ -4,6 +4,48 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// The layer table of docs/architecture.md: what each folder of src/ may
+// import of the others. src/cli (the composition roots) may import anything.
+const layers = {
+  protocol: [],
+  lib: [],
+  store: ['protocol'],
+  'hub-link': ['protocol', 'store', 'lib'],
+  agent: ['protocol', 'store', 'lib'],
+  hub: ['protocol', 'lib'],
+  testbed: ['protocol'],
+};
+const folders = [...Object.keys(layers), 'cli'];
+
+// no-restricted-imports matches the import's text, not the file it resolves
+// to, and src/hub has a store/ of its own: so each depth gets its own rule,
+// naming a forbidden folder by as many ../ as it takes to leave src/<layer>.
+function layerRules() {
+  return Object.entries(layers).flatMap(([layer, allowed]) =>
+    [1, 2, 3, 4].map((depth) => {
+      const up = '../'.repeat(depth);
+      const forbidden = folders.filter((f) => f !== layer && !allowed.includes(f));
+      return {
+        files: [`src/${layer}/${'*/'.repeat(depth - 1)}*.ts`],
+        rules: {
+          'no-restricted-imports': [
+            'error',
+            {
+              patterns: forbidden.map((f) => ({
+                group: [`${up}${f}`, `${up}${f}/**`],
+                message:
+                  layer === 'agent' && f === 'hub-link'
+                    ? 'The agent talks to the hub link only through what the composition root (src/cli) wires in.'
+                    : `src/${layer} may import ${allowed.length === 0 ? 'nothing else of fleetlet' : `only ${allowed.map((a) => `src/${a}`).join(', ')}`} (docs/architecture.md, Layers).`,
+              })),
+            },
+          ],
+        },
+      };
+    }),
+  );
+}
+
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.cache/**'] },
   js.configs.recommended,
@@ -20,42 +62,5 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
-  {
-    files: ['src/agent/**', 'src/hub-link/**', 'src/store/**', 'src/protocol/**', 'src/lib/**'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/hub/**', '../hub', '../../hub'], message: 'The agent side never imports the hub (docs/architecture.md, layering).' }] }],
-    },
-  },
-  {
-    files: ['src/agent/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            { group: ['**/hub/**', '../hub', '../../hub', '../../../hub'], message: 'The agent side never imports the hub (docs/architecture.md, layering).' },
-            { group: ['**/hub-link/**'], message: 'The agent talks to the hub link only through what the composition root (src/cli) wires in.' },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['src/lib/**'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/protocol/**', '**/store/**', '**/agent/**', '**/hub-link/**', '**/hub/**', '**/cli/**'], message: 'src/lib holds helpers both sides share; it depends on nothing else in fleetlet.' }] }],
-    },
-  },
-  {
-    files: ['src/protocol/**'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/store/**', '**/agent/**', '**/hub-link/**', '**/hub/**'], message: 'protocol depends on nothing else in fleetlet.' }] }],
-    },
-  },
-  {
-    files: ['src/store/**'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/agent/**', '**/hub-link/**', '**/hub/**'], message: 'store depends only on protocol.' }] }],
-    },
-  },
+  ...layerRules(),
 );
