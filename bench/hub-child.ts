@@ -2,9 +2,9 @@
 // its process so its memory and CPU are measured without the simulated
 // agents'. Driven over IPC by hub-process.ts.
 import { readdirSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { pino } from 'pino';
-import { startHub, type RunningHub } from '../src/hub/start-hub.ts';
+import { startHub, type HubRuntimeStats, type RunningHub } from '../src/hub/start-hub.ts';
 import { generateReleaseKey, importPrivateKeyPem } from '../src/protocol/signing.ts';
 import { BENCH_ADMIN_TOKEN } from './hub-process.ts';
 import { vmRssBytes } from './stats.ts';
@@ -27,7 +27,25 @@ export interface HubChildConfig {
 export type HubChildRequest = { type: 'stats'; gc?: boolean } | { type: 'stop' };
 export type HubChildReply =
   | { type: 'ready'; port: number; url: string; httpUrl: string }
-  | { type: 'stats'; vmRss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; cpuUserUs: number; cpuSystemUs: number; openFds: number; uptimeMs: number; eluActiveMs: number; eluIdleMs: number }
+  | {
+      type: 'stats';
+      vmRss: number;
+      heapUsed: number;
+      heapTotal: number;
+      external: number;
+      arrayBuffers: number;
+      cpuUserUs: number;
+      cpuSystemUs: number;
+      openFds: number;
+      uptimeMs: number;
+      eluActiveMs: number;
+      eluIdleMs: number;
+      /** Event-loop delay since the previous stats request: p99 and max, ms. */
+      loopDelayP99Ms: number;
+      loopDelayMaxMs: number;
+      /** The hub's group commits and database pool (start-hub.ts stats()). */
+      runtime: HubRuntimeStats | undefined;
+    }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
@@ -35,6 +53,9 @@ const config = JSON.parse(process.env.FLEETLET_BENCH_HUB ?? '{}') as HubChildCon
 const reply = (m: HubChildReply): void => void process.send?.(m);
 const started = Date.now();
 let hub: RunningHub | undefined;
+// How late the event loop runs its callbacks: a replica whose loop is late answers late whatever its database does.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 process.on('message', (m: HubChildRequest) => {
   if (m.type === 'stats') {
@@ -56,7 +77,11 @@ process.on('message', (m: HubChildRequest) => {
       uptimeMs: Date.now() - started,
       eluActiveMs: elu.active,
       eluIdleMs: elu.idle,
+      loopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+      loopDelayMaxMs: loopDelay.max / 1e6,
+      runtime: hub?.stats(),
     });
+    loopDelay.reset();
   } else if (m.type === 'stop') {
     void (async () => {
       await hub?.close();

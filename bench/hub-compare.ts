@@ -5,8 +5,7 @@
 // hub's process). The two run one after the other rather than at once, so
 // neither takes the other's CPU on a small machine. Each ends with the exact
 // count: every report the agents wrote is stored once.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -17,6 +16,7 @@ import { freePort } from '../src/testbed/control-plane.ts';
 import { startPostgres, type PrivatePostgres } from '../src/testbed/postgres.ts';
 import { seedClusters } from './hub-seed.ts';
 import { cpuPercent, launchHub, type HubProcess } from './hub-process.ts';
+import { postmasterPid, processCpu } from './process-cpu.ts';
 import { ShardedFleet } from './sim-shards.ts';
 import { heading, line, mib, ms, summarize } from './stats.ts';
 
@@ -44,27 +44,10 @@ interface Row {
   counted: string;
 }
 
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-
 /** CPU time (ms) of the postmaster and each of its children now, by pid. */
 function postgresCpu(pg: PrivatePostgres): Map<number, number> {
-  const postmaster = Number(readFileSync(join(pg.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const cpu = new Map<number, number>();
-  for (const entry of readdirSync('/proc')) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // Fields after the command's closing parenthesis: state ppid … utime (14th) stime (15th).
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (pid !== postmaster && Number(f[1]) !== postmaster) continue;
-    cpu.set(pid, ((Number(f[11]) + Number(f[12])) / CLOCK_TICKS) * 1000);
-  }
-  return cpu;
+  const postmaster = postmasterPid(join(pg.dir, 'data'));
+  return new Map([...processCpu()].filter(([pid, p]) => pid === postmaster || p.ppid === postmaster).map(([pid, p]) => [pid, p.cpuMs]));
 }
 
 /** CPU the server's processes used between two samples, % of one core; a backend that exited meanwhile is not counted. */

@@ -12,7 +12,7 @@
 // lock names itself `fleetlet-hub driver <pid>@<host>` in pg_stat_activity
 // (store/postgres-sql.ts applicationName).
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,7 +23,8 @@ import { freePort } from '../src/testbed/control-plane.ts';
 import { startPostgres } from '../src/testbed/postgres.ts';
 import { seedClusters } from './hub-seed.ts';
 import { cpuPercent, launchHub, type HubProcess, type HubStats } from './hub-process.ts';
-import { ShardedFleet } from './sim-shards.ts';
+import { cpuPercentOf, machineCpu, postmasterPid, processCpu, topOthers } from './process-cpu.ts';
+import { ShardedFleet, type ShardStats } from './sim-shards.ts';
 import { heading, line, mib, ms, summarize } from './stats.ts';
 
 export interface HubReplicasOptions {
@@ -109,13 +110,18 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
     const before: HubStats[] = await Promise.all(hubs.map((h) => h.stats()));
     const dbBefore = await databaseCounters(admin);
     const simBefore = await fleet.stats();
+    const procBefore = processCpu();
+    const machineBefore = machineCpu();
     fleet.startMeasuring();
     const windowStart = performance.now();
     // What the replicas' connections are doing, sampled across the window: where time goes when it is not the hub's CPU.
     const waits = new Map<string, number>();
     const blockers = new Map<string, number>();
+    // The replicas' and the shards' event-loop delay (since the previous sample), their commit queues and pool waiters, per sample.
+    const samples: { hubs: HubStats[]; shards: ShardStats['shards'] }[] = [];
     for (let i = 0; i < 10; i++) {
       await sleep(o.measureMs / 10);
+      samples.push({ hubs: await Promise.all(hubs.map((h) => h.stats())), shards: (await fleet.stats()).shards });
       const rows = (await admin.query<{ what: string; n: number }>("SELECT split_part(application_name, ' ', 2) || ' ' || state || coalesce(' ' || wait_event_type || ':' || wait_event, '') AS what, count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE 'fleetlet-hub %' GROUP BY 1")).rows;
       for (const r of rows) waits.set(r.what, (waits.get(r.what) ?? 0) + r.n);
       const blocked = (await admin.query<{ waiting: string; blocking: string }>("SELECT left(w.query, 60) AS waiting, left(b.query, 60) || ' [' || b.state || ']' AS blocking FROM pg_stat_activity w JOIN pg_stat_activity b ON b.pid = ANY (pg_blocking_pids(w.pid)) WHERE w.application_name LIKE 'fleetlet-hub %'")).rows;
@@ -123,6 +129,8 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
     }
     const latencies = await fleet.stopMeasuring();
     const windowMs = performance.now() - windowStart;
+    const procDuring = processCpu();
+    const machineDuring = machineCpu();
     const during: HubStats[] = await Promise.all(hubs.map((h) => h.stats()));
     const dbDuring = await databaseCounters(admin);
     const simDuring = await fleet.stats();
@@ -139,6 +147,29 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
     line('database connections of the hub replicas', String(connections));
     for (const [w, n] of [...blockers].sort((a, b) => b[1] - a[1]).slice(0, 5)) line('  a statement waiting ⟵ the one holding its lock', `${w} ×${n}`);
     line('  their states, summed over 10 samples', [...waits].sort((a, b) => b[1] - a[1]).map(([w, n]) => `${w} ×${n}`).join(', '));
+    // Where the machine's cores went during the window.
+    const postmaster = postmasterPid(join(postgres.dir, 'data'));
+    const isPostgres = (pid: number, p: { ppid: number }): boolean => pid === postmaster || p.ppid === postmaster;
+    const hubPids = new Set(hubs.map((h) => h.pid));
+    const shardPids = new Set(fleet.processes);
+    const ours = (pid: number, p: { ppid: number }): boolean => hubPids.has(pid) || shardPids.has(pid) || isPostgres(pid, p) || pid === process.pid;
+    const pct = (which: (pid: number, p: { ppid: number }) => boolean): string => `${cpuPercentOf(procBefore, procDuring, windowMs, which).toFixed(0)} %`;
+    const machinePct = ((machineDuring.busyMs - machineBefore.busyMs) / (machineDuring.totalMs - machineBefore.totalMs)) * 100;
+    line('machine CPU during the window', `${machinePct.toFixed(0)} % busy of ${availableParallelism()} cores; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    line('  replicas / simulator shards / PostgreSQL / bench', `${pct((pid) => hubPids.has(pid))} / ${pct((pid) => shardPids.has(pid))} / ${pct(isPostgres)} / ${pct((pid) => pid === process.pid)} (% of one core)`);
+    line('  other processes on the machine', `${pct((pid, p) => !ours(pid, p))}: ${topOthers(procBefore, procDuring, windowMs, ours).join(', ')}`);
+    const shardCpu = simDuring.shards.map((sh) => ((sh.cpuUs - (simBefore.shards.find((b) => b.pid === sh.pid)?.cpuUs ?? 0)) / 1000 / windowMs) * 100);
+    line('  each simulator shard', shardCpu.map((c) => `${c.toFixed(0)} %`).join(' / '));
+    const worst = (xs: number[]): string => ms(Math.max(...xs));
+    line('event-loop delay, worst p99 / max of 10 samples', `replicas ${hubs.map((_h, i) => `${worst(samples.map((x) => x.hubs[i]?.loopDelayP99Ms ?? NaN))} / ${worst(samples.map((x) => x.hubs[i]?.loopDelayMaxMs ?? NaN))}`).join(', ')}; shards ${worst(samples.flatMap((x) => x.shards.map((sh) => sh.loopDelayP99Ms)))} / ${worst(samples.flatMap((x) => x.shards.map((sh) => sh.loopDelayMaxMs)))}`);
+    const gc = (i: number, k: 'jobs' | 'busyMs' | 'waitedMs' | 'commits'): number => (during[i]?.runtime?.groupCommit[k] ?? 0) - (before[i]?.runtime?.groupCommit[k] ?? 0);
+    line('group commits per replica: groups / jobs / mean group', hubs.map((_h, i) => `${gc(i, 'commits')} / ${gc(i, 'jobs')} / ${(gc(i, 'jobs') / Math.max(1, gc(i, 'commits'))).toFixed(1)}`).join(', '));
+    line('  committing (% of the window) / mean wait in queue', hubs.map((_h, i) => `${((gc(i, 'busyMs') / windowMs) * 100).toFixed(0)} % / ${ms(gc(i, 'waitedMs') / Math.max(1, gc(i, 'jobs')))}`).join(', '));
+    line('  largest group / queue since start', hubs.map((_h, i) => `${during[i]?.runtime?.groupCommit.largestGroup} / ${during[i]?.runtime?.groupCommit.largestQueue}`).join(', '));
+    line('  queued jobs, per sample', hubs.map((_h, i) => samples.map((x) => x.hubs[i]?.runtime?.groupCommit.pending ?? 0).join(' ')).join(' | '));
+    const stmts = (i: number): number => (during[i]?.runtime?.database?.statements ?? 0) - (before[i]?.runtime?.database?.statements ?? 0);
+    line('statements (round trips) per replica: per s / per job', hubs.map((_h, i) => `${(stmts(i) / (windowMs / 1000)).toFixed(0)} / ${(stmts(i) / Math.max(1, gc(i, 'jobs'))).toFixed(1)}`).join(', '));
+    line('pool connections: total / idle / waiting, per sample', hubs.map((_h, i) => samples.map((x) => { const d = x.hubs[i]?.runtime?.database; return `${d?.poolTotal}/${d?.poolIdle}/${d?.poolWaiting}`; }).join(' ')).join(' | '));
     const perSecond = (k: keyof DatabaseCounters): string => ((dbDuring[k] - dbBefore[k]) / (windowMs / 1000)).toFixed(0);
     const perReport = (k: keyof DatabaseCounters): string => ((dbDuring[k] - dbBefore[k]) / Math.max(1, acked)).toFixed(2);
     line('database per second: commits / rows inserted / updated / deleted', `${perSecond('commits')} / ${perSecond('inserted')} / ${perSecond('updated')} / ${perSecond('deleted')} (the whole database, leases and events included)`);

@@ -5,6 +5,7 @@
 // whenever that changes (at most every 25 ms), so the parent can time a
 // failover across shards.
 import { randomInt } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { importAgentKeyPem } from '../src/protocol/agent-identity.ts';
 import { SimFleet } from './sim-agent.ts';
 import type { ShardReply, ShardRequest, ShardConfig } from './sim-shards.ts';
@@ -15,6 +16,9 @@ const reply = (m: ShardReply): void => void (process.connected && process.send?.
 const random = (): number => randomInt(0, 2 ** 31) / 2 ** 31;
 let fleet: SimFleet | undefined;
 let pushTimer: NodeJS.Timeout | undefined;
+// A shard whose loop runs late reads acks late: its latencies would measure the simulator, not the hub.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 function pushCount(): void {
   if (pushTimer !== undefined) return;
@@ -69,7 +73,9 @@ process.on('message', (m: ShardRequest) => {
         unacked: f.unacked(),
         vmRss: vmRssBytes() ?? process.memoryUsage().rss,
         cpuUs: cpu.user + cpu.system,
+        shards: [{ pid: process.pid, cpuUs: cpu.user + cpu.system, loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 }],
       });
+      loopDelay.reset();
       return;
     }
     case 'stop':

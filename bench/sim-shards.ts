@@ -41,6 +41,8 @@ export interface ShardStats {
   unacked: number;
   vmRss: number;
   cpuUs: number;
+  /** Each shard's CPU (µs, cumulative) and event-loop delay since the previous stats (ms). */
+  shards: { pid: number; cpuUs: number; loopDelayP99Ms: number; loopDelayMaxMs: number }[];
 }
 
 export type ShardReply =
@@ -248,6 +250,7 @@ export class ShardedFleet extends EventEmitter<ShardedFleetEvents> {
       unacked: sum('unacked'),
       vmRss: sum('vmRss'),
       cpuUs: sum('cpuUs'),
+      shards: all.flatMap((s) => s.shards),
     };
   }
 

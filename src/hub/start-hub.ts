@@ -24,6 +24,7 @@ import { postgresBus, singleReplica, type ReplicaBus } from './replicas/replica-
 import { Throttle } from './throttle.ts';
 import { alwaysLeader, postgresLeader, type RolloutLeader } from './replicas/rollout-leader.ts';
 import { openHubDatabase, type HubDatabaseLocation } from './store/database.ts';
+import type { GroupCommitter } from './store/group-commit.ts';
 import { PostgresSql } from './store/postgres-sql.ts';
 import { authenticateUpgrade } from './upgrade-auth.ts';
 
@@ -94,7 +95,15 @@ export interface RunningHub {
   port: number;
   /** The dashboard's address, when it was asked for. */
   dashboardUrl?: string;
+  /** Where this replica's writes spend their time, cumulative since start (the benchmarks read it: bench/hub-child.ts). */
+  stats(): HubRuntimeStats;
   close(): Promise<void>;
+}
+
+export interface HubRuntimeStats {
+  groupCommit: GroupCommitter['stats'] & { commits: number; pending: number };
+  /** PostgreSQL only: statements sent (round trips) and the pool's connections now. */
+  database?: { statements: number; poolTotal: number; poolIdle: number; poolWaiting: number };
 }
 
 export async function startHub(options: HubOptions): Promise<RunningHub> {
@@ -359,6 +368,10 @@ export async function startHub(options: HubOptions): Promise<RunningHub> {
     httpUrl,
     port,
     ...(dashboard ? { dashboardUrl: dashboard.url } : {}),
+    stats: () => ({
+      groupCommit: { ...ctx.commits.stats, commits: ctx.commits.commits, pending: ctx.commits.pending },
+      ...(db instanceof PostgresSql ? { database: { statements: db.statements, poolTotal: db.pool.totalCount, poolIdle: db.pool.idleCount, poolWaiting: db.pool.waitingCount } } : {}),
+    }),
     close: () => (closing ??= (async () => {
       // Stop listening first, so reconnecting agents cannot keep the server open.
       shuttingDown = true;

@@ -26,6 +26,7 @@
 // runs again in the next group, a few times, before it fails.
 // On PostgreSQL a commit is a round trip rather than an fsync of the hub's
 // own, but the same grouping saves one per job there too.
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { DatabaseConflict, HubDatabaseError, type Sql } from './sql.ts';
 
@@ -45,6 +46,8 @@ interface Job {
   key: string | undefined;
   /** Times the database aborted it for a conflict with another transaction. */
   conflicts: number;
+  /** performance.now() at submit: how long jobs wait for their group is what acks wait for beyond the commit. */
+  submittedAt: number;
 }
 
 /** Runs of a job the database keeps aborting for conflicts before it fails with the last one. */
@@ -62,6 +65,8 @@ export class GroupCommitter {
   #running: Promise<void> | undefined;
   /** Transactions committed (for the benchmark and tests). */
   commits = 0;
+  /** Cumulative, for the benchmark (bench/hub-replicas.ts): jobs that ran, time groups took, time jobs waited for their group, the largest group and queue seen. */
+  readonly stats = { jobs: 0, busyMs: 0, waitedMs: 0, largestGroup: 0, largestQueue: 0 };
 
   constructor(sql: Sql, log: Logger, o: GroupCommitOptions = {}) {
     this.#sql = sql;
@@ -82,7 +87,8 @@ export class GroupCommitter {
    * jobs run in key order (see above), each key's in submission order.
    */
   submit<T>(work: () => Promise<T>, done: (outcome: CommitOutcome<T>) => void, key?: string): void {
-    this.#queue.push({ work, done: done as (outcome: CommitOutcome<unknown>) => void, key, conflicts: 0 });
+    this.#queue.push({ work, done: done as (outcome: CommitOutcome<unknown>) => void, key, conflicts: 0, submittedAt: performance.now() });
+    if (this.#queue.length > this.stats.largestQueue) this.stats.largestQueue = this.#queue.length;
     // Inside someone's open transaction a "commit" would only release a savepoint: wait for the next turn.
     if (this.#queue.length >= this.#maxBatch && !this.#sql.inTransaction) void this.flush();
     else this.#later();
@@ -108,12 +114,17 @@ export class GroupCommitter {
     }
     const jobs = this.#queue;
     this.#queue = [];
+    const started = performance.now();
+    for (const job of jobs) this.stats.waitedMs += started - job.submittedAt;
+    this.stats.jobs += jobs.length;
+    if (jobs.length > this.stats.largestGroup) this.stats.largestGroup = jobs.length;
     const run = this.#commit(jobs);
     this.#running = run;
     try {
       await run;
     } finally {
       this.#running = undefined;
+      this.stats.busyMs += performance.now() - started;
     }
   }
 

@@ -139,6 +139,8 @@ export class PostgresSql implements Sql {
   readonly #max: number;
   /** ping's own connection. */
   #probe: pg.Client | undefined;
+  /** Statements sent on pooled connections, BEGIN, COMMIT and savepoints included: each is a round trip (for the benchmark). */
+  statements = 0;
 
   constructor(o: PostgresSqlOptions) {
     this.#statementTimeoutMs = o.statementTimeoutMs ?? 15_000;
@@ -185,6 +187,7 @@ export class PostgresSql implements Sql {
   async #query<T>(sql: string, params: readonly SqlValue[]): Promise<pg.QueryResult<T & pg.QueryResultRow>> {
     const tx = this.#context.getStore();
     const text = this.#text(sql);
+    this.statements++;
     try {
       if (tx?.open) return await tx.client.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
       return await this.pool.query<T & pg.QueryResultRow>(text, params as SqlValue[]);
@@ -209,12 +212,14 @@ export class PostgresSql implements Sql {
     const outer = this.#context.getStore();
     if (outer?.open) {
       const name = `sp${++outer.savepoints}`;
+      this.statements += 2;
       await outer.client.query(`SAVEPOINT ${name}`);
       try {
         const value = await fn();
         await outer.client.query(`RELEASE SAVEPOINT ${name}`);
         return value;
       } catch (err) {
+        this.statements++;
         await outer.client.query(`ROLLBACK TO SAVEPOINT ${name}`);
         await outer.client.query(`RELEASE SAVEPOINT ${name}`);
         throw err;
@@ -236,6 +241,7 @@ export class PostgresSql implements Sql {
       const onError = (err: Error): void => void (broken = err);
       client.on('error', onError);
       try {
+        this.statements++;
         await client.query('BEGIN');
       } catch (err) {
         client.release(err instanceof Error ? err : new Error(String(err)));
@@ -253,6 +259,7 @@ export class PostgresSql implements Sql {
     let broken: Error | undefined;
     try {
       const value = await this.#context.run(tx, fn);
+      this.statements++;
       await client.query('COMMIT');
       return value;
     } catch (err) {
