@@ -6,7 +6,7 @@
 // neither takes the other's CPU on a small machine. Each ends with the exact
 // count: every report the agents wrote is stored once.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -16,7 +16,7 @@ import { freePort } from '../src/testbed/control-plane.ts';
 import { startPostgres, type PrivatePostgres } from '../src/testbed/postgres.ts';
 import { seedClusters } from './hub-seed.ts';
 import { cpuPercent, launchHub, type HubProcess } from './hub-process.ts';
-import { postmasterPid, processCpu } from './process-cpu.ts';
+import { machineCpu, postmasterPid, processCpu } from './process-cpu.ts';
 import { ShardedFleet } from './sim-shards.ts';
 import { heading, line, mib, ms, summarize } from './stats.ts';
 
@@ -41,6 +41,7 @@ interface Row {
   hubCpu: string;
   databaseCpu: string;
   simulatorCpu: string;
+  machineCpu: string;
   counted: string;
 }
 
@@ -94,6 +95,7 @@ async function runOne(o: HubCompareOptions, backend: 'sqlite' | 'postgres', dir:
     const hubBefore = await hub.stats();
     const simBefore = await fleet.stats();
     const pgBefore = postgres ? postgresCpu(postgres) : undefined;
+    const machineBefore = machineCpu();
     fleet.startMeasuring();
     const windowStart = performance.now();
     await sleep(o.measureMs);
@@ -102,6 +104,7 @@ async function runOne(o: HubCompareOptions, backend: 'sqlite' | 'postgres', dir:
     const hubDuring = await hub.stats();
     const simDuring = await fleet.stats();
     const pgDuring = postgres ? postgresCpu(postgres) : undefined;
+    const machineDuring = machineCpu();
     const lat = summarize(latencies);
     const acked = simDuring.reportsAcked - simBefore.reportsAcked;
 
@@ -129,6 +132,7 @@ async function runOne(o: HubCompareOptions, backend: 'sqlite' | 'postgres', dir:
       hubCpu: `${cpuPercent(hubBefore, hubDuring).toFixed(0)} %`,
       databaseCpu: pgBefore && pgDuring ? `${postgresCpuPercent(pgBefore, pgDuring, windowMs).toFixed(0)} %` : '(in the hub)',
       simulatorCpu: `${(((simDuring.cpuUs - simBefore.cpuUs) / 1000 / windowMs) * 100).toFixed(0)} %`,
+      machineCpu: `${(((machineDuring.busyMs - machineBefore.busyMs) / (machineDuring.totalMs - machineBefore.totalMs)) * 100).toFixed(0)} % of ${availableParallelism()} cores (load ${loadavg()[0]?.toFixed(1)})`,
       counted: `${end.reportsWritten} / ${stored.n} / ${stored.distinct}${end.unacked > 0 ? ` (${end.unacked} unacknowledged)` : ''}`,
     };
     line(`${backend}: done`, `${row.reportsPerSecond} reports/s, p99 ${row.p99}, written / stored / distinct ${row.counted}`);
@@ -157,6 +161,7 @@ export async function hubCompareBench(o: HubCompareOptions): Promise<void> {
       ['hub CPU (one core = 100 %)', 'hubCpu'],
       ['database server CPU', 'databaseCpu'],
       ['simulator CPU', 'simulatorCpu'],
+      ['machine busy (everything on it)', 'machineCpu'],
       ['reports written / stored / distinct', 'counted'],
     ];
     process.stdout.write(`\n  | | ${rows.map((r) => r.backend).join(' | ')} |\n  |---|${rows.map(() => '---').join('|')}|\n`);

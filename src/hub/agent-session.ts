@@ -353,8 +353,10 @@ export class AgentSession implements LiveSession {
     }
     this.#ctx.clusters.touch(id);
     // Durable before the ack: the agent deletes its copy on it.
-    this.#ctx.commits.submit(
-      () => this.#ctx.reports.ingest(id, m.afterSeq, m.reports),
+    // Shared with the other batches of its group: one ingest for all of them (group-commit.ts).
+    this.#ctx.commits.submitBatch(
+      this.#ctx.reports.ingestMany,
+      { clusterId: id, afterSeq: m.afterSeq, reports: m.reports },
       (outcome) => {
         if (!outcome.ok) return this.#failed(outcome.error, 'reports');
         const result = outcome.value;

@@ -115,7 +115,8 @@ export async function createHubContext(o: HubContextOptions): Promise<HubContext
     aggregate: new AggregateRepo(o.db),
     rollouts: new RolloutRepo(o.db, (id) => clusters.pendingLease(id)?.lastSeen),
     overrides: new OverrideRepo(o.db),
-    commits: new GroupCommitter(o.db, o.log, o.groupCommit),
+    // A group locks its clusters' rows in one order before anything else (group-commit.ts).
+    commits: new GroupCommitter(o.db, o.log, { lockKeys: (ids) => clusters.lockRows(ids), ...o.groupCommit }),
     rolloutInputChanged: () => {},
     fleetChanged: () => {},
     sessions: new SessionRegistry(),

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { GroupCommitter, type CommitOutcome } from '../../src/hub/store/group-commit.ts';
 import { openSqlite } from '../../src/hub/store/database.ts';
+import type { SqliteSql } from '../../src/hub/store/sqlite-sql.ts';
 import { DatabaseConflict } from '../../src/hub/store/sql.ts';
 import type { HubMessage, ReportEntry } from '../../src/protocol/messages.ts';
 import { mulberry32 } from '../support/prng.ts';
@@ -74,6 +75,23 @@ describe('hub group commit of report batches', () => {
     // Answers in submission order; one commit holds all six batches, so even the first ack finds the later batch committed.
     assert.deepEqual(checked, [2, 3].flatMap((n) => ['edge-a', 'edge-b', 'edge-c'].map((id) => `${id} ack ${n}: committed mark 3, reports 1,2,3`)));
     assert.equal((await b.ctx.aggregate.upgrade('edge-b'))?.attemptId, 'edge-b-a3', 'aggregated in order');
+  });
+
+  it('never puts more than maxBatch jobs in one transaction, however long the queue grew meanwhile', async () => {
+    await b.close();
+    b = await SessionBench.open({ maxBatch: 4 });
+    const agents = await welcomed('edge-a', 'edge-b', 'edge-c');
+    const before = b.ctx.commits.commits;
+    // Queued while a transaction is open (as while the previous group commits): nothing commits until it ends.
+    await b.ctx.db.transaction(async () => {
+      for (let n = 1; n <= 3; n++) for (const a of agents) a.reports(n - 1, entries(n, n, a.id));
+      await b.settle();
+    });
+    assert.equal(b.ctx.commits.pending, 9);
+    await b.ctx.commits.flush();
+    assert.equal(b.ctx.commits.commits - before, 3, 'nine jobs, at most four a group');
+    assert.equal(b.ctx.commits.stats.largestGroup, 4);
+    assert.deepEqual(agents.map((a) => a.acks()), [[1, 2, 3], [1, 2, 3], [1, 2, 3]]);
   });
 
   it('commits at once when the queue reaches maxBatch, without waiting for the next turn', async () => {
@@ -194,13 +212,15 @@ describe('hub group commit of report batches', () => {
 
   describe('order of the jobs in a group (one lock order on every replica)', () => {
     /** A committer on a real SQLite whose "next turn" the test runs; work records when it ran. */
-    function committer(): { commits: GroupCommitter; ran: string[]; answered: string[]; turn: () => Promise<void>; close: () => Promise<void> } {
+    function committer(): { db: SqliteSql; commits: GroupCommitter; ran: string[]; answered: string[]; turn: () => Promise<void>; close: () => Promise<void> } {
       const db = openSqlite(':memory:');
       const queued: (() => void)[] = [];
-      const commits = new GroupCommitter(db, testLogger(), { schedule: (run) => void queued.push(run) });
+      const ran: string[] = [];
+      const commits = new GroupCommitter(db, testLogger(), { schedule: (run) => void queued.push(run), lockKeys: async (keys) => void ran.push(`lock ${keys.join(',')}`) });
       return {
+        db,
         commits,
-        ran: [],
+        ran,
         answered: [],
         // One group: what is queued now (the scheduled runs are dropped; the test decides when a group commits).
         async turn() {
@@ -226,8 +246,64 @@ describe('hub group commit of report batches', () => {
         job('b1', 'edge-b');
         job('a2', 'edge-a');
         await c.turn();
-        assert.deepEqual(c.ran, ['a1', 'a2', 'b1', 'c1', 'c2'], 'clusters in id order: every replica locks their rows in one order');
+        assert.deepEqual(
+          c.ran,
+          ['lock edge-a,edge-b,edge-c', 'a1', 'b1', 'c1', 'a2', 'c2'],
+          'every key locked first, in id order (one lock order on every replica); then each key\'s first job, then its second, in key order',
+        );
         assert.deepEqual(c.answered, ['c1:true', 'a1:true', 'c2:true', 'b1:true', 'a2:true'], 'answers keep the submission order');
+        assert.equal(c.commits.commits, 1);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('shares one call of batched work among the jobs of a group, each key\'s items in submission order', async () => {
+      const c = committer();
+      try {
+        const calls: string[][] = [];
+        const work = async (items: readonly string[]): Promise<string[]> => {
+          calls.push([...items]);
+          return items.map((i) => i.toUpperCase());
+        };
+        const job = (name: string, key: string) => c.commits.submitBatch(work, name, (o: CommitOutcome<string>) => void c.answered.push(o.ok ? o.value : `${name}:failed`), key);
+        job('c1', 'edge-c');
+        job('a1', 'edge-a');
+        c.commits.submit(async () => void c.ran.push('b-own'), () => void c.answered.push('b-own'), 'edge-b');
+        job('a2', 'edge-a');
+        job('b1', 'edge-b');
+        await c.turn();
+        assert.deepEqual(calls, [['a1', 'c1'], ['a2', 'b1']], 'one call per phase: each key\'s first items, then its second (b1 after b-own)');
+        assert.deepEqual(c.ran, ['lock edge-a,edge-b,edge-c', 'b-own']);
+        assert.deepEqual(c.answered, ['C1', 'A1', 'b-own', 'A2', 'B1'], 'answers keep the submission order');
+        assert.equal(c.commits.commits, 1);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('when the shared call fails, each item runs alone: only the one that fails fails, and nothing of the failed call stays', async () => {
+      const c = committer();
+      try {
+        const db = c.db;
+        await db.run('CREATE TABLE t (v TEXT NOT NULL)');
+        const calls: string[][] = [];
+        // Writes in the group's transaction: the savepoint around a failed call is what takes its writes back.
+        const work = async (items: readonly string[]): Promise<string[]> => {
+          calls.push([...items]);
+          for (const i of items) {
+            await db.run('INSERT INTO t (v) VALUES (?)', [i]);
+            if (i === 'bad') throw new Error('refused (test)');
+          }
+          return [...items];
+        };
+        for (const [name, key] of [['ok1', 'edge-a'], ['bad', 'edge-b'], ['ok2', 'edge-c']] as const) {
+          c.commits.submitBatch(work, name, (o: CommitOutcome<string>) => void c.answered.push(`${name}:${o.ok}`), key);
+        }
+        await c.turn();
+        assert.deepEqual(calls, [['ok1', 'bad', 'ok2'], ['ok1'], ['bad'], ['ok2']], 'the shared call, then each alone');
+        assert.deepEqual(c.answered, ['ok1:true', 'bad:false', 'ok2:true']);
+        assert.deepEqual((await db.all<{ v: string }>('SELECT v FROM t ORDER BY v')).map((r) => r.v), ['ok1', 'ok2'], 'what the failed calls wrote was rolled back');
         assert.equal(c.commits.commits, 1);
       } finally {
         await c.close();
@@ -247,14 +323,18 @@ describe('hub group commit of report batches', () => {
           'edge-a',
         );
         c.commits.submit(async () => void c.ran.push('a2'), (o: CommitOutcome<void>) => void c.answered.push(`a2:${o.ok}`), 'edge-a');
-        c.commits.submit(async () => void c.ran.push('b1'), (o: CommitOutcome<void>) => void c.answered.push(`b1:${o.ok}`), 'edge-b');
+        c.commits.submit(
+          async () => {
+            c.ran.push('b1');
+            // A frame of the same agent arriving meanwhile goes after them.
+            c.commits.submit(async () => void c.ran.push('a3'), (o: CommitOutcome<void>) => void c.answered.push(`a3:${o.ok}`), 'edge-a');
+          },
+          (o: CommitOutcome<void>) => void c.answered.push(`b1:${o.ok}`),
+          'edge-b',
+        );
         await c.turn();
-        assert.deepEqual(c.ran, ['a1', 'b1'], 'a2 did not overtake the aborted a1');
-        assert.deepEqual(c.answered, ['b1:true'], 'a1 and a2 are not answered yet');
-        // A frame of the same agent arriving meanwhile goes after them.
-        c.commits.submit(async () => void c.ran.push('a3'), (o: CommitOutcome<void>) => void c.answered.push(`a3:${o.ok}`), 'edge-a');
-        await c.turn();
-        assert.deepEqual(c.ran, ['a1', 'b1', 'a1', 'a2', 'a3']);
+        assert.deepEqual(c.ran, ['lock edge-a,edge-b', 'a1', 'b1', 'lock edge-a', 'a1', 'a2', 'a3'], 'a2 did not overtake the aborted a1; a1 ran again in the next group, ahead of a3');
+        assert.equal(c.commits.commits, 2);
         assert.deepEqual(c.answered, ['b1:true', 'a1:true', 'a2:true', 'a3:true']);
       } finally {
         await c.close();

@@ -110,6 +110,8 @@ export interface RegistrationRequest {
 
 /** Renewals per statement when flushing on PostgreSQL (3 parameters each). */
 const LEASE_CHUNK = 1000;
+/** Rows per locking statement (one parameter each). */
+const LOCK_CHUNK = 1000;
 
 /** A lease renewal not yet written to the database. */
 export interface Lease {
@@ -253,6 +255,21 @@ export class ClusterRepo {
       for (const r of rows) written.add(r.id);
     }
     return written;
+  }
+
+  /**
+   * Locks these clusters' rows until the transaction ends, in id order, in
+   * one statement per 1,000: what a group commit does before its jobs run, so
+   * that every replica's groups take rows in one order (group-commit.ts).
+   * SQLite has one writer and locks nothing.
+   */
+  async lockRows(ids: readonly string[]): Promise<void> {
+    const d = this.#sql.dialect;
+    if (d.forUpdate === '') return;
+    for (let i = 0; i < ids.length; i += LOCK_CHUNK) {
+      const chunk = ids.slice(i, i + LOCK_CHUNK);
+      await this.#sql.all(`SELECT id FROM clusters WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id${d.forUpdate}`, chunk);
+    }
   }
 
   /** Records a registration request; an existing cluster is returned unchanged (two replicas registering one id at once store one row). */

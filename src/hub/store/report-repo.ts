@@ -17,12 +17,14 @@
 import type { StoredReport } from '../../protocol/hub-api.ts';
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
-import { ReportApplier } from './aggregate-repo.ts';
-import type { Sql } from './sql.ts';
+import { AggregateFold } from './aggregate-repo.ts';
+import { HubDatabaseError, type Sql } from './sql.ts';
 
-/** Reports per INSERT (7 parameters each, well under either backend's limit). */
-const INSERT_CHUNK = 100;
-/** Reports read per query while applying the chain. */
+/** Rows per multi-row INSERT (7 parameters each, well under either backend's limit). */
+const INSERT_CHUNK = 1000;
+/** Clusters per statement that names each (an IN list, or a condition per cluster). */
+const CLUSTER_CHUNK = 500;
+/** Reports past a cluster's mark read per query while applying its chain. */
 const APPLY_PAGE = 500;
 
 export interface IngestResult {
@@ -34,20 +36,47 @@ export interface IngestResult {
   expectedAfterSeq?: number;
 }
 
+/** One agent's report batch, as it arrived. */
+export interface IngestRequest {
+  clusterId: string;
+  afterSeq: number;
+  reports: readonly ReportEntry[];
+}
+
+/** A batch for a cluster the database does not hold (deregistered while the batch waited for its commit): nothing of the call was written. */
+export class UnknownCluster extends HubDatabaseError {
+  override readonly name = 'UnknownCluster';
+}
+
 /** The API's answer is the report as stored (src/protocol/hub-api.ts). */
 export type { StoredReport };
+
+interface PastMark {
+  seq: number;
+  prev_seq: number;
+  kind: string;
+  body: string;
+}
+
+/** One batch of a round, with what the round learnt about it. */
+interface Pending {
+  req: IngestRequest;
+  acked: number;
+  /** The reports past the mark, each with the link of its latest copy in the batch. */
+  links: Map<number, { prev: number; entry: ReportEntry }>;
+  duplicates: number;
+  result?: IngestResult;
+}
 
 export class ReportRepo {
   readonly #sql: Sql;
   readonly #now: () => Date;
   readonly #log: Logger;
-  readonly #applier: ReportApplier;
 
   constructor(sql: Sql, now: () => Date, logger: Logger) {
     this.#sql = sql;
     this.#now = now;
     this.#log = logger;
-    this.#applier = new ReportApplier(sql);
   }
 
   async ackedSeq(clusterId: string): Promise<number> {
@@ -55,25 +84,62 @@ export class ReportRepo {
     return row?.acked_seq ?? 0;
   }
 
-  async #held(clusterId: string, seq: number): Promise<boolean> {
-    return (await this.#sql.get('SELECT 1 AS held FROM reports WHERE cluster_id = ? AND seq = ?', [clusterId, seq])) !== undefined;
+  /** Stores a batch and applies whatever now extends the chain; one transaction, so an ack always names committed work. */
+  async ingest(clusterId: string, afterSeq: number, reports: readonly ReportEntry[]): Promise<IngestResult> {
+    const [result] = await this.ingestMany([{ clusterId, afterSeq, reports }]);
+    return result as IngestResult;
   }
 
-  /** Stores a batch and applies whatever now extends the chain; one transaction, so an ack always names committed work. */
-  ingest(clusterId: string, afterSeq: number, reports: readonly ReportEntry[]): Promise<IngestResult> {
+  /**
+   * ingest() for many batches at once (a group commit's: group-commit.ts
+   * submitBatch), with a few statements for all of them rather than a few for
+   * each: on PostgreSQL every statement is a round trip, and a group of
+   * hundreds of batches one after another took longer than the next group
+   * took to fill. Results in the order of `requests`. A cluster's batches
+   * apply in the order given: its first batch with the other clusters' first,
+   * then its second, and so on. Joins the caller's transaction (a group
+   * commit's) or runs in one of its own. Throws UnknownCluster, with nothing
+   * written, when a batch names a cluster the database does not hold.
+   */
+  readonly ingestMany = async (requests: readonly IngestRequest[]): Promise<IngestResult[]> => {
+    if (!this.#sql.inTransaction) return this.#sql.transaction(() => this.ingestMany(requests));
+    const rounds: { req: IngestRequest; at: number }[][] = [];
+    const seen = new Map<string, number>();
+    requests.forEach((req, at) => {
+      const round = seen.get(req.clusterId) ?? 0;
+      seen.set(req.clusterId, round + 1);
+      (rounds[round] ??= []).push({ req, at });
+    });
+    const results: IngestResult[] = [];
+    for (const round of rounds) {
+      const done = await this.#ingestRound(round.map((r) => r.req));
+      round.forEach((r, i) => (results[r.at] = done[i] as IngestResult));
+    }
+    return results;
+  };
+
+  /** Batches of distinct clusters, in the caller's transaction. */
+  async #ingestRound(requests: readonly IngestRequest[]): Promise<IngestResult[]> {
     const sql = this.#sql;
-    return sql.transaction(async (): Promise<IngestResult> => {
-      const receivedAt = this.#now().toISOString();
-      const mark = await sql.get<{ acked_seq: number }>(`SELECT acked_seq FROM clusters WHERE id = ?${sql.dialect.forUpdate}`, [clusterId]);
-      let acked = mark?.acked_seq ?? 0;
-      if (afterSeq > acked && !(await this.#held(clusterId, afterSeq))) {
-        return { ackedSeq: acked, stored: 0, duplicates: 0, applied: 0, expectedAfterSeq: acked };
-      }
-      // The reports past the mark, each with the link of its latest copy in this batch.
+    const receivedAt = this.#now().toISOString();
+    // Lock every cluster's row (and read its mark) in one statement, in id order: another replica ingesting for the
+    // same cluster waits here until this commits, then sees what it applied; and one order everywhere means no
+    // lock cycle with another replica's group (group-commit.ts).
+    const ids = requests.map((r) => r.clusterId);
+    const marks = new Map<string, number>();
+    for (const chunk of chunked(ids, CLUSTER_CHUNK)) {
+      const rows = await sql.all<{ id: string; acked_seq: number }>(`SELECT id, acked_seq FROM clusters WHERE id IN (${marksOf(chunk)}) ORDER BY id${sql.dialect.forUpdate}`, chunk);
+      for (const r of rows) marks.set(r.id, r.acked_seq);
+    }
+    const missing = ids.filter((id) => !marks.has(id));
+    if (missing.length > 0) throw new UnknownCluster(`cluster "${missing[0]}" is not in the hub database (deregistered meanwhile?): its reports were not stored`);
+
+    const pending: Pending[] = requests.map((req) => {
+      const acked = marks.get(req.clusterId) as number;
       let duplicates = 0;
       const links = new Map<number, { prev: number; entry: ReportEntry }>();
-      let prev = afterSeq;
-      for (const r of reports) {
+      let prev = req.afterSeq;
+      for (const r of req.reports) {
         if (r.seq <= acked) duplicates++;
         else {
           if (links.has(r.seq)) duplicates++;
@@ -81,50 +147,104 @@ export class ReportRepo {
         }
         prev = r.seq;
       }
-      let stored = 0;
-      const fresh = [...links.entries()];
-      // A few statements per batch, not per report: on PostgreSQL each statement is a round trip.
-      for (let start = 0; start < fresh.length; start += INSERT_CHUNK) {
-        const chunk = fresh.slice(start, start + INSERT_CHUNK);
-        const held = await sql.all<{ seq: number }>(`SELECT seq FROM reports WHERE cluster_id = ? AND seq IN (${chunk.map(() => '?').join(', ')})`, [clusterId, ...chunk.map(([seq]) => seq)]);
-        duplicates += held.length;
-        stored += chunk.length - held.length;
-        // Only rows past the mark are written, so the update never touches an applied report.
-        await sql.run(
-          `INSERT INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}
-           ON CONFLICT (cluster_id, seq) DO UPDATE SET prev_seq = excluded.prev_seq WHERE reports.prev_seq <> excluded.prev_seq`,
-          chunk.flatMap(([seq, { prev: p, entry }]) => [clusterId, seq, p, entry.kind, JSON.stringify(entry.body ?? null), entry.createdAt, receivedAt]),
-        );
-      }
+      return { req, acked, links, duplicates };
+    });
 
+    // Which of those reports the hub holds already, and whether it holds each batch's afterSeq: one read for all.
+    const asked = pending.map((p) => ({ id: p.req.clusterId, seqs: [...p.links.keys(), ...(p.req.afterSeq > p.acked ? [p.req.afterSeq] : [])] })).filter((a) => a.seqs.length > 0);
+    const held = new Set<string>();
+    for (const chunk of chunked(asked, CLUSTER_CHUNK / 5)) {
+      const rows = await sql.all<{ cluster_id: string; seq: number }>(
+        `SELECT cluster_id, seq FROM reports WHERE ${chunk.map((a) => `(cluster_id = ? AND seq IN (${marksOf(a.seqs)}))`).join(' OR ')}`,
+        chunk.flatMap((a) => [a.id, ...a.seqs]),
+      );
+      for (const r of rows) held.add(`${r.cluster_id}\n${r.seq}`);
+    }
+    const storing: Pending[] = [];
+    for (const p of pending) {
+      const id = p.req.clusterId;
+      // A batch following a report the hub neither acknowledged nor holds is not stored: the agent resumes from the mark.
+      if (p.req.afterSeq > p.acked && !held.has(`${id}\n${p.req.afterSeq}`)) {
+        p.result = { ackedSeq: p.acked, stored: 0, duplicates: 0, applied: 0, expectedAfterSeq: p.acked };
+        continue;
+      }
+      const again = [...p.links.keys()].filter((seq) => held.has(`${id}\n${seq}`)).length;
+      p.result = { ackedSeq: p.acked, stored: p.links.size - again, duplicates: p.duplicates + again, applied: 0 };
+      storing.push(p);
+    }
+
+    // Only rows past the mark are written, so the update never touches an applied report.
+    const rows = storing.flatMap((p) => [...p.links].map(([seq, { prev, entry }]) => [p.req.clusterId, seq, prev, entry.kind, JSON.stringify(entry.body ?? null), entry.createdAt, receivedAt]));
+    for (const chunk of chunked(rows, INSERT_CHUNK)) {
+      await sql.run(
+        `INSERT INTO reports (cluster_id, seq, prev_seq, kind, body, created_at, received_at) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}
+         ON CONFLICT (cluster_id, seq) DO UPDATE SET prev_seq = excluded.prev_seq WHERE reports.prev_seq <> excluded.prev_seq`,
+        chunk.flat(),
+      );
+    }
+
+    // Apply along each chain: the reports past the mark, in order, each while nothing lies between the mark and it.
+    const fold = new AggregateFold();
+    const marked = new Map<string, number>();
+    const past = await this.#pastMarks(storing.map((p) => ({ id: p.req.clusterId, acked: p.acked })));
+    for (const p of storing) {
+      const id = p.req.clusterId;
+      let acked = p.acked;
       let applied = 0;
-      for (let more = true; more; ) {
-        // Reports past the mark, in order: each extends the chain while nothing lies between the mark and it.
-        const rows = await sql.all<{ seq: number; prev_seq: number; kind: string; body: string }>(
-          'SELECT seq, prev_seq, kind, body FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT ?',
-          [clusterId, acked, APPLY_PAGE],
-        );
-        more = rows.length === APPLY_PAGE;
-        for (const row of rows) {
+      for (let page = past.get(id) ?? [], more = true; more; ) {
+        more = page.length === APPLY_PAGE;
+        for (const row of page) {
           if (row.prev_seq > acked) {
             more = false;
             break;
           }
           const body = JSON.parse(row.body) as unknown;
-          const problem = await this.#applier.apply(clusterId, row.seq, row.kind, body, receivedAt);
+          const problem = fold.add(id, row.seq, row.kind, body, receivedAt);
           // Once per quarantined report, to the operator: the agent keeps the report itself.
-          if (row.kind === 'report-quarantined') this.#log.warn({ clusterId, seq: row.seq, quarantined: body }, 'an agent quarantined a report the hub could not take');
+          if (row.kind === 'report-quarantined') this.#log.warn({ clusterId: id, seq: row.seq, quarantined: body }, 'an agent quarantined a report the hub could not take');
           if (problem !== null) {
-            await sql.run('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?', [problem, clusterId, row.seq]);
-            this.#log.warn({ clusterId, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
+            await sql.run('UPDATE reports SET problem = ? WHERE cluster_id = ? AND seq = ?', [problem, id, row.seq]);
+            this.#log.warn({ clusterId: id, seq: row.seq, kind: row.kind, problem }, 'report stored but not aggregated');
           }
           acked = row.seq;
           applied++;
         }
+        // A long chain (a backlog repaired at once): the next page of this cluster alone.
+        if (more) page = await sql.all<PastMark>('SELECT seq, prev_seq, kind, body FROM reports WHERE cluster_id = ? AND seq > ? ORDER BY seq LIMIT ?', [id, acked, APPLY_PAGE]);
       }
-      if (applied > 0) await sql.run('UPDATE clusters SET acked_seq = ? WHERE id = ?', [acked, clusterId]);
-      return { ackedSeq: acked, stored, duplicates, applied };
-    });
+      const result = p.result as IngestResult;
+      result.applied = applied;
+      result.ackedSeq = acked;
+      if (applied > 0) marked.set(id, acked);
+    }
+    await fold.write(sql);
+    for (const chunk of chunked([...marked], CLUSTER_CHUNK)) {
+      await sql.run(`UPDATE clusters SET acked_seq = CASE id ${chunk.map(() => 'WHEN ? THEN CAST(? AS BIGINT)').join(' ')} END WHERE id IN (${marksOf(chunk)})`, [
+        ...chunk.flat(),
+        ...chunk.map(([id]) => id),
+      ]);
+    }
+    return pending.map((p) => p.result as IngestResult);
+  }
+
+  /** The first APPLY_PAGE reports past each cluster's mark, in seq order, by cluster: one read for all of them. */
+  async #pastMarks(clusters: readonly { id: string; acked: number }[]): Promise<Map<string, PastMark[]>> {
+    const past = new Map<string, PastMark[]>();
+    for (const chunk of chunked(clusters, CLUSTER_CHUNK)) {
+      const rows = await this.#sql.all<PastMark & { cluster_id: string }>(
+        `SELECT cluster_id, seq, prev_seq, kind, body FROM (
+           SELECT cluster_id, seq, prev_seq, kind, body, row_number() OVER (PARTITION BY cluster_id ORDER BY seq) AS n
+           FROM reports WHERE ${chunk.map(() => '(cluster_id = ? AND seq > ?)').join(' OR ')}
+         ) past WHERE n <= ? ORDER BY cluster_id, seq`,
+        [...chunk.flatMap((c) => [c.id, c.acked]), APPLY_PAGE],
+      );
+      for (const r of rows) {
+        let list = past.get(r.cluster_id);
+        if (list === undefined) past.set(r.cluster_id, (list = []));
+        list.push(r);
+      }
+    }
+    return past;
   }
 
   async list(clusterId: string, opts: { afterSeq: number; limit: number }): Promise<StoredReport[]> {
@@ -161,4 +281,15 @@ export class ReportRepo {
     }
     return since;
   }
+}
+
+/** `?, ?, …`, one per value. */
+function marksOf(values: readonly unknown[]): string {
+  return values.map(() => '?').join(', ');
+}
+
+function chunked<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
