@@ -38,6 +38,8 @@ import type { Offender } from './abuse-bans.ts';
 import { ConnectionBudget, type BudgetVerdict } from './connection-budget.ts';
 import { deliverCurrentOverrides } from './rollout/override-delivery.ts';
 import type { HubContext } from './hub-context.ts';
+import type { HelloOutcome } from './store/cluster-repo.ts';
+import type { CommitOutcome } from './store/group-commit.ts';
 import { DatabaseConflict, DatabaseUnavailable } from './store/sql.ts';
 import type { LiveSession } from './session-registry.ts';
 
@@ -249,6 +251,8 @@ export class AgentSession implements LiveSession {
       return;
     }
     let bindKey: string | undefined;
+    /** The key the hello is taken under: the one its proof verified with, or for a legacy credential the cluster's now. */
+    let provenKey: string | null = null;
     if (this.#clusterId !== undefined) {
       // A legacy bearer credential authenticated the upgrade.
       const id = this.#clusterId;
@@ -265,6 +269,8 @@ export class AgentSession implements LiveSession {
         bindKey = m.publicKey;
       }
       if (this.#banned(id)) return;
+      // The credential proved the cluster, not a key: the hello holds for whichever key the cluster has now.
+      provenKey = bindKey ?? (await this.#ctx.clusters.get(id))?.publicKey ?? null;
     } else {
       if (this.#registered) {
         this.#refuse(new ProtocolError('UnexpectedMessage', 'this connection registered; reconnect to say hello'));
@@ -287,6 +293,7 @@ export class AgentSession implements LiveSession {
         return;
       }
       if (this.#banned(m.clusterId)) return;
+      provenKey = cluster?.publicKey ?? null;
       this.#clusterId = m.clusterId;
       this.#log = this.#ctx.log.child({ session: m.clusterId, remote: this.#remote });
       this.#ctx.sessions.bind(m.clusterId, this);
@@ -294,30 +301,32 @@ export class AgentSession implements LiveSession {
     const id = this.#clusterId;
     // Later frames (reports) are accepted now: their writes queue behind this one.
     this.#helloDone = true;
-    const provenKey = bindKey ?? (await this.#ctx.clusters.get(id))?.publicKey ?? null;
+    const answer = (outcome: CommitOutcome<HelloOutcome>): void => {
+      if (!outcome.ok) return this.#failed(outcome.error, 'hello');
+      if (this.#closed) return;
+      if (!outcome.value.accepted) {
+        this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub under this key`, closeCodes.deregistered);
+        return;
+      }
+      if (bindKey !== undefined) this.#log.info({ fingerprint: agentKeyFingerprint(bindKey) }, 'agent bound its key; its bearer credential no longer authenticates');
+      this.#welcome(id, m, outcome.value.ackedSeq, outcome.value.epoch).catch((err: unknown) => this.#failed(err, 'hello'));
+    };
+    if (bindKey === undefined) {
+      // The key the proof was checked with; the hello is taken only if the cluster still trusts it when it commits,
+      // shared with the group's other hellos (ClusterRepo.helloMany).
+      this.#ctx.commits.submitBatch(this.#ctx.clusters.helloMany, { id, publicKey: provenKey, hello: m }, answer, id);
+      return;
+    }
+    // A legacy credential binding its key: rare, a job of its own.
     this.#ctx.commits.submit(
-      async () => {
+      async (): Promise<HelloOutcome> => {
         const now = await this.#ctx.clusters.get(id);
         // The right may have ended since the frame arrived (deregistered, revoked, another key trusted).
-        if (now?.status !== 'Accepted') return { accepted: false, ackedSeq: 0 };
-        if (bindKey !== undefined) {
-          if (!(await this.#ctx.clusters.bindKey(id, bindKey))) return { accepted: false, ackedSeq: 0 };
-        } else if (now.publicKey !== provenKey) {
-          return { accepted: false, ackedSeq: 0 };
-        }
-        const epoch = await this.#ctx.clusters.recordHello(id, m);
-        return { accepted: true, ackedSeq: await this.#ctx.reports.ackedSeq(id), epoch };
+        if (now?.status !== 'Accepted' || !(await this.#ctx.clusters.bindKey(id, bindKey))) return { accepted: false };
+        const [taken] = await this.#ctx.clusters.helloMany([{ id, publicKey: bindKey, hello: m }]);
+        return taken ?? { accepted: false };
       },
-      (outcome) => {
-        if (!outcome.ok) return this.#failed(outcome.error, 'hello');
-        if (this.#closed) return;
-        if (!outcome.value.accepted || outcome.value.epoch === undefined) {
-          this.#refuseAndClose('Deregistered', `cluster "${id}" is not registered with this hub under this key`, closeCodes.deregistered);
-          return;
-        }
-        if (bindKey !== undefined) this.#log.info({ fingerprint: agentKeyFingerprint(bindKey) }, 'agent bound its key; its bearer credential no longer authenticates');
-        this.#welcome(id, m, outcome.value.ackedSeq, outcome.value.epoch).catch((err: unknown) => this.#failed(err, 'hello'));
-      },
+      answer,
       id,
     );
   }

@@ -150,6 +150,24 @@ for (const backend of backends) {
         for (let i = 0; i < 5; i++) epochs.push(...(await Promise.all([a.recordHello('edge-1', hello), b.recordHello('edge-1', hello)])));
         assert.deepEqual([...epochs].sort((x, y) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'no two hellos share an epoch');
         assert.equal(await b.recordHello('edge-1', hello), 11);
+        // Hellos taken many at once (a group commit's), on both replicas at the same time: still one epoch each.
+        await a.requestRegistration({ id: 'edge-2', labels: {}, agentVersion: '0.1.0', inventory: undefined, publicKey: 'k2' });
+        await a.accept('edge-2');
+        const proven = (id: string, publicKey: string) => ({ id, publicKey, hello: { ...hello, agentVersion: '0.2.0', lastRevision: 4 } });
+        const [fromA, fromB] = await Promise.all([
+          a.helloMany([proven('edge-1', 'k'), proven('edge-2', 'k2'), proven('edge-1', 'k')]),
+          b.helloMany([proven('edge-2', 'k2'), proven('edge-1', 'k'), proven('edge-2', 'not-its-key')]),
+        ]);
+        const taken = [...(fromA ?? []), ...(fromB ?? [])];
+        assert.deepEqual(taken.map((t) => t.accepted), [true, true, true, true, true, false], 'a hello under a key the cluster does not trust is not taken');
+        const epochsOf = (id: string, list: typeof taken, ids: string[]) => list.flatMap((t, i) => (ids[i] === id && t.accepted ? [t.epoch] : []));
+        const ids = ['edge-1', 'edge-2', 'edge-1', 'edge-2', 'edge-1', 'edge-2'];
+        assert.deepEqual(epochsOf('edge-1', taken, ids).sort((x, y) => x - y), [12, 13, 14]);
+        assert.deepEqual(epochsOf('edge-2', taken, ids).sort((x, y) => x - y), [1, 2]);
+        const stored = await b.get('edge-2');
+        assert.deepEqual([stored?.agentVersion, stored?.agentRevision], ['0.2.0', 4]);
+        assert.equal(await a.revoke('edge-2'), true);
+        assert.deepEqual(await b.helloMany([proven('edge-2', 'k2')]), [{ accepted: false }], 'a revoked cluster\'s hello is not taken');
       } finally {
         await closeAll(dbs);
       }

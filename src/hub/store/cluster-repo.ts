@@ -19,7 +19,8 @@
 // in-memory value and the stored one.
 import type { Inventory } from '../../protocol/inventory.ts';
 import type { MaintenanceWindow } from '../../protocol/messages.ts';
-import type { Sql } from './sql.ts';
+import { chunked, inRounds, placeholders } from './batches.ts';
+import type { Sql, SqlValue } from './sql.ts';
 
 /** Revoked: an operator withdrew the cluster's key; its agent is refused until an operator trusts a key again. */
 export type RegistrationState = 'Pending' | 'Accepted' | 'Revoked';
@@ -112,6 +113,19 @@ export interface RegistrationRequest {
 const LEASE_CHUNK = 1000;
 /** Rows per locking statement (one parameter each). */
 const LOCK_CHUNK = 1000;
+
+/** Hellos per statement (about 11 parameters each). */
+const HELLO_CHUNK = 500;
+
+/** A hello from an agent that proved it holds publicKey (agent-session.ts), for helloMany. */
+export interface ProvenHello {
+  id: string;
+  publicKey: string | null;
+  hello: { agentVersion: string; inventory: Inventory; lastRevision: number };
+}
+
+/** What a hello left: taken, with the connection's epoch and the cluster's acknowledged mark; or refused (the right ended meanwhile). */
+export type HelloOutcome = { accepted: false } | { accepted: true; epoch: number; ackedSeq: number };
 
 /** A lease renewal not yet written to the database. */
 export interface Lease {
@@ -349,6 +363,71 @@ export class ClusterRepo {
       [id],
     );
     return rows.map((r) => ({ publicKey: r.public_key, firstSeen: r.first_seen, lastSeen: r.last_seen, attempts: r.attempts, remoteAddress: r.remote_address }));
+  }
+
+  /**
+   * recordHello() for many agents at once (a group commit's hellos:
+   * group-commit.ts submitBatch), with one locking read and one UPDATE for
+   * all of them, for agents that proved `publicKey`: a hello is taken only
+   * while its cluster is still Accepted under that key (deregistered,
+   * revoked or another key trusted since the frame arrived: not accepted).
+   * Results in the order of `hellos`; a cluster's hellos in their order.
+   */
+  readonly helloMany = async (hellos: readonly ProvenHello[]): Promise<HelloOutcome[]> => {
+    if (!this.#sql.inTransaction) return this.#sql.transaction(() => this.helloMany(hellos));
+    const results: HelloOutcome[] = [];
+    for (const round of inRounds(hellos, (h) => h.id)) {
+      const done = await this.#helloRound(round.map((r) => r.item));
+      round.forEach((r, i) => (results[r.at] = done[i] as HelloOutcome));
+    }
+    return results;
+  };
+
+  /** Hellos of distinct clusters, in the caller's transaction. */
+  async #helloRound(hellos: readonly ProvenHello[]): Promise<HelloOutcome[]> {
+    const sql = this.#sql;
+    const d = sql.dialect;
+    const current = new Map<string, { status: string; revoked_at: string | null; public_key: string | null; acked_seq: number }>();
+    for (const chunk of chunked(hellos.map((h) => h.id), HELLO_CHUNK)) {
+      // In id order, as every lock the group takes (group-commit.ts).
+      const rows = await sql.all<{ id: string; status: string; revoked_at: string | null; public_key: string | null; acked_seq: number }>(
+        `SELECT id, status, revoked_at, public_key, acked_seq FROM clusters WHERE id IN (${placeholders(chunk)}) ORDER BY id${d.forUpdate}`,
+        chunk,
+      );
+      for (const r of rows) current.set(r.id, r);
+    }
+    const taken = hellos.filter((h) => {
+      const c = current.get(h.id);
+      return c !== undefined && c.status === 'Accepted' && c.revoked_at === null && c.public_key === h.publicKey;
+    });
+    const epochs = new Map<string, number>();
+    for (const chunk of chunked(taken, HELLO_CHUNK)) {
+      const byId = (value: (h: ProvenHello) => SqlValue, cast = ''): { text: string; params: SqlValue[] } => ({
+        text: `CASE id ${chunk.map(() => (cast === '' ? 'WHEN ? THEN ?' : `WHEN ? THEN CAST(? AS ${cast})`)).join(' ')} END`,
+        params: chunk.flatMap((h) => [h.id, value(h)]),
+      });
+      const set = [
+        ['agent_version', byId((h) => h.hello.agentVersion)],
+        ['inventory', byId((h) => JSON.stringify(h.hello.inventory))],
+        ['kubernetes_version', byId((h) => h.hello.inventory.kubernetesVersion)],
+        ['target_infrastructure', byId((h) => h.hello.inventory.targetInfrastructure)],
+      ] as const;
+      const revision = byId((h) => h.hello.lastRevision, 'BIGINT');
+      const rows = await sql.all<{ id: string; connection_epoch: number | string }>(
+        `UPDATE clusters SET ${set.map(([column, v]) => `${column} = ${v.text}`).join(', ')},
+           agent_revision = ${d.greatest('agent_revision', revision.text)}, connection_epoch = connection_epoch + 1
+         WHERE id IN (${placeholders(chunk)}) RETURNING id, connection_epoch`,
+        [...set.flatMap(([, v]) => v.params), ...revision.params, ...chunk.map((h) => h.id)],
+      );
+      for (const r of rows) epochs.set(r.id, Number(r.connection_epoch));
+    }
+    const now = this.#now().toISOString();
+    return hellos.map((h) => {
+      const epoch = epochs.get(h.id);
+      if (epoch === undefined) return { accepted: false };
+      this.#leases.set(h.id, { lastSeen: now, connectedAt: now });
+      return { accepted: true, epoch, ackedSeq: current.get(h.id)?.acked_seq ?? 0 };
+    });
   }
 
   /**

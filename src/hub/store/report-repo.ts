@@ -18,6 +18,7 @@ import type { StoredReport } from '../../protocol/hub-api.ts';
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
 import { AggregateFold } from './aggregate-repo.ts';
+import { chunked, inRounds, placeholders } from './batches.ts';
 import { HubDatabaseError, type Sql } from './sql.ts';
 
 /** Rows per multi-row INSERT (7 parameters each, well under either backend's limit). */
@@ -103,16 +104,9 @@ export class ReportRepo {
    */
   readonly ingestMany = async (requests: readonly IngestRequest[]): Promise<IngestResult[]> => {
     if (!this.#sql.inTransaction) return this.#sql.transaction(() => this.ingestMany(requests));
-    const rounds: { req: IngestRequest; at: number }[][] = [];
-    const seen = new Map<string, number>();
-    requests.forEach((req, at) => {
-      const round = seen.get(req.clusterId) ?? 0;
-      seen.set(req.clusterId, round + 1);
-      (rounds[round] ??= []).push({ req, at });
-    });
     const results: IngestResult[] = [];
-    for (const round of rounds) {
-      const done = await this.#ingestRound(round.map((r) => r.req));
+    for (const round of inRounds(requests, (r) => r.clusterId)) {
+      const done = await this.#ingestRound(round.map((r) => r.item));
       round.forEach((r, i) => (results[r.at] = done[i] as IngestResult));
     }
     return results;
@@ -128,7 +122,7 @@ export class ReportRepo {
     const ids = requests.map((r) => r.clusterId);
     const marks = new Map<string, number>();
     for (const chunk of chunked(ids, CLUSTER_CHUNK)) {
-      const rows = await sql.all<{ id: string; acked_seq: number }>(`SELECT id, acked_seq FROM clusters WHERE id IN (${marksOf(chunk)}) ORDER BY id${sql.dialect.forUpdate}`, chunk);
+      const rows = await sql.all<{ id: string; acked_seq: number }>(`SELECT id, acked_seq FROM clusters WHERE id IN (${placeholders(chunk)}) ORDER BY id${sql.dialect.forUpdate}`, chunk);
       for (const r of rows) marks.set(r.id, r.acked_seq);
     }
     const missing = ids.filter((id) => !marks.has(id));
@@ -155,7 +149,7 @@ export class ReportRepo {
     const held = new Set<string>();
     for (const chunk of chunked(asked, CLUSTER_CHUNK / 5)) {
       const rows = await sql.all<{ cluster_id: string; seq: number }>(
-        `SELECT cluster_id, seq FROM reports WHERE ${chunk.map((a) => `(cluster_id = ? AND seq IN (${marksOf(a.seqs)}))`).join(' OR ')}`,
+        `SELECT cluster_id, seq FROM reports WHERE ${chunk.map((a) => `(cluster_id = ? AND seq IN (${placeholders(a.seqs)}))`).join(' OR ')}`,
         chunk.flatMap((a) => [a.id, ...a.seqs]),
       );
       for (const r of rows) held.add(`${r.cluster_id}\n${r.seq}`);
@@ -219,7 +213,7 @@ export class ReportRepo {
     }
     await fold.write(sql);
     for (const chunk of chunked([...marked], CLUSTER_CHUNK)) {
-      await sql.run(`UPDATE clusters SET acked_seq = CASE id ${chunk.map(() => 'WHEN ? THEN CAST(? AS BIGINT)').join(' ')} END WHERE id IN (${marksOf(chunk)})`, [
+      await sql.run(`UPDATE clusters SET acked_seq = CASE id ${chunk.map(() => 'WHEN ? THEN CAST(? AS BIGINT)').join(' ')} END WHERE id IN (${placeholders(chunk)})`, [
         ...chunk.flat(),
         ...chunk.map(([id]) => id),
       ]);
@@ -283,13 +277,3 @@ export class ReportRepo {
   }
 }
 
-/** `?, ?, …`, one per value. */
-function marksOf(values: readonly unknown[]): string {
-  return values.map(() => '?').join(', ');
-}
-
-function chunked<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
