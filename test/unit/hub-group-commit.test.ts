@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { GroupCommitter, type CommitOutcome } from '../../src/hub/store/group-commit.ts';
 import { openSqlite } from '../../src/hub/store/database.ts';
 import type { SqliteSql } from '../../src/hub/store/sqlite-sql.ts';
-import { DatabaseConflict } from '../../src/hub/store/sql.ts';
+import { DatabaseConflict, DatabaseUnavailable } from '../../src/hub/store/sql.ts';
 import type { HubMessage, ReportEntry } from '../../src/protocol/messages.ts';
 import { mulberry32 } from '../support/prng.ts';
 import { testLogger } from '../support/hub-fixture.ts';
@@ -305,6 +305,25 @@ describe('hub group commit of report batches', () => {
         assert.deepEqual(c.answered, ['ok1:true', 'bad:false', 'ok2:true']);
         assert.deepEqual((await db.all<{ v: string }>('SELECT v FROM t ORDER BY v')).map((r) => r.v), ['ok1', 'ok2'], 'what the failed calls wrote was rolled back');
         assert.equal(c.commits.commits, 1);
+      } finally {
+        await c.close();
+      }
+    });
+
+    it('when the shared call finds the database unreachable, its items fail at once rather than each trying alone', async () => {
+      const c = committer();
+      try {
+        let calls = 0;
+        const work = async (): Promise<string[]> => {
+          calls++;
+          throw new DatabaseUnavailable('the hub database cannot be reached (test)');
+        };
+        for (const key of ['edge-a', 'edge-b', 'edge-c']) {
+          c.commits.submitBatch(work, key, (o: CommitOutcome<string>) => void c.answered.push(`${key}:${o.ok ? 'ok' : (o.error as Error).name}`), key);
+        }
+        await c.turn();
+        assert.equal(calls, 1);
+        assert.deepEqual(c.answered, ['edge-a:DatabaseUnavailable', 'edge-b:DatabaseUnavailable', 'edge-c:DatabaseUnavailable']);
       } finally {
         await c.close();
       }

@@ -44,7 +44,7 @@
 // own, but the same grouping saves one per job there too.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { DatabaseConflict, HubDatabaseError, type Sql } from './sql.ts';
+import { DatabaseConflict, DatabaseUnavailable, HubDatabaseError, type Sql } from './sql.ts';
 
 export type CommitOutcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
@@ -205,7 +205,8 @@ export class GroupCommitter {
       entries.forEach((e, n) => (run.outcomes[e.i] = { ok: true, value: values[n] }));
       return;
     } catch (error) {
-      if (error instanceof DatabaseConflict || entries.length === 1) {
+      // A conflict defers them all; an unreachable database would only fail (or time out) again for each one alone.
+      if (error instanceof DatabaseConflict || error instanceof DatabaseUnavailable || entries.length === 1) {
         for (const e of entries) await this.#attempt(e, run, () => Promise.reject(error));
         return;
       }
