@@ -42,6 +42,8 @@ interface Row {
   databaseCpu: string;
   simulatorCpu: string;
   machineCpu: string;
+  groups: string;
+  committing: string;
   counted: string;
 }
 
@@ -107,6 +109,9 @@ async function runOne(o: HubCompareOptions, backend: 'sqlite' | 'postgres', dir:
     const machineDuring = machineCpu();
     const lat = summarize(latencies);
     const acked = simDuring.reportsAcked - simBefore.reportsAcked;
+    // The hub's group commits in the window: how many, how full, how much of the time one was running, what jobs waited.
+    const gc = (k: 'jobs' | 'busyMs' | 'waitedMs' | 'commits'): number => (hubDuring.runtime?.groupCommit[k] ?? 0) - (hubBefore.runtime?.groupCommit[k] ?? 0);
+    const statements = (hubDuring.runtime?.database?.statements ?? 0) - (hubBefore.runtime?.database?.statements ?? 0);
 
     // The exact count: the outboxes drain, the hub stops, the database is read.
     fleet.setReporting(false);
@@ -133,6 +138,8 @@ async function runOne(o: HubCompareOptions, backend: 'sqlite' | 'postgres', dir:
       databaseCpu: pgBefore && pgDuring ? `${postgresCpuPercent(pgBefore, pgDuring, windowMs).toFixed(0)} %` : '(in the hub)',
       simulatorCpu: `${(((simDuring.cpuUs - simBefore.cpuUs) / 1000 / windowMs) * 100).toFixed(0)} %`,
       machineCpu: `${(((machineDuring.busyMs - machineBefore.busyMs) / (machineDuring.totalMs - machineBefore.totalMs)) * 100).toFixed(0)} % of ${availableParallelism()} cores (load ${loadavg()[0]?.toFixed(1)})`,
+      groups: `${gc('commits')} of ${(gc('jobs') / Math.max(1, gc('commits'))).toFixed(1)} jobs${hubDuring.runtime?.database ? `, ${(statements / Math.max(1, gc('jobs'))).toFixed(1)} statements per job` : ''}`,
+      committing: `${((gc('busyMs') / windowMs) * 100).toFixed(0)} % / ${ms(gc('waitedMs') / Math.max(1, gc('jobs')))}`,
       counted: `${end.reportsWritten} / ${stored.n} / ${stored.distinct}${end.unacked > 0 ? ` (${end.unacked} unacknowledged)` : ''}`,
     };
     line(`${backend}: done`, `${row.reportsPerSecond} reports/s, p99 ${row.p99}, written / stored / distinct ${row.counted}`);
@@ -162,6 +169,8 @@ export async function hubCompareBench(o: HubCompareOptions): Promise<void> {
       ['database server CPU', 'databaseCpu'],
       ['simulator CPU', 'simulatorCpu'],
       ['machine busy (everything on it)', 'machineCpu'],
+      ['group commits in the window', 'groups'],
+      ['committing (% of the window) / mean wait for a group', 'committing'],
       ['reports written / stored / distinct', 'counted'],
     ];
     process.stdout.write(`\n  | | ${rows.map((r) => r.backend).join(' | ')} |\n  |---|${rows.map(() => '---').join('|')}|\n`);
