@@ -2,7 +2,7 @@
 // hub in this process, and real `fleetlet agent` processes, each its own
 // cluster (its own namespaces and journal), started with the flags the
 // manifests use (leader election, probes and metrics over HTTP).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -23,6 +23,18 @@ const HZ = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in these ticks
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(stat[11]) + Number(stat[12])) / HZ;
+}
+
+/**
+ * Makes the compile cache (NODE_COMPILE_CACHE in `env`) for an agent run
+ * by `node <argv>`, as the image's build makes it (`… agent --help`): Node
+ * keys the cache by the node flags, so a variant with flags of its own would
+ * otherwise parse the bundle at its first start, which leaves megabytes in
+ * the C heap.
+ */
+export function warmCompileCache(argv: readonly string[], env: Readonly<Record<string, string>>): void {
+  const res = spawnSync(process.execPath, [...argv, '--help'], { env: { ...process.env, ...env }, stdio: 'ignore' });
+  if (res.status !== 0) throw new Error(`\`node ${argv.join(' ')} --help\` exited ${res.status ?? res.signal}`);
 }
 
 export const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');

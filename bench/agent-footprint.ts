@@ -21,10 +21,10 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { buildBundles, imageAgentArgv, imageEnv, root } from '../scripts/build.ts';
+import { agentEnv, buildBundles, imageAgentArgv, root } from '../scripts/build.ts';
 import { addonsRelease, asReleaseRequest, type AddonVersions } from '../src/testbed/sample-releases.ts';
 import { summarizeHeap } from './heap-summary.ts';
-import { AgentBed, cpuSeconds, loadavg, type BenchAgent } from './agent-bed.ts';
+import { AgentBed, cpuSeconds, loadavg, warmCompileCache, type BenchAgent } from './agent-bed.ts';
 import { heading, line, vmHwmBytes, vmRssBytes } from './stats.ts';
 
 export interface Variant {
@@ -47,7 +47,7 @@ export interface FootprintOptions {
 export async function defaultVariants(): Promise<Variant[]> {
   await buildBundles();
   return [
-    { name: 'bundle (image)', node: imageAgentArgv(), env: imageEnv() },
+    { name: 'bundle (image)', node: imageAgentArgv(), env: agentEnv() },
     { name: 'sources', node: [join(root, 'bin/fleetlet.ts'), 'agent'] },
   ];
 }
@@ -82,6 +82,8 @@ export async function agentFootprintBench(o: FootprintOptions): Promise<void> {
     const agents: { v: Variant; a: BenchAgent; startToReadyMs: number[]; peak: number; restRss: number; restCpu: number }[] = [];
     // The probe goes in as plain JavaScript: a .ts file would make Node load its TypeScript stripper (megabytes of WebAssembly) into the agent.
     const probe = o.probe ? ['--import', await compileProbe(bed.dir)] : [];
+    // Each variant's compile cache made first, as the image ships the agent's (the sources have none).
+    for (const v of o.variants) if (v.env?.NODE_COMPILE_CACHE) warmCompileCache(v.node, v.env);
     for (const [i, v] of o.variants.entries()) agents.push({ v, a: await bed.agent(`footprint-${i}`, [...probe, ...v.node], [], v.env), startToReadyMs: [], peak: 0, restRss: 0, restCpu: 0 });
     // Start → Ready: one process at a time (they would compete for the CPUs), variants alternating.
     for (let r = 0; r < o.starts; r++) {

@@ -6,7 +6,12 @@
 // answered; the hub's heartbeat is --heartbeat-ms so the count is reached in
 // minutes, not days) while the attempts' own reports (transitions,
 // inventory) go through the outbox and are acknowledged. Resident memory is
-// read at rest before (after a warm-up) and after; a leak shows as growth.
+// read at rest before (after a warm-up) and after (--settle-ms after the
+// soak, then again after --rest-ms more at rest: V8's memory reducer shrinks
+// the heap of a process that stays idle); a leak shows as growth in both.
+// Each variant's compile cache is made before its agent starts (`… agent
+// --help`, as the image's build makes it), since Node keys the cache by the
+// node flags: a variant with other flags would otherwise parse the bundle.
 // With --variant 'name=NAME=value …' more agents run side by side in the
 // same run, each its own cluster, the image's command with that environment
 // on top of the image's (e.g. a malloc setting); their attempts run
@@ -17,20 +22,20 @@
 // and after, each right after RSS is read. No heap snapshot unless a
 // variant's FLEETLET_PROBE_DIR names a directory for them: writing one takes
 // ~100 MiB of C heap that glibc keeps, which would count as growth.
-// Usage: node bench/agent-soak.ts [--attempts 200] [--cycles 10000] [--heartbeat-ms 25] [--settle-ms 30000]
+// Usage: node bench/agent-soak.ts [--attempts 200] [--cycles 10000] [--heartbeat-ms 25] [--settle-ms 30000] [--rest-ms 60000]
 //          [--probe] [--variant 'name=NAME=value … --node-flag …'] [--no-defaults]
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { buildBundles, imageAgentArgv, imageEnv } from '../scripts/build.ts';
+import { agentEnv, buildBundles, imageAgentArgv } from '../scripts/build.ts';
 import { compileProbe } from './agent-footprint.ts';
-import { AgentBed, cpuSeconds, loadavg, type BenchAgent } from './agent-bed.ts';
+import { AgentBed, cpuSeconds, loadavg, warmCompileCache, type BenchAgent } from './agent-bed.ts';
 import { heading, line, mib, vmRssBytes } from './stats.ts';
 
 export interface SoakVariant {
   name: string;
-  /** On top of the image's environment. */
+  /** On top of the environment the agent ships with (scripts/build.ts agentEnv). */
   env: Record<string, string>;
-  /** Node/V8 flags after the image's own (e.g. --single-threaded), which NODE_OPTIONS may not carry. */
+  /** Node/V8 flags after the shipped ones (e.g. --single-threaded), which NODE_OPTIONS may not carry. */
   nodeFlags?: string[];
 }
 
@@ -39,6 +44,8 @@ export interface SoakOptions {
   cycles: number;
   heartbeatMs: number;
   settleMs: number;
+  /** After the reading --settle-ms after the soak, how much longer at rest before the last reading. */
+  restMs: number;
   warmup: number;
   probe?: boolean;
   variants: SoakVariant[];
@@ -59,12 +66,13 @@ export async function agentSoakBench(o: SoakOptions): Promise<void> {
   const bed = await AgentBed.start({ heartbeatMs: o.heartbeatMs });
   try {
     const probe = o.probe ? ['--import', await compileProbe(bed.dir)] : [];
-    const agents: { v: SoakVariant; a: BenchAgent; before: number; after: number; cpu: number; acked: number }[] = [];
+    const agents: { v: SoakVariant; a: BenchAgent; before: number; after: number; rested: number; cpu: number; acked: number }[] = [];
     for (const [i, v] of o.variants.entries()) {
-      const env = { ...imageEnv(), FLEETLET_PROBE_DIR: '', ...v.env };
+      const env = { ...agentEnv(), FLEETLET_PROBE_DIR: '', ...v.env };
       const argv = withFlags(imageAgentArgv(), v.nodeFlags ?? []);
       line(`  ${v.name}`, `${Object.entries(env).map(([k, x]) => `${k}=${x} `).join('')}node ${argv.join(' ')}`);
-      agents.push({ v, a: await bed.agent(`soak-${i}`, [...probe, ...argv], ['--poll-ms=100'], env), before: 0, after: 0, cpu: 0, acked: 0 });
+      warmCompileCache(argv, env);
+      agents.push({ v, a: await bed.agent(`soak-${i}`, [...probe, ...argv], ['--poll-ms=100'], env), before: 0, after: 0, rested: 0, cpu: 0, acked: 0 });
     }
     // The probe answers SIGUSR2 on the agent's stderr (inherited: this process's stderr).
     const report = async () => {
@@ -114,6 +122,9 @@ export async function agentSoakBench(o: SoakOptions): Promise<void> {
     }
     await sleep(o.settleMs);
     for (const x of agents) x.after = vmRssBytes(x.a.pid) ?? 0;
+    await sleep(o.restMs);
+    for (const x of agents) x.rested = vmRssBytes(x.a.pid) ?? 0;
+    // After both readings: the probe runs a full collection of its own, which would shrink the second.
     await report();
     line('upgrade attempts (all Succeeded)', `${o.attempts} per agent in ${attemptsS.toFixed(0)} s (after ${o.warmup} warm-up attempts)`);
     line('report cycles', `≥ ${Math.floor((soakS * 1000) / o.heartbeatMs)} heartbeats per agent in ${soakS.toFixed(0)} s`);
@@ -121,7 +132,9 @@ export async function agentSoakBench(o: SoakOptions): Promise<void> {
     row('', (x) => x.v.name);
     row('reports acknowledged', (x) => String(x.acked));
     row(`RSS at rest before (${(o.settleMs / 1000).toFixed(0)} s after the warm-up)`, (x) => mib(x.before));
-    row(`RSS at rest after (${(o.settleMs / 1000).toFixed(0)} s after the soak)`, (x) => `${mib(x.after)} (${x.after >= x.before ? '+' : '−'}${mib(Math.abs(x.after - x.before))})`);
+    const growth = (b: number) => (b >= 0 ? '+' : '−') + mib(Math.abs(b));
+    row(`RSS at rest after (${(o.settleMs / 1000).toFixed(0)} s after the soak)`, (x) => `${mib(x.after)} (${growth(x.after - x.before)})`);
+    row(`RSS at rest after ${((o.settleMs + o.restMs) / 1000).toFixed(0)} s (${(o.restMs / 1000).toFixed(0)} s more)`, (x) => `${mib(x.rested)} (${growth(x.rested - x.before)})`);
     row('agent CPU during the soak', (x) => `${x.cpu.toFixed(1)} s (${((x.cpu / soakS) * 100).toFixed(1)} %)`);
     line('load average at end', loadavg());
   } finally {
@@ -130,7 +143,7 @@ export async function agentSoakBench(o: SoakOptions): Promise<void> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { attempts: { type: 'string', default: '200' }, cycles: { type: 'string', default: '10000' }, 'heartbeat-ms': { type: 'string', default: '25' }, 'settle-ms': { type: 'string', default: '30000' }, warmup: { type: 'string', default: '10' }, probe: { type: 'boolean', default: false }, variant: { type: 'string', multiple: true }, 'no-defaults': { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { attempts: { type: 'string', default: '200' }, cycles: { type: 'string', default: '10000' }, 'heartbeat-ms': { type: 'string', default: '25' }, 'settle-ms': { type: 'string', default: '30000' }, 'rest-ms': { type: 'string', default: '60000' }, warmup: { type: 'string', default: '10' }, probe: { type: 'boolean', default: false }, variant: { type: 'string', multiple: true }, 'no-defaults': { type: 'boolean', default: false } } });
   const extra = (values.variant ?? []).map((spec): SoakVariant => {
     const eq = spec.indexOf('=');
     if (eq < 1) throw new TypeError(`--variant "${spec}": expected name=NAME=value …`);
@@ -152,6 +165,7 @@ if (import.meta.main) {
     cycles: Number(values.cycles),
     heartbeatMs: Number(values['heartbeat-ms']),
     settleMs: Number(values['settle-ms']),
+    restMs: Number(values['rest-ms']),
     warmup: Number(values.warmup),
     probe: values.probe,
     variants: [...(values['no-defaults'] ? [] : [{ name: 'bundle (image)', env: {} }]), ...extra],

@@ -171,5 +171,5 @@ if (only.has('upgrade')) {
   spawnSync(process.execPath, [new URL('./agent-core.ts', import.meta.url).pathname], { stdio: 'inherit' });
 }
 if (only.has('agent')) await agentFootprintBench({ restMs: int('rest-ms', values['rest-ms']), starts: Math.max(1, int('starts', values.starts)), variants: await defaultVariants() });
-if (only.has('soak')) await agentSoakBench({ attempts: int('attempts', values.attempts), cycles: int('cycles', values.cycles), heartbeatMs: 25, settleMs: 30_000, warmup: 10, variants: [{ name: 'bundle (image)', env: {} }] });
+if (only.has('soak')) await agentSoakBench({ attempts: int('attempts', values.attempts), cycles: int('cycles', values.cycles), heartbeatMs: 25, settleMs: 30_000, restMs: 60_000, warmup: 10, variants: [{ name: 'bundle (image)', env: {} }] });
 if (only.has('dashboard')) await dashboardBench({ clusters: Math.max(1, int('dashboard-clusters', values['dashboard-clusters'])), runs: Math.max(1, int('dashboard-runs', values['dashboard-runs'])) });
