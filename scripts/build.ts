@@ -16,6 +16,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync } fro
 import { createRequire, isBuiltin } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
 
 export const root = new URL('../', import.meta.url).pathname;
 export const distDir = join(root, 'dist');
@@ -149,24 +150,56 @@ export function stageRuntime(dest: string, bundles = distDir): string[] {
   return files;
 }
 
+/** Where the agent's pod is defined; the DaemonSet overlay's pod template is the same (test/integration/manifests.test.ts). */
+export const agentManifest = 'manifests/overlays/deployment/deployment.yaml';
+
+interface ContainerView {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+}
+
 /**
- * node's arguments for the agent exactly as the image starts it: the
- * Dockerfile's ENTRYPOINT (its node flags and the bundle) and its default
- * CMD, if any, with /app/ mapped to this checkout, then `args`. Tests and
- * benchmarks that start an agent process use this, so they run what ships.
- * `checkout` is another tree laid out like this one (a Dockerfile, dist/,
- * node_modules/): an earlier release's build (test/support/release-build.ts).
+ * The agent's container as the manifests in `checkout` define it, or
+ * undefined where there are none (an earlier release's build keeps only its
+ * Dockerfile and dist/, test/support/release-build.ts).
+ */
+export function agentContainer(checkout = root): ContainerView | undefined {
+  const file = join(checkout, agentManifest);
+  if (!existsSync(file)) return undefined;
+  const deployment = parse(readFileSync(file, 'utf8')) as { spec: { template: { spec: { containers: ContainerView[] } } } };
+  const agent = deployment.spec.template.spec.containers.find((c) => c.name === 'agent');
+  if (!agent) throw new Error(`${agentManifest}: no container named agent`);
+  return agent;
+}
+
+/** The Dockerfile's last exec-form (JSON array) instruction `op`, e.g. ENTRYPOINT or CMD. */
+function dockerfileExec(checkout: string, op: 'ENTRYPOINT' | 'CMD'): string[] | undefined {
+  const dockerfile = readFileSync(join(checkout, 'Dockerfile'), 'utf8');
+  const last = [...dockerfile.matchAll(new RegExp(`^${op}\\s+(\\[.*\\])\\s*$`, 'gm'))].at(-1);
+  return last ? (JSON.parse(last[1]!) as string[]) : undefined;
+}
+
+/**
+ * node's arguments for the agent exactly as it ships: the agent's container
+ * in the manifests (its `command`, which replaces the image's ENTRYPOINT as
+ * Kubernetes does, with the agent's own node flags; the image's ENTRYPOINT
+ * where the container sets none) and the command word of its args (`agent`;
+ * the rest are the pod's own inputs, which callers give), with /app/ mapped
+ * to this checkout, then `args`. Tests and benchmarks that start an agent
+ * process use this, so they run what ships. `checkout` is another tree laid
+ * out like this one (a Dockerfile, dist/, node_modules/, and manifests/ if
+ * it has them): an earlier release's build (test/support/release-build.ts).
  */
 export function imageAgentArgv(args: readonly string[] = [], checkout = root): string[] {
-  const dockerfile = readFileSync(join(checkout, 'Dockerfile'), 'utf8');
-  const exec = (op: string) => {
-    const last = [...dockerfile.matchAll(new RegExp(`^${op}\\s+(\\[.*\\])\\s*$`, 'gm'))].at(-1);
-    return last ? (JSON.parse(last[1]!) as string[]) : undefined;
-  };
-  const entrypoint = exec('ENTRYPOINT');
+  const container = agentContainer(checkout);
+  const entrypoint = container?.command ?? dockerfileExec(checkout, 'ENTRYPOINT');
   if (!entrypoint) throw new Error('Dockerfile: no exec-form ENTRYPOINT');
-  if (entrypoint[0] !== 'node') throw new Error(`Dockerfile: the ENTRYPOINT must run node, not ${entrypoint[0]}`);
-  const mapped = [...entrypoint.slice(1), ...(exec('CMD') ?? [])].map((a) => (a.startsWith('/app/') ? join(checkout, a.slice('/app/'.length)) : a));
+  if (entrypoint[0] !== 'node') throw new Error(`the agent's command must run node, not ${entrypoint[0]}`);
+  const command = container?.args ? container.args.slice(0, 1) : (dockerfileExec(checkout, 'CMD') ?? []);
+  if (container?.args && command[0] !== 'agent') throw new Error(`${agentManifest}: the agent container's args must start with \`agent\`, not ${command[0]}`);
+  const mapped = [...entrypoint.slice(1), ...command].map((a) => (a.startsWith('/app/') ? join(checkout, a.slice('/app/'.length)) : a));
   const bundle = mapped.find((a) => a.endsWith('.mjs'));
   if (!bundle || !existsSync(bundle)) throw new Error(`${bundle ?? 'the bundle'} is missing: run \`npm run build\` (the tests' global set-up does)`);
   return [...mapped, ...args];
@@ -175,8 +208,7 @@ export function imageAgentArgv(args: readonly string[] = [], checkout = root): s
 /**
  * The environment the image sets for its processes (the Dockerfile's ENV
  * lines, `ENV A=1 B=2` form) with /app/ mapped to this checkout, except
- * PATH, which names the image's own layout. Tests and benchmarks that start
- * an agent process as the image does set these too. `checkout` as for
+ * PATH, which names the image's own layout. `checkout` as for
  * imageAgentArgv.
  */
 export function imageEnv(checkout = root): Record<string, string> {
@@ -191,6 +223,22 @@ export function imageEnv(checkout = root): Record<string, string> {
       if (name !== 'PATH') env[name] = value.startsWith('/app/') ? join(checkout, value.slice('/app/'.length)) : value;
     }
   }
+  return env;
+}
+
+/** Settings of the runtime rather than inputs of the agent: node's, libuv's and the C library's. */
+const runtimeEnv = /^(NODE_|UV_|MALLOC_|GLIBC_)/;
+
+/**
+ * The environment the agent ships with: the image's (imageEnv) and the
+ * runtime settings its container sets with a literal value (e.g. glibc's
+ * MALLOC_ARENA_MAX), not the agent's own inputs (cluster id, hub, token
+ * file), which callers give. Tests and benchmarks that start an agent
+ * process as it ships set these. `checkout` as for imageAgentArgv.
+ */
+export function agentEnv(checkout = root): Record<string, string> {
+  const env = imageEnv(checkout);
+  for (const e of agentContainer(checkout)?.env ?? []) if (e.value !== undefined && runtimeEnv.test(e.name)) env[e.name] = e.value;
   return env;
 }
 

@@ -3,12 +3,13 @@
 // bundles into dist/, and a tagged release's, bundled from the tag's own
 // sources with its own scripts/build.ts and cached under
 // ~/.cache/fleetlet/agent-builds/<commit> (a tag's commit never changes).
-// Both start as their image would (the Dockerfile's ENTRYPOINT and ENV).
+// Both start as they ship (the agent's command in the manifests, or the
+// Dockerfile's ENTRYPOINT where a release has none; the image's ENV).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { imageAgentArgv, imageEnv, root } from '../../scripts/build.ts';
+import { agentEnv, agentManifest, imageAgentArgv, root } from '../../scripts/build.ts';
 import { cacheDir } from '../../src/testbed/control-plane.ts';
 
 export interface AgentBuild {
@@ -16,9 +17,9 @@ export interface AgentBuild {
   label: string;
   /** The commit it was built from (HEAD: the checkout's, which may have changes on top). */
   commit: string;
-  /** node's arguments to run `fleetlet agent` with `args`, as the build's image does. */
+  /** node's arguments to run `fleetlet agent` with `args`, as the build ships it. */
   argv(args: readonly string[]): string[];
-  /** The environment the build's image sets. */
+  /** The environment the build's agent ships with. */
   env(): Record<string, string>;
   /** Removes what this use laid out (the cache stays). */
   dispose(): void;
@@ -31,7 +32,7 @@ function git(args: string[]): { ok: boolean; out: string; err: string } {
 
 export function headBuild(): AgentBuild {
   const head = git(['rev-parse', 'HEAD']);
-  return { label: 'HEAD', commit: head.ok ? head.out.trim() : 'unknown', argv: (args) => imageAgentArgv(args), env: () => imageEnv(), dispose: () => {} };
+  return { label: 'HEAD', commit: head.ok ? head.out.trim() : 'unknown', argv: (args) => imageAgentArgv(args), env: () => agentEnv(), dispose: () => {} };
 }
 
 /**
@@ -70,20 +71,23 @@ export function releaseBuild(tag: string, releasedCommit: string): AgentBuild {
   const checkout = mkdtempSync(join(tmpdir(), `fleetlet-${tag}-`));
   mkdirSync(join(checkout, 'dist'));
   cpSync(join(cached, 'Dockerfile'), join(checkout, 'Dockerfile'));
+  // The agent's own command and runtime settings, for a release whose manifests set them.
+  if (existsSync(join(cached, agentManifest))) cpSync(join(cached, agentManifest), join(checkout, agentManifest));
   for (const f of ['image.mjs', 'image.mjs.map', 'agent.mjs', 'agent.mjs.map']) cpSync(join(cached, 'dist', f), join(checkout, 'dist', f));
   symlinkSync(modules, join(checkout, 'node_modules'));
   return {
     label: tag,
     commit,
     argv: (args) => imageAgentArgv(args, checkout),
-    env: () => imageEnv(checkout),
+    env: () => agentEnv(checkout),
     dispose: () => rmSync(checkout, { recursive: true, force: true }),
   };
 }
 
 /**
  * The tag's sources (git archive), bundled by the tag's scripts/build.ts;
- * only the Dockerfile and dist/ are kept, and the tag's node_modules when it
+ * only the Dockerfile, the agent's manifest (if the tag has one there) and
+ * dist/ are kept, and the tag's node_modules when it
  * has its own dependency tree.
  */
 function buildRelease(tag: string, commit: string, dest: string, ownDependencies: boolean): void {
@@ -103,6 +107,7 @@ function buildRelease(tag: string, commit: string, dest: string, ownDependencies
     const built = spawnSync(process.execPath, ['scripts/build.ts', `--outdir=${join(out, 'dist')}`], { cwd: sources, encoding: 'utf8' });
     if (built.status !== 0) throw new Error(`building ${tag}'s bundles with its scripts/build.ts failed (${built.status ?? built.signal}): ${built.stderr}${built.error?.message ?? ''}`);
     cpSync(join(sources, 'Dockerfile'), join(out, 'Dockerfile'));
+    if (existsSync(join(sources, agentManifest))) cpSync(join(sources, agentManifest), join(out, agentManifest));
     if (ownDependencies) renameSync(join(sources, 'node_modules'), join(out, 'node_modules'));
     writeFileSync(join(out, 'BUILT-FROM'), `${tag} ${commit}\n`);
     try {
