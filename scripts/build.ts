@@ -230,16 +230,24 @@ export function imageEnv(checkout = root): Record<string, string> {
 const runtimeEnv = /^(NODE_|UV_|MALLOC_|GLIBC_)/;
 
 /**
- * The environment the agent ships with: the image's (imageEnv) and the
- * runtime settings its container sets with a literal value (e.g. glibc's
- * MALLOC_ARENA_MAX), not the agent's own inputs (cluster id, hub, token
- * file), which callers give. Tests and benchmarks that start an agent
- * process as it ships set these. `checkout` as for imageAgentArgv.
+ * The runtime settings the agent's container sets with a literal value
+ * (e.g. glibc's MALLOC_ARENA_MAX), not the agent's own inputs (cluster id,
+ * hub, token file). `checkout` as for imageAgentArgv.
  */
-export function agentEnv(checkout = root): Record<string, string> {
-  const env = imageEnv(checkout);
+export function agentRuntimeEnv(checkout = root): Record<string, string> {
+  const env: Record<string, string> = {};
   for (const e of agentContainer(checkout)?.env ?? []) if (e.value !== undefined && runtimeEnv.test(e.name)) env[e.name] = e.value;
   return env;
+}
+
+/**
+ * The environment the agent ships with: the image's (imageEnv) and its
+ * container's runtime settings (agentRuntimeEnv); the agent's own inputs are
+ * the callers' to give. Tests and benchmarks that start an agent process as
+ * it ships set these. `checkout` as for imageAgentArgv.
+ */
+export function agentEnv(checkout = root): Record<string, string> {
+  return { ...imageEnv(checkout), ...agentRuntimeEnv(checkout) };
 }
 
 if (import.meta.main) {
