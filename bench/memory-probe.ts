@@ -25,8 +25,13 @@ function largestMappings(): Record<string, number> {
 
 // A full collection of the probe's own, after everything else is read: the used heap after it is
 // the live heap, so growth in `heapUsedMiB` can be told apart as garbage or objects that live on.
-v8.setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as (o: { type: 'major'; execution: 'sync' }) => void;
+// --expose-gc is set only then, never at load: a V8 flag changed before the bundle loads changes
+// the flag hash V8 checks a code cache against, so the agent's compile cache was rejected and
+// the bundle parsed (~17 MiB more C heap than the image's agent has), and the rejected entry rewritten.
+const gc = () => {
+  v8.setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as (o: { type: 'major'; execution: 'sync' }) => void)({ type: 'major', execution: 'sync' });
+};
 
 process.on('SIGUSR2', () => {
   const m = process.memoryUsage();
@@ -49,7 +54,7 @@ process.on('SIGUSR2', () => {
     spaces,
     mappings: largestMappings(),
     liveHeapMiB: (() => {
-      gc({ type: 'major', execution: 'sync' });
+      gc();
       return mib(process.memoryUsage().heapUsed);
     })(),
     ...(process.env.FLEETLET_PROBE_DIR ? { snapshot: v8.writeHeapSnapshot(join(process.env.FLEETLET_PROBE_DIR, `agent-${process.pid}.heapsnapshot`)) } : {}),
