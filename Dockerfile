@@ -49,11 +49,14 @@ COPY scripts/build.ts ./scripts/
 # journal directory, /tmp, and a passwd naming the non-root user.
 # V8's compile cache (NODE_COMPILE_CACHE) for the agent's and the hub's
 # bundles is made here, in the runtime's own filesystem, as the runtime's user
-# and with the ENTRYPOINT's node flags (Node keys the cache by all three), so
+# and with each process's node flags (Node keys the cache by all three), so
 # a process in the image deserializes its bundle's compiled code instead of
 # parsing 2.4 MB of JavaScript: faster to Ready, and less memory
-# (docs/footprint.md). The image's root filesystem may be read-only; the cache
-# is only read then.
+# (docs/footprint.md). Three: the hub and the agent with the ENTRYPOINT's
+# flags (`docker run`), and the agent with its own flags, the command its
+# Deployment and DaemonSet run (manifests/overlays; test/unit/
+# agent-command.test.ts keeps them in step). The image's root filesystem may
+# be read-only; the cache is only read then.
 RUN node scripts/build.ts --runtime-dir /runtime/app \
  && mkdir -p /runtime/usr/local/bin /runtime/etc /runtime/tmp /runtime/var/lib/fleetlet \
  && cp /usr/local/bin/node /runtime/usr/local/bin/node \
@@ -69,9 +72,9 @@ RUN node scripts/build.ts --runtime-dir /runtime/app \
  && chroot /runtime /usr/local/bin/node -e "new (require('/app/node_modules/better-sqlite3'))(':memory:').close()" \
  && mkdir /runtime/app/.compile-cache \
  && chown 65532:65532 /runtime/app/.compile-cache \
- && for command in agent hub; do \
-      NODE_COMPILE_CACHE=/app/.compile-cache chroot --userspec=65532:65532 /runtime /usr/local/bin/node --max-semi-space-size=1 /app/dist/image.mjs $command --help > /dev/null || exit 1; \
-    done
+ && NODE_COMPILE_CACHE=/app/.compile-cache chroot --userspec=65532:65532 /runtime /usr/local/bin/node --max-semi-space-size=1 /app/dist/image.mjs hub --help > /dev/null \
+ && NODE_COMPILE_CACHE=/app/.compile-cache chroot --userspec=65532:65532 /runtime /usr/local/bin/node --max-semi-space-size=1 /app/dist/image.mjs agent --help > /dev/null \
+ && NODE_COMPILE_CACHE=/app/.compile-cache chroot --userspec=65532:65532 /runtime /usr/local/bin/node --max-semi-space-size=1 --single-threaded --optimize-for-size /app/dist/image.mjs agent --help > /dev/null
 
 # ── runtime: only what /runtime holds; not root
 FROM scratch
@@ -85,6 +88,8 @@ VOLUME ["/var/lib/fleetlet"]
 USER 65532:65532
 EXPOSE 8080
 # Exec form: node is PID 1 and receives SIGTERM itself (the agent stops gracefully).
+# The agent's Deployment and DaemonSet replace this with the agent's own node
+# flags (their `command`); the hub's manifests keep it.
 # dist/image.mjs runs the bundle of the command named first: `agent` (the
 # default) dist/agent.mjs, `hub` dist/hub.mjs, any other (status, rollout,
 # keygen, sign) the whole CLI. Add NODE_OPTIONS=--enable-source-maps for stack

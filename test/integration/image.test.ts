@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import { before, describe, test } from 'node:test';
+import { agentContainer, agentRuntimeEnv } from '../../scripts/build.ts';
 import { Journal } from '../../src/store/journal.ts';
 import { docker, dockerClient } from '../support/docker-engine.ts';
 import { runImage } from '../support/fleetlet-image.ts';
@@ -106,6 +107,21 @@ describe('the fleetlet image (real docker build)', () => {
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /^Usage: fleetlet agent \[options\]/);
     assert.match(res.stderr, /V8 code cache for ESM file:\/\/\/app\/dist\/agent\.mjs was accepted/);
+    const hub = await run(['--read-only', '-e', 'NODE_DEBUG_NATIVE=COMPILE_CACHE', tag, 'hub', '--help']);
+    assert.equal(hub.code, 0, hub.stderr);
+    assert.match(hub.stderr, /V8 code cache for ESM file:\/\/\/app\/dist\/hub\.mjs was accepted/);
+  });
+
+  test("the agent as its Deployment and DaemonSet start it (the agent's own node flags) starts from a compile cache built into the image (docs/footprint.md)", async () => {
+    // The manifests' command replaces the ENTRYPOINT, as the kubelet does; other flags, another cache.
+    const command = agentContainer()?.command;
+    assert.ok(command && command.length > 1, 'the agent container has a command of its own');
+    const env = Object.entries(agentRuntimeEnv()).flatMap(([k, v]) => ['-e', `${k}=${v}`]);
+    const res = await run(['--read-only', '-e', 'NODE_DEBUG_NATIVE=COMPILE_CACHE', ...env, '--entrypoint', command[0]!, tag, ...command.slice(1), 'agent', '--help']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^Usage: fleetlet agent \[options\]/);
+    assert.match(res.stderr, /V8 code cache for ESM file:\/\/\/app\/dist\/agent\.mjs was accepted/);
+    assert.doesNotMatch(res.stderr, /agent\.mjs was not initialized/, 'no cache for these flags: the agent would parse its bundle at every start');
   });
 
   test('an unknown agent flag exits 2 with the usage, not a stack trace', async () => {

@@ -20,6 +20,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { agentContainer, agentRuntimeEnv } from '../../scripts/build.ts';
 import { agentRbacYaml } from '../../src/lib/agent-rbac.ts';
 import { KubeApiError, KubeClusterClient } from '../../src/agent/kube/cluster-client.ts';
 import { secretCredentialStore } from '../../src/agent/kube/credential-secret.ts';
@@ -230,10 +231,15 @@ describe('manifests', () => {
       // The agent ran with a read-only root filesystem as uid 65532, its journal on the volume.
       const journalFile = join(journalVolume, 'journal.db');
       assert.equal(statSync(journalFile).uid, 65532);
-      const inspect = JSON.parse((await docker(host, ['inspect', pod.id])).stdout) as { HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] }; Config: { User: string } }[];
+      const inspect = JSON.parse((await docker(host, ['inspect', pod.id])).stdout) as { HostConfig: { ReadonlyRootfs: boolean; CapDrop: string[] }; Config: { User: string; Entrypoint: string[]; Cmd: string[]; Env: string[] } }[];
       assert.equal(inspect[0]!.HostConfig.ReadonlyRootfs, true);
       assert.deepEqual(inspect[0]!.HostConfig.CapDrop, ['ALL']);
       assert.equal(inspect[0]!.Config.User, '65532:65532');
+      // With the agent's own node flags and malloc setting: the applied Deployment's command and env, not the image's ENTRYPOINT.
+      const command = agentContainer()!.command!;
+      assert.deepEqual(inspect[0]!.Config.Entrypoint, command.slice(0, 1));
+      assert.deepEqual(inspect[0]!.Config.Cmd.slice(0, command.length), [...command.slice(1), 'agent']);
+      for (const [k, v] of Object.entries(agentRuntimeEnv())) assert.ok(inspect[0]!.Config.Env.includes(`${k}=${v}`), `the agent runs with ${k}=${v}`);
       // SIGTERM (docker stop): a graceful stop within the pod's grace period, exit 0.
       assert.equal(await pod.stop(), 0, await pod.logs());
     } catch (err) {
