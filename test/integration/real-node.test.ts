@@ -289,7 +289,8 @@ patches:
   });
   test('the agent upgrades itself between real images: A to B, B taking over from the in-cluster record; a version that crashes at start is reverted by the one running', async (t) => {
     const imageB = await derive('fleetlet.local/fleetlet:0.2.0', ['ENV FLEETLET_AGENT_VERSION=0.2.0']);
-    const imageC = await derive('fleetlet.local/fleetlet:0.3.0-crash', ['ENV FLEETLET_AGENT_VERSION=0.3.0', 'ENTRYPOINT ["node", "-e", "process.exit(70)"]']);
+    // It crashes whatever command starts it: the agent's Deployment replaces the image's ENTRYPOINT with its own.
+    const imageC = await derive('fleetlet.local/fleetlet:0.3.0-crash', ['ENV FLEETLET_AGENT_VERSION=0.3.0 NODE_OPTIONS=--import=data:text/javascript,process.exit(70)']);
     const [a] = await agentPods();
 
     const toB = await rollOut('self-b', '1.1.0', [hello(), self('0.2.0', imageB)]);
