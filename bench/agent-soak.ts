@@ -12,14 +12,16 @@
 // Each variant's compile cache is made before its agent starts (`… agent
 // --help`, as the image's build makes it), since Node keys the cache by the
 // node flags: a variant with other flags would otherwise parse the bundle.
-// With --variant 'name=NAME=value …' more agents run side by side in the
-// same run, each its own cluster, the image's command with that environment
-// on top of the image's (e.g. a malloc setting); their attempts run
-// concurrently, so each variant sees the same load.
+// With --variant 'name=NAME=value … --node-flag …' more agents run side by
+// side in the same run, each its own cluster, the agent's shipped command
+// (its Deployment's, scripts/build.ts imageAgentArgv) with those node flags
+// added and that environment on top of its own (e.g. a malloc setting); their
+// attempts run concurrently, so each variant sees the same load.
 // With --probe each agent loads bench/memory-probe.ts and reports where its
 // memory is (process.memoryUsage(), V8's heap spaces, resident memory by
 // mapping: the C heap, anonymous mappings, the node binary) at rest before
-// and after, each right after RSS is read. No heap snapshot unless a
+// (right after RSS is read) and after (after the last reading: the probe
+// runs a full collection of its own, which would shrink it). No heap snapshot unless a
 // variant's FLEETLET_PROBE_DIR names a directory for them: writing one takes
 // ~100 MiB of C heap that glibc keeps, which would count as growth.
 // Usage: node bench/agent-soak.ts [--attempts 200] [--cycles 10000] [--heartbeat-ms 25] [--settle-ms 30000] [--rest-ms 60000]
