@@ -13,6 +13,10 @@ KUBE_VERSION="${KUBE_VERSION:-v1.35.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 TOXIPROXY_VERSION="${TOXIPROXY_VERSION:-v2.5.0}"
+# The CloudNativePG operator's Cluster CRD (only the CRD: its operator needs
+# images no registry here serves), so the hub's PostgreSQL example is
+# validated by a real API server against the operator's own schema.
+CNPG_VERSION="${CNPG_VERSION:-v1.27.1}"
 # The pause binary is fleetlet's own (no image can be pulled); bump when it changes.
 PAUSE_VERSION="fleetlet-1"
 
@@ -155,6 +159,12 @@ build_go_install() { # <module/cmd@version> <binary name> <out>
   if [[ "$2" != "$(basename "${1%@*}")" ]]; then mv "$out/$(basename "${1%@*}")" "$out/$2"; fi
 }
 
+fetch_cnpg_crd() { # <out>
+  local dir
+  dir="$(go mod download -json "github.com/cloudnative-pg/cloudnative-pg@$CNPG_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+  cp "$dir/config/crd/bases/postgresql.cnpg.io_clusters.yaml" "$1/"
+}
+
 mkdir -p "$CACHE"
 install_into "$CACHE/etcd-$ETCD_VERSION" build_etcd
 install_into "$CACHE/kwok-$KWOK_VERSION" build_go_install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" kwok
@@ -163,6 +173,7 @@ timed install_into "$CACHE/kubernetes-$KUBE_VERSION" build_kube
 timed install_into "$CACHE/kubectl-$KUBE_VERSION" build_kubectl
 timed install_into "$CACHE/kubelet-$KUBE_VERSION" build_kubelet
 install_into "$CACHE/pause-$PAUSE_VERSION" build_pause
+install_into "$CACHE/cloudnative-pg-crd-$CNPG_VERSION" fetch_cnpg_crd
 
 # The manifest tells the test harness where each binary is, so versions live
 # in one place (this script).
@@ -180,7 +191,8 @@ cat > "$CACHE/control-plane.json" <<JSON
   "toxiproxy": "$CACHE/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server",
   "kubectl": "$CACHE/kubectl-$KUBE_VERSION/kubectl",
   "kubelet": "$CACHE/kubelet-$KUBE_VERSION/kubelet",
-  "pause": "$CACHE/pause-$PAUSE_VERSION/pause"
+  "pause": "$CACHE/pause-$PAUSE_VERSION/pause",
+  "cnpgClusterCrd": "$CACHE/cloudnative-pg-crd-$CNPG_VERSION/postgresql.cnpg.io_clusters.yaml"
 }
 JSON
 log "ready: $CACHE/control-plane.json"

@@ -27,6 +27,8 @@ export interface ControlPlaneBinaries {
   toxiproxy: string;
   /** kubectl (with its kustomize), of the same Kubernetes version. */
   kubectl: string;
+  /** CloudNativePG's Cluster CRD (its YAML), to validate the hub's PostgreSQL example against; absent in a cache built before it. */
+  cnpgClusterCrd?: string;
 }
 
 export class ControlPlaneUnavailable extends Error {
