@@ -261,7 +261,7 @@ export class ClusterRepo {
       const chunk = ordered.slice(i, i + LEASE_CHUNK);
       const rows = await this.#sql.all<{ id: string }>(
         `WITH v (id, last_seen, connected_at) AS (VALUES ${chunk.map(() => '(?::text, ?::text, ?::text)').join(', ')}),
-              free AS (SELECT id FROM clusters WHERE id IN (SELECT id FROM v) ORDER BY id${d.forUpdate} SKIP LOCKED)
+              free AS (SELECT id FROM clusters WHERE id IN (SELECT id FROM v) ORDER BY id${d.idOrder}${d.forUpdate} SKIP LOCKED)
          UPDATE clusters c SET last_seen = GREATEST(c.last_seen, v.last_seen), connected_at = GREATEST(c.connected_at, COALESCE(v.connected_at, c.connected_at))
          FROM v WHERE c.id = v.id AND c.id IN (SELECT id FROM free) RETURNING c.id`,
         chunk.flatMap(([id, l]) => [id, l.lastSeen, l.connectedAt]),
@@ -282,7 +282,7 @@ export class ClusterRepo {
     if (d.forUpdate === '') return;
     for (let i = 0; i < ids.length; i += LOCK_CHUNK) {
       const chunk = ids.slice(i, i + LOCK_CHUNK);
-      await this.#sql.all(`SELECT id FROM clusters WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id${d.forUpdate}`, chunk);
+      await this.#sql.all(`SELECT id FROM clusters WHERE id IN (${chunk.map(() => '?').join(', ')}) ORDER BY id${d.idOrder}${d.forUpdate}`, chunk);
     }
   }
 
@@ -391,7 +391,7 @@ export class ClusterRepo {
     for (const chunk of chunked(hellos.map((h) => h.id), HELLO_CHUNK)) {
       // In id order, as every lock the group takes (group-commit.ts).
       const rows = await sql.all<{ id: string; status: string; revoked_at: string | null; public_key: string | null; acked_seq: number }>(
-        `SELECT id, status, revoked_at, public_key, acked_seq FROM clusters WHERE id IN (${placeholders(chunk)}) ORDER BY id${d.forUpdate}`,
+        `SELECT id, status, revoked_at, public_key, acked_seq FROM clusters WHERE id IN (${placeholders(chunk)}) ORDER BY id${d.idOrder}${d.forUpdate}`,
         chunk,
       );
       for (const r of rows) current.set(r.id, r);

@@ -33,6 +33,7 @@ export const postgresDialect: Dialect = {
   // does not wait for the KEY SHARE locks that inserting a row referencing the cluster takes (a rollout's members,
   // a report), so those never join a lock cycle with it.
   forUpdate: ' FOR NO KEY UPDATE',
+  idOrder: ' COLLATE "C"',
   insertionOrder: 'ord',
 };
 

@@ -122,7 +122,7 @@ export class ReportRepo {
     const ids = requests.map((r) => r.clusterId);
     const marks = new Map<string, number>();
     for (const chunk of chunked(ids, CLUSTER_CHUNK)) {
-      const rows = await sql.all<{ id: string; acked_seq: number }>(`SELECT id, acked_seq FROM clusters WHERE id IN (${placeholders(chunk)}) ORDER BY id${sql.dialect.forUpdate}`, chunk);
+      const rows = await sql.all<{ id: string; acked_seq: number }>(`SELECT id, acked_seq FROM clusters WHERE id IN (${placeholders(chunk)}) ORDER BY id${sql.dialect.idOrder}${sql.dialect.forUpdate}`, chunk);
       for (const r of rows) marks.set(r.id, r.acked_seq);
     }
     const missing = ids.filter((id) => !marks.has(id));

@@ -19,6 +19,15 @@ export interface Dialect {
   greatest(a: string, b: string): string;
   /** Appended to a SELECT that must lock the rows it read until the transaction ends (PostgreSQL); SQLite has one writer and needs none. */
   readonly forUpdate: string;
+  /**
+   * Appended to `ORDER BY id` where rows are locked in id order: sorts as
+   * JavaScript compares ids (code unit order, which for DNS names is byte
+   * order) whatever collation the database was created with. The group
+   * committer sorts its jobs in JavaScript and locks rows in SQL; under a
+   * locale collation (en_US ignores "-" and "." at first) the two orders
+   * differ, and replicas' groups could lock in opposite orders and deadlock.
+   */
+  readonly idOrder: string;
   /** An expression ordering rows as they were inserted, for listings without a better key. */
   readonly insertionOrder: string;
 }

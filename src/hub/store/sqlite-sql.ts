@@ -17,6 +17,8 @@ export const sqliteDialect: Dialect = {
   // timestamp; `b` appears once, so a placeholder in it stays one.
   greatest: (a, b) => `MAX(COALESCE(${a}, ''), ${b})`,
   forUpdate: '',
+  // SQLite's default collation, BINARY, is byte order already.
+  idOrder: '',
   insertionOrder: 'rowid',
 };
 
