@@ -16,10 +16,10 @@ import { agentEnv, agentManifest, agentRuntimeEnv, imageAgentArgv } from '../../
 const repo = new URL('../../', import.meta.url).pathname;
 const overlays = ['manifests/overlays/deployment/deployment.yaml', 'manifests/overlays/daemonset/daemonset.yaml'];
 
-/** The settings docs/footprint.md's sixth pass chose for the agent. */
+/** The settings docs/footprint.md chose for the agent (sixth pass: flags and arenas; seventh: malloc thresholds). */
 const shipped = {
   command: ['node', '--max-semi-space-size=1', '--single-threaded', '--optimize-for-size', '/app/dist/image.mjs'],
-  runtimeEnv: { MALLOC_ARENA_MAX: '2' },
+  runtimeEnv: { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072' },
 };
 
 type Container = { name: string; command?: string[]; args?: string[]; env?: { name: string; value?: string }[] };
