@@ -4,7 +4,7 @@
 // as root: as root, the cluster is made and run by the unprivileged
 // `postgres` user of the Debian package (scripts/setup.sh installs it).
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,7 +41,18 @@ export function postgresBinDir(): string {
   return found;
 }
 
-export async function startPostgres(o: { log?: (line: string) => void } = {}): Promise<PrivatePostgres> {
+/** A server certificate and its key (PEM) for PostgreSQL to serve TLS with. */
+export interface PostgresTls {
+  cert: string;
+  key: string;
+}
+
+/**
+ * `tls`: the server serves TLS with this certificate and refuses every TCP
+ * connection that is not encrypted (hostssl only), so a client that gets in
+ * spoke TLS.
+ */
+export async function startPostgres(o: { log?: (line: string) => void; tls?: PostgresTls } = {}): Promise<PrivatePostgres> {
   const bin = postgresBinDir();
   const root = userInfo().uid === 0;
   const dir = mkdtempSync(join(tmpdir(), 'fleetlet-pg-'));
@@ -66,6 +77,7 @@ export async function startPostgres(o: { log?: (line: string) => void } = {}): P
   const started = Date.now();
   await as('initdb', ['-D', data, '-U', 'fleetlet', '-A', 'trust', '-E', 'UTF8', '--no-locale', '--no-sync']);
   const settings = ['-c', 'listen_addresses=127.0.0.1', '-c', `port=${port}`, '-c', `unix_socket_directories=${dir}`, '-c', 'max_connections=200', '-c', 'shared_buffers=64MB'];
+  if (o.tls !== undefined) settings.push(...(await tlsSettings(dir, o.tls, root)));
   const start = (): Promise<string> => as('pg_ctl', ['-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '60', '-o', settings.join(' '), 'start']);
   try {
     await start();
@@ -103,6 +115,19 @@ export async function startPostgres(o: { log?: (line: string) => void } = {}): P
       }
     },
   };
+}
+
+/** Writes the certificate, its key (0600, the server refuses a readable one) and an hba file that admits TLS only. */
+async function tlsSettings(dir: string, tls: PostgresTls, root: boolean): Promise<string[]> {
+  const files = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key'), hba: join(dir, 'pg_hba.conf') };
+  writeFileSync(files.cert, tls.cert);
+  writeFileSync(files.key, tls.key, { mode: 0o600 });
+  writeFileSync(files.hba, 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 0.0.0.0/0 reject\n');
+  if (root) {
+    const { uid, gid } = await idOf('postgres');
+    for (const f of Object.values(files)) chownSync(f, uid, gid);
+  }
+  return ['-c', 'ssl=on', '-c', `ssl_cert_file=${files.cert}`, '-c', `ssl_key_file=${files.key}`, '-c', `hba_file=${files.hba}`];
 }
 
 async function idOf(user: string): Promise<{ uid: number; gid: number }> {
