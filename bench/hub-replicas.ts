@@ -209,8 +209,14 @@ export async function hubReplicasBench(o: HubReplicasOptions): Promise<void> {
       await watch;
       const after = await sim.stats();
       line('driving replica killed (SIGKILL): its agents', `${onVictim} were on it, ${o.agents - lowest} dropped at the lowest; all ${o.agents} welcomed again ${ms(backMs)} after the kill (hub-link backoff: base ${defaultBackoff.baseMs} ms, cap ${defaultBackoff.capMs} ms)`);
-      const backBy = (t: number): number => (counts.filter(([at]) => at <= t).at(-1)?.[1] ?? o.agents) - lowest;
-      line('  of those dropped, back within 1 / 5 / 10 / 20 / 40 s', [1, 5, 10, 20, 40].map((s) => String(backBy(s * 1000))).join(' / '));
+      // Drops and returns overlap (the kernel notices closed sockets over time), so "back" is not counted per agent:
+      // the fleet's welcomed count at each mark, and when it was lowest, tell the curve.
+      const welcomedAt = (t: number): number => counts.filter(([at]) => at <= t).at(-1)?.[1] ?? o.agents;
+      const lowestAt = counts.find(([, n]) => n === lowest)?.[0];
+      line(
+        '  welcomed 1 / 5 / 10 / 20 / 40 s after the kill',
+        `${[1, 5, 10, 20, 40].map((s) => String(welcomedAt(s * 1000))).join(' / ')} of ${o.agents}; lowest ${lowest}${lowestAt === undefined ? '' : ` at ${ms(lowestAt)}`}`,
+      );
       const codes = Object.entries(after.errorCodes).map(([k, v]) => [k, v - (beforeKill.errorCodes[k] ?? 0)] as const).filter(([, v]) => v > 0);
       line('  meanwhile: refused at the upgrade / socket errors', `${after.rejected - beforeKill.rejected} / ${after.errors - beforeKill.errors} ${JSON.stringify(Object.fromEntries(codes))}; hub error messages ${after.hubErrors - beforeKill.hubErrors} ${after.hubErrorSamples.join('; ')}`);
       line('  agents per replica afterwards', after.connectedByUrl.map((n, i) => (hubs[i] === victim ? `${n} (killed)` : String(n))).join(' / '));
