@@ -4,20 +4,27 @@
 // round trip.
 
 /**
- * Splits items into rounds in which no key appears twice, each key's items
- * in their order (its first item in the first round, its second in the
- * second, …), keeping each item's position for the results.
+ * Runs `round` over items in rounds in which no key appears twice, each
+ * key's items in their order (its first item in the first round, its second
+ * in the second, …), one round after another; the results come back in the
+ * order of `items`. A round is what one set of multi-row statements can
+ * take: a second item for the same cluster must see what the first wrote.
  */
-export function inRounds<T>(items: readonly T[], key: (item: T) => string): { item: T; at: number }[][] {
+export async function byRounds<T, R>(items: readonly T[], key: (item: T) => string, round: (items: T[]) => Promise<R[]>): Promise<R[]> {
   const rounds: { item: T; at: number }[][] = [];
   const seen = new Map<string, number>();
   items.forEach((item, at) => {
     const k = key(item);
-    const round = seen.get(k) ?? 0;
-    seen.set(k, round + 1);
-    (rounds[round] ??= []).push({ item, at });
+    const n = seen.get(k) ?? 0;
+    seen.set(k, n + 1);
+    (rounds[n] ??= []).push({ item, at });
   });
-  return rounds;
+  const results: R[] = [];
+  for (const r of rounds) {
+    const done = await round(r.map((x) => x.item));
+    r.forEach((x, i) => (results[x.at] = done[i] as R));
+  }
+  return results;
 }
 
 /** Consecutive slices of at most `size` items: statements stay under either backend's limit on parameters. */

@@ -19,7 +19,7 @@
 // in-memory value and the stored one.
 import type { Inventory } from '../../protocol/inventory.ts';
 import type { MaintenanceWindow } from '../../protocol/messages.ts';
-import { chunked, inRounds, placeholders } from './batches.ts';
+import { byRounds, chunked, placeholders } from './batches.ts';
 import type { Sql, SqlValue } from './sql.ts';
 
 /** Revoked: an operator withdrew the cluster's key; its agent is refused until an operator trusts a key again. */
@@ -375,12 +375,7 @@ export class ClusterRepo {
    */
   readonly helloMany = async (hellos: readonly ProvenHello[]): Promise<HelloOutcome[]> => {
     if (!this.#sql.inTransaction) return this.#sql.transaction(() => this.helloMany(hellos));
-    const results: HelloOutcome[] = [];
-    for (const round of inRounds(hellos, (h) => h.id)) {
-      const done = await this.#helloRound(round.map((r) => r.item));
-      round.forEach((r, i) => (results[r.at] = done[i] as HelloOutcome));
-    }
-    return results;
+    return byRounds(hellos, (h) => h.id, (round) => this.#helloRound(round));
   };
 
   /** Hellos of distinct clusters, in the caller's transaction. */

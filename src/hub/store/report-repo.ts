@@ -18,7 +18,7 @@ import type { StoredReport } from '../../protocol/hub-api.ts';
 import type { ReportEntry } from '../../protocol/messages.ts';
 import type { Logger } from 'pino';
 import { AggregateFold } from './aggregate-repo.ts';
-import { chunked, inRounds, placeholders } from './batches.ts';
+import { byRounds, chunked, placeholders } from './batches.ts';
 import { HubDatabaseError, type Sql } from './sql.ts';
 
 /** Rows per multi-row INSERT (7 parameters each, well under either backend's limit). */
@@ -104,12 +104,7 @@ export class ReportRepo {
    */
   readonly ingestMany = async (requests: readonly IngestRequest[]): Promise<IngestResult[]> => {
     if (!this.#sql.inTransaction) return this.#sql.transaction(() => this.ingestMany(requests));
-    const results: IngestResult[] = [];
-    for (const round of inRounds(requests, (r) => r.clusterId)) {
-      const done = await this.#ingestRound(round.map((r) => r.item));
-      round.forEach((r, i) => (results[r.at] = done[i] as IngestResult));
-    }
-    return results;
+    return byRounds(requests, (r) => r.clusterId, (round) => this.#ingestRound(round));
   };
 
   /** Batches of distinct clusters, in the caller's transaction. */
